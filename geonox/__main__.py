@@ -1,0 +1,5 @@
+import sys
+
+from geonox.cli import main
+
+sys.exit(main())

@@ -1,0 +1,65 @@
+"""Dependency recipes: data (releases, dependencies, options) plus one function that
+returns the configure/build/install commands.
+
+Adding a release is one line in the recipe's ``RELEASES``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from geonox.executors import Command
+from geonox.sources import Source
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Where one dependency is built, as paths the executor understands."""
+
+    src: str  # extracted source tree
+    build: str  # scratch build directory
+    prefix: str  # the shared install prefix (earlier deps are already in it)
+    jobs: int
+    options: Mapping[str, bool]
+    toolchain: "object"  # geonox.toolchains.Toolchain (duck-typed to avoid a cycle)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    releases: Mapping[str, Source]  # version -> source
+    default_version: str
+    commands: Callable[[BuildContext], "list[Command]"]
+    depends: tuple[str, ...] = ()
+    options: Mapping[str, bool] = field(default_factory=dict)
+    about: str = ""
+
+    def source(self, version: str | None = None) -> Source:
+        return self.releases[version or self.default_version]
+
+
+def _release(name: str, version: str, url: str, sha256: str) -> Source:
+    return Source(name=name, version=version, url=url, sha256=sha256)
+
+
+def registry() -> dict[str, Recipe]:
+    from geonox.recipes import geos, proj, sqlite
+
+    return {r.name: r for r in (sqlite.RECIPE, geos.RECIPE, proj.RECIPE)}
+
+
+def build_order(names: "list[str] | tuple[str, ...]") -> list[str]:
+    """The named recipes plus what they depend on, dependencies first."""
+    recipes = registry()
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        for dep in recipes[name].depends:
+            visit(dep)
+        order.append(name)
+
+    for name in sorted(names):
+        visit(name)
+    return order

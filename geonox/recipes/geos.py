@@ -1,0 +1,36 @@
+"""GEOS: static libgeos + libgeos_c with CMake, no tests, benchmarks or tools."""
+from __future__ import annotations
+
+from geonox.executors import Command
+from geonox.recipes import BuildContext, Recipe, _release
+
+_URL = "https://download.osgeo.org/geos/geos-{v}.tar.bz2"
+RELEASES = {
+    r.version: r
+    for r in (
+        _release("geos", "3.14.1", _URL.format(v="3.14.1"),
+                 "3c20919cda9a505db07b5216baa980bacdaa0702da715b43f176fb07eff7e716"),
+        _release("geos", "3.13.1", _URL.format(v="3.13.1"),
+                 "df2c50503295f325e7c8d7b783aca8ba4773919cde984193850cf9e361dfd28c"),
+    )
+}
+
+
+def commands(ctx: BuildContext) -> list[Command]:
+    tc = ctx.toolchain
+    return [
+        Command("configure", ("cmake", "-S", ctx.src, "-B", ctx.build, *tc.cmake_args(ctx.prefix),
+                              "-DBUILD_TESTING=OFF", "-DBUILD_BENCHMARKS=OFF",
+                              "-DBUILD_GEOSOP=OFF", "-DBUILD_DOCUMENTATION=OFF")),
+        Command("build", ("cmake", "--build", ctx.build, "--parallel", str(ctx.jobs))),
+        Command("install", ("cmake", "--install", ctx.build)),
+    ]
+
+
+RECIPE = Recipe(
+    name="geos",
+    releases=RELEASES,
+    default_version="3.14.1",
+    commands=commands,
+    about="GEOS geometry engine, static C and C++ libraries",
+)

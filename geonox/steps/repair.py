@@ -1,0 +1,108 @@
+"""repair: auditwheel repair into the wheelhouse, once per build.
+
+With the host backend the platform tag is the most compatible one the wheel's symbols
+honestly allow on this host (auditwheel ``--plat auto``), and the step says which and why
+when that is not the configured policy.  Other backends build in an image made for the
+policy and ask for exactly it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from packaging.utils import parse_wheel_filename
+
+from geonox.executors import Command
+from geonox.errors import UserError
+from geonox.steps import Pipeline, only_wheel
+from geonox.targets import PythonVersion, policy_glibc
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _stamp(pipe: Pipeline, arch: str, py: PythonVersion | None) -> Path:
+    return pipe.work_dir / "repaired" / arch / f"{pipe.build_id(py)}.json"
+
+
+def repaired_wheel(pipe: Pipeline, arch: str, py: PythonVersion | None) -> Path:
+    """The wheelhouse wheel that repair produced for this arch and Python."""
+    stamp = _stamp(pipe, arch, py)
+    if stamp.is_file():
+        wheel = Path(json.loads(stamp.read_text())["wheel"])
+        if wheel.is_file():
+            return wheel
+    raise UserError(f"no repaired wheel for {arch} {pipe.build_id(py)} yet: run the repair "
+                    f"session first (nox requires chains it).")
+
+
+def wheel_platform_tags(wheel: Path) -> list[str]:
+    _, _, _, tags = parse_wheel_filename(wheel.name)
+    return sorted({t.platform for t in tags})
+
+
+def repair_wheel(pipe: Pipeline, arch: str, py: PythonVersion | None, *, session: str) -> Path:
+    config = pipe.config
+    raw = only_wheel(pipe.dist_dir(arch, py), "the build step's output")
+    raw_hash = _sha256(raw)
+    stamp = _stamp(pipe, arch, py)
+    if stamp.is_file():
+        recorded = json.loads(stamp.read_text())
+        if recorded.get("raw_sha256") == raw_hash and Path(recorded["wheel"]).is_file():
+            pipe.log(f"{session}: up to date ({Path(recorded['wheel']).name}, repaired from "
+                     f"this build already)")
+            return Path(recorded["wheel"])
+
+    backend = pipe.backend(arch)
+    plat = "auto" if backend == "host" else pipe.target(arch).platform_tag
+    out = pipe.work_dir / "repair-out" / arch / pipe.build_id(py)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    argv = [sys.executable, "-m", "auditwheel", "repair", "--plat", plat,
+            "--lib-sdir", config.repair.lib_sdir, "-w", str(out)]
+    for lib in config.repair.exclude:
+        argv += ["--exclude", lib]
+    log = pipe.logs_dir(arch) / f"repair-{pipe.build_id(py)}.log"
+    log.unlink(missing_ok=True)
+    pipe.executor(arch).run(Command("repair", (*argv, str(raw))), log=log)
+    repaired = only_wheel(out, "auditwheel's output")
+
+    config.wheelhouse.mkdir(parents=True, exist_ok=True)
+    final = config.wheelhouse / repaired.name
+    shutil.move(str(repaired), str(final))  # the wheelhouse never sees a partial wheel
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(json.dumps({"raw_sha256": raw_hash, "wheel": str(final)}) + "\n")
+    pipe.log(f"{session}: {final.name} -> {config.wheelhouse}")
+    if backend == "host":
+        pipe.log(f"{session}: {explain_host_tag(pipe, raw, final)}")
+    return final
+
+
+def explain_host_tag(pipe: Pipeline, raw: Path, repaired: Path) -> str:
+    """Say which tag the host backend could honestly give and what decided it."""
+    from geonox.verify import wheel_symbol_needs  # pyelftools-based, imported lazily
+
+    import platform as _platform
+
+    glibc = _platform.libc_ver()[1] or "unknown"
+    tags = [t for t in wheel_platform_tags(repaired) if t.startswith("manylinux_")]
+    best = min(tags, key=lambda t: policy_glibc("_".join(t.split("_")[:3]))) if tags else "linux"
+    wanted = pipe.config.policy
+    needs = wheel_symbol_needs(raw)
+    needs_text = ", ".join(f"{k}_{v}" for k, v in sorted(needs.items())) or "no versioned symbols"
+    head = (f"tagged {best}: the most compatible tag the symbols built on this host "
+            f"(glibc {glibc}) allow; highest versions needed: {needs_text}.")
+    if best.startswith("manylinux_") and \
+            policy_glibc("_".join(best.split("_")[:3])) > policy_glibc(wanted):
+        head += (f" That is newer than the configured policy {wanted}: build with "
+                 f"backend = \"docker\" (a {wanted} image) or \"zig\" to get {wanted}.")
+    return head

@@ -1,0 +1,28 @@
+"""verify (the ldd session): every ELF file of the repaired wheel against its tag's policy."""
+from __future__ import annotations
+
+import json
+
+from geonox.errors import VerifyError
+from geonox.steps import Pipeline
+from geonox.steps.repair import repaired_wheel
+from geonox.targets import PythonVersion
+
+
+def verify_step(pipe: Pipeline, arch: str, py: PythonVersion | None, *, session: str) -> None:
+    from geonox.verify import format_table, verify_wheel
+
+    wheel = repaired_wheel(pipe, arch, py)
+    report = pipe.executor(arch).verify(wheel)
+    reports = pipe.work_dir / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    out = reports / f"{wheel.name}.verify.json"
+    out.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    pipe.log(format_table([report]))
+    if not report.ok:
+        raise VerifyError(f"{wheel.name} breaks {len(report.violations)} rule(s) of "
+                          f"{report.tag_policy}: "
+                          + "; ".join(f"{v.rule} in {v.file}: {v.detail}"
+                                      for v in report.violations)
+                          + f". Full report: {out}")
+    pipe.log(f"{session}: {wheel.name} passes every check (report: {out})")

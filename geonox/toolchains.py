@@ -1,0 +1,70 @@
+"""Toolchains: compiler, flags and CMake arguments for a target.
+
+:class:`GccToolchain` is the system compiler of wherever the executor runs (the host, or
+a manylinux image's devtoolset) with the seed's per-arch flags.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from geonox.executors import Executor
+
+ARCH_FLAGS = {
+    "x86_64": ("-march=x86-64-v2", "-mtune=generic"),
+    "aarch64": ("-march=armv8-a",),
+}
+
+
+@dataclass
+class GccToolchain:
+    arch: str
+    executor: Executor
+    name: str = "gcc"
+    # A cross toolchain's output cannot run on the build machine.
+    cross: bool = False
+
+    cc: tuple[str, ...] = ("cc",)
+    cxx: tuple[str, ...] = ("c++",)
+    ar: tuple[str, ...] = ("ar",)
+    ranlib: tuple[str, ...] = ("ranlib",)
+    # Compiler for tools that run on the build machine while building (sqlite3 shell).
+    build_cc: tuple[str, ...] = ("cc",)
+
+    @property
+    def cflags(self) -> tuple[str, ...]:
+        return ("-O2", "-fPIC", *ARCH_FLAGS[self.arch])
+
+    @property
+    def cxxflags(self) -> tuple[str, ...]:
+        return self.cflags
+
+    def cmake_args(self, prefix: str) -> list[str]:
+        return [
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DBUILD_SHARED_LIBS=OFF",
+            "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
+            f"-DCMAKE_INSTALL_PREFIX={prefix}",
+            "-DCMAKE_INSTALL_LIBDIR=lib",
+            f"-DCMAKE_PREFIX_PATH={prefix}",
+            f"-DCMAKE_C_COMPILER={self.cc[0]}",
+            f"-DCMAKE_CXX_COMPILER={self.cxx[0]}",
+            f"-DCMAKE_C_FLAGS={' '.join(self.cflags)}",
+            f"-DCMAKE_CXX_FLAGS={' '.join(self.cxxflags)}",
+        ]
+
+    def extension_env(self) -> dict[str, str]:
+        """Environment for building the extension itself (scikit-build-core / CMake)."""
+        return {
+            "CC": self.cc[0],
+            "CXX": self.cxx[0],
+            "CFLAGS": " ".join(self.cflags),
+            "CXXFLAGS": " ".join(self.cxxflags),
+        }
+
+    def identity(self) -> str:
+        """Compiler versions and flags: anything here changing means a different prefix."""
+        versions = [self.executor.capture([*tool, "--version"]).splitlines()[0]
+                    for tool in (self.cc, self.cxx)]
+        text = "|".join([self.name, self.arch, *versions, *self.cflags])
+        return f"{self.name}-{hashlib.sha256(text.encode()).hexdigest()[:12]} ({versions[0]})"

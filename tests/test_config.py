@@ -1,0 +1,225 @@
+"""[tool.geonox] parsing, the plan, and nox registration (no builds)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from geonox.config import load_config
+from geonox.errors import ConfigError
+from geonox.plan import session_specs
+from geonox.targets import host_arch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_project(tmp_path: Path, geonox_table: str, extra: str = "") -> Path:
+    (tmp_path / "pyproject.toml").write_text(textwrap.dedent(f"""\
+        [project]
+        name = "demo"
+        version = "1.0"
+        requires-python = ">=3.10"
+        {extra}
+        [tool.geonox]
+        """) + textwrap.dedent(geonox_table))
+    return tmp_path
+
+
+def test_defaults(tmp_path):
+    cfg = load_config(write_project(tmp_path, ""))
+    assert cfg.archs == (host_arch(),)
+    assert [p.version for p in cfg.pythons] == ["3.10", "3.11", "3.12", "3.13"]  # requires-python
+    assert cfg.backend == "auto"
+    assert cfg.policy == "manylinux_2_28"
+    assert [d.name for d in cfg.deps] == ["geos", "sqlite", "proj"]  # sqlite before proj
+    assert cfg.repair.exclude == ("libcurl.so.4", "libz.so.1")
+    assert cfg.repair.lib_sdir == ".libs"
+    assert cfg.wheelhouse == tmp_path / "wheelhouse"
+    assert cfg.abi3 is None
+    versions = {d.name: d.source.version for d in cfg.deps}
+    assert versions == {"proj": "9.8.1", "geos": "3.14.1", "sqlite": "3.53.1"}
+
+
+def test_full_table_and_alias(tmp_path):
+    cfg = load_config(write_project(tmp_path, """\
+        archs = ["x86_64", "aarch64"]
+        python = ["3.13", "3.9", "3.12"]
+        backend = "host"
+        policy = "manylinux2014"
+        deps = ["proj"]
+        test-command = "python -c 'import demo'"
+        wheelhouse = "out/wh"
+        [tool.geonox.versions]
+        proj = "9.1.1"
+        [tool.geonox.repair]
+        exclude = ["libfoo.so.1"]
+        lib-sdir = ".mylibs"
+        """, extra='[tool.scikit-build]\nwheel.py-api = "cp39"'))
+    assert cfg.archs == ("x86_64", "aarch64")
+    assert [p.version for p in cfg.pythons] == ["3.9", "3.12", "3.13"]
+    assert cfg.policy == "manylinux_2_17"
+    # proj pulls in sqlite, which is built first
+    assert [d.name for d in cfg.deps] == ["sqlite", "proj"]
+    assert cfg.deps[1].source.version == "9.1.1"
+    assert cfg.deps[1].source.sha256.startswith("003cd401")
+    assert cfg.deps[1].options == {"tiff": False, "curl": False}
+    assert cfg.abi3 == "cp39"
+    assert cfg.wheelhouse == tmp_path / "out" / "wh"
+    assert cfg.repair.exclude == ("libfoo.so.1",)
+
+
+def test_overrides_win(tmp_path):
+    project = write_project(tmp_path, 'python = ["3.12"]\n')
+    cfg = load_config(project, python=["3.11"], test_command="python -V", archs=["x86_64"])
+    assert [p.version for p in cfg.pythons] == ["3.11"]
+    assert cfg.test_command == "python -V"
+
+
+def test_python_from_classifiers(tmp_path):
+    project = write_project(tmp_path, "", extra=textwrap.dedent("""\
+        classifiers = ["Programming Language :: Python :: 3.11",
+                       "Programming Language :: Python :: 3.13"]"""))
+    cfg = load_config(project)
+    assert [p.version for p in cfg.pythons] == ["3.11", "3.13"]
+
+
+@pytest.mark.parametrize("table, key, bad, allowed", [
+    ('archs = ["x86_64", "riscv64"]', "archs", "riscv64", "x86_64, aarch64"),
+    ('python = ["3.12", "3"]', "python", "'3'", "3.9"),
+    ('python = ["3.12", "three"]', "python", "three", "supported"),
+    ('deps = ["gdal"]', "deps", "gdal", "sqlite, geos, proj"),
+    ('backend = "vagrant"', "backend", "vagrant", "zig"),
+    ('policy = "manylinux_2_99"', "policy", "manylinux_2_99", "manylinux_2_28"),
+    ('colour = "blue"', "colour", "blue", "known keys"),
+    ('[tool.geonox.versions]\nproj = "1.0"', "versions.proj", "1.0", "9.1.1"),
+    ('[tool.geonox.versions]\ngdal = "3.9"', "versions.gdal", "gdal", "known recipes"),
+    ('[tool.geonox.repair]\nstrip = true', "repair.strip", "True", "exclude, lib-sdir"),
+    ('[tool.geonox.options.proj]\nnetcdf = true', "options.proj.netcdf", "True", "tiff"),
+])
+def test_errors_name_key_value_and_allowed(tmp_path, table, key, bad, allowed):
+    with pytest.raises(ConfigError) as info:
+        load_config(write_project(tmp_path, table))
+    msg = str(info.value)
+    assert key in msg and bad in msg and allowed in msg, msg
+
+
+def test_custom_source_requires_sha256(tmp_path):
+    with pytest.raises(ConfigError, match="no valid sha256"):
+        load_config(write_project(tmp_path, textwrap.dedent("""\
+            [tool.geonox.sources.proj]
+            version = "9.7.1"
+            url = "https://download.osgeo.org/proj/proj-9.7.1.tar.gz"
+            """)))
+    cfg = load_config(write_project(tmp_path, textwrap.dedent("""\
+        [tool.geonox.sources.proj]
+        version = "9.7.1"
+        url = "https://download.osgeo.org/proj/proj-9.7.1.tar.gz"
+        sha256 = "6c097dc803c561929cdfcc46e4bf9945ea977611fb31493ad14e88edaeae260f"
+        """)))
+    proj = [d for d in cfg.deps if d.name == "proj"][0]
+    assert proj.source.version == "9.7.1" and proj.source.url.endswith("proj-9.7.1.tar.gz")
+
+
+def test_session_names_requires_and_tags(tmp_path):
+    cfg = load_config(write_project(tmp_path, 'archs = ["x86_64", "aarch64"]\npython = ["3.9", "3.12"]\n'))
+    specs = {s.name: s for s in session_specs(cfg, prefix="geo-")}
+    for arch in ("x86_64", "aarch64"):
+        assert specs[f"geo-deps-{arch}"].requires == ()
+        for v in ("3.9", "3.12"):
+            assert specs[f"geo-build-{arch}-{v}"].requires == (f"geo-deps-{arch}",)
+            assert specs[f"geo-repair-{arch}-{v}"].requires == (f"geo-build-{arch}-{v}",)
+            assert specs[f"geo-ldd-{arch}-{v}"].requires == (f"geo-repair-{arch}-{v}",)
+            assert specs[f"geo-test-{arch}-{v}"].requires == (f"geo-repair-{arch}-{v}",)
+            assert set(specs[f"geo-wheels-{arch}-{v}"].requires) == {
+                f"geo-ldd-{arch}-{v}", f"geo-test-{arch}-{v}"}
+        assert set(specs[f"geo-wheels-{arch}"].requires) == {
+            f"geo-wheels-{arch}-3.9", f"geo-wheels-{arch}-3.12"}
+    assert set(specs["geo-test-aarch64-3.12"].tags) == {"geonox", "test", "aarch64", "cp312"}
+    assert all(s.doc for s in specs.values())
+
+
+def test_abi3_builds_once_per_arch(tmp_path):
+    cfg = load_config(write_project(tmp_path, 'python = ["3.9", "3.12"]\n',
+                                    extra='[tool.scikit-build]\nwheel.py-api = "cp39"'))
+    names = [s.name for s in session_specs(cfg)]
+    builds = [n for n in names if n.startswith("build-")]
+    assert builds == [f"build-{host_arch()}"]
+    assert f"repair-{host_arch()}-3.12" in names
+
+
+NOXFILE = """\
+import nox, geonox
+names = geonox.register(prefix="geo-", python=["3.12"])
+@nox.session(python=False)
+def mine(session):
+    '''the maintainer's own session'''
+    session.log("mine ran beside %d geonox sessions" % len(names))
+"""
+
+
+def run_nox(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nox", *args], cwd=project, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_register_in_a_foreign_noxfile(tmp_path):
+    project = write_project(tmp_path, "")
+    (project / "noxfile.py").write_text(NOXFILE)
+    listing = run_nox(project, "--list")
+    assert listing.returncode == 0, listing.stdout
+    arch = host_arch()
+    for name in (f"geo-deps-{arch}", f"geo-build-{arch}-3.12", f"geo-repair-{arch}-3.12",
+                 f"geo-ldd-{arch}-3.12", f"geo-test-{arch}-3.12", f"geo-wheels-{arch}-3.12",
+                 f"geo-wheels-{arch}", "mine"):
+        assert f"- {name} " in listing.stdout or f"* {name} " in listing.stdout, name
+    tagged = run_nox(project, "--list", "-t", "geonox")
+    assert "* geo-deps" in tagged.stdout and "* mine" not in tagged.stdout
+    # A bare `nox` runs the maintainer's sessions, not geonox's.
+    bare = run_nox(project)
+    assert bare.returncode == 0, bare.stdout
+    assert "mine ran beside 7 geonox sessions" in bare.stdout
+    assert "geo-deps" not in bare.stdout
+
+
+def test_config_error_in_noxfile_is_one_paragraph(tmp_path):
+    project = write_project(tmp_path, 'archs = ["sparc"]\n')
+    (project / "noxfile.py").write_text(NOXFILE)
+    result = run_nox(project, "--list")
+    assert result.returncode != 0
+    assert "archs = 'sparc' is not valid" in result.stdout
+    assert "Traceback" not in result.stdout
+
+
+def test_cli_plan_and_error(tmp_path):
+    project = write_project(tmp_path, 'deps = ["sqlite"]\n')
+    ok = subprocess.run([sys.executable, "-m", "geonox", "plan", "--project", str(project), "--json"],
+                        text=True, capture_output=True)
+    assert ok.returncode == 0, ok.stderr
+    import json
+
+    plan = json.loads(ok.stdout)
+    assert plan["targets"][0]["prefix_key"] and len(plan["targets"][0]["prefix_key"]) == 16
+    assert {s["name"] for s in plan["sessions"]} >= {f"deps-{host_arch()}", f"wheels-{host_arch()}"}
+    (project / "pyproject.toml").write_text((project / "pyproject.toml").read_text()
+                                            .replace('"sqlite"', '"sqlite", "gdal"'))
+    bad = subprocess.run([sys.executable, "-m", "geonox", "plan", "--project", str(project)],
+                         text=True, capture_output=True)
+    assert bad.returncode == 2
+    assert "deps = 'gdal'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_prefix_key_changes_with_inputs(tmp_path):
+    from geonox.steps import Pipeline
+    from geonox.steps.deps import planned_prefix
+
+    base = planned_prefix(Pipeline(load_config(write_project(tmp_path, 'deps = ["proj"]\n'))),
+                          host_arch()).key
+    again = planned_prefix(Pipeline(load_config(tmp_path)), host_arch()).key
+    assert base == again
+    for override in ({"versions": {"proj": "9.1.1"}}, {"options": {"proj": {"tiff": True}}},
+                     {"policy": "manylinux_2_17"}):
+        other = planned_prefix(Pipeline(load_config(tmp_path, **override)), host_arch()).key
+        assert other != base, override
