@@ -1,0 +1,204 @@
+"""Read the dynamic-linking facts of one ELF file (pyelftools only).
+
+One job: given a path, return an :class:`ElfInfo` with the machine, SONAME, DT_NEEDED,
+DT_RPATH/DT_RUNPATH, the symbol versions required from each library, the undefined
+dynamic symbols (with the version each one is bound to, if any) and the defined dynamic
+symbols the file exports.  Policy (what is allowed) lives in :mod:`geonox.verify`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection, DynamicSegment
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
+from elftools.elf.sections import SymbolTableSection
+
+ELF_MAGIC = b"\x7fELF"
+
+# (e_machine, ELF class, little endian) -> the arch name used in wheel platform tags.
+_ARCHES: Dict[Tuple[str, int, bool], str] = {
+    ("EM_X86_64", 64, True): "x86_64",
+    ("EM_386", 32, True): "i686",
+    ("EM_AARCH64", 64, True): "aarch64",
+    ("EM_PPC64", 64, True): "ppc64le",
+    ("EM_PPC64", 64, False): "ppc64",
+    ("EM_S390", 64, False): "s390x",
+    ("EM_ARM", 32, True): "armv7l",
+    ("EM_RISCV", 64, True): "riscv64",
+    ("EM_LOONGARCH", 64, True): "loongarch64",
+}
+
+# st_info.bind values; STB_LOOS (10) is STB_GNU_UNIQUE on GNU systems.
+_BINDINGS = {"STB_GLOBAL": "GLOBAL", "STB_WEAK": "WEAK", "STB_LOOS": "UNIQUE", "STB_GNU_UNIQUE": "UNIQUE"}
+_EXPORT_VISIBILITY = ("STV_DEFAULT", "STV_PROTECTED")
+_NOT_A_SYMBOL_TYPE = ("STT_SECTION", "STT_FILE")
+
+
+@dataclass(frozen=True)
+class DynamicSymbol:
+    """One entry of ``.dynsym``.
+
+    For an undefined symbol, ``version`` is the required version (``"GLIBC_2.14"``) and
+    ``library`` the file it is required from (``"libc.so.6"``); both are ``None`` when the
+    reference is unversioned.  For a defined symbol they are ``None``.
+    """
+
+    name: str
+    binding: str  # "GLOBAL", "WEAK", "UNIQUE" (or the raw STB_* for anything else)
+    type: str  # "FUNC", "OBJECT", "NOTYPE", "TLS", "GNU_IFUNC", ...
+    visibility: str  # "DEFAULT", "PROTECTED", ...
+    version: Optional[str] = None
+    library: Optional[str] = None
+
+
+@dataclass
+class ElfInfo:
+    path: str
+    machine: str  # raw e_machine, e.g. "EM_X86_64"
+    elf_class: int  # 32 or 64
+    little_endian: bool
+    elf_type: str  # "ET_DYN", "ET_EXEC", "ET_REL", ...
+    soname: Optional[str] = None
+    needed: List[str] = field(default_factory=list)
+    rpath: List[str] = field(default_factory=list)  # DT_RPATH entries
+    runpath: List[str] = field(default_factory=list)  # DT_RUNPATH entries
+    # {"libc.so.6": ["GLIBC_2.2.5", "GLIBC_2.14"], ...} from .gnu.version_r
+    version_requirements: Dict[str, List[str]] = field(default_factory=dict)
+    undefined: List[DynamicSymbol] = field(default_factory=list)
+    exported: List[DynamicSymbol] = field(default_factory=list)
+
+    @property
+    def arch(self) -> Optional[str]:
+        """The wheel-tag arch this file runs on (``"x86_64"``), or ``None`` if unknown."""
+        return machine_to_arch(self.machine, self.elf_class, self.little_endian)
+
+    @property
+    def search_paths(self) -> List[str]:
+        """DT_RPATH then DT_RUNPATH entries."""
+        return [*self.rpath, *self.runpath]
+
+
+def machine_to_arch(machine: str, elf_class: int, little_endian: bool) -> Optional[str]:
+    return _ARCHES.get((machine, elf_class, little_endian))
+
+
+def is_elf(path: str | os.PathLike[str]) -> bool:
+    """True when the file starts with the ELF magic bytes (extension is irrelevant)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == ELF_MAGIC
+    except OSError:
+        return False
+
+
+def _split_paths(value: str) -> List[str]:
+    return [p for p in value.split(":") if p]
+
+
+def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
+    """Parse ``path``; raises :class:`elftools.common.exceptions.ELFError` if it is not ELF."""
+    with open(path, "rb") as f:
+        elf = ELFFile(f)
+        info = ElfInfo(
+            path=os.fspath(path),
+            machine=str(elf["e_machine"]),
+            elf_class=elf.elfclass,
+            little_endian=elf.little_endian,
+            elf_type=str(elf["e_type"]),
+        )
+
+        dynamic = None
+        dynsym = None
+        versym = None
+        verneed = None
+        for section in elf.iter_sections():
+            if isinstance(section, DynamicSection) and dynamic is None:
+                dynamic = section
+            elif isinstance(section, GNUVerSymSection):
+                versym = section
+            elif isinstance(section, GNUVerNeedSection):
+                verneed = section
+            elif isinstance(section, SymbolTableSection) and section["sh_type"] == "SHT_DYNSYM":
+                dynsym = section
+        if dynamic is None:  # section headers stripped: fall back to PT_DYNAMIC
+            for segment in elf.iter_segments():
+                if isinstance(segment, DynamicSegment):
+                    dynamic = segment
+                    break
+
+        if dynamic is not None:
+            for tag in dynamic.iter_tags():
+                kind = tag.entry.d_tag
+                if kind == "DT_NEEDED":
+                    info.needed.append(tag.needed)
+                elif kind == "DT_SONAME":
+                    info.soname = tag.soname
+                elif kind == "DT_RPATH":
+                    info.rpath.extend(_split_paths(tag.rpath))
+                elif kind == "DT_RUNPATH":
+                    info.runpath.extend(_split_paths(tag.runpath))
+
+        # vna_other (the index a versym entry holds) -> (version name, library)
+        needed_versions: Dict[int, Tuple[str, str]] = {}
+        if verneed is not None:
+            for version, auxiliaries in verneed.iter_versions():
+                library = str(version.name)
+                names = info.version_requirements.setdefault(library, [])
+                for aux in auxiliaries:
+                    names.append(str(aux.name))
+                    needed_versions[int(aux["vna_other"])] = (str(aux.name), library)
+
+        if dynsym is not None:
+            _read_dynsym(info, dynsym, versym, needed_versions)
+    return info
+
+
+def _versym_index(versym: Optional[GNUVerSymSection], index: int) -> int:
+    if versym is None:
+        return 0
+    ndx = versym.get_symbol(index)["ndx"]
+    if isinstance(ndx, str):  # VER_NDX_LOCAL / VER_NDX_GLOBAL / reserved names
+        return {"VER_NDX_LOCAL": 0, "VER_NDX_GLOBAL": 1}.get(ndx, 0)
+    return int(ndx) & 0x7FFF  # bit 15 is the "hidden" flag
+
+
+def _read_dynsym(
+    info: ElfInfo,
+    dynsym: SymbolTableSection,
+    versym: Optional[GNUVerSymSection],
+    needed_versions: Dict[int, Tuple[str, str]],
+) -> None:
+    for index, sym in enumerate(dynsym.iter_symbols()):
+        if index == 0 or not sym.name:
+            continue
+        st_info = sym["st_info"]
+        if st_info["type"] in _NOT_A_SYMBOL_TYPE:
+            continue
+        binding = _BINDINGS.get(st_info["bind"], str(st_info["bind"]))
+        if binding == "STB_LOCAL":
+            continue
+        sym_type = str(st_info["type"]).replace("STT_", "", 1)
+        visibility = str(sym["st_other"]["visibility"])
+        if sym["st_shndx"] == "SHN_UNDEF":
+            version = library = None
+            ndx = _versym_index(versym, index)
+            if ndx in needed_versions:
+                version, library = needed_versions[ndx]
+            info.undefined.append(
+                DynamicSymbol(
+                    sym.name, binding, sym_type, visibility.replace("STV_", "", 1), version, library
+                )
+            )
+        elif visibility in _EXPORT_VISIBILITY:
+            if sym["st_shndx"] == "SHN_ABS" and sym_type == "OBJECT" and sym["st_value"] == 0:
+                continue  # a version-definition marker such as "LIBFOO_1.0", not a symbol
+            info.exported.append(
+                DynamicSymbol(sym.name, binding, sym_type, visibility.replace("STV_", "", 1))
+            )
+
+
+__all__ = ["DynamicSymbol", "ELFError", "ElfInfo", "ELF_MAGIC", "is_elf", "machine_to_arch", "read_elf"]
