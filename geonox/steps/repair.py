@@ -89,15 +89,19 @@ def repair_wheel(pipe: Pipeline, arch: str, py: PythonVersion | None, *, session
 
 def explain_host_tag(pipe: Pipeline, raw: Path, repaired: Path) -> str:
     """Say which tag the host backend could honestly give and what decided it."""
-    from geonox.verify import wheel_symbol_needs  # pyelftools-based, imported lazily
-
     import platform as _platform
+
+    from geonox.verify import version_allowed, verify_wheel
 
     glibc = _platform.libc_ver()[1] or "unknown"
     tags = [t for t in wheel_platform_tags(repaired) if t.startswith("manylinux_")]
     best = min(tags, key=lambda t: policy_glibc("_".join(t.split("_")[:3]))) if tags else "linux"
     wanted = pipe.config.policy
-    needs = wheel_symbol_needs(raw)
+    needs: dict[str, str] = {}
+    for f in verify_wheel(raw, run_ldd=False).files:
+        for ns, version in f.max_versions.items():
+            if ns not in needs or not version_allowed(version, [needs[ns]]):
+                needs[ns] = version
     needs_text = ", ".join(f"{k}_{v}" for k, v in sorted(needs.items())) or "no versioned symbols"
     head = (f"tagged {best}: the most compatible tag the symbols built on this host "
             f"(glibc {glibc}) allow; highest versions needed: {needs_text}.")

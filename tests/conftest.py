@@ -1,0 +1,63 @@
+"""Shared fixtures.
+
+- ``mirror``: the directory of real upstream tarballs (``GEONOX_MIRROR`` or
+  ``../shared/mirror`` beside the repo).  Missing: skip locally, fail under ``CI=true``.
+- ``geonox_cache``: one cache directory for the whole test session, so the heavy
+  PROJ/GEOS/SQLite prefix is built once and every end-to-end test shares it.  Set
+  ``GEONOX_TEST_CACHE`` to keep it across local runs.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip locally; under CI=true a missing prerequisite is a failure, not a pass."""
+    if IN_CI:
+        pytest.fail(f"CI must not skip: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    env = os.environ.get("GEONOX_MIRROR", "").split()
+    path = Path(env[0]) if env else REPO.parent / "shared" / "mirror"
+    if not (path / "proj-9.1.1.tar.gz").is_file():
+        skip_or_fail(f"no source mirror with proj-9.1.1.tar.gz at {path}")
+    return path.resolve()
+
+
+@pytest.fixture(scope="session")
+def geonox_cache(tmp_path_factory) -> Path:
+    keep = os.environ.get("GEONOX_TEST_CACHE")
+    path = Path(keep) if keep else tmp_path_factory.mktemp("geonox-cache")
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+@pytest.fixture(scope="session")
+def geonox_env(mirror, geonox_cache) -> dict:
+    """Environment for geonox subprocesses: the mirror and the shared cache."""
+    env = dict(os.environ)
+    env["GEONOX_MIRROR"] = str(mirror)
+    env["GEONOX_CACHE_DIR"] = str(geonox_cache)
+    env.pop("GEONOX_OFFLINE", None)
+    return env
+
+
+def run(argv, *, cwd, env, timeout=3600) -> subprocess.CompletedProcess:
+    """Run a command, output captured as text (stdout and stderr merged)."""
+    return subprocess.run([str(a) for a in argv], cwd=cwd, env=env, text=True, timeout=timeout,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def nox(*args, cwd, env, timeout=3600) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "nox", *args], cwd=cwd, env=env, timeout=timeout)
