@@ -32,6 +32,8 @@ def commands(ctx: BuildContext) -> list[Command]:
     return [
         Command("configure", ("cmake", "-S", ctx.src, "-B", ctx.build, *tc.cmake_args(p), *sqlite,
                               "-DBUILD_TESTING=OFF", "-DBUILD_APPS=OFF", "-DBUILD_PROJSYNC=OFF",
+                              # never pick up a system nlohmann_json
+                              "-DNLOHMANN_JSON=internal",
                               f"-DENABLE_TIFF={_onoff(ctx.options['tiff'])}",
                               f"-DENABLE_CURL={_onoff(ctx.options['curl'])}")),
         Command("build", ("cmake", "--build", ctx.build, "--parallel", str(ctx.jobs))),
