@@ -45,6 +45,13 @@ def tmp_dir() -> Path:
 # :func:`prune` as ``keep``.
 
 _SHA256_HEX = frozenset("0123456789abcdef")
+# Top-level directories whose children are listed one entry each, and what they hold.
+_OTHER_DIRS = {
+    "logs": "dependency build logs",
+    "tmp": "scratch",
+    "work": "a project's unrepaired wheels, stamps, reports and test venvs",
+    "tools": "build-frontend venv",
+}
 
 
 @dataclass(frozen=True)
@@ -138,8 +145,8 @@ def entries() -> list[CacheEntry]:
                 else:
                     out.append(CacheEntry("other", p, _size(p),
                                           "unfinished or unrecognised prefix"))
-        elif top.name in ("logs", "tmp") and top.is_dir() and not top.is_symlink():
-            what = "build log" if top.name == "logs" else "scratch"
+        elif top.name in _OTHER_DIRS and top.is_dir() and not top.is_symlink():
+            what = _OTHER_DIRS[top.name]
             out.extend(CacheEntry("other", p, _size(p), what)
                        for p in _children(top) if not _is_lock(p))
         else:

@@ -54,8 +54,12 @@ def register(prefix: str = "", project: str = ".", **overrides: Any) -> list[str
     ``register(archs=["x86_64"], python=["3.12"])``.  Sessions are not run by a bare
     ``nox`` (``default=False``); select them with ``-s`` or ``-t geonox``.
     """
+    import logging
+
     import nox
 
+    # nox logs at DEBUG; urllib3's connection chatter would bury geonox's own lines.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
     try:
         config = load_config(project, **overrides)
     except UserError as exc:

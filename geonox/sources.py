@@ -310,6 +310,10 @@ def _describe(exc: BaseException, connect_s: float, read_s: float) -> _Failure:
         return any(isinstance(e, types) for e in chain)
 
     text = " ".join(str(e) for e in chain).lower()
+    # Before the timeout checks: urllib3's NameResolutionError is a NewConnectionError,
+    # which subclasses its ConnectTimeoutError and TimeoutError.
+    if has(socket.gaierror) or "name resolution" in text or "name or service" in text:
+        return _Failure("host not found (DNS)", retry=True, kind="network")
     if has(ConnectionRefusedError) or "connection refused" in text:
         return _Failure("connection refused", retry=True, kind="network")
     if has(ConnectionResetError) or "connection reset" in text:
@@ -319,8 +323,9 @@ def _describe(exc: BaseException, connect_s: float, read_s: float) -> _Failure:
             isinstance(e, urllib3.exceptions.ConnectTimeoutError)
             and not isinstance(e, urllib3.exceptions.NewConnectionError) for e in chain):
         return _Failure(f"connect timed out after {connect_s:g} s", retry=True, kind="network")
-    if has(requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, socket.timeout,
-           TimeoutError) or "timed out" in text:
+    connect_failed = has(urllib3.exceptions.NewConnectionError)
+    if not connect_failed and (has(requests.exceptions.Timeout, urllib3.exceptions.TimeoutError,
+                                   socket.timeout, TimeoutError) or "timed out" in text):
         return _Failure(f"timed out after {read_s:g} s without data", retry=True,
                         kind="network")
     for e in chain:
@@ -330,8 +335,6 @@ def _describe(exc: BaseException, connect_s: float, read_s: float) -> _Failure:
                       if isinstance(got, int) and isinstance(more, int) else "")
             return _Failure(f"connection closed before the end of the body{detail}",
                             retry=True, kind="network")
-    if has(socket.gaierror) or "name resolution" in text or "name or service" in text:
-        return _Failure("host not found (DNS)", retry=True, kind="network")
     if has(requests.exceptions.SSLError, urllib3.exceptions.SSLError):
         return _Failure(f"TLS error ({_short(exc)})", retry=False, kind="other")
     if has(requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,

@@ -20,16 +20,26 @@ SUPPORTED_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 DEFAULT_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 
 
+_ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "i686", "i586": "i686",
+                 "armv8l": "armv7l"}
+_POLICY_FILES = {"glibc": "manylinux-policy.json", "musl": "musllinux-policy.json"}
+
+
 def host_arch() -> str:
     machine = platform.machine().lower()
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    return _ARCH_ALIASES.get(machine, machine)
 
 
 @functools.lru_cache(maxsize=None)
+def policy_records(libc: str = "glibc") -> tuple[dict, ...]:
+    """The policy records auditwheel ships for ``libc`` ("glibc" or "musl"), as it ships them."""
+    text = (resources.files("auditwheel.policy") / _POLICY_FILES[libc]).read_text(encoding="utf-8")
+    return tuple(json.loads(text))
+
+
 def manylinux_policies() -> tuple[dict, ...]:
     """auditwheel's manylinux policy records, most compatible first."""
-    text = (resources.files("auditwheel.policy") / "manylinux-policy.json").read_text()
-    records = [p for p in json.loads(text) if p["name"].startswith("manylinux")]
+    records = [p for p in policy_records("glibc") if p["name"].startswith("manylinux")]
     return tuple(sorted(records, key=lambda p: -p["priority"]))
 
 

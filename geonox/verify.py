@@ -31,7 +31,6 @@ import subprocess
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -39,6 +38,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from geonox.elf import ELFError, ElfInfo, is_elf, read_elf
 from geonox.errors import UserError
+from geonox.targets import host_arch, policy_records
 
 RULES = (
     "architecture",
@@ -96,7 +96,6 @@ _PLATFORM_RE = re.compile(
 _VERSION_RE = re.compile(r"^(?P<sub>[A-Za-z_]*?)(?P<num>\d+(?:\.\d+)*)$")
 
 _MUSL_LIBC_ARCH = {"i686": "x86", "armv7l": "armv7"}
-_HOST_ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "i686", "i586": "i686", "armv8l": "armv7l"}
 
 
 # --------------------------------------------------------------------------- data
@@ -172,19 +171,8 @@ class Policy:
 # --------------------------------------------------------------------------- policy
 
 
-@lru_cache(maxsize=None)
 def _policy_data(libc: str) -> Tuple[Dict[str, Any], ...]:
-    filename = {"glibc": "manylinux-policy.json", "musl": "musllinux-policy.json"}[libc]
-    try:
-        from importlib.resources import files
-
-        text = (files("auditwheel") / "policy" / filename).read_text(encoding="utf-8")
-    except (ImportError, ModuleNotFoundError, FileNotFoundError) as exc:
-        raise UserError(
-            f"geonox verify reads the policy data that auditwheel ships ({filename}) but could "
-            f"not load it ({exc}); install auditwheel in this environment (pip install auditwheel)."
-        ) from exc
-    return tuple(json.loads(text))
+    return policy_records(libc)
 
 
 def _version_key(version: str) -> Optional[Tuple[str, Tuple[int, ...]]]:
@@ -376,11 +364,6 @@ def _kind(rel: str, info: ElfInfo) -> str:
     ):
         return "extension"
     return "shared-library"
-
-
-def host_arch() -> str:
-    machine = platform.machine().lower()
-    return _HOST_ARCH_ALIASES.get(machine, machine)
 
 
 class _WheelChecker:

@@ -348,6 +348,15 @@ def test_connection_refused(cache_dir):
         fetch(sqlite_at(url), cache_dir=cache_dir, attempts=2)
 
 
+def test_unknown_host_is_not_called_a_timeout(cache_dir):
+    # RFC 2606: .invalid never resolves.  urllib3's NameResolutionError subclasses its
+    # timeout errors, which once made this read "timed out after 60 s".
+    with pytest.raises(SourceError) as info:
+        fetch(sqlite_at("http://geonox-test.invalid" + PATH), cache_dir=cache_dir, attempts=2)
+    assert "host not found (DNS) (2 tries)" in str(info.value)
+    assert "timed out" not in str(info.value)
+
+
 # ------------------------------------------------------------------------ mirrors
 
 

@@ -13,8 +13,6 @@ import shutil
 import sys
 from pathlib import Path
 
-from packaging.utils import parse_wheel_filename
-
 from geonox.executors import Command
 from geonox.errors import UserError
 from geonox.steps import Pipeline, only_wheel
@@ -42,11 +40,6 @@ def repaired_wheel(pipe: Pipeline, arch: str, py: PythonVersion | None) -> Path:
             return wheel
     raise UserError(f"no repaired wheel for {arch} {pipe.build_id(py)} yet: run the repair "
                     f"session first (nox requires chains it).")
-
-
-def wheel_platform_tags(wheel: Path) -> list[str]:
-    _, _, _, tags = parse_wheel_filename(wheel.name)
-    return sorted({t.platform for t in tags})
 
 
 def repair_wheel(pipe: Pipeline, arch: str, py: PythonVersion | None, *, session: str) -> Path:
@@ -91,10 +84,10 @@ def explain_host_tag(pipe: Pipeline, raw: Path, repaired: Path) -> str:
     """Say which tag the host backend could honestly give and what decided it."""
     import platform as _platform
 
-    from geonox.verify import version_allowed, verify_wheel
+    from geonox.verify import version_allowed, verify_wheel, wheel_platform_tags
 
     glibc = _platform.libc_ver()[1] or "unknown"
-    tags = [t for t in wheel_platform_tags(repaired) if t.startswith("manylinux_")]
+    tags = [t for t in wheel_platform_tags(repaired.name) if t.startswith("manylinux_")]
     best = min(tags, key=lambda t: policy_glibc("_".join(t.split("_")[:3]))) if tags else "linux"
     wanted = pipe.config.policy
     needs: dict[str, str] = {}

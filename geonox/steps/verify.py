@@ -10,7 +10,7 @@ from geonox.targets import PythonVersion
 
 
 def verify_step(pipe: Pipeline, arch: str, py: PythonVersion | None, *, session: str) -> None:
-    from geonox.verify import format_table, verify_wheel
+    from geonox.verify import format_table
 
     wheel = repaired_wheel(pipe, arch, py)
     report = pipe.executor(arch).verify(wheel)

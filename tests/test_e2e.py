@@ -1,0 +1,164 @@
+"""End to end with the host backend: the real PROJ/GEOS/SQLite tarballs from the mirror,
+built once for the whole test session (the shared ``geonox_cache``), the example built,
+repaired, verified and imported on CPython 3.9-3.13.
+
+The main-job test runs the README's command (``nox -s wheels-x86_64`` at the repo root)."""
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, nox, run, skip_or_fail
+from geonox.elf import read_elf
+from geonox.targets import host_arch
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLE = REPO / "examples" / "geodemo"
+ALL_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+SELFTEST = re.compile(r"geodemo 0\.1\.0 OK: PROJ (\S+), GEOS (\S+), SQLite (\S+); "
+                      r"Paris -> \(([\d.]+), ([\d.]+)\) m; 32-gon area ([\d.]+)")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def needs_x86_64_and_pythons():
+    if host_arch() != "x86_64":
+        skip_or_fail(f"the host-backend end-to-end test builds x86_64, this is {host_arch()}")
+    missing = [v for v in ALL_PYTHONS if shutil.which(f"python{v}") is None]
+    if missing:
+        skip_or_fail(f"python{', python'.join(missing)} not on PATH")
+
+
+def web_mercator(lon: float, lat: float) -> tuple[float, float]:
+    r = 6378137.0
+    return r * math.radians(lon), r * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+
+def check_selftest_lines(output: str, expected_count: int) -> None:
+    """The numbers the installed wheels printed, checked against independent truths."""
+    found = SELFTEST.findall(output)
+    assert len(found) == expected_count, output[-3000:]
+    x_true, y_true = web_mercator(2.3522, 48.8566)
+    area_true = 0.5 * 32 * math.sin(2 * math.pi / 32)
+    for proj, geos, sqlite, x, y, area in found:
+        assert (proj, sqlite) == ("9.1.1", "3.52.0") and geos.startswith("3.13.1")
+        assert abs(float(x) - x_true) < 0.1 and abs(float(y) - y_true) < 0.1
+        assert abs(float(area) - area_true) < 1e-6
+
+
+def check_repaired_wheel(wheel: Path, env: dict) -> None:
+    # auditwheel agrees with the tag the wheel carries
+    shown = run([sys.executable, "-m", "auditwheel", "show", wheel], cwd=wheel.parent, env=env)
+    assert shown.returncode == 0, shown.stdout
+    consistent = re.search(r'consistent with the following platform tag:\s*"([^"]+)"',
+                           " ".join(shown.stdout.split()))
+    assert consistent, shown.stdout
+    tag_in_name = wheel.name[:-4].split("-")[-1].split(".")
+    assert consistent.group(1) in tag_in_name, (consistent.group(1), wheel.name)
+    # only PyInit_* is exported, and proj.db travels inside the wheel
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        assert "geodemo/proj_data/proj.db" in names
+        sos = [n for n in names if n.endswith(".so")]
+        assert sos == ["geodemo/_geodemo.abi3.so"], sos
+        target = Path(env["GEONOX_CACHE_DIR"]) / "inspect.so"
+        target.write_bytes(zf.read(sos[0]))
+    info = read_elf(target)
+    assert [s.name for s in info.exported] == ["PyInit__geodemo"]
+    assert info.needed and not any("proj" in n or "geos" in n or "sqlite" in n for n in info.needed)
+    verified = run([sys.executable, "-m", "geonox", "verify", wheel], cwd=wheel.parent, env=env)
+    assert verified.returncode == 0, verified.stdout
+
+
+@pytest.fixture(scope="module")
+def main_job(geonox_env):
+    """Run the README's main command once; the later tests read its outcome."""
+    wheelhouse = EXAMPLE / "wheelhouse"
+    if wheelhouse.exists():
+        shutil.rmtree(wheelhouse)
+    result = nox("-s", "wheels-x86_64", cwd=REPO, env=geonox_env)
+    return result, wheelhouse
+
+
+def test_main_job_builds_repairs_verifies_and_tests_every_python(main_job, geonox_env):
+    result, wheelhouse = main_job
+    assert result.returncode == 0, result.stdout[-6000:]
+    out = result.stdout
+    for v in ALL_PYTHONS:
+        for step in ("repair", "ldd", "test", "wheels"):
+            assert f"Session {step}-x86_64-{v} was successful" in out, (step, v)
+    # abi3: one build for every Python, and repaired once
+    assert out.count("Session build-x86_64 was successful") == 1
+    assert out.count("auditwheel repair") == 0  # geonox logs to files, not the console
+    check_selftest_lines(out, expected_count=len(ALL_PYTHONS))
+    wheels = sorted(wheelhouse.glob("*.whl"))
+    assert len(wheels) == 1 and wheels[0].name.startswith("geodemo-0.1.0-cp39-abi3-manylinux_")
+    check_repaired_wheel(wheels[0], geonox_env)
+    # the repair step says which tag the host allowed and why
+    assert re.search(r"repair-x86_64-3\.9: tagged manylinux_2_\d+_x86_64: .*GLIBC_2\.\d+", out), out
+
+
+def test_second_run_rebuilds_no_dependency(main_job, geonox_env):
+    first, _ = main_job
+    assert first.returncode == 0
+    again = nox("-s", "wheels-x86_64", cwd=REPO, env=geonox_env)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert re.search(r"deps-x86_64: cached \(key [0-9a-f]{16}\)", again.stdout)
+    assert "built in" not in again.stdout and "building geos" not in again.stdout
+    check_selftest_lines(again.stdout, expected_count=len(ALL_PYTHONS))
+
+
+OUTSIDE_NOXFILE = """\
+import nox
+import geonox
+
+REGISTERED = geonox.register(prefix="geo-")
+
+
+@nox.session(python=False)
+def lint(session):
+    '''The project's own session.'''
+    session.log("own session ran beside %d geonox sessions" % len(REGISTERED))
+"""
+
+
+def test_outside_project_with_prefix(main_job, geonox_env, tmp_path):
+    project = tmp_path / "outside"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("wheelhouse", "build"))
+    text = (project / "pyproject.toml").read_text()
+    table = text.index("[tool.geonox]")
+    (project / "pyproject.toml").write_text(text[:table] + textwrap.dedent("""\
+        [tool.geonox]
+        python = ["3.10", "3.13"]
+        backend = "host"
+        deps = ["proj", "geos"]
+        test-command = "python -c 'import geodemo; geodemo.selftest()'"
+        wheelhouse = "dist-wheels"
+
+        [tool.geonox.versions]
+        proj = "9.1.1"
+        geos = "3.13.1"
+        sqlite = "3.52.0"
+        """))
+    (project / "noxfile.py").write_text(OUTSIDE_NOXFILE)
+    result = nox("-s", "geo-wheels-x86_64", "lint", cwd=project, env=geonox_env)
+    assert result.returncode == 0, result.stdout[-6000:]
+    out = result.stdout
+    # same recipes, versions and toolchain as the main job: its prefix is reused
+    assert "geo-deps-x86_64: cached (key" in out
+    for v in ("3.10", "3.13"):
+        assert f"Session geo-test-x86_64-{v} was successful" in out
+        assert f"Session geo-ldd-x86_64-{v} was successful" in out
+    assert "own session ran beside" in out and "Session lint was successful" in out
+    check_selftest_lines(out, expected_count=2)
+    wheels = sorted((project / "dist-wheels").glob("*.whl"))
+    assert len(wheels) == 1
+    check_repaired_wheel(wheels[0], geonox_env)
