@@ -97,7 +97,6 @@ def test_main_job_builds_repairs_verifies_and_tests_every_python(main_job, geono
             assert f"Session {step}-x86_64-{v} was successful" in out, (step, v)
     # abi3: one build for every Python, and repaired once
     assert out.count("Session build-x86_64 was successful") == 1
-    assert out.count("auditwheel repair") == 0  # geonox logs to files, not the console
     check_selftest_lines(out, expected_count=len(ALL_PYTHONS))
     wheels = sorted(wheelhouse.glob("*.whl"))
     assert len(wheels) == 1 and wheels[0].name.startswith("geodemo-0.1.0-cp39-abi3-manylinux_")

@@ -19,7 +19,7 @@ from geonox.steps import Pipeline, only_wheel
 from geonox.targets import PythonVersion, policy_glibc
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -45,7 +45,7 @@ def repaired_wheel(pipe: Pipeline, arch: str, py: PythonVersion | None) -> Path:
 def repair_wheel(pipe: Pipeline, arch: str, py: PythonVersion | None, *, session: str) -> Path:
     config = pipe.config
     raw = only_wheel(pipe.dist_dir(arch, py), "the build step's output")
-    raw_hash = _sha256(raw)
+    raw_hash = file_sha256(raw)
     stamp = _stamp(pipe, arch, py)
     if stamp.is_file():
         recorded = json.loads(stamp.read_text())
@@ -69,14 +69,16 @@ def repair_wheel(pipe: Pipeline, arch: str, py: PythonVersion | None, *, session
     pipe.executor(arch).run(Command("repair", (*argv, str(raw))), log=log)
     repaired = only_wheel(out, "auditwheel's output")
 
+    why = explain_host_tag(pipe, raw, repaired) if backend == "host" else None
     config.wheelhouse.mkdir(parents=True, exist_ok=True)
     final = config.wheelhouse / repaired.name
     shutil.move(str(repaired), str(final))  # the wheelhouse never sees a partial wheel
+    # Written last: a stamp means the repair finished.
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text(json.dumps({"raw_sha256": raw_hash, "wheel": str(final)}) + "\n")
     pipe.log(f"{session}: {final.name} -> {config.wheelhouse}")
-    if backend == "host":
-        pipe.log(f"{session}: {explain_host_tag(pipe, raw, final)}")
+    if why:
+        pipe.log(f"{session}: {why}")
     return final
 
 

@@ -38,8 +38,10 @@ def test_step(pipe: Pipeline, arch: str, py: PythonVersion, *, session: str) -> 
         argv[0] = vpython
     env = {"VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}:{executor.default_path()}",
            "PYTHONPATH": "", "PYTHONNOUSERSITE": "1"}
+    run_log = pipe.logs_dir(arch) / f"test-{py.tag}-command.log"
+    run_log.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="geonox-test-") as cwd:
         pipe.log(f"{session}: {shlex.join(argv)} (in {cwd})")
-        executor.run(Command("test-command", tuple(argv), cwd=cwd, env=env), log=log)
-    output = log_tail(log, 15).rstrip()
-    pipe.log(f"{session}: passed on CPython {py.version}. Last lines:\n{output}")
+        executor.run(Command("test-command", tuple(argv), cwd=cwd, env=env), log=run_log)
+    output = "\n".join(log_tail(run_log, 15).splitlines()[1:])  # minus the "$ command" line
+    pipe.log(f"{session}: passed on CPython {py.version}" + (f":\n{output}" if output else ""))
