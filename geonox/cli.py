@@ -59,6 +59,15 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_pin(args: argparse.Namespace) -> int:
+    from geonox.config import load_config
+    from geonox.images import pin_images
+
+    config = load_config(args.project)
+    pin_images(config.project, config.policy, config.archs, dict(config.images))
+    return 0
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     from geonox.verify import run_verify_command
 
@@ -170,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("wheels", nargs="+", metavar="WHEEL")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("pin", help="resolve each arch's build image to its digest and write "
+                                   "geonox-images.lock")
+    p.add_argument("--project", default=".", help="extension project directory (default: .)")
+    p.set_defaults(func=_cmd_pin)
 
     p = sub.add_parser("fetch", help="download and verify every source the config uses "
                                      "(seed an offline cache, or a mirror directory with --dest)")

@@ -27,7 +27,9 @@ DEFAULT_EXCLUDE = ("libcurl.so.4", "libz.so.1")
 TOP_KEYS = {
     "archs", "python", "backend", "policy", "deps", "test-command", "wheelhouse",
     "versions", "repair", "options", "sources", "mirrors", "offline",
+    "images", "allow-unpinned", "container-env", "container-mode", "build-image", "dockerfile",
 }
+CONTAINER_MODES = ("auto", "bind", "copy")
 REPAIR_KEYS = {"exclude", "lib-sdir"}
 SOURCE_KEYS = {"version", "url", "sha256"}
 
@@ -62,6 +64,11 @@ class Config:
     abi3: str | None = None  # e.g. "cp39" when [tool.scikit-build] wheel.py-api says so
     mirrors: tuple[str, ...] = ()
     offline: bool = False
+    images: Mapping[str, str] = field(default_factory=dict)  # arch -> image reference
+    allow_unpinned: bool = False
+    container_env: tuple[str, ...] = ()
+    container_mode: str = "auto"
+    dockerfile: Path | None = None  # build image on top of the pinned one (build-image)
 
 
 def _err(key: str, value: Any, allowed: str) -> ConfigError:
@@ -240,6 +247,36 @@ def load_config(project: "str | Path" = ".", **overrides: Any) -> Config:
     offline = table.get("offline", False)
     if not isinstance(offline, bool):
         raise _err("offline", offline, "expected true or false")
+    images = table.get("images", {})
+    if not isinstance(images, dict):
+        raise _err("images", images, "expected a table like { x86_64 = \"quay.io/…:tag\" }")
+    for arch, ref in images.items():
+        if arch not in ARCHS:
+            raise _err(f"images.{arch}", arch, "allowed: " + ", ".join(ARCHS))
+        if not isinstance(ref, str) or not ref:
+            raise _err(f"images.{arch}", ref, "expected an image reference string")
+    allow_unpinned = table.get("allow-unpinned", False)
+    if not isinstance(allow_unpinned, bool):
+        raise _err("allow-unpinned", allow_unpinned, "expected true or false")
+    container_env = tuple(_str_list("container-env", table.get("container-env", [])))
+    for var in container_env:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+            raise _err("container-env", var, "expected environment variable names")
+    container_mode = table.get("container-mode", "auto")
+    if container_mode not in CONTAINER_MODES:
+        raise _err("container-mode", container_mode, "allowed: " + ", ".join(CONTAINER_MODES))
+    build_image = table.get("build-image", False)
+    if not isinstance(build_image, bool):
+        raise _err("build-image", build_image, "expected true or false")
+    dockerfile = table.get("dockerfile")
+    if dockerfile is not None:
+        if not isinstance(dockerfile, str) or not (project / dockerfile).is_file():
+            raise _err("dockerfile", dockerfile, f"expected a Dockerfile path relative to {project}")
+        dockerfile = (project / dockerfile).resolve()
+    elif build_image:
+        from geonox.containers import default_dockerfile
+
+        dockerfile = default_dockerfile(policy)
     name = project_table.get("name")
     if not isinstance(name, str):
         raise ConfigError(f"{project / 'pyproject.toml'} has no [project] name.")
@@ -257,4 +294,9 @@ def load_config(project: "str | Path" = ".", **overrides: Any) -> Config:
         abi3=_abi3(pyproject),
         mirrors=mirrors,
         offline=offline,
+        images=dict(images),
+        allow_unpinned=allow_unpinned,
+        container_env=container_env,
+        container_mode=container_mode,
+        dockerfile=dockerfile,
     )

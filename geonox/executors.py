@@ -6,16 +6,18 @@ the last lines of its log.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from geonox.errors import BuildError, UserError
 from geonox.targets import PythonVersion, host_arch
@@ -65,16 +67,37 @@ class Executor(ABC):
         """What about this executor changes build output (for cache keys)."""
 
     @abstractmethod
-    def build_frontend(self, py: PythonVersion | None, *, log: Path) -> list[str]:
-        """argv that runs pypa/build for that Python (``None``: any, for abi3 wheels)."""
+    def build_frontend(self, py: PythonVersion, *, log: Path) -> list[str]:
+        """argv that runs pypa/build under that Python."""
 
     @abstractmethod
-    def verify(self, wheel: Path) -> "object":
-        """geonox.verify's WheelReport for ``wheel``, checked where the wheel can run."""
+    def tool_python(self, py: PythonVersion, *, log: Path) -> str:
+        """An interpreter that has auditwheel, pyelftools and packaging, and can import
+        geonox with :meth:`geonox_env`."""
+
+    def geonox_env(self) -> dict[str, str]:
+        return {}
+
+    @abstractmethod
+    def verify(self, wheel: Path, *, py: PythonVersion, log: Path) -> dict:
+        """geonox.verify's report (``WheelReport.to_dict()``) for ``wheel``, made where the
+        wheel can run."""
 
     @abstractmethod
     def default_path(self) -> str:
         """PATH as commands see it by default."""
+
+    @contextlib.contextmanager
+    def scratch_dir(self) -> Iterator[str]:
+        """A temporary directory where commands run, outside any source tree."""
+        with tempfile.TemporaryDirectory(prefix="geonox-test-") as path:
+            yield path
+
+    def sync_in(self, path: Path) -> None:
+        """Make a host file or directory visible to commands at the same path."""
+
+    def sync_out(self, path: Path) -> None:
+        """Make a directory that commands wrote visible here, owned by the invoking user."""
 
     def _fail(self, cmd: Command, log: Path, detail: str) -> BuildError:
         tail = log_tail(log)
@@ -147,9 +170,7 @@ class HostExecutor(Executor):
     def default_path(self) -> str:
         return self._env({})["PATH"]
 
-    def build_frontend(self, py: PythonVersion | None, *, log: Path) -> list[str]:
-        if py is None:
-            return [sys.executable, "-m", "build"]
+    def build_frontend(self, py: PythonVersion, *, log: Path) -> list[str]:
         # pypa/build must run under the target interpreter; keep one small tools venv per
         # version in the cache rather than requiring `build` in the user's interpreters.
         from filelock import FileLock
@@ -169,7 +190,10 @@ class HostExecutor(Executor):
                 (venv / ".complete").write_text("")
         return [str(python), "-m", "build"]
 
-    def verify(self, wheel: Path) -> "object":
+    def tool_python(self, py: PythonVersion, *, log: Path) -> str:
+        return sys.executable  # geonox's own environment has them
+
+    def verify(self, wheel: Path, *, py: PythonVersion, log: Path) -> dict:
         from geonox.verify import verify_wheel
 
-        return verify_wheel(wheel)
+        return verify_wheel(wheel).to_dict()

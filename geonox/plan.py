@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from geonox.config import Config
 from geonox.targets import PythonVersion
 
-STEPS = ("deps", "build", "repair", "ldd", "test", "wheels")
+STEPS = ("pin", "images", "deps", "build", "repair", "ldd", "test", "wheels")
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,16 @@ def session_specs(config: Config, prefix: str = "") -> list[SessionSpec]:
 
     def add(name: str, step: str, arch: str, py: PythonVersion | None,
             requires: "list[str]", doc: str) -> None:
-        tags = ["geonox", step, arch] + ([py.tag] if py else [])
+        tags = ["geonox", step] + ([arch] if arch != "any" else []) + ([py.tag] if py else [])
         specs.append(SessionSpec(prefix + name, step, arch, py,
                                  tuple(prefix + r for r in requires), tuple(tags), doc))
 
+    add("pin-images", "pin", "any", None, [],
+        "Resolve each arch's build image tag to its digest and write geonox-images.lock.")
     for arch in config.archs:
+        add(f"images-{arch}", "images", arch, None, [],
+            f"Build (or find) the {arch} container build image"
+            + (f" from {config.dockerfile.name}" if config.dockerfile else "") + ", pinned.")
         deps = f"deps-{arch}"
         names = ", ".join(f"{d.name} {d.source.version}" for d in config.deps)
         add(deps, "deps", arch, None, [],

@@ -18,7 +18,19 @@ def _run_step(pipe: Pipeline, spec: SessionSpec) -> None:
     from geonox.steps.verify import verify_step
 
     arch, py, name = spec.arch, spec.python, spec.name
-    if spec.step == "deps":
+    if spec.step == "pin":
+        from geonox.images import pin_images
+
+        config = pipe.config
+        pin_images(config.project, config.policy, config.archs, dict(config.images), log=pipe.log)
+    elif spec.step == "images":
+        executor = pipe.executor(arch)
+        image = getattr(executor, "image", None)
+        if image is None:
+            raise UserError(f"{name}: backend {pipe.backend(arch)!r} uses no container image; "
+                            f"set backend = \"docker\" or \"podman\".")
+        pipe.log(f"{name}: {image.run_ref} ({image.digest or 'unpinned'}) is ready")
+    elif spec.step == "deps":
         build_deps(pipe, arch, session=name)
     elif spec.step == "build":
         prefix = build_deps(pipe, arch, session=name)  # cached: a lookup, not a rebuild
@@ -39,7 +51,7 @@ def _make_session(pipe: Pipeline, spec: SessionSpec):
         try:
             _run_step(pipe, spec)
         except UserError as exc:
-            session.error(str(exc))
+            session.error(str(exc).rstrip("."))  # nox ends the line with its own period
 
     session_func.__name__ = spec.name.replace("-", "_").replace(".", "")
     session_func.__doc__ = spec.doc

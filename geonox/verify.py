@@ -138,6 +138,16 @@ class WheelReport:
     def violations_for(self, file: str) -> List[Violation]:
         return [v for v in self.violations if v.file == file]
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "WheelReport":
+        """The inverse of :meth:`to_dict` (a report made where the wheel could run)."""
+        return cls(
+            wheel=data["wheel"], tag_policy=data["tag_policy"], arch=data["arch"],
+            files=[FileReport(**f) for f in data.get("files", [])],
+            violations=[Violation(**x) for x in data.get("violations", [])],
+            platform_tags=list(data.get("platform_tags", [])), path=data.get("path", ""),
+        )
+
     def to_dict(self) -> Dict[str, Any]:
         return {
             "wheel": self.wheel,

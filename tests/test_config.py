@@ -173,14 +173,14 @@ def test_register_in_a_foreign_noxfile(tmp_path):
     arch = host_arch()
     for name in (f"geo-deps-{arch}", f"geo-build-{arch}-3.12", f"geo-repair-{arch}-3.12",
                  f"geo-ldd-{arch}-3.12", f"geo-test-{arch}-3.12", f"geo-wheels-{arch}-3.12",
-                 f"geo-wheels-{arch}", "mine"):
+                 f"geo-wheels-{arch}", f"geo-images-{arch}", "geo-pin-images", "mine"):
         assert f"- {name} " in listing.stdout or f"* {name} " in listing.stdout, name
     tagged = run_nox(project, "--list", "-t", "geonox")
     assert "* geo-deps" in tagged.stdout and "* mine" not in tagged.stdout
     # A bare `nox` runs the maintainer's sessions, not geonox's.
     bare = run_nox(project)
     assert bare.returncode == 0, bare.stdout
-    assert "mine ran beside 7 geonox sessions" in bare.stdout
+    assert "mine ran beside 9 geonox sessions" in bare.stdout
     assert "geo-deps" not in bare.stdout
 
 
@@ -194,7 +194,7 @@ def test_config_error_in_noxfile_is_one_paragraph(tmp_path):
 
 
 def test_cli_plan_and_error(tmp_path):
-    project = write_project(tmp_path, 'deps = ["sqlite"]\n')
+    project = write_project(tmp_path, 'deps = ["sqlite"]\nbackend = "host"\n')
     ok = subprocess.run([sys.executable, "-m", "geonox", "plan", "--project", str(project), "--json"],
                         text=True, capture_output=True)
     assert ok.returncode == 0, ok.stderr
@@ -215,7 +215,7 @@ def test_prefix_key_changes_with_inputs(tmp_path):
     from geonox.steps import Pipeline
     from geonox.steps.deps import planned_prefix
 
-    base = planned_prefix(Pipeline(load_config(write_project(tmp_path, 'deps = ["proj"]\n'))),
+    base = planned_prefix(Pipeline(load_config(write_project(tmp_path, 'deps = ["proj"]\nbackend = "host"\n'))),
                           host_arch()).key
     again = planned_prefix(Pipeline(load_config(tmp_path)), host_arch()).key
     assert base == again

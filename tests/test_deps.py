@@ -27,6 +27,7 @@ def sqlite_project(path: Path, source: str = '[tool.geonox.versions]\nsqlite = "
         [tool.geonox]
         deps = ["sqlite"]
         python = ["3.12"]
+        backend = "host"
         """) + source)
     (path / "noxfile.py").write_text("import geonox\ngeonox.register()\n")
     return path

@@ -24,6 +24,7 @@ def project(tmp_path: Path) -> Path:
         [tool.geonox]
         deps = ["sqlite"]
         python = ["3.12"]
+        backend = "host"
         [tool.geonox.versions]
         sqlite = "3.52.0"
         """))

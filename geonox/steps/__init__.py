@@ -25,29 +25,69 @@ class Pipeline:
     config: Config
     log: Callable[[str], None] = print
     _executors: dict = field(default_factory=dict)
+    _engines: dict = field(default_factory=dict)
 
     def target(self, arch: str) -> Target:
         return Target(arch=arch, policy=self.config.policy)
 
     def backend(self, arch: str) -> str:
+        """The backend that builds ``arch``: as configured, or for ``auto`` a container
+        engine when one answers, else this machine for its own arch."""
         backend = self.config.backend
-        if backend == "auto":
-            if arch == host_arch():
-                return "host"
-            raise UserError(
-                f"backend = \"auto\" found no way to build {arch} on this {host_arch()} machine "
-                f"yet. Set backend explicitly, or drop {arch} from archs."
-            )
-        if backend != "host":
-            raise UserError(f"backend = \"{backend}\" is not available in this geonox version; "
-                            f"use backend = \"host\".")
-        return backend
+        if backend == "zig":
+            raise UserError("backend = \"zig\" is not available in this geonox version; use "
+                            "\"host\", \"docker\" or \"podman\".")
+        if backend != "auto":
+            return backend
+        if "auto" not in self._engines:
+            from geonox.containers import Engine
+
+            try:
+                self._engines["auto"] = Engine.find("auto")
+            except UserError:
+                self._engines["auto"] = None
+        engine = self._engines["auto"]
+        if engine is not None:
+            return engine.kind
+        if arch == host_arch():
+            return "host"
+        raise UserError(
+            f"backend = \"auto\" found no way to build {arch} on this {host_arch()} machine: no "
+            f"container engine answers. Start docker or podman (with QEMU binfmt for {arch}), "
+            f"or drop {arch} from archs."
+        )
 
     def executor(self, arch: str) -> Executor:
         if arch not in self._executors:
-            self.backend(arch)
-            self._executors[arch] = HostExecutor(arch)
+            backend = self.backend(arch)
+            if backend == "host":
+                self._executors[arch] = HostExecutor(arch)
+            else:
+                self._executors[arch] = self._container_executor(backend, arch)
         return self._executors[arch]
+
+    def _container_executor(self, backend: str, arch: str) -> Executor:
+        import geonox
+        from geonox.containers import ContainerExecutor, Engine
+        from geonox.images import ImageLock, default_image, pinned_image
+
+        if backend not in self._engines or self._engines[backend] is None:
+            self._engines[backend] = Engine.find(backend)
+        config = self.config
+        image = config.images.get(arch) or default_image(config.policy, arch)
+        pinned = pinned_image(image, arch, ImageLock.load(config.project), config.allow_unpinned)
+        mounts = [config.project, cache.cache_root(), Path(geonox.__file__).resolve().parent]
+        if config.wheelhouse not in mounts and config.project not in config.wheelhouse.parents:
+            mounts.append(config.wheelhouse)
+        if config.dockerfile is not None:
+            from geonox.containers import build_image
+
+            self.log(f"images-{arch}: build image from {config.dockerfile.name} on {pinned.run_ref}")
+            pinned = build_image(self._engines[backend], pinned, arch, config.dockerfile,
+                                 policy=config.policy, log=self.logs_dir(arch) / "image-build.log")
+            self.log(f"images-{arch}: {pinned.run_ref} ({pinned.digest})")
+        return ContainerExecutor(self._engines[backend], pinned, arch, mounts=mounts,
+                                 env_allow=config.container_env, mode=config.container_mode)
 
     def toolchain(self, arch: str) -> GccToolchain:
         return GccToolchain(arch=arch, executor=self.executor(arch))
@@ -57,6 +97,10 @@ class Pipeline:
         """Per-project scratch in the cache: unrepaired wheels, stamps, reports, venvs."""
         digest = hashlib.sha256(str(self.config.project).encode()).hexdigest()[:12]
         return cache.cache_root() / "work" / f"{self.config.name}-{digest}"
+
+    def build_python(self, py: PythonVersion | None) -> PythonVersion:
+        """The interpreter that builds a wheel: its own, or for abi3 the oldest configured."""
+        return py or self.config.pythons[0]
 
     def build_id(self, py: PythonVersion | None) -> str:
         """Which build a Python version uses: 'abi3' once per arch, else its cpXY tag."""

@@ -23,10 +23,15 @@ def build_wheel(pipe: Pipeline, arch: str, py: PythonVersion | None, prefix: Dep
     env["CMAKE_PREFIX_PATH"] = str(prefix.path)
     log = pipe.logs_dir(arch) / f"build-{pipe.build_id(py)}.log"
     log.unlink(missing_ok=True)
-    frontend = executor.build_frontend(None if pipe.config.abi3 else py, log=log)
-    what = f"abi3 ({pipe.config.abi3})" if pipe.config.abi3 else f"CPython {py.version}"
+    build_py = pipe.build_python(py)
+    frontend = executor.build_frontend(build_py, log=log)
+    what = f"abi3 ({pipe.config.abi3}, built with {build_py.version})" if pipe.config.abi3 \
+        else f"CPython {py.version}"
     pipe.log(f"{session}: building {pipe.config.name} for {arch}, {what} (log: {log})")
+    executor.sync_in(prefix.path)
+    executor.sync_in(pipe.config.project)
     executor.run(Command("build", (*frontend, "--wheel", "--outdir", str(dist),
                                    str(pipe.config.project)), env=env), log=log)
+    executor.sync_out(dist)
     wheel = only_wheel(dist, "the build step's output")
     pipe.log(f"{session}: built {wheel.name}")

@@ -115,6 +115,7 @@ def _build(pipe: Pipeline, prefix: DepPrefix, label: str) -> None:
         for spec in config.deps:
             t0 = time.monotonic()
             src = sources.extract(archives[spec.name], work / f"src-{spec.name}")
+            executor.sync_in(src)
             ctx = BuildContext(src=str(src), build=str(work / f"build-{spec.name}"),
                                prefix=str(prefix.path), jobs=pipe.jobs, options=spec.options,
                                toolchain=toolchain)
@@ -122,6 +123,7 @@ def _build(pipe: Pipeline, prefix: DepPrefix, label: str) -> None:
                 executor.run(cmd, log=logs / f"{spec.name}-{cmd.name}.log")
             timings[spec.name] = round(time.monotonic() - t0, 1)
             pipe.log(f"{label}: {spec.name} {spec.source.version} built in {timings[spec.name]} s")
+        executor.sync_out(prefix.path)
         stamp = dict(prefix.manifest, key=prefix.key, seconds=timings)
         (prefix.path / STAMP).write_text(json.dumps(stamp, indent=2) + "\n")
     except BaseException:

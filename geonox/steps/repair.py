@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sys
 from pathlib import Path
 
 from geonox.executors import Command
@@ -60,13 +59,17 @@ def repair_wheel(pipe: Pipeline, arch: str, py: PythonVersion | None, *, session
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    argv = [sys.executable, "-m", "auditwheel", "repair", "--plat", plat,
+    executor = pipe.executor(arch)
+    log = pipe.logs_dir(arch) / f"repair-{pipe.build_id(py)}.log"
+    log.unlink(missing_ok=True)
+    python = executor.tool_python(pipe.build_python(py), log=log)
+    argv = [python, "-m", "auditwheel", "repair", "--plat", plat,
             "--lib-sdir", config.repair.lib_sdir, "-w", str(out)]
     for lib in config.repair.exclude:
         argv += ["--exclude", lib]
-    log = pipe.logs_dir(arch) / f"repair-{pipe.build_id(py)}.log"
-    log.unlink(missing_ok=True)
-    pipe.executor(arch).run(Command("repair", (*argv, str(raw))), log=log)
+    executor.sync_in(raw)
+    executor.run(Command("repair", (*argv, str(raw))), log=log)
+    executor.sync_out(out)
     repaired = only_wheel(out, "auditwheel's output")
 
     why = explain_host_tag(pipe, raw, repaired) if backend == "host" else None

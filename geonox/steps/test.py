@@ -3,8 +3,6 @@ tools), and the test command run from a directory outside the source tree."""
 from __future__ import annotations
 
 import shlex
-import shutil
-import tempfile
 
 from geonox.errors import UserError
 from geonox.executors import Command, log_tail
@@ -21,14 +19,14 @@ def test_step(pipe: Pipeline, arch: str, py: PythonVersion, *, session: str) -> 
     executor = pipe.executor(arch)
     wheel = repaired_wheel(pipe, arch, py)
     venv = pipe.work_dir / "venvs" / f"test-{arch}-{py.tag}"
-    if venv.exists():
-        shutil.rmtree(venv)
     log = pipe.logs_dir(arch) / f"test-{py.tag}.log"
     log.unlink(missing_ok=True)
     interpreter = executor.python(py)
     pipe.log(f"{session}: installing {wheel.name} into a clean CPython {py.version} venv")
+    executor.run(Command("clean", ("rm", "-rf", str(venv))), log=log)
     executor.run(Command("venv", (interpreter, "-m", "venv", str(venv))), log=log)
     vpython = str(venv / "bin" / "python")
+    executor.sync_in(wheel)
     executor.run(Command("install", (vpython, "-m", "pip", "install", "--only-binary=:all:",
                                      "--no-build-isolation", str(wheel))), log=log)
     argv = shlex.split(config.test_command)
@@ -40,7 +38,7 @@ def test_step(pipe: Pipeline, arch: str, py: PythonVersion, *, session: str) -> 
            "PYTHONPATH": "", "PYTHONNOUSERSITE": "1"}
     run_log = pipe.logs_dir(arch) / f"test-{py.tag}-command.log"
     run_log.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(prefix="geonox-test-") as cwd:
+    with executor.scratch_dir() as cwd:
         pipe.log(f"{session}: {shlex.join(argv)} (in {cwd})")
         executor.run(Command("test-command", tuple(argv), cwd=cwd, env=env), log=run_log)
     output = "\n".join(log_tail(run_log, 15).splitlines()[1:])  # minus the "$ command" line

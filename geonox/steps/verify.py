@@ -10,7 +10,7 @@ from geonox.targets import PythonVersion
 
 
 def verify_step(pipe: Pipeline, arch: str, py: PythonVersion | None, *, session: str) -> None:
-    from geonox.verify import format_table
+    from geonox.verify import WheelReport, format_table
 
     wheel = repaired_wheel(pipe, arch, py)
     reports = pipe.work_dir / "reports"
@@ -23,8 +23,10 @@ def verify_step(pipe: Pipeline, arch: str, py: PythonVersion | None, *, session:
             # abi3: every Python shares one wheel; checking it again would say the same.
             pipe.log(f"{session}: {wheel.name} already passed every check (report: {out})")
             return
-    report = pipe.executor(arch).verify(wheel)
-    out.write_text(json.dumps(dict(report.to_dict(), wheel_sha256=digest), indent=2) + "\n")
+    log = pipe.logs_dir(arch) / f"ldd-{pipe.build_id(py)}.log"
+    data = pipe.executor(arch).verify(wheel, py=pipe.build_python(py), log=log)
+    report = WheelReport.from_dict(data)
+    out.write_text(json.dumps(dict(data, wheel_sha256=digest), indent=2) + "\n")
     pipe.log(format_table([report]))
     if not report.ok:
         raise VerifyError(f"{wheel.name} breaks {len(report.violations)} rule(s) of "

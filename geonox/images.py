@@ -1,0 +1,273 @@
+"""Build images: which image serves an arch, resolving a tag to a digest through the
+registry HTTP API, and the lock file that pins them.
+
+The lock file (``geonox-images.lock`` beside pyproject.toml, committed) keeps, per arch,
+the image reference as configured (with its tag) and the digest the registry reported
+for that arch.  Builds run the image by digest and refuse an unpinned one unless
+``allow-unpinned = true``.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from geonox.errors import UserError
+from geonox.targets import OCI_ARCH
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+LOCK_NAME = "geonox-images.lock"
+DEFAULT_IMAGES = {
+    "manylinux_2_28": "quay.io/pypa/manylinux_2_28_{arch}:latest",
+    "manylinux_2_17": "quay.io/pypa/manylinux2014_{arch}:latest",
+}
+INDEX_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """``registry/repository[:tag][@digest]``, split the way the registry API needs it."""
+
+    registry: str  # "quay.io", "127.0.0.1:5000", "registry-1.docker.io"
+    repository: str  # "pypa/manylinux_2_28_x86_64"
+    tag: str | None
+    digest: str | None
+
+    @classmethod
+    def parse(cls, text: str) -> "ImageRef":
+        rest, digest = (text.split("@", 1) + [None])[:2] if "@" in text else (text, None)
+        if digest is not None and not DIGEST_RE.fullmatch(digest):
+            raise UserError(f"image reference {text!r} has a malformed digest (want sha256:<64 hex>).")
+        first, _, remainder = rest.partition("/")
+        if remainder and ("." in first or ":" in first or first == "localhost"):
+            registry, path = first, remainder
+        else:
+            registry, path = "docker.io", rest
+        name, _, tag = path.rpartition(":") if ":" in path.rsplit("/", 1)[-1] else (path, "", "")
+        if not name or not re.fullmatch(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*", name):
+            raise UserError(f"{text!r} is not an image reference like "
+                            f"quay.io/pypa/manylinux_2_28_x86_64:latest.")
+        if registry == "docker.io":
+            registry = "registry-1.docker.io"
+            if "/" not in name:
+                name = f"library/{name}"
+        return cls(registry, name, tag or None, digest)
+
+    @property
+    def name(self) -> str:
+        """The reference without tag or digest, as docker spells it."""
+        if self.registry == "registry-1.docker.io":
+            return self.repository.removeprefix("library/") if sys.version_info >= (3, 9) \
+                else self.repository
+        return f"{self.registry}/{self.repository}"
+
+    def with_digest(self, digest: str) -> str:
+        return f"{self.name}@{digest}"
+
+    def __str__(self) -> str:
+        return self.name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
+
+
+def default_image(policy: str, arch: str) -> str:
+    template = DEFAULT_IMAGES.get(policy)
+    if template is None:
+        raise UserError(f"no default manylinux image for policy {policy}; set "
+                        f"images = {{ {arch} = \"…\" }} in [tool.geonox].")
+    return template.format(arch=arch)
+
+
+# ------------------------------------------------------------------ registry API
+
+
+def _scheme(registry: str) -> str:
+    host = registry.split(":")[0]
+    return "http" if host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.") else "https"
+
+
+def _bearer_token(session: requests.Session, challenge: str, ref: ImageRef) -> str:
+    """The anonymous token flow: follow the WWW-Authenticate challenge's realm."""
+    params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+    realm = params.pop("realm", None)
+    if not realm:
+        raise UserError(f"{ref.registry} asked for authentication without a token realm "
+                        f"({challenge!r}); pin this image by hand (images = {{…@sha256:…}}).")
+    params.setdefault("scope", f"repository:{ref.repository}:pull")
+    resp = session.get(realm, params=params, timeout=30)
+    if resp.status_code != 200:
+        raise UserError(f"{ref.registry} refused an anonymous pull token for {ref.repository} "
+                        f"(HTTP {resp.status_code} from {realm}); is the image private?")
+    body = resp.json()
+    token = body.get("token") or body.get("access_token")
+    if not token:
+        raise UserError(f"{realm} answered without a token.")
+    return token
+
+
+def _get_manifest(session: requests.Session, ref: ImageRef, reference: str,
+                  token: str | None) -> tuple[requests.Response, str | None]:
+    url = f"{_scheme(ref.registry)}://{ref.registry}/v2/{ref.repository}/manifests/{reference}"
+    headers = {"Accept": ", ".join(INDEX_TYPES + MANIFEST_TYPES)}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        resp = session.get(url, headers=headers, timeout=30)
+    except requests.RequestException as exc:
+        raise UserError(f"could not reach registry {ref.registry} to resolve {ref} ({exc}). "
+                        f"Check the network, or pin the image by digest by hand.") from None
+    if resp.status_code == 401 and token is None and "bearer" in \
+            resp.headers.get("WWW-Authenticate", "").lower():
+        token = _bearer_token(session, resp.headers["WWW-Authenticate"], ref)
+        return _get_manifest(session, ref, reference, token)
+    if resp.status_code == 404:
+        raise UserError(f"{ref.registry} has no manifest {reference!r} for {ref.repository} "
+                        f"(HTTP 404). Check the image name and tag.")
+    if resp.status_code != 200:
+        raise UserError(f"{ref.registry} answered HTTP {resp.status_code} for {url}.")
+    return resp, token
+
+
+def resolve_digest(reference: str, arch: str) -> str:
+    """The digest of ``reference``'s image for ``arch``: the manifest's own digest, or for a
+    multi-arch index the digest of its linux/<arch> manifest."""
+    import hashlib
+
+    ref = ImageRef.parse(reference)
+    with requests.Session() as session:
+        resp, token = _get_manifest(session, ref, ref.digest or ref.tag or "latest", None)
+        media = resp.headers.get("Content-Type", "").split(";")[0]
+        body = resp.json()
+        media = body.get("mediaType") or media
+        if media in INDEX_TYPES or "manifests" in body:
+            oci = OCI_ARCH[arch]
+            for entry in body.get("manifests", []):
+                platform = entry.get("platform", {})
+                if platform.get("os") == "linux" and platform.get("architecture") == oci:
+                    return entry["digest"]
+            found = sorted({m.get("platform", {}).get("architecture", "?")
+                            for m in body.get("manifests", [])})
+            raise UserError(f"{reference} is a multi-arch index without linux/{oci} "
+                            f"(it has: {', '.join(found)}); choose an image for {arch}.")
+        digest = resp.headers.get("Docker-Content-Digest") or \
+            "sha256:" + hashlib.sha256(resp.content).hexdigest()
+        config = body.get("config", {}).get("digest")
+        if config:  # single-arch manifest: make sure it is the arch we want
+            blob_url = f"{_scheme(ref.registry)}://{ref.registry}/v2/{ref.repository}/blobs/{config}"
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            cfg = session.get(blob_url, headers=headers, timeout=30)
+            if cfg.status_code == 200:
+                image_arch = cfg.json().get("architecture")
+                if image_arch and image_arch != OCI_ARCH[arch]:
+                    raise UserError(f"{reference} is a linux/{image_arch} image, not "
+                                    f"linux/{OCI_ARCH[arch]}: choose the {arch} image.")
+        return digest
+
+
+# ------------------------------------------------------------------ lock file
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    arch: str
+    image: str  # as configured, tag included
+    digest: str
+
+
+class ImageLock:
+    """``geonox-images.lock``: per arch, the configured image and its pinned digest."""
+
+    def __init__(self, path: Path, entries: "dict[str, LockEntry] | None" = None) -> None:
+        self.path = path
+        self.entries = dict(entries or {})
+
+    @classmethod
+    def load(cls, project: Path) -> "ImageLock":
+        path = project / LOCK_NAME
+        if not path.is_file():
+            return cls(path)
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{path} is not valid TOML ({exc}); run `python -m geonox pin` "
+                            f"to write it again.") from None
+        entries = {}
+        for arch, table in data.get("images", {}).items():
+            digest = table.get("digest", "")
+            if not DIGEST_RE.fullmatch(digest):
+                raise UserError(f"{path}: images.{arch}.digest = {digest!r} is not a sha256 "
+                                f"digest; run `python -m geonox pin`.")
+            entries[arch] = LockEntry(arch, table.get("image", ""), digest)
+        return cls(path, entries)
+
+    def save(self) -> None:
+        lines = ["# Written by `python -m geonox pin` (or `nox -s pin-images`); commit this file.",
+                 "# Each image is run by the digest below; the tag is kept for humans and for",
+                 "# `pin` to resolve again.", ""]
+        for arch in sorted(self.entries):
+            e = self.entries[arch]
+            lines += [f"[images.{arch}]", f"image = {json.dumps(e.image)}",
+                      f"digest = {json.dumps(e.digest)}", ""]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("\n".join(lines))
+        tmp.replace(self.path)
+
+
+@dataclass(frozen=True)
+class PinnedImage:
+    arch: str
+    image: str  # as configured
+    run_ref: str  # what the engine runs: name@digest (or the tag when unpinned)
+    digest: str | None
+
+
+def pinned_image(image: str, arch: str, lock: ImageLock, allow_unpinned: bool) -> PinnedImage:
+    """The reference a build may run for ``arch``, or a UserError saying how to pin it."""
+    ref = ImageRef.parse(image)
+    if ref.digest:  # pinned as written in the config
+        return PinnedImage(arch, image, ref.with_digest(ref.digest), ref.digest)
+    entry = lock.entries.get(arch)
+    if entry and entry.image == image:
+        return PinnedImage(arch, image, ref.with_digest(entry.digest), entry.digest)
+    if allow_unpinned:
+        return PinnedImage(arch, image, str(ref), None)
+    why = (f"{lock.path.name} pins {entry.image!r} for {arch}, but the config now says {image!r}"
+           if entry else f"{image} has no digest in {lock.path}")
+    raise UserError(f"refusing to build with an unpinned image: {why}. Run `python -m geonox pin` "
+                    f"(or `nox -s pin-images`) and commit {lock.path.name}, or set "
+                    f"allow-unpinned = true in [tool.geonox] to accept whatever the tag points to.")
+
+
+def pin_images(project: Path, policy: str, archs: "tuple[str, ...]",
+               images: "dict[str, str]", log=print) -> ImageLock:
+    """Resolve every arch's configured image to its digest and write the lock file."""
+    lock = ImageLock.load(project)
+    for arch in archs:
+        image = images.get(arch) or default_image(policy, arch)
+        ref = ImageRef.parse(image)
+        if ref.digest:
+            log(f"{arch}: {image} is pinned in the config itself; nothing to resolve")
+            continue
+        digest = resolve_digest(image, arch)
+        old = lock.entries.get(arch)
+        lock.entries[arch] = LockEntry(arch, image, digest)
+        change = "" if old is None else (" (unchanged)" if old.digest == digest and old.image == image
+                                         else f" (was {old.digest})")
+        log(f"{arch}: {image} -> {digest}{change}")
+    lock.save()
+    log(f"wrote {lock.path}")
+    return lock
