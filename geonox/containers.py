@@ -201,6 +201,10 @@ class ContainerExecutor(Executor):
         self._path = self._exec_capture(["printenv", "PATH"]).strip()
         return name
 
+    def prepare(self) -> None:
+        """Pull and check the pinned image and start the container now."""
+        self._start()
+
     def stop(self) -> None:
         if self._container:
             self.engine("rm", "-f", self._container, check=False)

@@ -29,6 +29,7 @@ def _run_step(pipe: Pipeline, spec: SessionSpec) -> None:
         if image is None:
             raise UserError(f"{name}: backend {pipe.backend(arch)!r} uses no container image; "
                             f"set backend = \"docker\" or \"podman\".")
+        executor.prepare()
         pipe.log(f"{name}: {image.run_ref} ({image.digest or 'unpinned'}) is ready")
     elif spec.step == "deps":
         build_deps(pipe, arch, session=name)

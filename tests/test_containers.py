@@ -1,0 +1,322 @@
+"""The docker backend against a real engine, a real local registry and stand-in manylinux
+images (Debian bullseye from debootstrap, laid out like manylinux: no public registry is
+reachable here; see tests/standin.py).  Images are pinned through the same code users
+run (`python -m geonox pin`)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+import standin
+from conftest import REPO, nox, run, skip_or_fail
+from geonox.images import ImageLock, resolve_digest
+
+pytestmark = pytest.mark.containers
+EXAMPLE = REPO / "examples" / "geodemo"
+SQLEXT = REPO / "tests" / "data" / "sqlext"
+
+
+@pytest.fixture(scope="session")
+def infra():
+    try:
+        standin.ensure_infra()
+    except RuntimeError as exc:
+        skip_or_fail(str(exc))
+
+
+@pytest.fixture(scope="session")
+def image_x86(infra) -> str:
+    return standin.standin_image("x86_64")
+
+
+@pytest.fixture(scope="session")
+def image_arm(infra) -> str:
+    return standin.standin_image("aarch64")
+
+
+def registry_digest(ref: str) -> str:
+    """The digest the registry reports for a tag, asked directly (not through geonox)."""
+    rest = ref.split("/", 1)[1]
+    name, tag = rest.rsplit(":", 1)
+    resp = requests.head(f"http://{standin.REGISTRY}/v2/{name}/manifests/{tag}", headers={
+        "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+                  "application/vnd.oci.image.manifest.v1+json"}, timeout=30)
+    resp.raise_for_status()
+    return resp.headers["Docker-Content-Digest"]
+
+
+def make_project(tmp_path: Path, source: Path, table: str, name: str = "proj") -> Path:
+    project = tmp_path / name
+    shutil.copytree(source, project, ignore=shutil.ignore_patterns("wheelhouse", "build"))
+    text = (project / "pyproject.toml").read_text()
+    head = text[:text.index("[tool.geonox]")] if "[tool.geonox]" in text else text
+    (project / "pyproject.toml").write_text(head + textwrap.dedent(table))
+    (project / "noxfile.py").write_text("import geonox\ngeonox.register(prefix='geo-')\n")
+    return project
+
+
+def pin(project: Path, env: dict) -> None:
+    result = run([sys.executable, "-m", "geonox", "pin", "--project", project], cwd=project, env=env)
+    assert result.returncode == 0, result.stdout
+
+
+def sqlext_table(arch: str, image: str, extra: str = "") -> str:
+    return textwrap.dedent(f"""\
+        [tool.geonox]
+        backend = "docker"
+        archs = ["{arch}"]
+        policy = "manylinux_2_31"
+        python = ["3.9"]
+        deps = ["sqlite"]
+        images = {{ {arch} = "{image}" }}
+        container-env = ["PIP_CERT"]
+        test-command = "python -c 'import sqlext; sqlext.selftest()'"
+        """) + textwrap.dedent(extra) + '[tool.geonox.versions]\nsqlite = "3.52.0"\n'
+
+
+# ------------------------------------------------------------------ pinning
+
+
+def test_pin_writes_the_digest_the_registry_reports(tmp_path, image_x86, geonox_env):
+    project = make_project(tmp_path, SQLEXT, sqlext_table("x86_64", image_x86))
+    pin(project, geonox_env)
+    lock = ImageLock.load(project)
+    assert lock.entries["x86_64"].image == image_x86
+    assert lock.entries["x86_64"].digest == registry_digest(image_x86)
+
+
+class _TokenProxy(BaseHTTPRequestHandler):
+    """A stand-in for quay.io's anonymous token flow (quay.io itself is unreachable): it
+    answers 401 with a Bearer challenge, hands out a token at /token and forwards
+    authorised requests to the real local registry."""
+
+    token = "geonox-test-token"
+    hits: dict = {}
+
+    def log_message(self, *args):  # noqa: D401
+        pass
+
+    def _send(self, code, body=b"", headers=()):
+        self.send_response(code)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_GET(self):  # noqa: N802
+        port = self.server.server_address[1]
+        if self.path.startswith("/token"):
+            self.hits["token"] = self.hits.get("token", 0) + 1
+            assert "scope=repository" in self.path
+            return self._send(200, json.dumps({"token": self.token}).encode(),
+                              [("Content-Type", "application/json")])
+        if self.headers.get("Authorization") != f"Bearer {self.token}":
+            self.hits["401"] = self.hits.get("401", 0) + 1
+            return self._send(401, b"{}", [("WWW-Authenticate",
+                              f'Bearer realm="http://127.0.0.1:{port}/token",service="fake"')])
+        req = urllib.request.Request(f"http://{standin.REGISTRY}{self.path}",
+                                     headers={"Accept": self.headers.get("Accept", "*/*")})
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req) as resp:
+            body = resp.read()
+            headers = [(k, v) for k, v in resp.headers.items()
+                       if k in ("Content-Type", "Docker-Content-Digest")]
+            self._send(resp.status, body, headers)
+
+    do_HEAD = do_GET
+
+
+def test_pin_follows_the_anonymous_bearer_token_flow(image_x86):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TokenProxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        proxied = image_x86.replace(standin.REGISTRY, f"127.0.0.1:{port}")
+        assert resolve_digest(proxied, "x86_64") == registry_digest(image_x86)
+        assert _TokenProxy.hits.get("401", 0) >= 1 and _TokenProxy.hits.get("token", 0) >= 1
+    finally:
+        server.shutdown()
+
+
+def test_pin_picks_the_arch_manifest_of_a_multiarch_index(image_x86, image_arm):
+    multi = f"{standin.REGISTRY}/geonox-standin/multiarch:{image_x86.rsplit('-', 1)[1]}"
+    env = dict(os.environ, DOCKER_CLI_EXPERIMENTAL="enabled")
+    for argv in (["manifest", "rm", multi],
+                 ["manifest", "create", "--insecure", multi, image_x86, image_arm],
+                 ["manifest", "push", "--insecure", multi]):
+        proc = subprocess.run([standin.DOCKER, *argv], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0 or argv[1] == "rm", proc.stderr
+    assert resolve_digest(multi, "aarch64") == registry_digest(image_arm)
+    assert resolve_digest(multi, "x86_64") == registry_digest(image_x86)
+
+
+# ------------------------------------------------------------------ refusals and errors
+
+
+def test_unpinned_image_is_refused_unless_allowed(tmp_path, image_x86, geonox_env):
+    project = make_project(tmp_path, SQLEXT, sqlext_table("x86_64", image_x86))
+    refused = nox("-s", "geo-images-x86_64", cwd=project, env=geonox_env)
+    assert refused.returncode != 0
+    assert "refusing to build with an unpinned image" in refused.stdout
+    assert "python -m geonox pin" in refused.stdout and "Traceback" not in refused.stdout
+    allowed = make_project(tmp_path, SQLEXT, sqlext_table("x86_64", image_x86,
+                                                          "allow-unpinned = true\n"), "allowed")
+    ok = nox("-s", "geo-images-x86_64", cwd=allowed, env=geonox_env)
+    assert ok.returncode == 0, ok.stdout
+    assert "(unpinned) is ready" in ok.stdout
+
+
+def test_tampered_digest_in_lock_is_refused(tmp_path, image_x86, geonox_env):
+    project = make_project(tmp_path, SQLEXT, sqlext_table("x86_64", image_x86))
+    pin(project, geonox_env)
+    lock = project / "geonox-images.lock"
+    real = ImageLock.load(project).entries["x86_64"].digest
+    tampered = "sha256:" + ("0" if real[7] != "0" else "1") + real[8:]
+    lock.write_text(lock.read_text().replace(real, tampered))
+    result = nox("-s", "geo-images-x86_64", cwd=project, env=geonox_env)
+    assert result.returncode != 0
+    assert tampered in result.stdout and "python -m geonox pin" in result.stdout
+    assert "Traceback" not in result.stdout
+    # and the real digest is accepted again
+    lock.write_text(lock.read_text().replace(tampered, real))
+    assert nox("-s", "geo-images-x86_64", cwd=project, env=geonox_env).returncode == 0
+
+
+def test_stopped_engine_says_how_to_start_one(tmp_path, image_x86, geonox_env):
+    project = make_project(tmp_path, SQLEXT, sqlext_table("x86_64", image_x86))
+    env = dict(geonox_env, DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock")
+    result = nox("-s", "geo-images-x86_64", cwd=project, env=env)
+    assert result.returncode != 0
+    assert "needs a container engine" in result.stdout and "Start one" in result.stdout
+    assert 'backend = "host"' in result.stdout and "Traceback" not in result.stdout
+
+
+def test_missing_binfmt_is_detected(tmp_path, image_arm, geonox_env):
+    project = make_project(tmp_path, SQLEXT, sqlext_table("aarch64", image_arm))
+    pin(project, geonox_env)
+    entry = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+    if not entry.exists():
+        skip_or_fail("qemu-aarch64 is not registered with binfmt_misc")
+    entry.write_text("0")  # disable QEMU for aarch64 for the length of this test
+    try:
+        result = nox("-s", "geo-images-aarch64", cwd=project, env=geonox_env)
+    finally:
+        entry.write_text("1")
+    assert result.returncode != 0
+    assert "needs QEMU registered with binfmt_misc" in result.stdout
+    assert "qemu-user-static" in result.stdout and "Traceback" not in result.stdout
+
+
+def test_image_without_the_python_is_named(tmp_path, image_x86, geonox_env):
+    project = make_project(tmp_path, SQLEXT, sqlext_table("x86_64", image_x86).replace(
+        'python = ["3.9"]', 'python = ["3.12"]'))
+    pin(project, geonox_env)
+    result = nox("-s", "geo-build-x86_64-3.12", cwd=project, env=geonox_env)
+    assert result.returncode != 0
+    assert "has no /opt/python/cp312-cp312/bin/python" in result.stdout
+    assert "it has: cp39-cp39" in result.stdout and "Traceback" not in result.stdout
+
+
+def test_build_image_from_a_dockerfile_on_the_pinned_base(tmp_path, image_x86, geonox_env):
+    project = make_project(tmp_path, SQLEXT, sqlext_table("x86_64", image_x86,
+                                                          'dockerfile = "ci.Dockerfile"\n'))
+    (project / "ci.Dockerfile").write_text(
+        "ARG BASE\nFROM ${BASE}\nRUN echo geonox-built > /etc/geonox-built\n")
+    pin(project, geonox_env)
+    env = dict(geonox_env, GEONOX_DOCKER=standin.DOCKER)  # BuildKit-capable client
+    first = nox("-s", "geo-images-x86_64", cwd=project, env=env)
+    assert first.returncode == 0, first.stdout
+    tag = re.search(r"(geonox-build/manylinux_2_31_x86_64:[0-9a-f]{16})", first.stdout).group(1)
+    out = subprocess.run([standin.DOCKER, "run", "--rm", tag, "cat", "/etc/geonox-built"],
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "geonox-built"
+    base_digest = ImageLock.load(project).entries["x86_64"].digest
+    assert f"on {image_x86.rsplit(':', 1)[0]}@{base_digest}" in first.stdout
+    again = nox("-s", "geo-images-x86_64", cwd=project, env=env)
+    assert again.returncode == 0 and tag in again.stdout
+
+
+# ------------------------------------------------------------------ full paths
+
+
+def test_copy_mode_and_env_allowlist(tmp_path, image_x86, geonox_env):
+    """As for a remote engine: nothing bind-mounted, inputs and outputs copied; only the
+    listed host variables reach the commands."""
+    table = sqlext_table("x86_64", image_x86, 'container-mode = "copy"\n').replace(
+        'container-env = ["PIP_CERT"]', 'container-env = ["PIP_CERT", "GEONOX_VISIBLE"]').replace(
+        "sqlext.selftest()'", "sqlext.selftest(); import os; "
+        "assert os.environ.get(\\\"GEONOX_VISIBLE\\\") == \\\"yes\\\"; "
+        "assert \\\"GEONOX_SECRET\\\" not in os.environ'")
+    project = make_project(tmp_path, SQLEXT, table)
+    pin(project, geonox_env)
+    cache = tmp_path / "copy-cache"
+    env = dict(geonox_env, GEONOX_CACHE_DIR=str(cache), GEONOX_VISIBLE="yes", GEONOX_SECRET="no")
+    result = nox("-s", "geo-wheels-x86_64", cwd=project, env=env)
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert "sqlext OK: SQLite 3.52.0 on x86_64" in result.stdout
+    wheels = list((project / "wheelhouse").glob("*.whl"))
+    assert len(wheels) == 1 and "manylinux_2_31_x86_64" in wheels[0].name
+    # the prefix came back out of the container into the host cache ...
+    assert list(cache.glob("prefixes/x86_64-*/lib/libsqlite3.a"))
+    # ... but the tool venvs, made inside it, did not: nothing was mounted
+    assert not (cache / "tools").exists()
+
+
+def test_aarch64_sqlite_extension_under_qemu(tmp_path, image_arm, geonox_env):
+    project = make_project(tmp_path, SQLEXT, sqlext_table("aarch64", image_arm))
+    pin(project, geonox_env)
+    result = nox("-s", "geo-wheels-aarch64", cwd=project, env=geonox_env, timeout=3000)
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert "sqlext OK: SQLite 3.52.0 on aarch64" in result.stdout
+    wheels = list((project / "wheelhouse").glob("*.whl"))
+    assert len(wheels) == 1 and wheels[0].name.endswith("manylinux_2_31_aarch64.whl")
+    verified = run([sys.executable, "-m", "geonox", "verify", "--json", wheels[0]], cwd=project,
+                   env=geonox_env)
+    assert verified.returncode == 0, verified.stdout
+    assert json.loads(verified.stdout)[0]["files"][0]["machine"] == "aarch64"
+
+
+def test_x86_64_example_in_the_container_then_cached(tmp_path, image_x86, geonox_env):
+    """The example's full path (PROJ/GEOS/SQLite from the mirror) inside the stand-in image,
+    repaired as manylinux_2_31 (its honest glibc), verified and tested there."""
+    project = make_project(tmp_path, EXAMPLE, textwrap.dedent(f"""\
+        [tool.geonox]
+        backend = "docker"
+        archs = ["x86_64"]
+        policy = "manylinux_2_31"
+        python = ["3.9"]
+        images = {{ x86_64 = "{image_x86}" }}
+        container-env = ["PIP_CERT"]
+        test-command = "python -c 'import geodemo; geodemo.selftest()'"
+        [tool.geonox.versions]
+        proj = "9.1.1"
+        geos = "3.13.1"
+        sqlite = "3.52.0"
+        """))
+    pin(project, geonox_env)
+    first = nox("-s", "geo-wheels-x86_64", cwd=project, env=geonox_env)
+    assert first.returncode == 0, first.stdout[-6000:]
+    assert re.search(r"geodemo 0\.1\.0 OK: PROJ 9\.1\.1, GEOS 3\.13\.1\S*, SQLite 3\.52\.0; "
+                     r"Paris -> \(261845\.7, 6250564\.3\) m; 32-gon area 3\.1214452", first.stdout)
+    assert "(cc (Debian 10.2.1" in first.stdout  # the container's compiler built the deps
+    wheels = list((project / "wheelhouse").glob("*.whl"))
+    assert len(wheels) == 1
+    tags = wheels[0].name[:-4].split("-")[-1].split(".")
+    assert "manylinux_2_31_x86_64" in tags and not any(t.startswith("manylinux_2_35") for t in tags)
+    again = nox("-s", "geo-wheels-x86_64", cwd=project, env=geonox_env)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert re.search(r"geo-deps-x86_64: cached \(key [0-9a-f]{16}\)", again.stdout)
+    assert "built in" not in again.stdout
