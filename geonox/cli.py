@@ -63,8 +63,14 @@ def _cmd_pin(args: argparse.Namespace) -> int:
     from geonox.config import load_config
     from geonox.images import pin_images
 
+    from geonox.steps import Pipeline
+
     config = load_config(args.project)
-    pin_images(config.project, config.policy, config.archs, dict(config.images))
+    archs = Pipeline(config).image_archs()
+    if not archs:
+        print("no configured arch runs in a container image; nothing to pin")
+        return 0
+    pin_images(config.project, config.policy, archs, dict(config.images))
     return 0
 
 

@@ -112,9 +112,9 @@ class HostExecutor(Executor):
 
     name = "host"
 
-    def __init__(self, arch: str | None = None) -> None:
+    def __init__(self, arch: str | None = None, *, cross: bool = False) -> None:
         self.arch = arch or host_arch()
-        if self.arch != host_arch():
+        if self.arch != host_arch() and not cross:
             raise UserError(
                 f"backend 'host' builds only for this machine's arch ({host_arch()}), not "
                 f"'{self.arch}'. Use backend = \"zig\" or \"docker\" for {self.arch}, or "

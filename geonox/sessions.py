@@ -22,7 +22,8 @@ def _run_step(pipe: Pipeline, spec: SessionSpec) -> None:
         from geonox.images import pin_images
 
         config = pipe.config
-        pin_images(config.project, config.policy, config.archs, dict(config.images), log=pipe.log)
+        pin_images(config.project, config.policy, pipe.image_archs(), dict(config.images),
+                   log=pipe.log)
     elif spec.step == "images":
         executor = pipe.executor(arch)
         image = getattr(executor, "image", None)

@@ -53,7 +53,7 @@ class GccToolchain:
             f"-DCMAKE_CXX_FLAGS={' '.join(self.cxxflags)}",
         ]
 
-    def extension_env(self) -> dict[str, str]:
+    def extension_env(self, py=None) -> dict[str, str]:  # noqa: ANN001 - native: any py
         """Environment for building the extension itself (scikit-build-core / CMake)."""
         return {
             "CC": self.cc[0],

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Test infrastructure for geonox's container backend, on Debian 12 as root.
 #
-#   - Debian packages: docker.io debootstrap qemu-user-static binfmt-support docker-registry
+#   - Debian packages: docker.io debootstrap qemu-user-static binfmt-support docker-registry,
+#     and llvm (llvm-strip: the zig backend strips aarch64 binaries with it)
 #   - dockerd running (background; log /var/log/geonox-dockerd.log)
 #   - binfmt_misc mounted, qemu-aarch64 registered with the F (fix-binary) flag, so arm64
 #     containers run through the host's qemu-aarch64-static
@@ -29,7 +30,7 @@ die() { say "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------- packages
 need=()
-for pkg in docker.io debootstrap qemu-user-static binfmt-support docker-registry; do
+for pkg in docker.io debootstrap qemu-user-static binfmt-support docker-registry llvm; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

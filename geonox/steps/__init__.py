@@ -26,6 +26,7 @@ class Pipeline:
     log: Callable[[str], None] = print
     _executors: dict = field(default_factory=dict)
     _engines: dict = field(default_factory=dict)
+    _toolchains: dict = field(default_factory=dict)
 
     def target(self, arch: str) -> Target:
         return Target(arch=arch, policy=self.config.policy)
@@ -34,9 +35,6 @@ class Pipeline:
         """The backend that builds ``arch``: as configured, or for ``auto`` a container
         engine when one answers, else this machine for its own arch."""
         backend = self.config.backend
-        if backend == "zig":
-            raise UserError("backend = \"zig\" is not available in this geonox version; use "
-                            "\"host\", \"docker\" or \"podman\".")
         if backend != "auto":
             return backend
         if "auto" not in self._engines:
@@ -62,6 +60,9 @@ class Pipeline:
             backend = self.backend(arch)
             if backend == "host":
                 self._executors[arch] = HostExecutor(arch)
+            elif backend == "zig":
+                # zig cross-compiles on this machine for any target arch.
+                self._executors[arch] = HostExecutor(arch, cross=True)
             else:
                 self._executors[arch] = self._container_executor(backend, arch)
         return self._executors[arch]
@@ -89,8 +90,36 @@ class Pipeline:
         return ContainerExecutor(self._engines[backend], pinned, arch, mounts=mounts,
                                  env_allow=config.container_env, mode=config.container_mode)
 
-    def toolchain(self, arch: str) -> GccToolchain:
-        return GccToolchain(arch=arch, executor=self.executor(arch))
+    def toolchain(self, arch: str):  # noqa: ANN201 - GccToolchain | ZigToolchain
+        if arch not in self._toolchains:
+            if self.backend(arch) == "zig":
+                from geonox.zig import ZigToolchain
+
+                tc = ZigToolchain(arch=arch, policy=self.config.policy, executor=self.executor(arch))
+            else:
+                tc = GccToolchain(arch=arch, executor=self.executor(arch))
+            self._toolchains[arch] = tc
+        return self._toolchains[arch]
+
+    def image_archs(self) -> "tuple[str, ...]":
+        """The configured archs whose builds or tests run in a container image."""
+        return tuple(a for a in self.config.archs
+                     if self.backend(a) in ("docker", "podman")
+                     or (self.backend(a) == "zig" and a != host_arch()))
+
+    def test_executor(self, arch: str) -> Executor:
+        """Where wheels for ``arch`` are installed and tested: where they were built, or
+        for a zig cross build of a foreign arch, a container of that arch's image (QEMU)."""
+        if self.backend(arch) != "zig" or arch == host_arch():
+            return self.executor(arch)
+        key = f"test-{arch}"
+        if key not in self._executors:
+            from geonox.containers import Engine
+
+            engine = self._engines.get("auto") or Engine.find("auto")
+            self._engines["auto"] = engine
+            self._executors[key] = self._container_executor(engine.kind, arch)
+        return self._executors[key]
 
     @property
     def work_dir(self) -> Path:

@@ -17,7 +17,7 @@ def build_wheel(pipe: Pipeline, arch: str, py: PythonVersion | None, prefix: Dep
     if dist.exists():
         shutil.rmtree(dist)
     dist.mkdir(parents=True)
-    env = toolchain.extension_env()
+    env = toolchain.extension_env(None if pipe.config.abi3 else py)
     # The maintainer contract: find_package(PROJ/GEOS CONFIG) and find_package(SQLite3)
     # resolve in the prefix.
     env["CMAKE_PREFIX_PATH"] = str(prefix.path)

@@ -54,7 +54,9 @@ def repair_wheel(pipe: Pipeline, arch: str, py: PythonVersion | None, *, session
             return Path(recorded["wheel"])
 
     backend = pipe.backend(arch)
-    plat = "auto" if backend == "host" else pipe.target(arch).platform_tag
+    # host: the best tag this host honestly allows.  zig: auditwheel's argparse refuses a
+    # plat of a foreign arch, and the wheel's symbols already fit the policy's glibc.
+    plat = "auto" if backend in ("host", "zig") else pipe.target(arch).platform_tag
     out = pipe.work_dir / "repair-out" / arch / pipe.build_id(py)
     if out.exists():
         shutil.rmtree(out)
@@ -75,6 +77,8 @@ def repair_wheel(pipe: Pipeline, arch: str, py: PythonVersion | None, *, session
     repaired = only_wheel(out, "auditwheel's output")
 
     why = explain_host_tag(pipe, raw, repaired) if backend == "host" else None
+    if backend == "zig":
+        check_zig_tag(pipe, repaired)
     config.wheelhouse.mkdir(parents=True, exist_ok=True)
     final = config.wheelhouse / repaired.name
     shutil.move(str(repaired), str(final))  # the wheelhouse never sees a partial wheel
@@ -110,3 +114,16 @@ def explain_host_tag(pipe: Pipeline, raw: Path, repaired: Path) -> str:
         head += (f" That is newer than the configured policy {wanted}: build with "
                  f"backend = \"docker\" (a {wanted} image) or \"zig\" to get {wanted}.")
     return head
+
+
+def check_zig_tag(pipe: Pipeline, repaired: Path) -> None:
+    """A zig wheel targets the policy's glibc, so auditwheel must find it fits the policy."""
+    from geonox.verify import wheel_platform_tags
+
+    wanted = policy_glibc(pipe.config.policy)
+    tags = [t for t in wheel_platform_tags(repaired.name) if t.startswith("manylinux_")]
+    best = min((policy_glibc("_".join(t.split("_")[:3])) for t in tags), default=None)
+    if best is None or best > wanted:
+        raise UserError(f"{repaired.name}: zig built for glibc {wanted[0]}.{wanted[1]} but "
+                        f"auditwheel tagged it {', '.join(tags) or 'linux'}; something linked a "
+                        f"newer symbol. Run `python -m geonox verify` on it for details.")

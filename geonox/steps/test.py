@@ -16,7 +16,7 @@ def test_step(pipe: Pipeline, arch: str, py: PythonVersion, *, session: str) -> 
     if not config.test_command:
         pipe.log(f"{session}: no test-command configured; nothing to run")
         return
-    executor = pipe.executor(arch)
+    executor = pipe.test_executor(arch)
     wheel = repaired_wheel(pipe, arch, py)
     venv = pipe.work_dir / "venvs" / f"test-{arch}-{py.tag}"
     log = pipe.logs_dir(arch) / f"test-{py.tag}.log"

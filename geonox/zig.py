@@ -1,0 +1,304 @@
+"""The zig cross toolchain: ``zig cc``/``zig c++`` from the ziglang wheel, targeting
+``{arch}-linux-gnu.{glibc}`` so one x86_64 machine builds manylinux wheels for x86_64 and
+aarch64 with no container and no QEMU.
+
+CMake and autotools want one executable per tool, so :class:`ZigToolchain` writes small
+wrappers (cc, c++, ar, ranlib, strip) and a CMake toolchain file into the cache.  The
+wrappers call :func:`translate`, which handles zig's traps:
+
+- a later ``--target=``/``-target`` would override the glibc-versioned target: dropped,
+  and ours goes last;
+- ``-march=armv8-a`` / ``-march=x86-64-v2`` are rejected: mapped to ``-mcpu``;
+- ``-mtune=`` is dropped; ``-Wp,-D_FORTIFY_SOURCE=2`` becomes ``-D_FORTIFY_SOURCE=2``;
+- ``-Wl,--exclude-libs,…`` is rejected by zig's linker: dropped (hide symbols with a
+  version script, as the example does; ``ldd`` fails a wheel that leaks them);
+- ``-fno-sanitize=all`` always (a debug build would otherwise pull in UBSan's runtime);
+- strip: the host's ``strip`` cannot handle aarch64, so ``zig objcopy --strip-all``.
+
+zig links libc++ statically into every C++ binary, so every C++ dependency (GEOS, PROJ)
+must be built by zig too: the prefix key includes the toolchain, so it is.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from geonox import cache
+from geonox.errors import UserError
+from geonox.executors import Executor
+from geonox.targets import policy_glibc
+from geonox.toolchains import ARCH_FLAGS
+
+WRAPPER_VERSION = 2  # bump when translate() changes: it is part of the toolchain identity
+TOOLS = ("cc", "c++", "ar", "ranlib", "strip")
+_X86_LEVELS = {"x86-64": "x86_64", "x86-64-v2": "x86_64_v2", "x86-64-v3": "x86_64_v3",
+               "x86-64-v4": "x86_64_v4"}
+
+
+def zig_exe() -> Path:
+    try:
+        import ziglang
+    except ImportError:
+        raise UserError("backend = \"zig\" needs the ziglang package: pip install ziglang") from None
+    exe = Path(ziglang.__file__).parent / "zig"
+    if not exe.is_file():
+        raise UserError(f"the ziglang package has no zig binary at {exe}; reinstall ziglang.")
+    return exe
+
+
+def _mcpu(arch: str, march: str) -> str:
+    if arch == "aarch64":
+        # armv8-a -> generic; armv8.2-a -> generic+v8_2a
+        if march in ("armv8-a", "armv8"):
+            return "generic"
+        if march.startswith("armv8.") and march.endswith("-a"):
+            return "generic+v8_" + march[len("armv8."):-2] + "a"
+        return march.replace("-", "_")
+    return _X86_LEVELS.get(march, march.replace("-", "_"))
+
+
+def translate(tool: str, target: str, args: "list[str]") -> "list[str]":
+    """zig argv (after the zig binary) for a compiler-driver call of ``cc``/``c++``."""
+    arch = target.split("-", 1)[0]
+    out: list[str] = []
+    skip = 0
+    for i, arg in enumerate(args):
+        if skip:
+            skip -= 1
+            continue
+        if arg in ("-target", "--target"):
+            skip = 1
+            continue
+        if arg == "-Xlinker" and i + 1 < len(args) and args[i + 1].startswith("--exclude-libs"):
+            # Clang spelling of CMake's LINKER: flags: -Xlinker --exclude-libs -Xlinker ALL
+            separate = args[i + 1] == "--exclude-libs" and args[i + 2:i + 3] == ["-Xlinker"]
+            skip = 3 if separate else 1
+            continue
+        if arg.startswith(("--target=", "-target=")):
+            continue
+        if arg.startswith("-march="):
+            out.append(f"-mcpu={_mcpu(arch, arg[len('-march='):])}")
+            continue
+        if arg.startswith("-mtune="):
+            continue
+        if arg.startswith("-Wp,"):
+            parts = [p for p in arg[4:].split(",") if p]
+            out.extend(parts)
+            continue
+        if arg.startswith("-Wl,"):
+            parts = arg[4:].split(",")
+            kept: list[str] = []
+            j = 0
+            while j < len(parts):
+                if parts[j] == "--exclude-libs":
+                    j += 2
+                    continue
+                if parts[j].startswith("--exclude-libs="):
+                    j += 1
+                    continue
+                kept.append(parts[j])
+                j += 1
+            if kept:
+                out.append("-Wl," + ",".join(kept))
+            continue
+        out.append(arg)
+    return [tool, *out, "-fno-sanitize=all", "-target", target]
+
+
+def wrapper_main(tool: str, target: str, argv: "list[str]") -> int:
+    """Entry point of the generated wrapper executables."""
+    zig = str(zig_exe())
+    if tool in ("cc", "c++"):
+        cmd = [zig, *translate(tool, target, argv)]
+    elif tool in ("ar", "ranlib"):
+        cmd = [zig, tool, *argv]
+    elif tool == "strip":
+        # The host's binutils strip cannot read aarch64; llvm-strip reads every arch.
+        # zig 0.17's objcopy answers "unimplemented" for shared objects: then the file is
+        # left as it is (stripping only saves space) and we say so.
+        import shutil
+
+        llvm = shutil.which("llvm-strip")
+        files = [a for a in argv if not a.startswith("-")]
+        for f in files:
+            if llvm and subprocess.call([llvm, "--strip-all", f]) == 0:
+                continue
+            tmp = f"{f}.geonox-strip"
+            if subprocess.call([zig, "objcopy", "--strip-all", f, tmp],
+                               stderr=subprocess.DEVNULL) == 0 and os.path.getsize(tmp):
+                os.replace(tmp, f)
+                continue
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            print(f"geonox: {f} left unstripped (no llvm-strip on PATH; zig objcopy cannot "
+                  f"strip it)", file=sys.stderr)
+        return 0
+    else:
+        raise SystemExit(f"geonox zig wrapper: unknown tool {tool}")
+    os.execv(zig, cmd)
+    return 127  # not reached
+
+
+def host_cmake() -> str:
+    """The build machine's CMake: the one installed beside geonox (PyPI cmake), else PATH's."""
+    import shutil
+
+    beside = Path(sys.executable).parent / "cmake"
+    found = str(beside) if beside.is_file() else shutil.which("cmake")
+    if not found:
+        raise UserError("backend = \"zig\" needs CMake >= 3.26 on this machine: pip install cmake")
+    return found
+
+
+@dataclass
+class ZigToolchain:
+    """zig for ``{arch}-linux-gnu.{glibc of the policy}``, with the seed's arch flags."""
+
+    arch: str
+    policy: str
+    executor: Executor
+    name: str = "zig"
+
+    @property
+    def glibc(self) -> str:
+        major, minor = policy_glibc(self.policy)
+        return f"{major}.{minor}"
+
+    @property
+    def target(self) -> str:
+        return f"{self.arch}-linux-gnu.{self.glibc}"
+
+    # Its output targets another glibc (and maybe arch) than the build machine's compiler:
+    # tools needed while building (the sqlite3 shell) are built natively from source.
+    cross = True
+
+    @property
+    def bin_dir(self) -> Path:
+        return self._root() / "bin"
+
+    @property
+    def toolchain_file(self) -> Path:
+        return self._root() / "toolchain.cmake"
+
+    def _root(self) -> Path:
+        zig = zig_exe()
+        digest = hashlib.sha256(f"{zig}|{WRAPPER_VERSION}|{sys.executable}".encode()).hexdigest()[:10]
+        root = cache.cache_root() / "toolchains" / f"zig-{self.target}-{digest}"
+        if not (root / "toolchain.cmake").is_file():
+            self._write(root)
+        return root
+
+    def _write(self, root: Path) -> None:
+        bin_dir = root / "bin"
+        bin_dir.mkdir(parents=True, exist_ok=True)
+        package_dir = Path(__file__).resolve().parent.parent
+        for tool in TOOLS:
+            path = bin_dir / tool
+            tmp = path.with_name(f".{tool}.tmp{os.getpid()}")
+            tmp.write_text(
+                f"#!{sys.executable}\n"
+                "import sys\n"
+                f"sys.path.insert(0, {str(package_dir)!r})\n"
+                "from geonox.zig import wrapper_main\n"
+                f"sys.exit(wrapper_main({tool!r}, {self.target!r}, sys.argv[1:]))\n")
+            tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+            tmp.replace(path)
+        processor = {"x86_64": "x86_64", "aarch64": "aarch64"}[self.arch]
+        text = "\n".join([
+            f"# geonox: zig cc/c++ for {self.target}",
+            "set(CMAKE_SYSTEM_NAME Linux)",
+            f"set(CMAKE_SYSTEM_PROCESSOR {processor})",
+            f'set(CMAKE_C_COMPILER "{bin_dir}/cc")',
+            f'set(CMAKE_CXX_COMPILER "{bin_dir}/c++")',
+            f'set(CMAKE_AR "{bin_dir}/ar" CACHE FILEPATH "zig ar")',
+            f'set(CMAKE_RANLIB "{bin_dir}/ranlib" CACHE FILEPATH "zig ranlib")',
+            f'set(CMAKE_STRIP "{bin_dir}/strip" CACHE FILEPATH "zig objcopy --strip-all")',
+            # Programs (the Python interpreter, sqlite3 for proj.db) come from the build
+            # machine; libraries and packages from the prefix or the toolchain's sysroot.
+            "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
+            "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY BOTH)",
+            "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)",
+            "set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)",
+            # try_run cannot run target code here. None of geonox's recipes needs it; a
+            # recipe that does pre-seeds the result as a cache entry in its commands.
+            "",
+        ])
+        tmp = root / f".toolchain.cmake.tmp{os.getpid()}"
+        tmp.write_text(text)
+        tmp.replace(root / "toolchain.cmake")
+
+    # -------------------------------------------------- the Toolchain interface
+
+    @property
+    def cc(self) -> "tuple[str, ...]":
+        return (str(self.bin_dir / "cc"),)
+
+    @property
+    def cxx(self) -> "tuple[str, ...]":
+        return (str(self.bin_dir / "c++"),)
+
+    @property
+    def ar(self) -> "tuple[str, ...]":
+        return (str(self.bin_dir / "ar"),)
+
+    @property
+    def ranlib(self) -> "tuple[str, ...]":
+        return (str(self.bin_dir / "ranlib"),)
+
+    @property
+    def build_cc(self) -> "tuple[str, ...]":
+        return ("cc",)  # tools that run while building (sqlite3 for proj.db) are native
+
+    @property
+    def cflags(self) -> "tuple[str, ...]":
+        # The seed's flags; the wrapper maps -march to zig's -mcpu.
+        return ("-O2", "-fPIC", *ARCH_FLAGS[self.arch])
+
+    @property
+    def cxxflags(self) -> "tuple[str, ...]":
+        return self.cflags
+
+    def cmake_args(self, prefix: str) -> "list[str]":
+        return [
+            f"-DCMAKE_TOOLCHAIN_FILE={self.toolchain_file}",
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DBUILD_SHARED_LIBS=OFF",
+            "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
+            f"-DCMAKE_INSTALL_PREFIX={prefix}",
+            "-DCMAKE_INSTALL_LIBDIR=lib",
+            f"-DCMAKE_PREFIX_PATH={prefix}",
+            f"-DCMAKE_C_FLAGS={' '.join(self.cflags)}",
+            f"-DCMAKE_CXX_FLAGS={' '.join(self.cxxflags)}",
+        ]
+
+    def extension_env(self, py=None) -> "dict[str, str]":  # noqa: ANN001
+        env = {
+            "CMAKE_TOOLCHAIN_FILE": str(self.toolchain_file),
+            "CC": self.cc[0],
+            "CXX": self.cxx[0],
+            "CFLAGS": " ".join(self.cflags),
+            "CXXFLAGS": " ".join(self.cxxflags),
+            # scikit-build-core names the wheel from this (sysconfig.get_platform) ...
+            "_PYTHON_HOST_PLATFORM": f"linux-{self.arch}",
+            # ... which also makes pip's isolated build env pick target-arch wheels, so
+            # cmake/ninja must not come from there: use this machine's CMake and make.
+            "CMAKE_EXECUTABLE": host_cmake(),
+            "CMAKE_GENERATOR": "Unix Makefiles",
+        }
+        if py is not None:
+            # ... and SKBUILD_SOABI from this (abi3 modules are arch-neutral).  FindPython
+            # cannot ask a foreign interpreter, so python_add_library(WITH_SOABI) names a
+            # cross-built module plain "_x.so" unless the CMakeLists uses SKBUILD_SOABI.
+            env["SETUPTOOLS_EXT_SUFFIX"] = f".cpython-{py.nodot}-{self.arch}-linux-gnu.so"
+        return env
+
+    def identity(self) -> str:
+        version = subprocess.run([str(zig_exe()), "version"], capture_output=True,
+                                 text=True).stdout.strip()
+        text = "|".join([self.name, self.target, version, str(WRAPPER_VERSION), *self.cflags])
+        return f"zig-{hashlib.sha256(text.encode()).hexdigest()[:12]} (zig {version}, {self.target})"

@@ -1,0 +1,155 @@
+"""The zig cross backend: its traps with the real zig from the ziglang wheel, and the
+example's wheels for aarch64 (tested under QEMU in the arm64 stand-in image) and x86_64
+(imported on CPython 3.9-3.13 here)."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import standin
+from conftest import REPO, nox, run, skip_or_fail
+from geonox.elf import read_elf
+from geonox.zig import ZigToolchain, translate
+
+pytestmark = pytest.mark.zig
+EXAMPLE = REPO / "examples" / "geodemo"
+
+
+def test_translate_handles_the_known_traps():
+    argv = translate("cc", "aarch64-linux-gnu.2.17", [
+        "-O2", "--target=x86_64-linux-gnu", "-target", "x86_64-linux-gnu", "-march=armv8-a",
+        "-mtune=generic", "-Wp,-D_FORTIFY_SOURCE=2", "-Wl,--version-script=x.map,--exclude-libs,ALL",
+        "-Xlinker", "--exclude-libs", "-Xlinker", "ALL", "-Wl,--exclude-libs=ALL", "a.c"])
+    assert argv[-2:] == ["-target", "aarch64-linux-gnu.2.17"]  # ours, last
+    assert "x86_64-linux-gnu" not in argv and "--target=x86_64-linux-gnu" not in argv
+    assert "-mcpu=generic" in argv and not any(a.startswith(("-march", "-mtune")) for a in argv)
+    assert "-D_FORTIFY_SOURCE=2" in argv and not any(a.startswith("-Wp,") for a in argv)
+    assert "-Wl,--version-script=x.map" in argv
+    assert not any("exclude-libs" in a for a in argv) and "ALL" not in argv
+    assert "-fno-sanitize=all" in argv and argv[0] == "cc" and "a.c" in argv
+    assert "-mcpu=x86_64_v2" in translate("c++", "x86_64-linux-gnu.2.17", ["-march=x86-64-v2"])
+
+
+@pytest.fixture(scope="module")
+def zig_aarch64(geonox_cache, monkeypatch_module):
+    monkeypatch_module.setenv("GEONOX_CACHE_DIR", str(geonox_cache))
+    from geonox.executors import HostExecutor
+
+    return ZigToolchain("aarch64", "manylinux_2_17", HostExecutor("aarch64", cross=True))
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def test_wrappers_survive_every_trap_with_real_zig(tmp_path, zig_aarch64):
+    src = tmp_path / "m.cc"
+    src.write_text(textwrap.dedent("""\
+        #include <string>
+        #include <cmath>
+        extern "C" __attribute__((visibility("default"))) int PyInit_m(void) {
+            std::string s(3, 'x'); return (int)std::hypot(3.0, 4.0) + (int)s.size();
+        }
+        """))
+    (tmp_path / "m.map").write_text("{ global: PyInit_*; local: *; };\n")
+    out = tmp_path / "m.so"
+    cmd = [*zig_aarch64.cxx, "-O2", "-fPIC", "-shared", "-march=armv8-a", "-mtune=generic",
+           "-Wp,-D_FORTIFY_SOURCE=2", "--target=x86_64-linux-gnu", "-fsanitize=undefined",
+           f"-Wl,--version-script={tmp_path / 'm.map'},--exclude-libs,ALL", str(src), "-o", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    info = read_elf(out)
+    assert info.arch == "aarch64"
+    glibc = [v for vs in info.version_requirements.values() for v in vs if v.startswith("GLIBC_2.")]
+    assert max(tuple(int(x) for x in v[6:].split(".")) for v in glibc) <= (2, 17)
+    assert not any("ubsan" in n or "stdc++" in n or "c++" in n for n in info.needed), info.needed
+    assert [s.name for s in info.exported] == ["PyInit_m"]
+    # the strip wrapper strips aarch64, which the host's binutils cannot
+    assert subprocess.run(["strip", str(out)], capture_output=True).returncode != 0
+    before = out.stat().st_size
+    assert subprocess.run([str(zig_aarch64.bin_dir / "strip"), str(out)]).returncode == 0
+    assert out.stat().st_size < before
+    assert read_elf(out).arch == "aarch64"
+
+
+def zig_project(tmp_path: Path, archs: str, pythons: str, image: str = "") -> Path:
+    project = tmp_path / "zigproj"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("wheelhouse", "build"))
+    text = (project / "pyproject.toml").read_text()
+    images = f'images = {{ aarch64 = "{image}" }}\ncontainer-env = ["PIP_CERT"]\n' if image else ""
+    (project / "pyproject.toml").write_text(text[:text.index("[tool.geonox]")] + textwrap.dedent(f"""\
+        [tool.geonox]
+        backend = "zig"
+        archs = {archs}
+        policy = "manylinux2014"
+        python = {pythons}
+        test-command = "python -c 'import geodemo; geodemo.selftest()'"
+        """) + images + textwrap.dedent("""\
+        [tool.geonox.versions]
+        proj = "9.1.1"
+        geos = "3.13.1"
+        sqlite = "3.52.0"
+        """))
+    (project / "noxfile.py").write_text("import geonox\ngeonox.register(prefix='geo-')\n")
+    return project
+
+
+SELFTEST = re.compile(r"geodemo 0\.1\.0 OK: PROJ 9\.1\.1, GEOS 3\.13\.1\S*, SQLite 3\.52\.0; "
+                      r"Paris -> \(261845\.7, 6250564\.3\) m; 32-gon area 3\.1214452")
+
+
+def check_zig_wheel(wheel: Path, arch: str, env: dict) -> None:
+    assert wheel.name.endswith(f"manylinux2014_{arch}.manylinux_2_17_{arch}.whl") or \
+        wheel.name.endswith(f"manylinux_2_17_{arch}.manylinux2014_{arch}.whl"), wheel.name
+    verified = run([sys.executable, "-m", "geonox", "verify", "--json", wheel], cwd=wheel.parent,
+                   env=env)
+    assert verified.returncode == 0, verified.stdout
+    report = json.loads(verified.stdout)[0]
+    (so,) = [f for f in report["files"] if f["path"].endswith(".so")]
+    assert so["machine"] == arch and so["exported"] == ["PyInit__geodemo"]
+    # PROJ, GEOS, SQLite and libc++ are static inside: only glibc libraries are needed
+    assert set(so["needed"]) <= {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2",
+                                 "librt.so.1"}, so["needed"]
+    assert tuple(map(int, so["max_versions"]["GLIBC"].split("."))) <= (2, 17)
+
+
+def test_zig_aarch64_example_tested_under_qemu(tmp_path, geonox_env):
+    try:
+        standin.ensure_infra()
+        image = standin.standin_image("aarch64")
+    except RuntimeError as exc:
+        skip_or_fail(str(exc))
+    project = zig_project(tmp_path, '["aarch64"]', '["3.9"]', image)
+    pinned = run([sys.executable, "-m", "geonox", "pin", "--project", project], cwd=project,
+                 env=geonox_env)
+    assert pinned.returncode == 0, pinned.stdout
+    result = nox("-s", "geo-wheels-aarch64", cwd=project, env=geonox_env)
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert "(zig 0." in result.stdout and "aarch64-linux-gnu.2.17" in result.stdout
+    assert SELFTEST.search(result.stdout), result.stdout[-3000:]
+    (wheel,) = (project / "wheelhouse").glob("*.whl")
+    check_zig_wheel(wheel, "aarch64", geonox_env)
+
+
+def test_zig_x86_64_example_imports_on_every_python(tmp_path, geonox_env):
+    missing = [v for v in ("3.9", "3.10", "3.11", "3.12", "3.13") if not shutil.which(f"python{v}")]
+    if missing:
+        skip_or_fail(f"python{', python'.join(missing)} not on PATH")
+    project = zig_project(tmp_path, '["x86_64"]', '["3.9", "3.10", "3.11", "3.12", "3.13"]')
+    result = nox("-s", "geo-wheels-x86_64", cwd=project, env=geonox_env)
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert len(SELFTEST.findall(result.stdout)) == 5
+    for v in ("3.9", "3.10", "3.11", "3.12", "3.13"):
+        assert f"passed on CPython {v}" in result.stdout
+    (wheel,) = (project / "wheelhouse").glob("*.whl")
+    check_zig_wheel(wheel, "x86_64", geonox_env)
