@@ -32,7 +32,7 @@ from typing import Iterator
 import geonox
 from geonox import cache
 from geonox.errors import BuildError, UserError
-from geonox.executors import Command, Executor
+from geonox.executors import Command, Executor, log_tail, run_logged
 from geonox.images import PinnedImage
 from geonox.targets import OCI_ARCH, PythonVersion, host_arch
 
@@ -219,15 +219,10 @@ class ContainerExecutor(Executor):
         return [*argv, self._start(), *cmd.argv]
 
     def run(self, cmd: Command, *, log: Path) -> None:
-        argv = self._exec_argv(cmd)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a") as fh:
-            fh.write(f"$ [{self.engine.kind} {self.image.run_ref}] {cmd.display()}\n")
-            fh.flush()
-            proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL)
-        if proc.returncode != 0:
-            raise self._fail(cmd, log, f"exit status {proc.returncode} in {self.engine.kind} "
+        rc = run_logged(self._exec_argv(cmd), log,
+                        header=f"[{self.engine.kind} {self.image.run_ref}] {cmd.display()}")
+        if rc != 0:
+            raise self._fail(cmd, log, f"exit status {rc} in {self.engine.kind} "
                                        f"container of {self.image.run_ref}")
 
     def _exec_capture(self, argv: "list[str]") -> str:
@@ -348,22 +343,15 @@ def build_image(engine: Engine, base: PinnedImage, arch: str, dockerfile: Path, 
     tag = f"geonox-build/{policy}_{arch}:{key.hexdigest()[:16]}"
     if engine("image", "inspect", tag, check=False).returncode != 0:
         check_binfmt(arch)
-        log.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="geonox-image-") as ctx:
             # The context holds only the Dockerfile, so its hash is the whole input.
             (Path(ctx) / "Dockerfile").write_bytes(content)
             argv = [engine.exe, "build", "--platform", f"linux/{OCI_ARCH[arch]}",
                     "--build-arg", f"BASE={base.run_ref}", "-t", tag, ctx]
-            with open(log, "a") as fh:
-                fh.write(f"$ {shlex.join(argv)}\n")
-                fh.flush()
-                proc = subprocess.run(argv, stdout=fh, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL)
-            if proc.returncode != 0:
-                from geonox.executors import log_tail
-
+            rc = run_logged(argv, log, header=shlex.join(argv))
+            if rc != 0:
                 raise BuildError(f"building the {arch} build image from {dockerfile} on "
-                                 f"{base.run_ref} failed (exit {proc.returncode}); log: {log}\n"
+                                 f"{base.run_ref} failed (exit {rc}); log: {log}\n"
                                  f"{log_tail(log).rstrip()}")
     image_id = engine("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
     return PinnedImage(arch, f"{base.image} + {dockerfile.name}", tag, image_id)

@@ -36,6 +36,18 @@ class Command:
         return shlex.join(self.argv)
 
 
+def run_logged(argv: "list[str]", log: Path, *, header: str, env: "dict | None" = None,
+               cwd: "str | None" = None) -> int:
+    """Run ``argv`` with stdout and stderr appended to ``log`` after a ``$ header`` line;
+    return its exit status."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as fh:
+        fh.write(f"$ {header}\n")
+        fh.flush()
+        return subprocess.run(argv, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL).returncode
+
+
 def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
     try:
         with open(log, errors="replace") as fh:
@@ -131,21 +143,16 @@ class HostExecutor(Executor):
         return env
 
     def run(self, cmd: Command, *, log: Path) -> None:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a") as fh:
-            fh.write(f"$ {cmd.display()}\n")
-            fh.flush()
-            try:
-                proc = subprocess.run(list(cmd.argv), cwd=cmd.cwd, env=self._env(cmd.env),
-                                      stdout=fh, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL)
-            except FileNotFoundError:
-                raise BuildError(
-                    f"step '{cmd.name}' could not start: '{cmd.argv[0]}' is not installed or "
-                    f"not on PATH.\n  command: {cmd.display()}"
-                ) from None
-        if proc.returncode != 0:
-            raise self._fail(cmd, log, f"exit status {proc.returncode}")
+        try:
+            rc = run_logged(list(cmd.argv), log, header=cmd.display(), env=self._env(cmd.env),
+                            cwd=cmd.cwd)
+        except FileNotFoundError:
+            raise BuildError(
+                f"step '{cmd.name}' could not start: '{cmd.argv[0]}' is not installed or "
+                f"not on PATH.\n  command: {cmd.display()}"
+            ) from None
+        if rc != 0:
+            raise self._fail(cmd, log, f"exit status {rc}")
 
     def capture(self, argv: "list[str] | tuple[str, ...]") -> str:
         try:

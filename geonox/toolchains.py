@@ -16,6 +16,23 @@ ARCH_FLAGS = {
 }
 
 
+def static_prefix_args(prefix: str) -> list[str]:
+    """CMake arguments every toolchain uses: static, PIC, Release, into ``prefix``/lib."""
+    return [
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DBUILD_SHARED_LIBS=OFF",
+        "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
+        f"-DCMAKE_INSTALL_PREFIX={prefix}",
+        "-DCMAKE_INSTALL_LIBDIR=lib",
+        f"-DCMAKE_PREFIX_PATH={prefix}",
+    ]
+
+
+def flag_args(toolchain) -> list[str]:  # noqa: ANN001 - any toolchain with cflags/cxxflags
+    return [f"-DCMAKE_C_FLAGS={' '.join(toolchain.cflags)}",
+            f"-DCMAKE_CXX_FLAGS={' '.join(toolchain.cxxflags)}"]
+
+
 @dataclass
 class GccToolchain:
     arch: str
@@ -40,18 +57,9 @@ class GccToolchain:
         return self.cflags
 
     def cmake_args(self, prefix: str) -> list[str]:
-        return [
-            "-DCMAKE_BUILD_TYPE=Release",
-            "-DBUILD_SHARED_LIBS=OFF",
-            "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
-            f"-DCMAKE_INSTALL_PREFIX={prefix}",
-            "-DCMAKE_INSTALL_LIBDIR=lib",
-            f"-DCMAKE_PREFIX_PATH={prefix}",
-            f"-DCMAKE_C_COMPILER={self.cc[0]}",
-            f"-DCMAKE_CXX_COMPILER={self.cxx[0]}",
-            f"-DCMAKE_C_FLAGS={' '.join(self.cflags)}",
-            f"-DCMAKE_CXX_FLAGS={' '.join(self.cxxflags)}",
-        ]
+        return [*static_prefix_args(prefix),
+                f"-DCMAKE_C_COMPILER={self.cc[0]}", f"-DCMAKE_CXX_COMPILER={self.cxx[0]}",
+                *flag_args(self)]
 
     def extension_env(self, py=None) -> dict[str, str]:  # noqa: ANN001 - native: any py
         """Environment for building the extension itself (scikit-build-core / CMake)."""

@@ -32,7 +32,7 @@ from geonox import cache
 from geonox.errors import UserError
 from geonox.executors import Executor
 from geonox.targets import policy_glibc
-from geonox.toolchains import ARCH_FLAGS
+from geonox.toolchains import ARCH_FLAGS, flag_args, static_prefix_args
 
 WRAPPER_VERSION = 2  # bump when translate() changes: it is part of the toolchain identity
 TOOLS = ("cc", "c++", "ar", "ranlib", "strip")
@@ -264,17 +264,8 @@ class ZigToolchain:
         return self.cflags
 
     def cmake_args(self, prefix: str) -> "list[str]":
-        return [
-            f"-DCMAKE_TOOLCHAIN_FILE={self.toolchain_file}",
-            "-DCMAKE_BUILD_TYPE=Release",
-            "-DBUILD_SHARED_LIBS=OFF",
-            "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
-            f"-DCMAKE_INSTALL_PREFIX={prefix}",
-            "-DCMAKE_INSTALL_LIBDIR=lib",
-            f"-DCMAKE_PREFIX_PATH={prefix}",
-            f"-DCMAKE_C_FLAGS={' '.join(self.cflags)}",
-            f"-DCMAKE_CXX_FLAGS={' '.join(self.cxxflags)}",
-        ]
+        return [f"-DCMAKE_TOOLCHAIN_FILE={self.toolchain_file}", *static_prefix_args(prefix),
+                *flag_args(self)]
 
     def extension_env(self, py=None) -> "dict[str, str]":  # noqa: ANN001
         env = {

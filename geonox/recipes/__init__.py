@@ -42,6 +42,16 @@ def _release(name: str, version: str, url: str, sha256: str) -> Source:
     return Source(name=name, version=version, url=url, sha256=sha256)
 
 
+def cmake_commands(ctx: BuildContext, *options: str) -> "list[Command]":
+    """configure (toolchain args + recipe options), build on every core, install."""
+    return [
+        Command("configure", ("cmake", "-S", ctx.src, "-B", ctx.build,
+                              *ctx.toolchain.cmake_args(ctx.prefix), *options)),
+        Command("build", ("cmake", "--build", ctx.build, "--parallel", str(ctx.jobs))),
+        Command("install", ("cmake", "--install", ctx.build)),
+    ]
+
+
 def registry() -> dict[str, Recipe]:
     from geonox.recipes import geos, proj, sqlite
 

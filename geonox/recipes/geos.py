@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from geonox.executors import Command
-from geonox.recipes import BuildContext, Recipe, _release
+from geonox.recipes import BuildContext, Recipe, _release, cmake_commands
 
 _URL = "https://download.osgeo.org/geos/geos-{v}.tar.bz2"
 RELEASES = {
@@ -17,14 +17,8 @@ RELEASES = {
 
 
 def commands(ctx: BuildContext) -> list[Command]:
-    tc = ctx.toolchain
-    return [
-        Command("configure", ("cmake", "-S", ctx.src, "-B", ctx.build, *tc.cmake_args(ctx.prefix),
-                              "-DBUILD_TESTING=OFF", "-DBUILD_BENCHMARKS=OFF",
-                              "-DBUILD_GEOSOP=OFF", "-DBUILD_DOCUMENTATION=OFF")),
-        Command("build", ("cmake", "--build", ctx.build, "--parallel", str(ctx.jobs))),
-        Command("install", ("cmake", "--install", ctx.build)),
-    ]
+    return cmake_commands(ctx, "-DBUILD_TESTING=OFF", "-DBUILD_BENCHMARKS=OFF",
+                          "-DBUILD_GEOSOP=OFF", "-DBUILD_DOCUMENTATION=OFF")
 
 
 RECIPE = Recipe(

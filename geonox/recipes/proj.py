@@ -3,7 +3,7 @@ default (options ``tiff`` and ``curl`` turn them on)."""
 from __future__ import annotations
 
 from geonox.executors import Command
-from geonox.recipes import BuildContext, Recipe, _release
+from geonox.recipes import BuildContext, Recipe, _release, cmake_commands
 
 _URL = "https://download.osgeo.org/proj/proj-{v}.tar.gz"
 RELEASES = {
@@ -22,23 +22,18 @@ def _onoff(value: bool) -> str:
 
 
 def commands(ctx: BuildContext) -> list[Command]:
-    tc, p = ctx.toolchain, ctx.prefix
+    p = ctx.prefix
     sqlite = (
         # PROJ < 9.4 spells them SQLITE3_*, later releases use CMake's SQLite3_*.
         f"-DSQLITE3_INCLUDE_DIR={p}/include", f"-DSQLITE3_LIBRARY={p}/lib/libsqlite3.a",
         f"-DSQLite3_INCLUDE_DIR={p}/include", f"-DSQLite3_LIBRARY={p}/lib/libsqlite3.a",
         f"-DEXE_SQLITE3={p}/bin/sqlite3",
     )
-    return [
-        Command("configure", ("cmake", "-S", ctx.src, "-B", ctx.build, *tc.cmake_args(p), *sqlite,
-                              "-DBUILD_TESTING=OFF", "-DBUILD_APPS=OFF", "-DBUILD_PROJSYNC=OFF",
-                              # never pick up a system nlohmann_json
-                              "-DNLOHMANN_JSON=internal",
-                              f"-DENABLE_TIFF={_onoff(ctx.options['tiff'])}",
-                              f"-DENABLE_CURL={_onoff(ctx.options['curl'])}")),
-        Command("build", ("cmake", "--build", ctx.build, "--parallel", str(ctx.jobs))),
-        Command("install", ("cmake", "--install", ctx.build)),
-    ]
+    return cmake_commands(
+        ctx, *sqlite, "-DBUILD_TESTING=OFF", "-DBUILD_APPS=OFF", "-DBUILD_PROJSYNC=OFF",
+        "-DNLOHMANN_JSON=internal",  # never pick up a system nlohmann_json
+        f"-DENABLE_TIFF={_onoff(ctx.options['tiff'])}",
+        f"-DENABLE_CURL={_onoff(ctx.options['curl'])}")
 
 
 RECIPE = Recipe(
