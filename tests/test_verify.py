@@ -409,9 +409,6 @@ def test_policy_resolution_and_versions():
                           "unversioned-libc", "rpath", "exported-symbols", "ldd"}
 
 
-# The lead wires `python -m geonox verify` to run_verify_command in geonox/__main__.py / cli.py;
-# this test only skips until that module exists.
-@pytest.mark.skipif(not (REPO / "geonox" / "__main__.py").exists(), reason="geonox/__main__.py not written yet")
 def test_cli_subprocess(wheels):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     ok = subprocess.run([sys.executable, "-m", "geonox", "verify", str(wheels.clean)],
