@@ -25,6 +25,9 @@ def static_prefix_args(prefix: str) -> list[str]:
         f"-DCMAKE_INSTALL_PREFIX={prefix}",
         "-DCMAKE_INSTALL_LIBDIR=lib",
         f"-DCMAKE_PREFIX_PATH={prefix}",
+        # CMake >= 4 refuses cmake_minimum_required(< 3.5), which older releases of the
+        # dependencies (PROJ 9.1's Ccache.cmake) still say; earlier CMake ignores this.
+        "-DCMAKE_POLICY_VERSION_MINIMUM=3.5",
     ]
 
 

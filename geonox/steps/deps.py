@@ -53,6 +53,7 @@ def _manifest(pipe: Pipeline, arch: str) -> dict:
         "policy": pipe.config.policy,
         "executor": pipe.executor(arch).identity(),
         "toolchain": toolchain.identity(),
+        "cmake": pipe.executor(arch).capture(["cmake", "--version"]).splitlines()[0],
         "deps": deps,
     }
 
