@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,20 @@ def run(argv, *, cwd, env, timeout=3600) -> subprocess.CompletedProcess:
 
 def nox(*args, cwd, env, timeout=3600) -> subprocess.CompletedProcess:
     return run([sys.executable, "-m", "nox", *args], cwd=cwd, env=env, timeout=timeout)
+
+
+def sqlite_project(path: Path, source: str = '[tool.geonox.versions]\nsqlite = "3.52.0"\n') -> Path:
+    """A host-backend project that builds only SQLite (the quick recipe), with a noxfile.
+    ``source`` is the TOML that picks the SQLite source (a version pin by default)."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "pyproject.toml").write_text(textwrap.dedent("""\
+        [project]
+        name = "sq"
+        version = "1.0"
+        [tool.geonox]
+        deps = ["sqlite"]
+        python = ["3.12"]
+        backend = "host"
+        """) + source)
+    (path / "noxfile.py").write_text("import geonox\ngeonox.register()\n")
+    return path

@@ -10,27 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import nox
+from conftest import nox, sqlite_project
 from geonox.config import load_config
 from geonox.errors import BuildError
 from geonox.steps import Pipeline
 from geonox.steps.deps import STAMP, build_deps, planned_prefix
 from geonox.targets import host_arch
-
-
-def sqlite_project(path: Path, source: str = '[tool.geonox.versions]\nsqlite = "3.52.0"\n') -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "pyproject.toml").write_text(textwrap.dedent("""\
-        [project]
-        name = "sq"
-        version = "1.0"
-        [tool.geonox]
-        deps = ["sqlite"]
-        python = ["3.12"]
-        backend = "host"
-        """) + source)
-    (path / "noxfile.py").write_text("import geonox\ngeonox.register()\n")
-    return path
 
 
 @pytest.fixture

@@ -6,30 +6,15 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import textwrap
 from pathlib import Path
 
-from conftest import nox, run
+from conftest import nox, run, sqlite_project
 from conftest_http import SQLITE, SQLITE_SHA256, fault_server, serve, wrong_bytes  # noqa: F401
 from geonox.targets import host_arch
 
 
 def project(tmp_path: Path) -> Path:
-    p = tmp_path / "proj"
-    p.mkdir()
-    (p / "pyproject.toml").write_text(textwrap.dedent("""\
-        [project]
-        name = "sq"
-        version = "1.0"
-        [tool.geonox]
-        deps = ["sqlite"]
-        python = ["3.12"]
-        backend = "host"
-        [tool.geonox.versions]
-        sqlite = "3.52.0"
-        """))
-    (p / "noxfile.py").write_text("import geonox\ngeonox.register()\n")
-    return p
+    return sqlite_project(tmp_path / "proj")
 
 
 def env_for(cache: Path, mirror: str) -> dict:
