@@ -22,6 +22,7 @@ class BuildContext:
     jobs: int
     options: Mapping[str, bool]
     toolchain: "object"  # geonox.toolchains.Toolchain (duck-typed to avoid a cycle)
+    needed_by: "tuple[str, ...]" = ()  # configured recipes that depend on this one
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,12 @@ def registry() -> dict[str, Recipe]:
     from geonox.recipes import geos, proj, sqlite
 
     return {r.name: r for r in (sqlite.RECIPE, geos.RECIPE, proj.RECIPE)}
+
+
+def needed_by(name: str, names: "list[str] | tuple[str, ...]") -> "tuple[str, ...]":
+    """Which of ``names`` depend on recipe ``name``."""
+    recipes = registry()
+    return tuple(n for n in names if name in recipes[n].depends)
 
 
 def build_order(names: "list[str] | tuple[str, ...]") -> list[str]:

@@ -1,5 +1,6 @@
 """SQLite from the autoconf amalgamation: sqlite3.c compiled directly (no configure),
-plus a ``sqlite3`` shell for the build machine, which PROJ runs to generate proj.db."""
+plus, when PROJ is configured, a ``sqlite3`` shell for the build machine, which PROJ runs
+to generate proj.db."""
 from __future__ import annotations
 
 from geonox.executors import Command
@@ -28,20 +29,23 @@ def commands(ctx: BuildContext) -> list[Command]:
     tc = ctx.toolchain
     src, build, prefix = ctx.src, ctx.build, ctx.prefix
     obj = f"{build}/sqlite3.o"
-    return [
+    commands = [
         Command("mkdirs", ("cmake", "-E", "make_directory", build, f"{prefix}/include",
                            f"{prefix}/lib", f"{prefix}/bin")),
         Command("compile", (*tc.cc, *tc.cflags, *DEFINES, "-c", f"{src}/sqlite3.c", "-o", obj)),
         Command("archive", (*tc.ar, "rcs", f"{prefix}/lib/libsqlite3.a", obj)),
         Command("headers", ("cmake", "-E", "copy", f"{src}/sqlite3.h", f"{src}/sqlite3ext.h",
                             f"{prefix}/include/")),
-        # The shell runs on the build machine (PROJ calls it while building).  A native
+    ]
+    if "proj" in ctx.needed_by:
+        # PROJ runs a sqlite3 shell on the build machine to generate proj.db.  A native
         # toolchain links it to the library just built; a cross toolchain compiles the
         # amalgamation again with the build machine's compiler.
-        Command("shell", (*tc.build_cc, "-O2", *DEFINES, f"{src}/shell.c",
-                          *((f"{src}/sqlite3.c",) if tc.cross else (f"{prefix}/lib/libsqlite3.a",)),
-                          "-o", f"{prefix}/bin/sqlite3", "-lpthread", "-lm")),
-    ]
+        commands.append(Command("shell", (
+            *tc.build_cc, "-O2", *DEFINES, f"{src}/shell.c",
+            *((f"{src}/sqlite3.c",) if tc.cross else (f"{prefix}/lib/libsqlite3.a",)),
+            "-o", f"{prefix}/bin/sqlite3", "-lpthread", "-lm")))
+    return commands
 
 
 RECIPE = Recipe(

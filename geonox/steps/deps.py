@@ -19,7 +19,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from geonox import cache, sources
-from geonox.recipes import BuildContext, registry
+from geonox.recipes import BuildContext, needed_by, registry
 from geonox.steps import Pipeline
 
 STAMP = "geonox-prefix.json"
@@ -43,7 +43,8 @@ def _manifest(pipe: Pipeline, arch: str) -> dict:
     deps = []
     for spec in pipe.config.deps:
         placeholder = BuildContext(src="@SRC@", build="@BUILD@", prefix="@PREFIX@", jobs=0,
-                                   options=spec.options, toolchain=toolchain)
+                                   options=spec.options, toolchain=toolchain,
+                                   needed_by=_needed_by(pipe, spec.name))
         rendered = [list(c.argv) for c in recipes[spec.name].commands(placeholder)]
         deps.append({"name": spec.name, "version": spec.source.version,
                      "sha256": spec.source.sha256, "options": dict(spec.options),
@@ -56,6 +57,10 @@ def _manifest(pipe: Pipeline, arch: str) -> dict:
         "cmake": pipe.executor(arch).capture(["cmake", "--version"]).splitlines()[0],
         "deps": deps,
     }
+
+
+def _needed_by(pipe: Pipeline, name: str) -> "tuple[str, ...]":
+    return needed_by(name, [d.name for d in pipe.config.deps])
 
 
 def prefix_key(manifest: dict) -> str:
@@ -119,7 +124,7 @@ def _build(pipe: Pipeline, prefix: DepPrefix, label: str) -> None:
             executor.sync_in(src)
             ctx = BuildContext(src=str(src), build=str(work / f"build-{spec.name}"),
                                prefix=str(prefix.path), jobs=pipe.jobs, options=spec.options,
-                               toolchain=toolchain)
+                               toolchain=toolchain, needed_by=_needed_by(pipe, spec.name))
             for cmd in recipes[spec.name].commands(ctx):
                 executor.run(cmd, log=logs / f"{spec.name}-{cmd.name}.log")
             timings[spec.name] = round(time.monotonic() - t0, 1)
