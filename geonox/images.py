@@ -73,8 +73,7 @@ class ImageRef:
     def name(self) -> str:
         """The reference without tag or digest, as docker spells it."""
         if self.registry == "registry-1.docker.io":
-            return self.repository.removeprefix("library/") if sys.version_info >= (3, 9) \
-                else self.repository
+            return self.repository.removeprefix("library/")
         return f"{self.registry}/{self.repository}"
 
     def with_digest(self, digest: str) -> str:

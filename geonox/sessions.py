@@ -25,12 +25,7 @@ def _run_step(pipe: Pipeline, spec: SessionSpec) -> None:
         pin_images(config.project, config.policy, pipe.image_archs(), dict(config.images),
                    log=pipe.log)
     elif spec.step == "images":
-        executor = pipe.executor(arch)
-        image = getattr(executor, "image", None)
-        if image is None:
-            raise UserError(f"{name}: backend {pipe.backend(arch)!r} uses no container image; "
-                            f"set backend = \"docker\" or \"podman\".")
-        executor.prepare()
+        image = pipe.prepare_image(arch)
         pipe.log(f"{name}: {image.run_ref} ({image.digest or 'unpinned'}) is ready")
     elif spec.step == "deps":
         build_deps(pipe, arch, session=name)

@@ -5,6 +5,7 @@ a manylinux image's devtoolset) with the seed's per-arch flags.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -73,6 +74,7 @@ class GccToolchain:
             "CXXFLAGS": " ".join(self.cxxflags),
         }
 
+    @functools.cached_property
     def identity(self) -> str:
         """Compiler versions and flags: anything here changing means a different prefix."""
         versions = [self.executor.capture([*tool, "--version"]).splitlines()[0]

@@ -20,6 +20,7 @@ must be built by zig too: the prefix key includes the toolchain, so it is.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import stat
@@ -179,12 +180,13 @@ class ZigToolchain:
 
     @property
     def bin_dir(self) -> Path:
-        return self._root() / "bin"
+        return self._root / "bin"
 
     @property
     def toolchain_file(self) -> Path:
-        return self._root() / "toolchain.cmake"
+        return self._root / "toolchain.cmake"
 
+    @functools.cached_property
     def _root(self) -> Path:
         zig = zig_exe()
         digest = hashlib.sha256(f"{zig}|{WRAPPER_VERSION}|{sys.executable}".encode()).hexdigest()[:10]
@@ -288,6 +290,7 @@ class ZigToolchain:
             env["SETUPTOOLS_EXT_SUFFIX"] = f".cpython-{py.nodot}-{self.arch}-linux-gnu.so"
         return env
 
+    @functools.cached_property
     def identity(self) -> str:
         version = subprocess.run([str(zig_exe()), "version"], capture_output=True,
                                  text=True).stdout.strip()

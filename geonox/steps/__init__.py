@@ -37,14 +37,7 @@ class Pipeline:
         backend = self.config.backend
         if backend != "auto":
             return backend
-        if "auto" not in self._engines:
-            from geonox.containers import Engine
-
-            try:
-                self._engines["auto"] = Engine.find("auto")
-            except UserError:
-                self._engines["auto"] = None
-        engine = self._engines["auto"]
+        engine = self._engine("auto", required=False)
         if engine is not None:
             return engine.kind
         if arch == host_arch():
@@ -54,6 +47,19 @@ class Pipeline:
             f"container engine answers. Start docker or podman (with QEMU binfmt for {arch}), "
             f"or drop {arch} from archs."
         )
+
+    def _engine(self, kind: str, *, required: bool = True):  # noqa: ANN202 - Engine | None
+        """The answering engine for ``kind`` (docker, podman, auto), looked up once."""
+        from geonox.containers import Engine
+
+        if self._engines.get(kind) is None:
+            try:
+                self._engines[kind] = Engine.find(kind)
+            except UserError:
+                if required:
+                    raise
+                self._engines[kind] = None
+        return self._engines[kind]
 
     def executor(self, arch: str) -> Executor:
         if arch not in self._executors:
@@ -69,11 +75,10 @@ class Pipeline:
 
     def _container_executor(self, backend: str, arch: str) -> Executor:
         import geonox
-        from geonox.containers import ContainerExecutor, Engine
+        from geonox.containers import ContainerExecutor
         from geonox.images import ImageLock, default_image, pinned_image
 
-        if backend not in self._engines or self._engines[backend] is None:
-            self._engines[backend] = Engine.find(backend)
+        engine = self._engine(backend)
         config = self.config
         image = config.images.get(arch) or default_image(config.policy, arch)
         pinned = pinned_image(image, arch, ImageLock.load(config.project), config.allow_unpinned)
@@ -84,10 +89,10 @@ class Pipeline:
             from geonox.containers import build_image
 
             self.log(f"images-{arch}: build image from {config.dockerfile.name} on {pinned.run_ref}")
-            pinned = build_image(self._engines[backend], pinned, arch, config.dockerfile,
+            pinned = build_image(engine, pinned, arch, config.dockerfile,
                                  policy=config.policy, log=self.logs_dir(arch) / "image-build.log")
             self.log(f"images-{arch}: {pinned.run_ref} ({pinned.digest})")
-        return ContainerExecutor(self._engines[backend], pinned, arch, mounts=mounts,
+        return ContainerExecutor(engine, pinned, arch, mounts=mounts,
                                  env_allow=config.container_env, mode=config.container_mode)
 
     def toolchain(self, arch: str):  # noqa: ANN201 - GccToolchain | ZigToolchain
@@ -114,12 +119,17 @@ class Pipeline:
             return self.executor(arch)
         key = f"test-{arch}"
         if key not in self._executors:
-            from geonox.containers import Engine
-
-            engine = self._engines.get("auto") or Engine.find("auto")
-            self._engines["auto"] = engine
-            self._executors[key] = self._container_executor(engine.kind, arch)
+            self._executors[key] = self._container_executor(self._engine("auto").kind, arch)
         return self._executors[key]
+
+    def prepare_image(self, arch: str):  # noqa: ANN201 - geonox.images.PinnedImage
+        """Pull, check (and build, with a Dockerfile) the container image ``arch`` uses."""
+        executor = self.test_executor(arch) if arch in self.image_archs() else None
+        if executor is None:
+            raise UserError(f"images-{arch}: backend {self.backend(arch)!r} runs {arch} in no "
+                            f"container image; set backend = \"docker\" or \"podman\".")
+        executor.prepare()
+        return executor.image
 
     @property
     def work_dir(self) -> Path:

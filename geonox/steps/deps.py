@@ -53,7 +53,7 @@ def _manifest(pipe: Pipeline, arch: str) -> dict:
         "arch": arch,
         "policy": pipe.config.policy,
         "executor": pipe.executor(arch).identity(),
-        "toolchain": toolchain.identity(),
+        "toolchain": toolchain.identity,
         "cmake": pipe.executor(arch).capture(["cmake", "--version"]).splitlines()[0],
         "deps": deps,
     }
@@ -114,7 +114,7 @@ def _build(pipe: Pipeline, prefix: DepPrefix, label: str) -> None:
         if stale.exists():
             shutil.rmtree(stale)
     pipe.log(f"{label}: building {', '.join(f'{s.name} {s.source.version}' for s in config.deps)}"
-             f" (key {prefix.key}, {toolchain.identity()}, logs in {logs})")
+             f" (key {prefix.key}, {toolchain.identity}, logs in {logs})")
     started = time.monotonic()
     timings: dict[str, float] = {}
     try:
