@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection, DynamicSegment
@@ -20,7 +19,7 @@ from elftools.elf.sections import SymbolTableSection
 ELF_MAGIC = b"\x7fELF"
 
 # (e_machine, ELF class, little endian) -> the arch name used in wheel platform tags.
-_ARCHES: Dict[Tuple[str, int, bool], str] = {
+_ARCHES: dict[tuple[str, int, bool], str] = {
     ("EM_X86_64", 64, True): "x86_64",
     ("EM_386", 32, True): "i686",
     ("EM_AARCH64", 64, True): "aarch64",
@@ -51,8 +50,8 @@ class DynamicSymbol:
     binding: str  # "GLOBAL", "WEAK", "UNIQUE" (or the raw STB_* for anything else)
     type: str  # "FUNC", "OBJECT", "NOTYPE", "TLS", "GNU_IFUNC", ...
     visibility: str  # "DEFAULT", "PROTECTED", ...
-    version: Optional[str] = None
-    library: Optional[str] = None
+    version: str | None = None
+    library: str | None = None
 
 
 @dataclass
@@ -62,27 +61,27 @@ class ElfInfo:
     elf_class: int  # 32 or 64
     little_endian: bool
     elf_type: str  # "ET_DYN", "ET_EXEC", "ET_REL", ...
-    soname: Optional[str] = None
-    needed: List[str] = field(default_factory=list)
-    rpath: List[str] = field(default_factory=list)  # DT_RPATH entries
-    runpath: List[str] = field(default_factory=list)  # DT_RUNPATH entries
+    soname: str | None = None
+    needed: list[str] = field(default_factory=list)
+    rpath: list[str] = field(default_factory=list)  # DT_RPATH entries
+    runpath: list[str] = field(default_factory=list)  # DT_RUNPATH entries
     # {"libc.so.6": ["GLIBC_2.2.5", "GLIBC_2.14"], ...} from .gnu.version_r
-    version_requirements: Dict[str, List[str]] = field(default_factory=dict)
-    undefined: List[DynamicSymbol] = field(default_factory=list)
-    exported: List[DynamicSymbol] = field(default_factory=list)
+    version_requirements: dict[str, list[str]] = field(default_factory=dict)
+    undefined: list[DynamicSymbol] = field(default_factory=list)
+    exported: list[DynamicSymbol] = field(default_factory=list)
 
     @property
-    def arch(self) -> Optional[str]:
+    def arch(self) -> str | None:
         """The wheel-tag arch this file runs on (``"x86_64"``), or ``None`` if unknown."""
         return machine_to_arch(self.machine, self.elf_class, self.little_endian)
 
     @property
-    def search_paths(self) -> List[str]:
+    def search_paths(self) -> list[str]:
         """DT_RPATH then DT_RUNPATH entries."""
         return [*self.rpath, *self.runpath]
 
 
-def machine_to_arch(machine: str, elf_class: int, little_endian: bool) -> Optional[str]:
+def machine_to_arch(machine: str, elf_class: int, little_endian: bool) -> str | None:
     return _ARCHES.get((machine, elf_class, little_endian))
 
 
@@ -95,7 +94,7 @@ def is_elf(path: str | os.PathLike[str]) -> bool:
         return False
 
 
-def _split_paths(value: str) -> List[str]:
+def _split_paths(value: str) -> list[str]:
     return [p for p in value.split(":") if p]
 
 
@@ -143,7 +142,7 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
                     info.runpath.extend(_split_paths(tag.runpath))
 
         # vna_other (the index a versym entry holds) -> (version name, library)
-        needed_versions: Dict[int, Tuple[str, str]] = {}
+        needed_versions: dict[int, tuple[str, str]] = {}
         if verneed is not None:
             for version, auxiliaries in verneed.iter_versions():
                 library = str(version.name)
@@ -157,7 +156,7 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
     return info
 
 
-def _versym_index(versym: Optional[GNUVerSymSection], index: int) -> int:
+def _versym_index(versym: GNUVerSymSection | None, index: int) -> int:
     if versym is None:
         return 0
     ndx = versym.get_symbol(index)["ndx"]
@@ -169,8 +168,8 @@ def _versym_index(versym: Optional[GNUVerSymSection], index: int) -> int:
 def _read_dynsym(
     info: ElfInfo,
     dynsym: SymbolTableSection,
-    versym: Optional[GNUVerSymSection],
-    needed_versions: Dict[int, Tuple[str, str]],
+    versym: GNUVerSymSection | None,
+    needed_versions: dict[int, tuple[str, str]],
 ) -> None:
     for index, sym in enumerate(dynsym.iter_symbols()):
         if index == 0 or not sym.name:

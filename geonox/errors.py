@@ -3,7 +3,8 @@
 A :class:`UserError` is something the person running geonox can fix (bad config, a
 checksum mismatch, a missing tool, a too-new symbol).  It is printed as one short
 paragraph without a traceback.  Any other exception is a bug in geonox and keeps its
-traceback.
+traceback.  :class:`Interrupted` is a stop request (SIGTERM, SIGINT) turned into an
+exception, so every ``with`` on the way out stops what it started.
 """
 from __future__ import annotations
 
@@ -13,7 +14,12 @@ class UserError(Exception):
 
 
 class ConfigError(UserError):
-    """``[tool.geonox]`` or a ``register()`` keyword holds a bad value."""
+    """``[tool.geonox]``, a ``register()`` keyword or a ``GEONOX_*`` variable holds a bad
+    value.  ``key`` is the top-level key at fault (``None`` when the file itself is)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class SourceError(UserError):
@@ -30,3 +36,12 @@ class BuildError(UserError):
 
 class VerifyError(UserError):
     """A wheel broke one of the verify rules."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """geonox was told to stop (SIGTERM or SIGINT).  A KeyboardInterrupt, so nox reports
+    the session as interrupted and exits non-zero, and ``except Exception`` never eats it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -1,67 +1,24 @@
-"""Targets: architectures, manylinux policies and CPython versions, and their names.
-
-Policy names and aliases come from the policy data auditwheel ships
-(``auditwheel/policy/manylinux-policy.json``); geonox keeps no copy of it.
-"""
+"""Targets: architectures and CPython versions, and the names derived from them.
+Policies (what a platform tag allows) live in :mod:`geonox.policy`."""
 from __future__ import annotations
 
-import functools
-import json
 import platform
-import re
 from dataclasses import dataclass
-from importlib import resources
+from typing import Literal
 
-ARCHS = ("x86_64", "aarch64")
+Arch = Literal["x86_64", "aarch64"]
+ARCHS: tuple[Arch, ...] = ("x86_64", "aarch64")
 # Debian/OCI spelling of each arch (docker --platform, debootstrap --arch).
 OCI_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
-DEFAULT_POLICY = "manylinux_2_28"
 SUPPORTED_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
-DEFAULT_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
-
 
 _ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "i686", "i586": "i686",
                  "armv8l": "armv7l"}
-_POLICY_FILES = {"glibc": "manylinux-policy.json", "musl": "musllinux-policy.json"}
 
 
 def host_arch() -> str:
     machine = platform.machine().lower()
     return _ARCH_ALIASES.get(machine, machine)
-
-
-@functools.lru_cache(maxsize=None)
-def policy_records(libc: str = "glibc") -> tuple[dict, ...]:
-    """The policy records auditwheel ships for ``libc`` ("glibc" or "musl"), as it ships them."""
-    text = (resources.files("auditwheel.policy") / _POLICY_FILES[libc]).read_text(encoding="utf-8")
-    return tuple(json.loads(text))
-
-
-def manylinux_policies() -> tuple[dict, ...]:
-    """auditwheel's manylinux policy records, most compatible first."""
-    records = [p for p in policy_records("glibc") if p["name"].startswith("manylinux")]
-    return tuple(sorted(records, key=lambda p: -p["priority"]))
-
-
-def policy_aliases() -> dict[str, str]:
-    """Every accepted spelling -> canonical PEP 600 name (manylinux2014 -> manylinux_2_17)."""
-    names: dict[str, str] = {}
-    for p in manylinux_policies():
-        names[p["name"]] = p["name"]
-        for alias in p.get("aliases", []):
-            names[alias] = p["name"]
-    return names
-
-
-def canonical_policy(name: str) -> str | None:
-    return policy_aliases().get(name)
-
-
-def policy_glibc(policy: str) -> tuple[int, int]:
-    m = re.fullmatch(r"manylinux_(\d+)_(\d+)", policy)
-    if not m:
-        raise ValueError(policy)
-    return int(m.group(1)), int(m.group(2))
 
 
 @dataclass(frozen=True)
@@ -106,7 +63,3 @@ class Target:
     @property
     def platform_tag(self) -> str:
         return f"{self.policy}_{self.arch}"
-
-    @property
-    def glibc(self) -> tuple[int, int]:
-        return policy_glibc(self.policy)
