@@ -1,78 +1,105 @@
-"""Where geonox keeps things between runs.
+"""Where geonox keeps things between runs, and the one way anything gets in there.
 
-Layout below the cache root (``GEONOX_CACHE_DIR`` or the platformdirs user cache):
+:class:`CacheLayout` names every directory below the cache root (``GEONOX_CACHE_DIR`` or
+the platformdirs user cache):
 
-- ``sources/<sha256>/<upstream file name>``: verified downloads, keyed by content.
-- ``prefixes/<build key>/``: installed static dependency prefixes.
-- ``logs/``: build logs of dependency builds.
-- ``tmp/``: scratch space on the same filesystem, for atomic renames.
+==============================  ===========================================================
+``sources/<sha256>/<file>``     verified downloads, keyed by content
+``prefixes/<arch>-<key>/``      dependency prefixes, keyed by what they were built from
+``logs/<arch>-<key>/``          the build logs of that prefix
+``tools/<id>/``                 tool venvs (pypa/build, auditwheel) per interpreter/image
+``toolchains/<id>/``            zig wrapper executables and CMake toolchain files
+``work/<project>-<digest>/``    one project's unrepaired wheels, stamps, reports, test venvs
+``tmp/<name>/``                 scratch of a running build
+==============================  ===========================================================
+
+:class:`Artifact` is every cached thing: key -> lock -> build into a temporary place ->
+atomic completion.  A directory artifact is complete when its marker file exists (written
+last, or inside the temporary directory before it is renamed into place); a file
+artifact when the file exists at its final path (it only ever gets there by an atomic
+rename) and, optionally, passes a check.  Using an artifact records its last use (the
+marker's mtime), which is what ``cache prune`` goes by.  A build holds the artifact's lock
+exclusively; readers (a wheel build using a prefix) hold it shared; ``prune`` removes
+only what it can lock, so never an entry in use.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import json
 import os
+import secrets
 import shutil
 import stat
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import platformdirs
+import filelock
 
+from geonox import environment
 
-def cache_root() -> Path:
-    env = os.environ.get("GEONOX_CACHE_DIR")
-    root = Path(env).expanduser() if env else Path(platformdirs.user_cache_dir("geonox"))
-    return root.resolve()
-
-
-def sources_dir() -> Path:
-    return cache_root() / "sources"
+CHUNK = 1 << 20
+SHA256_HEX = frozenset("0123456789abcdef")
 
 
-def prefixes_dir() -> Path:
-    return cache_root() / "prefixes"
+# ------------------------------------------------------------------ small file helpers
 
 
-def tmp_dir() -> Path:
-    d = cache_root() / "tmp"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
-# ------------------------------------------------------------ listing and pruning
-#
-# ``python -m geonox cache list|prune|clear`` is built on these.  What the current
-# configuration still references is the caller's business: it passes those paths to
-# :func:`prune` as ``keep``.
-
-_SHA256_HEX = frozenset("0123456789abcdef")
-# Top-level directories whose children are listed one entry each, and what they hold.
-_OTHER_DIRS = {
-    "logs": "dependency build logs",
-    "tmp": "scratch",
-    "work": "a project's unrepaired wheels, stamps, reports and test venvs",
-    "tools": "build-frontend venv",
-}
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
-@dataclass(frozen=True)
-class CacheEntry:
-    """One removable thing in the cache."""
-
-    kind: str  # "source" | "prefix" | "other"
-    path: Path  # source: the file (what sources.fetch returns); prefix: its directory
-    size: int  # bytes on disk (apparent size, symlinks not followed)
-    description: str
-
-
-def _is_sha256(name: str) -> bool:
-    return len(name) == 64 and set(name) <= _SHA256_HEX
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old content or all of the new."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def _is_lock(path: Path) -> bool:
-    return path.name.endswith(".lock") or path.name == ".locks"
+def remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
-def _size(path: Path) -> int:
+def human_size(n: float) -> str:
+    """``3258980`` -> ``"3.3 MB"`` (SI units, as download rates are given)."""
+    if n >= 1e9:
+        return f"{n / 1e9:.1f} GB"
+    if n >= 1e6:
+        return f"{n / 1e6:.1f} MB"
+    if n >= 1e3:
+        return f"{n / 1e3:.0f} kB"
+    return f"{int(n)} B"
+
+
+def tree_size(path: Path) -> int:
     """Bytes below ``path`` (files counted once per inode, links not followed)."""
     try:
         st = path.lstat()
@@ -93,113 +120,433 @@ def _size(path: Path) -> int:
     return total
 
 
+def temp_name(name: str) -> str:
+    """The name of an in-progress ``name`` beside it: ``.name.<pid>.<random>.part``."""
+    return f".{name}.{os.getpid()}.{secrets.token_hex(4)}.part"
+
+
+def part_owner(name: str) -> str | None:
+    """The artifact name an in-progress ``.name.<pid>.<random>.part`` belongs to."""
+    if not (name.startswith(".") and name.endswith(".part")):
+        return None
+    parts = name[1:-len(".part")].rsplit(".", 2)
+    return parts[0] if len(parts) == 3 and parts[1].isdigit() else None
+
+
+# ------------------------------------------------------------------ locks
+
+
+@contextlib.contextmanager
+def shared_lock(lock_path: Path) -> Iterator[None]:
+    """A shared flock on ``lock_path``: many readers at once, never beside the exclusive
+    :class:`filelock.FileLock` a build or ``prune`` takes on the same file.  (filelock
+    offers exclusive flocks only; its ReadWriteLock is an SQLite database, not a flock.)"""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+def try_exclusive(lock_path: Path) -> filelock.FileLock | None:
+    """The exclusive lock if nobody holds the file (shared or exclusive), else None."""
+    lock = filelock.FileLock(str(lock_path))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return None
+    return lock
+
+
+# ------------------------------------------------------------------ the artifact helper
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One cached unit at ``path``, locked by ``lock_path``.
+
+    ``marker`` names the completion file of a directory artifact; ``None`` makes it a file
+    artifact.  ``check`` is an extra test of a complete artifact's content (sources re-hash
+    themselves; stamps compare the input they record)."""
+
+    path: Path
+    lock_path: Path
+    marker: str | None = None
+    check: Callable[[Path], bool] | None = None
+
+    @property
+    def marker_path(self) -> Path:
+        return self.path / self.marker if self.marker else self.path
+
+    def complete(self) -> bool:
+        try:
+            if not self.marker_path.is_file():
+                return False
+            return self.check(self.path) if self.check else True
+        except OSError:
+            return False
+
+    def touch(self) -> None:
+        """Record a use now (``cache prune`` removes what was not used for a while)."""
+        try:
+            os.utime(self.marker_path)
+        except OSError:
+            pass
+
+    def read_marker(self) -> Any:
+        return json.loads(self.marker_path.read_text())
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Path]:
+        """Use the artifact: a shared lock for as long as the ``with`` lasts."""
+        with shared_lock(self.lock_path):
+            self.touch()
+            yield self.path
+
+    def exclusive(self, on_wait: Callable[[str], None] | None = None) -> filelock.FileLock:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(self.lock_path))
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            if on_wait:
+                on_wait(str(self.lock_path))
+            lock.acquire()
+        return lock
+
+    def ensure(self, build: Callable[[Path], Any], *, in_place: bool = False,
+               on_wait: Callable[[str], None] | None = None) -> bool:
+        """Make the artifact complete; True if it was built now, False if it already was.
+
+        ``build(place)`` fills ``place``: for a directory artifact a directory (it may
+        create it), for a file artifact a file.  Its return value, when not None, is written
+        as the marker's JSON.  ``in_place`` builds at the final path (for trees that record
+        their own absolute paths: CMake prefixes, venvs); the marker is then written last.
+        Otherwise ``place`` is a temporary sibling renamed into place when complete.  If
+        ``build`` raises (an Interrupted included) nothing is left behind.
+        """
+        if self.complete():
+            self.touch()
+            return False
+        lock = self.exclusive(on_wait)
+        try:
+            if self.complete():  # somebody built it while we waited
+                self.touch()
+                return False
+            self._remove_stale()
+            place = self.path if in_place else self.path.with_name(temp_name(self.path.name))
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                meta = build(place)
+                if self.marker:
+                    place.mkdir(parents=True, exist_ok=True)
+                    write_atomic(place / self.marker,
+                                 json.dumps(meta if meta is not None else {}, indent=2) + "\n")
+                if not in_place:
+                    os.replace(place, self.path)
+                    fsync_dir(self.path.parent)
+            except BaseException:
+                remove(place)
+                with contextlib.suppress(OSError):
+                    self.path.parent.rmdir()  # an entry directory of its own, now empty
+                raise
+            return True
+        finally:
+            lock.release()
+
+    def _remove_stale(self) -> None:
+        """Under the lock: an incomplete artifact and temporaries of killed builds."""
+        if self.path.exists() or self.path.is_symlink():
+            remove(self.path)
+        try:
+            siblings = list(self.path.parent.iterdir())
+        except FileNotFoundError:
+            return
+        for p in siblings:
+            if part_owner(p.name) == self.path.name:
+                remove(p)
+
+
+def source_artifact(sources_dir: Path, sha256: str, filename: str,
+                    check: Callable[[Path], bool] | None = None) -> Artifact:
+    """``<sources_dir>/<sha256>/<filename>``, locked by ``<sources_dir>/.locks/<sha256>.lock``."""
+    return Artifact(sources_dir / sha256 / filename, sources_dir / ".locks" / f"{sha256}.lock",
+                    check=check)
+
+
+# ------------------------------------------------------------------ the layout
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One removable thing in the cache."""
+
+    kind: str  # source, prefix, logs, tool, toolchain, work, scratch, partial, other
+    path: Path
+    size: int  # bytes on disk (apparent size, symlinks not followed)
+    description: str
+    last_used: float  # epoch seconds
+    lock_path: Path | None  # held while the entry is in use
+
+
+@dataclass(frozen=True)
+class _Kind:
+    dirname: str
+    kind: str
+    what: str
+    marker: str | None
+
+
+PREFIX_MARKER = "geonox-prefix.json"
+TOOL_MARKER = ".complete"
+TOOLCHAIN_MARKER = "geonox-toolchain.json"
+WORK_MARKER = "geonox-work.json"
+
+_KINDS = (
+    _Kind("sources", "source", "verified download", None),
+    _Kind("prefixes", "prefix", "dependency prefix", PREFIX_MARKER),
+    _Kind("logs", "logs", "dependency build logs", None),
+    _Kind("tools", "tool", "tool venv", TOOL_MARKER),
+    _Kind("toolchains", "toolchain", "zig toolchain wrappers", TOOLCHAIN_MARKER),
+    _Kind("work", "work", "project work dir (wheels, stamps, reports, test venvs)", WORK_MARKER),
+    _Kind("tmp", "scratch", "scratch of a build", None),
+)
+
+
+class CacheLayout:
+    """Every directory geonox creates below ``root``, and the artifacts in them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def from_env(cls) -> CacheLayout:
+        return cls(environment.read().cache_dir)
+
+    def _dir(self, kind: str) -> Path:
+        return self.root / next(k.dirname for k in _KINDS if k.kind == kind)
+
+    @property
+    def sources(self) -> Path:
+        return self._dir("source")
+
+    @property
+    def prefixes(self) -> Path:
+        return self._dir("prefix")
+
+    @property
+    def logs(self) -> Path:
+        return self._dir("logs")
+
+    @property
+    def tools(self) -> Path:
+        return self._dir("tool")
+
+    @property
+    def toolchains(self) -> Path:
+        return self._dir("toolchain")
+
+    @property
+    def work(self) -> Path:
+        return self._dir("work")
+
+    @property
+    def tmp(self) -> Path:
+        return self._dir("scratch")
+
+    # -- artifacts
+
+    def source(self, sha256: str, filename: str, check: Callable[[Path], bool] | None = None) -> Artifact:
+        return source_artifact(self.sources, sha256, filename, check)
+
+    def prefix(self, name: str) -> Artifact:
+        return Artifact(self.prefixes / name, self.prefixes / f"{name}.lock", PREFIX_MARKER)
+
+    def prefix_logs(self, name: str) -> Path:
+        return self.logs / name
+
+    def tool(self, name: str) -> Artifact:
+        return Artifact(self.tools / name, self.tools / f"{name}.lock", TOOL_MARKER)
+
+    def toolchain(self, name: str) -> Artifact:
+        return Artifact(self.toolchains / name, self.toolchains / f"{name}.lock", TOOLCHAIN_MARKER)
+
+    def work_dir(self, name: str) -> Artifact:
+        return Artifact(self.work / name, self.work / f"{name}.lock", WORK_MARKER)
+
+    @contextlib.contextmanager
+    def scratch(self, name: str) -> Iterator[Path]:
+        """A scratch directory ``tmp/<name>`` of our own for the ``with``, removed after."""
+        path = self.tmp / name
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(path) + ".lock")
+        with lock:
+            remove(path)
+            path.mkdir()
+            try:
+                yield path
+            finally:
+                remove(path)
+
+    # -- listing
+
+    def _lock_of(self, kind: str, path: Path) -> Path:
+        if kind == "source":
+            return self.sources / ".locks" / f"{path.parent.name}.lock"
+        if kind == "logs":
+            return self.prefixes / f"{path.name}.lock"
+        return path.with_name(path.name + ".lock")
+
+    def entries(self) -> list[CacheEntry]:
+        """Everything in the cache, one entry per removable unit; lock files never."""
+        out: list[CacheEntry] = []
+        known = {k.dirname: k for k in _KINDS}
+        for top in _children(self.root):
+            if _is_lock(top):
+                continue
+            kind = known.get(top.name)
+            if kind is None or not top.is_dir() or top.is_symlink():
+                out.append(_entry("other", top, "unrecognised", None))
+            elif kind.kind == "source":
+                out.extend(self._source_entries(top))
+            else:
+                for p in _children(top):
+                    if not _is_lock(p):
+                        out.append(self._entry_in(kind, p))
+        return out
+
+    def _entry_in(self, kind: _Kind, p: Path) -> CacheEntry:
+        owner = part_owner(p.name)
+        if owner is not None:
+            return _entry("partial", p, f"interrupted {kind.what} {owner}",
+                          p.with_name(owner + ".lock"))
+        lock = self._lock_of(kind.kind, p)
+        if not p.is_dir() or p.is_symlink():
+            return _entry("other", p, f"unrecognised file in {kind.dirname}/", lock)
+        if kind.marker and not (p / kind.marker).is_file():
+            return _entry("partial", p, f"unfinished {kind.what} {p.name}", lock)
+        used = p / kind.marker if kind.marker else p
+        if kind.kind == "logs" and (self.prefixes / p.name / PREFIX_MARKER).is_file():
+            used = self.prefixes / p.name / PREFIX_MARKER  # logs live as long as their prefix
+        return _entry(kind.kind, p, f"{kind.what} {_describe(kind, p)}", lock, used)
+
+    def _source_entries(self, top: Path) -> list[CacheEntry]:
+        out = []
+        for d in _children(top):
+            if _is_lock(d):
+                continue
+            if not (len(d.name) == 64 and set(d.name) <= SHA256_HEX and d.is_dir()
+                    and not d.is_symlink()):
+                out.append(_entry("other", d, "unrecognised file in sources/", None))
+                continue
+            lock = self.sources / ".locks" / f"{d.name}.lock"
+            for f in _children(d):
+                if f.name.endswith(".part"):
+                    out.append(_entry("partial", f, f"interrupted download of {d.name[:12]}…", lock))
+                elif f.is_file() and not f.is_symlink() and not f.name.startswith("."):
+                    out.append(_entry("source", f, f"{f.name} (sha256 {d.name[:12]}…)", lock))
+                else:
+                    out.append(_entry("other", f, "unrecognised file in sources/", lock))
+        return out
+
+    def in_use(self, entry: CacheEntry) -> bool:
+        if entry.lock_path is None:
+            return False
+        lock = try_exclusive(entry.lock_path)
+        if lock is None:
+            return True
+        lock.release()
+        return False
+
+    def prune(self, *, older_than: float | None = None, max_size: int | None = None,
+              now: float | None = None) -> PruneResult:
+        """Remove entries last used more than ``older_than`` seconds ago, then the least
+        recently used ones until the cache holds at most ``max_size`` bytes.  An entry whose
+        lock is held (a build, a reader) is never removed."""
+        now = time.time() if now is None else now
+        result = PruneResult()
+        remaining = sorted(self.entries(), key=lambda e: e.last_used)
+        total = sum(e.size for e in remaining)
+
+        def take(entry: CacheEntry) -> bool:
+            lock = try_exclusive(entry.lock_path) if entry.lock_path else None
+            if entry.lock_path and lock is None:
+                result.in_use.append(entry)
+                return False
+            try:
+                remove(entry.path)
+                if entry.kind in ("source", "partial", "other") and entry.path.parent.parent == self.sources:
+                    with contextlib.suppress(OSError):
+                        entry.path.parent.rmdir()  # the now-empty sources/<sha256>/
+            finally:
+                if lock is not None:
+                    lock.release()
+            result.removed.append(entry)
+            return True
+
+        kept = []
+        for entry in remaining:
+            if older_than is not None and now - entry.last_used >= older_than and take(entry):
+                total -= entry.size
+            else:
+                kept.append(entry)
+        if max_size is not None:
+            for entry in kept:
+                if total <= max_size:
+                    break
+                if entry not in result.in_use and take(entry):
+                    total -= entry.size
+        return result
+
+    def clear(self) -> PruneResult:
+        """Remove every entry not in use."""
+        return self.prune(older_than=0.0)
+
+
+@dataclass
+class PruneResult:
+    removed: list[CacheEntry] = field(default_factory=list)
+    in_use: list[CacheEntry] = field(default_factory=list)
+
+    @property
+    def freed(self) -> int:
+        return sum(e.size for e in self.removed)
+
+
+def _describe(kind: _Kind, p: Path) -> str:
+    """What a complete entry is, from its marker where that says more than its name."""
+    if kind.kind == "prefix":
+        try:
+            meta = json.loads((p / PREFIX_MARKER).read_text())
+            deps = ", ".join(f"{d['name']} {d['version']}" for d in meta.get("deps", []))
+            return f"{p.name} ({deps})"
+        except (OSError, ValueError, KeyError, TypeError):
+            return p.name
+    if kind.kind == "work":
+        try:
+            return f"{p.name} ({json.loads((p / WORK_MARKER).read_text())['project']})"
+        except (OSError, ValueError, KeyError, TypeError):
+            return p.name
+    return p.name
+
+
+def _entry(kind: str, path: Path, description: str, lock: Path | None,
+           used: Path | None = None) -> CacheEntry:
+    try:
+        last = (used or path).lstat().st_mtime
+    except OSError:
+        last = 0.0
+    return CacheEntry(kind, path, tree_size(path), description, last, lock)
+
+
+def _is_lock(path: Path) -> bool:
+    return path.name.endswith(".lock") or path.name == ".locks"
+
+
 def _children(path: Path) -> list[Path]:
     try:
         return sorted(path.iterdir())
     except (FileNotFoundError, NotADirectoryError):
         return []
-
-
-def entries() -> list[CacheEntry]:
-    """Everything in the cache, one entry per removable unit.
-
-    - ``source``: each verified download ``sources/<sha256>/<file>``;
-    - ``prefix``: each directory ``prefixes/<build key>/``;
-    - ``other``: interrupted downloads (``.part`` files), build logs, scratch space and
-      anything geonox does not recognise.
-
-    Lock files are never listed (removing a held lock would break the locking).
-    """
-    root = cache_root()
-    out: list[CacheEntry] = []
-    src_root, pre_root = sources_dir(), prefixes_dir()
-    for top in _children(root):
-        if _is_lock(top):
-            continue
-        if top == src_root and top.is_dir():
-            for d in _children(top):
-                if _is_lock(d):
-                    continue
-                if not (_is_sha256(d.name) and d.is_dir() and not d.is_symlink()):
-                    out.append(CacheEntry("other", d, _size(d), "unrecognised file in sources/"))
-                    continue
-                for f in _children(d):
-                    if _is_lock(f):
-                        continue
-                    if f.name.endswith(".part"):
-                        out.append(CacheEntry("other", f, _size(f),
-                                              f"interrupted download of {d.name[:12]}…"))
-                    elif f.is_file() and not f.is_symlink() and not f.name.startswith("."):
-                        out.append(CacheEntry("source", f, _size(f),
-                                              f"{f.name} (sha256 {d.name[:12]}…)"))
-                    else:
-                        out.append(CacheEntry("other", f, _size(f),
-                                              "unrecognised file in sources/"))
-        elif top == pre_root and top.is_dir():
-            for p in _children(top):
-                if _is_lock(p):
-                    continue
-                if p.is_dir() and not p.is_symlink() and not p.name.startswith("."):
-                    out.append(CacheEntry("prefix", p, _size(p),
-                                          f"dependency prefix {p.name}"))
-                else:
-                    out.append(CacheEntry("other", p, _size(p),
-                                          "unfinished or unrecognised prefix"))
-        elif top.name in _OTHER_DIRS and top.is_dir() and not top.is_symlink():
-            what = _OTHER_DIRS[top.name]
-            out.extend(CacheEntry("other", p, _size(p), what)
-                       for p in _children(top) if not _is_lock(p))
-        else:
-            out.append(CacheEntry("other", top, _size(top), "unrecognised"))
-    return out
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass
-
-
-def _related(a: Path, b: Path) -> bool:
-    return a == b or a in b.parents or b in a.parents
-
-
-def prune(keep: set[Path]) -> list[Path]:
-    """Remove every entry of :func:`entries` not related to a path in ``keep``.
-
-    An entry is kept when its path equals a kept path or one contains the other (so
-    keeping ``sources/<sha256>/`` or the file inside it both keep that download).
-    Returns the removed paths.  Note that ``tmp/`` scratch of a build running right now
-    is an entry too: do not prune while another geonox process is building.
-    """
-    kept = {Path(k).resolve() for k in keep}
-    removed: list[Path] = []
-    for entry in entries():
-        path = entry.path.resolve() if not entry.path.is_symlink() else entry.path
-        if any(_related(path, k) for k in kept):
-            continue
-        _remove(entry.path)
-        removed.append(entry.path)
-        if entry.kind == "source" or entry.path.name.endswith(".part"):
-            try:  # drop the now-empty sources/<sha256>/ directory
-                entry.path.parent.rmdir()
-            except OSError:
-                pass
-    return removed
-
-
-def clear() -> int:
-    """Remove the whole cache (lock files aside); returns the bytes freed."""
-    freed = 0
-    for entry in entries():
-        freed += entry.size
-        _remove(entry.path)
-    for d in (sources_dir(), prefixes_dir()):
-        for sub in _children(d):
-            if sub.is_dir() and not sub.is_symlink() and not _is_lock(sub):
-                shutil.rmtree(sub, ignore_errors=True)
-    return freed
