@@ -1,0 +1,91 @@
+"""Check the ELF files of a wheel against the manylinux policy its platform tag claims.
+
+:func:`verify_wheel` unpacks a wheel, reads every ELF file in it (:mod:`.facts`, with
+pyelftools through :mod:`geonox.elf`), applies the rule table (:mod:`.rules`) against
+auditwheel's policy data (:mod:`geonox.policy`) and, where the files can run on this
+machine, ``ldd -r`` (:mod:`.ldd`).  :mod:`.report` holds what it says.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from geonox.errors import UserError
+from geonox.policy import wheel_platform_tags, wheel_policy
+from geonox.verify.facts import LINKER_SYMBOLS, WheelFacts, check_wheel_file, kind_of, unpack
+from geonox.verify.ldd import ldd_findings, should_run
+from geonox.verify.report import RULES, FileReport, Violation, WheelReport, format_table
+from geonox.verify.rules import RULE_TABLE
+
+__all__ = ["RULES", "FileReport", "Violation", "WheelReport", "format_table",
+           "run_verify_command", "verify_wheel"]
+
+
+def verify_wheel(path: str | os.PathLike[str], *, run_ldd: bool | None = None) -> WheelReport:
+    """Check every ELF file in the wheel at ``path``.
+
+    ``run_ldd``: ``None`` runs ``ldd -r`` on files this machine can load (same arch, ldd
+    present); ``True`` insists on ldd (error if missing); ``False`` never runs it.
+    """
+    wheel_path = Path(path)
+    check_wheel_file(wheel_path)
+    platforms = wheel_platform_tags(wheel_path.name)
+    policy = wheel_policy(wheel_path.name)
+    ldd = shutil.which("ldd")
+    if run_ldd and ldd is None:
+        raise UserError("geonox verify was asked to run ldd, but no ldd is on PATH; install "
+                        "glibc's ldd (libc-bin) or pass run_ldd=False.")
+    report = WheelReport(wheel=wheel_path.name, tag_policy=policy.name if policy else "any",
+                         arch=policy.arch if policy else "any", platform_tags=platforms,
+                         path=str(wheel_path.resolve()))
+    found: list[Violation] = []
+    with tempfile.TemporaryDirectory(prefix="geonox-verify-") as tmp:
+        root = Path(tmp).resolve()
+        try:
+            unpack(wheel_path, root)
+        except zipfile.BadZipFile as exc:
+            raise UserError(f"{wheel_path} is not a readable wheel ({exc}); rebuild it.") from exc
+        facts = WheelFacts.collect(root, policy)
+        for rel, reason in facts.broken.items():
+            found.append(Violation("architecture", rel, f"starts with the ELF magic but cannot be "
+                                   f"parsed ({reason}), so no loader can load it."))
+        for rel, info in facts.files.items():
+            kind = kind_of(rel, info)
+            file_report = FileReport(
+                path=rel, machine=info.arch or info.machine, kind=kind, soname=info.soname,
+                needed=list(info.needed), max_versions=facts.max_versions(info),
+                rpath=info.search_paths,
+                exported=[s.name for s in info.exported if s.name not in LINKER_SYMBOLS])
+            for rule, kinds, needs_policy in RULE_TABLE:
+                if kind in kinds and (policy is not None or not needs_policy):
+                    found.extend(Violation(name, rel, detail) for name, detail in rule(facts, rel, info))
+            if policy is not None and kind != "object" and should_run(facts, info, run_ldd, ldd):
+                file_report.ldd_checked = True
+                found.extend(Violation("ldd", owner, detail)
+                             for owner, detail in ldd_findings(facts, rel, ldd))  # type: ignore[arg-type]
+            report.files.append(file_report)
+    order = {rule: i for i, rule in enumerate(RULES)}
+    unique = list(dict.fromkeys(found))
+    report.violations = sorted(unique, key=lambda v: (v.file, order.get(v.rule, 99)))
+    return report
+
+
+def run_verify_command(wheels: Sequence[str], as_json: bool, exit_zero: bool = False) -> int:
+    """``python -m geonox verify``: print a table (or JSON); 0 if all wheels pass, else 1
+    (``exit_zero``: 0 either way, for callers that read the JSON)."""
+    if not wheels:
+        raise UserError("geonox verify needs at least one wheel path, e.g. wheelhouse/*.whl.")
+    for wheel in wheels:
+        check_wheel_file(Path(wheel))
+        wheel_platform_tags(Path(wheel).name)
+    reports = [verify_wheel(w) for w in wheels]
+    if as_json:
+        print(json.dumps([r.to_dict() for r in reports], indent=2))
+    else:
+        print(format_table(reports))
+    return 0 if exit_zero or all(r.ok for r in reports) else 1

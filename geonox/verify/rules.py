@@ -1,0 +1,199 @@
+"""The verify rules: a table of small functions over one ELF file's facts.
+
+Each rule function takes the wheel's facts, the file's path in the wheel and its
+:class:`~geonox.elf.ElfInfo`, and yields ``(rule, detail)`` findings.  ``FIXES`` is the
+advice each version rule appends.  :data:`RULE_TABLE` says which file kinds a rule looks at.
+
+``architecture``        e_machine differs from the arch in the platform tag.
+``needed-library``      a DT_NEEDED library is neither in the policy's whitelist nor shipped
+                        in the wheel (also: a policy-versioned library such as zlib asked for a
+                        too-new version or a blacklisted symbol).
+``glibc-version``       a GLIBC_x.y version newer than the policy allows (or GLIBC_PRIVATE).
+``cxx-runtime-version`` the same for GLIBCXX_, CXXABI_, GCC_ (and LIBATOMIC_).
+``unversioned-libc``    a non-weak undefined symbol with no version, in a file that links only
+                        against glibc and the GCC runtime (so it can only come from glibc).
+``rpath``               a DT_RPATH/DT_RUNPATH entry that is not ``$ORIGIN``-relative.
+``exported-symbols``    an extension module exports more than its ``PyInit_*`` function.
+``ldd``                 ``ldd -r`` reports a missing library, version or symbol (:mod:`.ldd`).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import PurePosixPath
+
+from geonox.elf import ElfInfo
+from geonox.policy import max_version, version_allowed, version_sort_key
+from geonox.verify.facts import (GLIBC_LIBS, LINKER_SYMBOLS, LOADER_RE, VERSIONED_RUNTIME_LIBS,
+                                 WheelFacts)
+
+Finding = tuple  # (rule, detail)
+RuleFunction = Callable[[WheelFacts, str, ElfInfo], Iterator[Finding]]
+
+# Version namespaces (the part before the first "_") and the rule that judges them.
+_GLIBC_PREFIXES = frozenset({"GLIBC"})
+_CXX_PREFIXES = frozenset({"GLIBCXX", "CXXABI", "GCC", "LIBATOMIC"})
+# Vague-linkage C++ symbols from namespace std / __gnu_cxx: libstdc++'s headers give them
+# default visibility, so -fvisibility=hidden cannot hide the weak instantiations.
+_STD_MANGLED_PREFIXES = (
+    "_ZNSt", "_ZNKSt", "_ZSt", "_ZTISt", "_ZTSSt", "_ZTVSt", "_ZTINSt", "_ZTSNSt", "_ZTVNSt",
+    "_ZZNSt", "_ZZNKSt", "_ZZSt", "_ZGVZNSt", "_ZGVZNKSt",
+    "_ZN9__gnu_cxx", "_ZNK9__gnu_cxx", "_ZTIN9__gnu_cxx", "_ZTSN9__gnu_cxx", "_ZTVN9__gnu_cxx",
+)
+PYTHON_SYMBOL_RE = re.compile(r"^_?Py")
+_LIBPYTHON_RE = re.compile(r"^libpython\d+\.\d+[a-z]*\.so(\.\d+)*$")
+_ORIGIN_RE = re.compile(r"^(\$ORIGIN|\$\{ORIGIN\})(/.*)?$")
+
+FIXES = {
+    "glibc-version": "build in the matching manylinux image (or zig cc -target ARCH-linux-gnu.X.Y) "
+                     "or claim a newer policy",
+    "cxx-runtime-version": "build with the manylinux image's devtoolset/gcc-toolset "
+                           "(it links new C++ features statically) or claim a newer policy",
+    "needed-library": "ship the library in the wheel (auditwheel repair) or build against an older one",
+}
+
+
+def short_list(items: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    if len(items) > limit:
+        shown += f" (+{len(items) - limit} more)"
+    return shown
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeio" else "a"
+
+
+def architecture(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
+    found = info.arch or f"{info.machine} ({info.elf_class}-bit)"
+    policy = facts.policy
+    if policy is None:
+        yield ("architecture", f"is a compiled {found} ELF file, but the wheel is tagged 'any' "
+                               "(pure Python); tag it with the platform it was built for.")
+    elif info.arch != policy.arch:
+        yield ("architecture", f"is {_article(found)} {found} ELF file, but the wheel's platform "
+                               f"tag {policy.tag} says {policy.arch}; build it for {policy.arch} "
+                               "or fix the tag.")
+
+
+def needed_libraries(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
+    policy = facts.policy
+    assert policy is not None
+    bad = []
+    for lib in info.needed:
+        name = PurePosixPath(lib).name
+        if LOADER_RE.match(name) or facts.in_wheel(lib):
+            continue
+        if _LIBPYTHON_RE.match(name) and policy.whitelist is not None:
+            yield ("needed-library", f"NEEDS {lib}; an extension must not link libpython (the "
+                                     "manylinux interpreters are statically linked), drop "
+                                     "-lpython from the link.")
+            continue
+        if policy.whitelist is not None and lib not in policy.whitelist:
+            bad.append(lib)
+    if bad:
+        yield ("needed-library", f"NEEDS {short_list(bad)}, which {'is' if len(bad) == 1 else 'are'} "
+                                 f"neither in the {policy.tag} library whitelist nor shipped in the "
+                                 "wheel; run auditwheel repair to graft it, or link it statically.")
+
+
+def _version_rule(prefix: str) -> str:
+    if prefix in _GLIBC_PREFIXES:
+        return "glibc-version"
+    if prefix in _CXX_PREFIXES:
+        return "cxx-runtime-version"
+    return "needed-library"  # ZLIB_ and other versioned whitelisted libraries
+
+
+def symbol_versions(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
+    policy = facts.policy
+    assert policy is not None
+    offending: dict[tuple[str, str], list[str]] = {}  # (rule, prefix) -> full names, in order
+    for versions in facts.external_requirements(info).values():
+        for full in versions:
+            prefix, sep, rest = full.partition("_")
+            if not sep or prefix not in policy.symbol_versions:
+                continue
+            if version_allowed(rest, policy.symbol_versions[prefix]):
+                continue
+            names = offending.setdefault((_version_rule(prefix), prefix), [])
+            if full not in names:
+                names.append(full)
+    for (rule, prefix), names in offending.items():
+        names.sort(key=lambda n: version_sort_key(n.partition("_")[2]))
+        users = sorted({s.name for s in info.undefined if s.version in names})
+        limit = max_version(policy.symbol_versions[prefix])
+        limit_text = f"{prefix} up to {limit}" if limit else f"no {prefix} versions"
+        used_by = f" (used by {short_list(users, 4)})" if users else ""
+        yield (rule, f"requires {short_list(names)}{used_by}, but {policy.tag} allows "
+                     f"{limit_text}; {FIXES[rule]}.")
+
+
+def blacklisted_symbols(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
+    policy = facts.policy
+    assert policy is not None
+    for lib in info.needed:
+        if lib not in policy.blacklist or facts.in_wheel(lib):
+            continue
+        used = sorted({s.name for s in info.undefined if s.binding != "WEAK"} & set(policy.blacklist[lib]))
+        if used:
+            yield ("glibc-version" if lib in GLIBC_LIBS else "needed-library",
+                   f"uses {short_list(used)} from {lib}, which {policy.tag} does not allow "
+                   "(auditwheel's policy blacklist); avoid these symbols.")
+
+
+def unversioned_libc(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
+    policy = facts.policy
+    assert policy is not None
+    if policy.libc != "glibc" or not (set(info.needed) & GLIBC_LIBS):
+        return
+    external = [lib for lib in info.needed
+                if lib not in VERSIONED_RUNTIME_LIBS and not facts.in_wheel(lib)
+                and not LOADER_RE.match(PurePosixPath(lib).name)]
+    if external:
+        return  # an unversioned symbol could come from one of those; we cannot tell which
+    names = sorted({s.name for s in info.undefined
+                    if s.version is None and s.binding != "WEAK"
+                    and not PYTHON_SYMBOL_RE.match(s.name) and s.name not in facts.exports})
+    if names:
+        libs = ", ".join(sorted(set(info.needed) & GLIBC_LIBS))
+        yield ("unversioned-libc", f"imports {short_list(names)} from glibc ({libs}) without a "
+                                   "symbol version; unversioned references bind to whatever the "
+                                   "user's glibc provides, so the manylinux guarantee does not "
+                                   "hold. Link against a real glibc (not a stub or a sysroot "
+                                   "without version info).")
+
+
+def rpath(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
+    bad = [f"DT_RPATH {p}" for p in info.rpath if not _ORIGIN_RE.match(p)]
+    bad += [f"DT_RUNPATH {p}" for p in info.runpath if not _ORIGIN_RE.match(p)]
+    if bad:
+        yield ("rpath", f"has {short_list(bad)}; only $ORIGIN-relative entries may ship in a "
+                        "wheel (other paths are searched on the user's machine). Remove it "
+                        "(patchelf --remove-rpath) or let auditwheel repair set $ORIGIN/...")
+
+
+def exported_symbols(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
+    extra = [s.name for s in info.exported
+             if not s.name.startswith("PyInit_") and s.name not in LINKER_SYMBOLS
+             and not (s.binding in ("WEAK", "UNIQUE") and s.name.startswith(_STD_MANGLED_PREFIXES))]
+    if extra:
+        inits = ", ".join(sorted(s.name for s in info.exported if s.name.startswith("PyInit_")))
+        yield ("exported-symbols", f"exports {len(extra)} symbol{'s' if len(extra) != 1 else ''} "
+                                   f"besides {inits}: {short_list(sorted(extra))}; an extension "
+                                   "module should export only its PyInit_ function (compile with "
+                                   "-fvisibility=hidden, link static libraries with "
+                                   "-Wl,--exclude-libs,ALL).")
+
+
+ANY_KIND = frozenset({"extension", "shared-library", "executable", "object"})
+#: (rule function, the file kinds it applies to, whether it needs a policy), in report order.
+RULE_TABLE: tuple[tuple[RuleFunction, frozenset[str], bool], ...] = (
+    (architecture, ANY_KIND, False),
+    (needed_libraries, ANY_KIND, True),
+    (symbol_versions, ANY_KIND, True),
+    (blacklisted_symbols, ANY_KIND, True),
+    (unversioned_libc, ANY_KIND, True),
+    (rpath, ANY_KIND, True),
+    (exported_symbols, frozenset({"extension"}), True),
+)
