@@ -1,43 +1,74 @@
-"""``[tool.geonox]`` in the extension project's pyproject.toml, validated into frozen
-dataclasses.  ``geonox.register(**overrides)`` keywords override the table (``test_command``
-for ``test-command``).  Every error names the key, the bad value and what is allowed."""
+"""The one options layer: ``[tool.geonox]``, the ``GEONOX_*`` environment and the keywords
+of ``geonox.register()``, validated into a frozen :class:`Config`.
+
+Precedence, highest first: ``register()`` keywords (``test_command`` for
+``test-command``) > environment (``GEONOX_OFFLINE``; ``GEONOX_MIRROR`` is tried *before*
+the configured ``mirrors`` rather than replacing them) > ``[tool.geonox]`` > the
+:data:`DEFAULTS` below, stated once.  Every error names the key, the bad value and what is
+allowed; an unknown key suggests the nearest known one.
+"""
 from __future__ import annotations
 
+import difflib
 import re
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from geonox import environment
+from geonox.environment import Environment
 from geonox.errors import ConfigError
+from geonox.images import default_dockerfile
+from geonox.policy import canonical_policy, policy_aliases
 from geonox.recipes import build_order, registry
-from geonox.sources import Source
-from geonox.targets import (ARCHS, DEFAULT_POLICY, DEFAULT_PYTHONS, SUPPORTED_PYTHONS,
-                            PythonVersion, canonical_policy, host_arch, policy_aliases)
+from geonox.sources.model import Source
+from geonox.targets import ARCHS, SUPPORTED_PYTHONS, PythonVersion, host_arch
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.9/3.10
     import tomli as tomllib
 
-BACKENDS = ("auto", "host", "docker", "podman", "zig")
-DEFAULT_EXCLUDE = ("libcurl.so.4", "libz.so.1")
-TOP_KEYS = {
-    "archs", "python", "backend", "policy", "deps", "test-command", "wheelhouse",
-    "versions", "repair", "options", "sources", "mirrors", "offline",
-    "images", "allow-unpinned", "container-env", "container-mode", "build-image", "dockerfile",
+BackendName = Literal["auto", "host", "docker", "podman", "zig"]
+ContainerMode = Literal["auto", "bind", "copy"]
+BACKENDS: tuple[BackendName, ...] = ("auto", "host", "docker", "podman", "zig")
+CONTAINER_MODES: tuple[ContainerMode, ...] = ("auto", "bind", "copy")
+DEFAULT_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+
+#: Every key of [tool.geonox] and its default.  ``None`` for archs and python means "derived":
+#: the host's arch; the project's classifiers or requires-python, else DEFAULT_PYTHONS.
+DEFAULTS: Mapping[str, Any] = {
+    "archs": None,
+    "python": None,
+    "backend": "auto",
+    "policy": "manylinux_2_28",
+    "deps": ["sqlite", "geos", "proj"],
+    "test-command": None,
+    "wheelhouse": "wheelhouse",
+    "versions": {},
+    "options": {},
+    "sources": {},
+    "repair": {"exclude": ["libcurl.so.4", "libz.so.1"], "lib-sdir": ".libs"},
+    "mirrors": [],
+    "offline": False,
+    "images": {},
+    "allow-unpinned": False,
+    "container-env": [],
+    "container-mode": "auto",
+    "build-image": False,
+    "dockerfile": None,
 }
-CONTAINER_MODES = ("auto", "bind", "copy")
-REPAIR_KEYS = {"exclude", "lib-sdir"}
-SOURCE_KEYS = {"version", "url", "sha256"}
+_TABLE_KEYS = {"repair": ("exclude", "lib-sdir"), "sources.*": ("version", "url", "sha256")}
 
 
 @dataclass(frozen=True)
 class RepairConfig:
-    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
-    lib_sdir: str = ".libs"
+    exclude: tuple[str, ...] = tuple(DEFAULTS["repair"]["exclude"])
+    lib_sdir: str = DEFAULTS["repair"]["lib-sdir"]
 
 
 @dataclass(frozen=True)
@@ -55,24 +86,42 @@ class Config:
     name: str
     archs: tuple[str, ...]
     pythons: tuple[PythonVersion, ...]
-    backend: str
+    backend: BackendName
     policy: str
     deps: tuple[DepSpec, ...]  # in build order, dependencies first
     test_command: str | None
     wheelhouse: Path
     repair: RepairConfig = field(default_factory=RepairConfig)
     abi3: str | None = None  # e.g. "cp39" when [tool.scikit-build] wheel.py-api says so
-    mirrors: tuple[str, ...] = ()
+    mirrors: tuple[str, ...] = ()  # GEONOX_MIRROR's first, then [tool.geonox] mirrors
     offline: bool = False
     images: Mapping[str, str] = field(default_factory=dict)  # arch -> image reference
     allow_unpinned: bool = False
     container_env: tuple[str, ...] = ()
-    container_mode: str = "auto"
+    container_mode: ContainerMode = "auto"
     dockerfile: Path | None = None  # build image on top of the pinned one (build-image)
+    env: Environment = field(default_factory=Environment)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.env.cache_dir
+
+
+# ------------------------------------------------------------------ validation helpers
 
 
 def _err(key: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"[tool.geonox] {key} = {value!r} is not valid: {allowed}.")
+    return ConfigError(f"[tool.geonox] {key} = {value!r} is not valid: {allowed}.",
+                       key=key.split(".")[0])
+
+
+def _unknown(key: str, value: Any, known: Sequence[str], where: str = "") -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    prefix = f"{where}." if where else ""
+    return ConfigError(f"[tool.geonox] {prefix}{key} = {value!r} is not valid: unknown key; "
+                       f"{hint}known keys: {', '.join(sorted(known))}.",
+                       key=(where or key).split(".")[0])
 
 
 def _str_list(key: str, value: Any) -> list[str]:
@@ -83,11 +132,23 @@ def _str_list(key: str, value: Any) -> list[str]:
     return list(value)
 
 
-def _choose(key: str, values: list[str], allowed: "tuple[str, ...] | list[str]") -> list[str]:
+def _choose(key: str, values: list[str], allowed: Sequence[str]) -> list[str]:
     for v in values:
         if v not in allowed:
             raise _err(key, v, "allowed: " + ", ".join(allowed))
     return list(dict.fromkeys(values))
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _err(key, value, "expected true or false")
+    return value
+
+
+def _table(key: str, value: Any, example: str) -> dict:
+    if not isinstance(value, dict):
+        raise _err(key, value, f"expected a table like {example}")
+    return value
 
 
 def _default_pythons(project_table: Mapping[str, Any]) -> list[str]:
@@ -121,40 +182,32 @@ def _custom_source(name: str, table: Any) -> Source:
     key = f"sources.{name}"
     if not isinstance(table, dict):
         raise _err(key, table, "expected a table with version, url and sha256")
-    unknown = set(table) - SOURCE_KEYS
-    if unknown:
-        raise _err(f"{key}.{sorted(unknown)[0]}", table[sorted(unknown)[0]],
-                   "allowed keys: version, url, sha256")
+    for k in table:
+        if k not in _TABLE_KEYS["sources.*"]:
+            raise _unknown(k, table[k], _TABLE_KEYS["sources.*"], where=key)
     sha = str(table.get("sha256", "")).lower()
     if not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise ConfigError(
             f"[tool.geonox.sources.{name}] has no valid sha256 (got {table.get('sha256')!r}): "
             f"geonox never builds an unverified source. Add sha256 = \"<64 hex digits>\" as "
-            f"published by upstream (or computed with `sha256sum` on a file you trust)."
-        )
+            f"published by upstream (or computed with `sha256sum` on a file you trust).",
+            key="sources")
     for k in ("version", "url"):
         if not isinstance(table.get(k), str) or not table[k]:
             raise _err(f"{key}.{k}", table.get(k), "expected a non-empty string")
     return Source(name=name, version=table["version"], url=table["url"], sha256=sha)
 
 
-def _deps(table: Mapping[str, Any]) -> list[DepSpec]:
+def _deps(values: Mapping[str, Any]) -> list[DepSpec]:
     recipes = registry()
-    names = _choose("deps", _str_list("deps", table.get("deps", ["sqlite", "geos", "proj"])),
-                    tuple(recipes))
-    versions = table.get("versions", {})
-    if not isinstance(versions, dict):
-        raise _err("versions", versions, "expected a table like { proj = \"9.1.1\" }")
-    sources = table.get("sources", {})
-    if not isinstance(sources, dict):
-        raise _err("sources", sources, "expected tables like [tool.geonox.sources.proj]")
+    names = _choose("deps", _str_list("deps", values["deps"]), tuple(recipes))
+    versions = _table("versions", values["versions"], "{ proj = \"9.1.1\" }")
+    sources = _table("sources", values["sources"], "[tool.geonox.sources.proj]")
     for name in list(versions) + list(sources):
         if name not in recipes:
             raise _err(f"versions.{name}" if name in versions else f"sources.{name}", name,
                        "known recipes: " + ", ".join(recipes))
-    options = table.get("options", {})
-    if not isinstance(options, dict):
-        raise _err("options", options, "expected tables like [tool.geonox.options.proj]")
+    options = _table("options", values["options"], "[tool.geonox.options.proj]")
     specs = []
     for name in build_order(names):
         recipe = recipes[name]
@@ -180,13 +233,13 @@ def _deps(table: Mapping[str, Any]) -> list[DepSpec]:
 
 
 def _repair(value: Any) -> RepairConfig:
-    if not isinstance(value, dict):
-        raise _err("repair", value, "expected a table with exclude and lib-sdir")
-    for k in value:
-        if k not in REPAIR_KEYS:
-            raise _err(f"repair.{k}", value[k], "allowed keys: exclude, lib-sdir")
-    exclude = tuple(_str_list("repair.exclude", value.get("exclude", list(DEFAULT_EXCLUDE))))
-    lib_sdir = value.get("lib-sdir", ".libs")
+    table = _table("repair", value, "{ exclude = [...], lib-sdir = \".libs\" }")
+    for k in table:
+        if k not in _TABLE_KEYS["repair"]:
+            raise _unknown(k, table[k], _TABLE_KEYS["repair"], where="repair")
+    merged = {**DEFAULTS["repair"], **table}
+    exclude = tuple(_str_list("repair.exclude", merged["exclude"]))
+    lib_sdir = merged["lib-sdir"]
     if not isinstance(lib_sdir, str) or not lib_sdir or "/" in lib_sdir:
         raise _err("repair.lib-sdir", lib_sdir, "expected a directory name such as \".libs\"")
     return RepairConfig(exclude=exclude, lib_sdir=lib_sdir)
@@ -198,6 +251,9 @@ def _abi3(pyproject: Mapping[str, Any]) -> str | None:
     if isinstance(api, str) and re.fullmatch(r"cp3\d+", api):
         return api
     return None
+
+
+# ------------------------------------------------------------------ reading
 
 
 def read_pyproject(project: Path) -> dict[str, Any]:
@@ -212,70 +268,102 @@ def read_pyproject(project: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from None
 
 
-def load_config(project: "str | Path" = ".", **overrides: Any) -> Config:
-    """Read and validate ``[tool.geonox]``; keyword overrides win over the file."""
-    project = Path(project).resolve()
+def _layers(project: Path, overrides: Mapping[str, Any], env: Environment,
+            drop: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pyproject, and every key's value after the cascade defaults -> [tool.geonox]
+    -> environment -> keywords (the keys in ``drop`` fall back to their defaults)."""
     pyproject = read_pyproject(project)
-    table = dict(pyproject.get("tool", {}).get("geonox", {}))
-    for key, value in overrides.items():
-        table[key.replace("_", "-")] = value
-    for key in table:
-        if key not in TOP_KEYS:
-            raise _err(key, table[key], "unknown key; known keys: " + ", ".join(sorted(TOP_KEYS)))
+    table = pyproject.get("tool", {}).get("geonox", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[tool.geonox] in {project / 'pyproject.toml'} is not a table.")
+    keywords = {key.replace("_", "-"): value for key, value in overrides.items()}
+    for layer in (table, keywords):
+        for key in layer:
+            if key not in DEFAULTS and key not in drop:
+                raise _unknown(key, layer[key], list(DEFAULTS))
+    values = dict(DEFAULTS)
+    values.update(table)
+    if env.offline is not None:
+        values["offline"] = env.offline
+    values.update(keywords)
+    values["mirrors"] = [*env.mirrors, *_str_list("mirrors", values["mirrors"])]
+    for key in drop:
+        if key in DEFAULTS:
+            values[key] = DEFAULTS[key]
+    return pyproject, values
+
+
+def load_config(project: str | Path = ".", *, environ: Mapping[str, str] | None = None,
+                **overrides: Any) -> Config:
+    """Read and validate the configuration of ``project`` (see the module docstring)."""
+    return _load(Path(project).resolve(), overrides, environ, drop=set())
+
+
+def load_config_lenient(project: str | Path = ".", **overrides: Any) -> tuple[Config | None, ConfigError | None]:
+    """The config, or the first error and a config with every bad key at its default (so
+    the session names a broken config would have had can still be registered)."""
+    path = Path(project).resolve()
+    try:
+        return _load(path, overrides, None, drop=set()), None
+    except ConfigError as first:
+        drop: set[str] = set()
+        error: ConfigError = first
+        while error.key and error.key not in drop and len(drop) < len(DEFAULTS):
+            drop.add(error.key)
+            try:
+                return _load(path, overrides, None, drop=drop), first
+            except ConfigError as exc:
+                error = exc
+        return None, first
+
+
+def _load(project: Path, overrides: Mapping[str, Any], environ: Mapping[str, str] | None,
+          drop: set[str]) -> Config:
+    env = environment.read(environ)
+    pyproject, v = _layers(project, overrides, env, drop)
     project_table = pyproject.get("project", {})
 
-    archs = _choose("archs", _str_list("archs", table.get("archs", [host_arch()])), ARCHS)
-    pythons = _pythons(table["python"]) if "python" in table else \
-        [PythonVersion(v) for v in _default_pythons(project_table)]
+    archs = _choose("archs", _str_list("archs", v["archs"] if v["archs"] is not None
+                                       else [host_arch()]), ARCHS)
+    if v["python"] is not None:
+        pythons = _pythons(v["python"])
+    else:
+        pythons = [PythonVersion(x) for x in _default_pythons(project_table)]
     if not pythons:
-        raise _err("python", table.get("python", project_table.get("requires-python")),
+        raise _err("python", v["python"] or project_table.get("requires-python"),
                    "no supported CPython version left; supported: " + ", ".join(SUPPORTED_PYTHONS))
-    backend = table.get("backend", "auto")
+    backend = v["backend"]
     if backend not in BACKENDS:
         raise _err("backend", backend, "allowed: " + ", ".join(BACKENDS))
-    policy_name = table.get("policy", DEFAULT_POLICY)
-    policy = canonical_policy(policy_name) if isinstance(policy_name, str) else None
+    policy = canonical_policy(v["policy"]) if isinstance(v["policy"], str) else None
     if policy is None:
-        raise _err("policy", policy_name, "allowed: " + ", ".join(policy_aliases()))
-    test_command = table.get("test-command")
+        raise _err("policy", v["policy"], "allowed: " + ", ".join(policy_aliases()))
+    test_command = v["test-command"]
     if test_command is not None and (not isinstance(test_command, str) or not test_command.strip()):
         raise _err("test-command", test_command, "expected a command line string")
-    wheelhouse = table.get("wheelhouse", "wheelhouse")
+    wheelhouse = v["wheelhouse"]
     if not isinstance(wheelhouse, str) or not wheelhouse:
         raise _err("wheelhouse", wheelhouse, "expected a directory path")
-    mirrors = tuple(_str_list("mirrors", table.get("mirrors", [])))
-    offline = table.get("offline", False)
-    if not isinstance(offline, bool):
-        raise _err("offline", offline, "expected true or false")
-    images = table.get("images", {})
-    if not isinstance(images, dict):
-        raise _err("images", images, "expected a table like { x86_64 = \"quay.io/…:tag\" }")
+    images = _table("images", v["images"], "{ x86_64 = \"quay.io/…:tag\" }")
     for arch, ref in images.items():
         if arch not in ARCHS:
             raise _err(f"images.{arch}", arch, "allowed: " + ", ".join(ARCHS))
         if not isinstance(ref, str) or not ref:
             raise _err(f"images.{arch}", ref, "expected an image reference string")
-    allow_unpinned = table.get("allow-unpinned", False)
-    if not isinstance(allow_unpinned, bool):
-        raise _err("allow-unpinned", allow_unpinned, "expected true or false")
-    container_env = tuple(_str_list("container-env", table.get("container-env", [])))
+    container_env = tuple(_str_list("container-env", v["container-env"]))
     for var in container_env:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
             raise _err("container-env", var, "expected environment variable names")
-    container_mode = table.get("container-mode", "auto")
+    container_mode = v["container-mode"]
     if container_mode not in CONTAINER_MODES:
         raise _err("container-mode", container_mode, "allowed: " + ", ".join(CONTAINER_MODES))
-    build_image = table.get("build-image", False)
-    if not isinstance(build_image, bool):
-        raise _err("build-image", build_image, "expected true or false")
-    dockerfile = table.get("dockerfile")
+    build_image = _bool("build-image", v["build-image"])
+    dockerfile = v["dockerfile"]
     if dockerfile is not None:
         if not isinstance(dockerfile, str) or not (project / dockerfile).is_file():
             raise _err("dockerfile", dockerfile, f"expected a Dockerfile path relative to {project}")
         dockerfile = (project / dockerfile).resolve()
     elif build_image:
-        from geonox.containers import default_dockerfile
-
         dockerfile = default_dockerfile(policy)
     name = project_table.get("name")
     if not isinstance(name, str):
@@ -287,16 +375,17 @@ def load_config(project: "str | Path" = ".", **overrides: Any) -> Config:
         pythons=tuple(pythons),
         backend=backend,
         policy=policy,
-        deps=tuple(_deps(table)),
+        deps=tuple(_deps(v)),
         test_command=test_command,
         wheelhouse=(project / wheelhouse).resolve(),
-        repair=_repair(table.get("repair", {})),
+        repair=_repair(v["repair"]),
         abi3=_abi3(pyproject),
-        mirrors=mirrors,
-        offline=offline,
+        mirrors=tuple(v["mirrors"]),
+        offline=_bool("offline", v["offline"]),
         images=dict(images),
-        allow_unpinned=allow_unpinned,
+        allow_unpinned=_bool("allow-unpinned", v["allow-unpinned"]),
         container_env=container_env,
         container_mode=container_mode,
         dockerfile=dockerfile,
+        env=env,
     )

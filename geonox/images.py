@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,8 @@ DEFAULT_IMAGES = {
     "manylinux_2_28": "quay.io/pypa/manylinux_2_28_{arch}:latest",
     "manylinux_2_17": "quay.io/pypa/manylinux2014_{arch}:latest",
 }
+# geonox/dockerfiles/<name>.Dockerfile: dnf/yum geospatial build deps on the pinned image.
+DEFAULT_DOCKERFILES = {"manylinux_2_28": "manylinux_2_28", "manylinux_2_17": "manylinux2014"}
 INDEX_TYPES = (
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -83,12 +86,24 @@ class ImageRef:
         return self.name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
 
 
-def default_image(policy: str, arch: str) -> str:
+def image_for(images: Mapping[str, str], policy: str, arch: str) -> str:
+    """The image that serves ``arch``: as configured, else the policy's manylinux image."""
+    if images.get(arch):
+        return images[arch]
     template = DEFAULT_IMAGES.get(policy)
     if template is None:
         raise UserError(f"no default manylinux image for policy {policy}; set "
                         f"images = {{ {arch} = \"…\" }} in [tool.geonox].")
     return template.format(arch=arch)
+
+
+def default_dockerfile(policy: str) -> Path:
+    """geonox's build-image Dockerfile for a policy (shipped in the package)."""
+    name = DEFAULT_DOCKERFILES.get(policy)
+    if name is None:
+        raise UserError(f"geonox ships no build-image Dockerfile for {policy} (it has "
+                        f"{' and '.join(DEFAULT_DOCKERFILES.values())}); set dockerfile = \"…\".")
+    return Path(__file__).parent / "dockerfiles" / f"{name}.Dockerfile"
 
 
 # ------------------------------------------------------------------ registry API
@@ -190,7 +205,7 @@ class LockEntry:
 class ImageLock:
     """``geonox-images.lock``: per arch, the configured image and its pinned digest."""
 
-    def __init__(self, path: Path, entries: "dict[str, LockEntry] | None" = None) -> None:
+    def __init__(self, path: Path, entries: dict[str, LockEntry] | None = None) -> None:
         self.path = path
         self.entries = dict(entries or {})
 
@@ -251,12 +266,12 @@ def pinned_image(image: str, arch: str, lock: ImageLock, allow_unpinned: bool) -
                     f"allow-unpinned = true in [tool.geonox] to accept whatever the tag points to.")
 
 
-def pin_images(project: Path, policy: str, archs: "tuple[str, ...]",
-               images: "dict[str, str]", log=print) -> ImageLock:
+def pin_images(project: Path, policy: str, archs: Sequence[str], images: Mapping[str, str],
+               log: Callable[[str], None] = print) -> ImageLock:
     """Resolve every arch's configured image to its digest and write the lock file."""
     lock = ImageLock.load(project)
     for arch in archs:
-        image = images.get(arch) or default_image(policy, arch)
+        image = image_for(images, policy, arch)
         ref = ImageRef.parse(image)
         if ref.digest:
             log(f"{arch}: {image} is pinned in the config itself; nothing to resolve")

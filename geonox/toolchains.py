@@ -1,20 +1,61 @@
 """Toolchains: compiler, flags and CMake arguments for a target.
 
-:class:`GccToolchain` is the system compiler of wherever the executor runs (the host, or
-a manylinux image's devtoolset) with the seed's per-arch flags.
+:class:`Toolchain` is the interface recipes, steps and backends rely on.
+:class:`GccToolchain` is the system compiler of wherever the executor runs (the host, or a
+manylinux image's devtoolset) with the seed's per-arch flags; the zig cross toolchain is
+:class:`geonox.zig.ZigToolchain`.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 from dataclasses import dataclass
+from typing import Protocol
 
 from geonox.executors import Executor
+from geonox.targets import PythonVersion
 
 ARCH_FLAGS = {
     "x86_64": ("-march=x86-64-v2", "-mtune=generic"),
     "aarch64": ("-march=armv8-a",),
 }
+
+
+class Toolchain(Protocol):
+    name: str
+    arch: str
+    #: Its output cannot run on the build machine (tools needed while building, such as
+    #: PROJ's sqlite3, are compiled again with ``build_cc``).
+    cross: bool
+
+    @property
+    def cc(self) -> tuple[str, ...]: ...
+    @property
+    def cxx(self) -> tuple[str, ...]: ...
+    @property
+    def ar(self) -> tuple[str, ...]: ...
+    @property
+    def ranlib(self) -> tuple[str, ...]: ...
+    @property
+    def build_cc(self) -> tuple[str, ...]: ...
+    @property
+    def cflags(self) -> tuple[str, ...]: ...
+    @property
+    def cxxflags(self) -> tuple[str, ...]: ...
+
+    @property
+    def identity(self) -> str:
+        """Compiler versions and flags: anything here changing means a different prefix."""
+
+    def cmake_args(self, prefix: str) -> list[str]:
+        """Arguments of a dependency's CMake configure into ``prefix``."""
+
+    def extension_env(self, py: PythonVersion | None = None) -> dict[str, str]:
+        """Environment for building the extension itself (its PEP 517 backend)."""
+
+
+def seed_flags(arch: str) -> tuple[str, ...]:
+    return ("-O2", "-fPIC", *ARCH_FLAGS[arch])
 
 
 def static_prefix_args(prefix: str) -> list[str]:
@@ -32,7 +73,7 @@ def static_prefix_args(prefix: str) -> list[str]:
     ]
 
 
-def flag_args(toolchain) -> list[str]:  # noqa: ANN001 - any toolchain with cflags/cxxflags
+def flag_args(toolchain: Toolchain) -> list[str]:
     return [f"-DCMAKE_C_FLAGS={' '.join(toolchain.cflags)}",
             f"-DCMAKE_CXX_FLAGS={' '.join(toolchain.cxxflags)}"]
 
@@ -42,19 +83,17 @@ class GccToolchain:
     arch: str
     executor: Executor
     name: str = "gcc"
-    # A cross toolchain's output cannot run on the build machine.
     cross: bool = False
 
     cc: tuple[str, ...] = ("cc",)
     cxx: tuple[str, ...] = ("c++",)
     ar: tuple[str, ...] = ("ar",)
     ranlib: tuple[str, ...] = ("ranlib",)
-    # Compiler for tools that run on the build machine while building (sqlite3 shell).
     build_cc: tuple[str, ...] = ("cc",)
 
     @property
     def cflags(self) -> tuple[str, ...]:
-        return ("-O2", "-fPIC", *ARCH_FLAGS[self.arch])
+        return seed_flags(self.arch)
 
     @property
     def cxxflags(self) -> tuple[str, ...]:
@@ -65,8 +104,7 @@ class GccToolchain:
                 f"-DCMAKE_C_COMPILER={self.cc[0]}", f"-DCMAKE_CXX_COMPILER={self.cxx[0]}",
                 *flag_args(self)]
 
-    def extension_env(self, py=None) -> dict[str, str]:  # noqa: ANN001 - native: any py
-        """Environment for building the extension itself (scikit-build-core / CMake)."""
+    def extension_env(self, py: PythonVersion | None = None) -> dict[str, str]:
         return {
             "CC": self.cc[0],
             "CXX": self.cxx[0],
@@ -76,7 +114,6 @@ class GccToolchain:
 
     @functools.cached_property
     def identity(self) -> str:
-        """Compiler versions and flags: anything here changing means a different prefix."""
         versions = [self.executor.capture([*tool, "--version"]).splitlines()[0]
                     for tool in (self.cc, self.cxx)]
         text = "|".join([self.name, self.arch, *versions, *self.cflags])

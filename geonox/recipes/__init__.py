@@ -5,11 +5,15 @@ Adding a release is one line in the recipe's ``RELEASES``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING
 
-from geonox.executors import Command
-from geonox.sources import Source
+from geonox.command import Command
+from geonox.sources.model import Source
+
+if TYPE_CHECKING:
+    from geonox.toolchains import Toolchain
 
 
 @dataclass(frozen=True)
@@ -21,8 +25,8 @@ class BuildContext:
     prefix: str  # the shared install prefix (earlier deps are already in it)
     jobs: int
     options: Mapping[str, bool]
-    toolchain: "object"  # geonox.toolchains.Toolchain (duck-typed to avoid a cycle)
-    needed_by: "tuple[str, ...]" = ()  # configured recipes that depend on this one
+    toolchain: Toolchain
+    needed_by: tuple[str, ...] = ()  # configured recipes that depend on this one
 
 
 @dataclass(frozen=True)
@@ -30,20 +34,16 @@ class Recipe:
     name: str
     releases: Mapping[str, Source]  # version -> source
     default_version: str
-    commands: Callable[[BuildContext], "list[Command]"]
+    commands: Callable[[BuildContext], list[Command]]
     depends: tuple[str, ...] = ()
     options: Mapping[str, bool] = field(default_factory=dict)
-    about: str = ""
-
-    def source(self, version: str | None = None) -> Source:
-        return self.releases[version or self.default_version]
 
 
 def _release(name: str, version: str, url: str, sha256: str) -> Source:
     return Source(name=name, version=version, url=url, sha256=sha256)
 
 
-def cmake_commands(ctx: BuildContext, *options: str) -> "list[Command]":
+def cmake_commands(ctx: BuildContext, *options: str) -> list[Command]:
     """configure (toolchain args + recipe options), build on every core, install."""
     return [
         Command("configure", ("cmake", "-S", ctx.src, "-B", ctx.build,
@@ -59,13 +59,13 @@ def registry() -> dict[str, Recipe]:
     return {r.name: r for r in (sqlite.RECIPE, geos.RECIPE, proj.RECIPE)}
 
 
-def needed_by(name: str, names: "list[str] | tuple[str, ...]") -> "tuple[str, ...]":
+def needed_by(name: str, names: Sequence[str]) -> tuple[str, ...]:
     """Which of ``names`` depend on recipe ``name``."""
     recipes = registry()
     return tuple(n for n in names if name in recipes[n].depends)
 
 
-def build_order(names: "list[str] | tuple[str, ...]") -> list[str]:
+def build_order(names: Sequence[str]) -> list[str]:
     """The named recipes plus what they depend on, dependencies first."""
     recipes = registry()
     order: list[str] = []

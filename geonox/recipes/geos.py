@@ -1,7 +1,7 @@
 """GEOS: static libgeos + libgeos_c with CMake, no tests, benchmarks or tools."""
 from __future__ import annotations
 
-from geonox.executors import Command
+from geonox.command import Command
 from geonox.recipes import BuildContext, Recipe, _release, cmake_commands
 
 _URL = "https://download.osgeo.org/geos/geos-{v}.tar.bz2"
@@ -26,5 +26,4 @@ RECIPE = Recipe(
     releases=RELEASES,
     default_version="3.14.1",
     commands=commands,
-    about="GEOS geometry engine, static C and C++ libraries",
 )

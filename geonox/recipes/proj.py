@@ -2,7 +2,7 @@
 default (options ``tiff`` and ``curl`` turn them on)."""
 from __future__ import annotations
 
-from geonox.executors import Command
+from geonox.command import Command
 from geonox.recipes import BuildContext, Recipe, _release, cmake_commands
 
 _URL = "https://download.osgeo.org/proj/proj-{v}.tar.gz"
@@ -43,5 +43,4 @@ RECIPE = Recipe(
     commands=commands,
     depends=("sqlite",),
     options={"tiff": False, "curl": False},
-    about="PROJ coordinate transformations, static, with proj.db",
 )

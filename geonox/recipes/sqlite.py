@@ -3,7 +3,7 @@ plus, when PROJ is configured, a ``sqlite3`` shell for the build machine, which 
 to generate proj.db."""
 from __future__ import annotations
 
-from geonox.executors import Command
+from geonox.command import Command
 from geonox.recipes import BuildContext, Recipe, _release
 
 _URL = "https://sqlite.org/{year}/sqlite-autoconf-{num}.tar.gz"
@@ -53,5 +53,4 @@ RECIPE = Recipe(
     releases=RELEASES,
     default_version="3.53.1",
     commands=commands,
-    about="SQLite amalgamation, static, with a build-machine sqlite3 shell",
 )
