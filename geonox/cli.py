@@ -1,30 +1,46 @@
-"""``python -m geonox``: plan, verify, fetch and cache, usable without nox."""
+"""``python -m geonox``: plan, verify, fetch, pin and cache, usable without nox."""
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import shutil
 import sys
+import time
+from pathlib import Path
 
-from geonox.errors import UserError
+from typing import TYPE_CHECKING
+
+from geonox.errors import Interrupted, UserError
+
+if TYPE_CHECKING:
+    from geonox.project import Project
+
+
+def _project(args: argparse.Namespace) -> Project:
+    from geonox.config import load_config
+    from geonox.project import Project
+
+    return Project(load_config(args.project))
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from geonox.config import load_config
     from geonox.plan import session_specs
-    from geonox.steps import Pipeline
-    from geonox.steps.deps import is_complete, planned_prefix
+    from geonox.steps.deps import planned_prefix
 
-    config = load_config(args.project)
-    pipe = Pipeline(config)
+    project = _project(args)
+    config = project.config
     specs = session_specs(config, args.prefix)
     targets = []
     for arch in config.archs:
-        entry = {"arch": arch, "policy": config.policy, "platform_tag": pipe.target(arch).platform_tag}
+        entry = {"arch": arch, "policy": config.policy,
+                 "platform_tag": project.target(arch).platform_tag}
         try:
-            entry["backend"] = pipe.backend(arch)
-            prefix = planned_prefix(pipe, arch)
+            with project.backend(arch) as backend:
+                entry["backend"] = backend.name
+                prefix = planned_prefix(project, backend)
             entry.update(prefix_key=prefix.key, prefix=str(prefix.path),
-                         cached=is_complete(prefix), toolchain=prefix.manifest["toolchain"])
+                         cached=prefix.artifact.complete(), toolchain=prefix.manifest["toolchain"])
         except UserError as exc:
             entry["error"] = str(exc)
         targets.append(entry)
@@ -60,106 +76,82 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_pin(args: argparse.Namespace) -> int:
-    from geonox.config import load_config
-    from geonox.images import pin_images
+    from geonox.steps.images import pin
 
-    from geonox.steps import Pipeline
-
-    config = load_config(args.project)
-    archs = Pipeline(config).image_archs()
-    if not archs:
-        print("no configured arch runs in a container image; nothing to pin")
-        return 0
-    pin_images(config.project, config.policy, archs, dict(config.images))
+    pin(_project(args), print)
     return 0
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from geonox.verify import run_verify_command
 
-    return run_verify_command(args.wheels, args.json)
+    return run_verify_command(args.wheels, args.json, exit_zero=args.exit_zero)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
+def _ago(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"used {seconds / size:.0f} {unit} ago"
+    return "used just now"
 
 
-def _references(project: str) -> "tuple[dict, list[str]]":
-    """Cache paths the project's current config uses -> what uses them.
+def _parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)i?[bB]?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 500M or 20G")
+    return int(float(m.group(1)) * 1000 ** " kmgt".index(m.group(2).lower() or " "))
 
-    Without a loadable config nothing is referenced (and the reason is returned)."""
-    from geonox import cache
-    from geonox.config import load_config
-    from geonox.steps import Pipeline
-    from geonox.steps.deps import planned_prefix
 
-    refs: dict = {}
-    notes: list[str] = []
+def _parse_days(text: str) -> float:
     try:
-        config = load_config(project)
-    except UserError as exc:
-        return refs, [f"no project config read ({exc}); nothing counts as referenced"]
-    for dep in config.deps:
-        path = cache.sources_dir() / dep.source.sha256 / dep.source.filename
-        refs.setdefault(path, []).append(f"{config.name}: {dep.name} {dep.source.version}")
-    pipe = Pipeline(config)
-    refs[pipe.work_dir] = [f"{config.name}: work dir"]
-    for arch in config.archs:
-        try:
-            prefix = planned_prefix(pipe, arch)
-        except UserError as exc:
-            notes.append(f"{arch}: {exc}")
-            continue
-        refs[prefix.path] = [f"{config.name}: deps-{arch}"]
-        refs[cache.cache_root() / "logs" / prefix.path.name] = [f"{config.name}: deps-{arch} logs"]
-    return refs, notes
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days such as 30") from None
+    if days < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: days cannot be negative")
+    return days
 
 
 def _cmd_cache(args: argparse.Namespace) -> int:
-    from geonox import cache
+    from geonox.cache import CacheLayout, human_size
 
-    if args.action == "clear":
-        freed = cache.clear()
-        print(f"cleared {cache.cache_root()}: {_human(freed)} freed")
-        return 0
-    refs, notes = _references(args.project)
-    for note in notes:
-        print(f"note: {note}")
+    cache = CacheLayout.from_env()
     if args.action == "list":
         items = cache.entries()
-        total = sum(e.size for e in items)
-        print(f"{cache.cache_root()}: {len(items)} entries, {_human(total)}")
+        now = time.time()
+        print(f"{cache.root}: {len(items)} entries, {human_size(sum(e.size for e in items))}")
         for e in items:
-            used = "; ".join(refs.get(e.path, [])) or "-"
-            print(f"  {e.kind:<7} {_human(e.size):>9}  {e.description:<48} used by: {used}")
-            print(f"          {e.path}")
+            state = "in use" if cache.in_use(e) else _ago(now - e.last_used)
+            print(f"  {e.kind:<9} {human_size(e.size):>9}  {state:<16} {e.description}")
+            print(f"            {e.path}")
         return 0
-    removed = cache.prune(set(refs))
-    print(f"pruned {len(removed)} entries not used by {args.project!r}'s config")
-    for path in removed:
-        print(f"  removed {path}")
+    if args.action == "clear":
+        result = cache.clear()
+    else:
+        older = args.older_than if args.older_than is not None else \
+            (None if args.max_size is not None else 30.0)
+        result = cache.prune(older_than=None if older is None else older * 86400,
+                             max_size=args.max_size)
+    for e in result.removed:
+        print(f"  removed {e.kind} {e.path} ({human_size(e.size)})")
+    for e in result.in_use:
+        print(f"  kept {e.kind} {e.path}: in use (its lock is held)")
+    print(f"{args.action}: {len(result.removed)} entries removed, {human_size(result.freed)} freed"
+          + (f"; {len(result.in_use)} in use kept" if result.in_use else ""))
     return 0
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
-    import shutil
-    from pathlib import Path
-
     from geonox import sources
-    from geonox.config import load_config
 
-    config = load_config(args.project)
-    mirrors = [*sources.mirrors_from_env(), *config.mirrors]
-    offline = config.offline or sources.offline_from_env()
+    project = _project(args)
+    config = project.config
     dest = Path(args.dest) if args.dest else None
     if dest:
         dest.mkdir(parents=True, exist_ok=True)
     for dep in config.deps:
-        path = sources.fetch(dep.source, mirrors=mirrors, offline=offline)
+        path = sources.fetch(dep.source, mirrors=config.mirrors, offline=config.offline,
+                             cache_dir=project.cache.sources)
         if dest:
             target = dest / dep.source.filename
             tmp = dest / f".{dep.source.filename}.tmp"
@@ -175,8 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m geonox", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def project_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--project", default=".", help="extension project directory (default: .)")
+
     p = sub.add_parser("plan", help="show targets, sessions and dependency cache keys")
-    p.add_argument("--project", default=".", help="extension project directory (default: .)")
+    project_arg(p)
     p.add_argument("--prefix", default="", help="session name prefix, as register(prefix=...)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_plan)
@@ -184,31 +179,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check every ELF file of wheels against their tag's policy")
     p.add_argument("wheels", nargs="+", metavar="WHEEL")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--exit-zero", action="store_true",
+                   help="exit 0 even when a rule is broken (for scripts that read --json)")
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("pin", help="resolve each arch's build image to its digest and write "
                                    "geonox-images.lock")
-    p.add_argument("--project", default=".", help="extension project directory (default: .)")
+    project_arg(p)
     p.set_defaults(func=_cmd_pin)
 
     p = sub.add_parser("fetch", help="download and verify every source the config uses "
                                      "(seed an offline cache, or a mirror directory with --dest)")
-    p.add_argument("--project", default=".", help="extension project directory (default: .)")
+    project_arg(p)
     p.add_argument("--dest", help="also copy the verified files here, under upstream names")
     p.set_defaults(func=_cmd_fetch)
 
-    p = sub.add_parser("cache", help="list, prune or clear the geonox cache")
+    p = sub.add_parser("cache", help="list, prune or clear the geonox cache (GEONOX_CACHE_DIR)")
     p.add_argument("action", choices=("list", "prune", "clear"))
-    p.add_argument("--project", default=".",
-                   help="project whose config decides what is in use (default: .)")
+    p.add_argument("--older-than", type=_parse_days, metavar="DAYS",
+                   help="prune: remove entries not used for DAYS days (default 30, or none "
+                        "when only --max-size is given)")
+    p.add_argument("--max-size", type=_parse_size, metavar="SIZE",
+                   help="prune: then remove the least recently used entries until the cache "
+                        "holds at most SIZE (e.g. 20G)")
     p.set_defaults(func=_cmd_cache)
     return parser
 
 
-def main(argv: "list[str] | None" = None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    from geonox.signals import stop_on_signals
+
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        with stop_on_signals():
+            return args.func(args)
     except UserError as exc:
         print(f"geonox: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"geonox: stopped by signal {exc.signum}; nothing was marked complete",
+              file=sys.stderr)
+        return 128 + exc.signum

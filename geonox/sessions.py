@@ -1,52 +1,32 @@
-"""nox sessions: one per :class:`geonox.plan.SessionSpec`, each a thin call into a step."""
+"""nox sessions: one per :class:`geonox.plan.SessionSpec`, each a thin call into its step.
+
+A broken ``[tool.geonox]`` does not take the maintainer's noxfile down: the error is
+printed once, the maintainer's own sessions run as usual, and every geonox session (named
+as the config would have named them, bad keys at their defaults) fails with that message.
+"""
 from __future__ import annotations
 
+import logging
 import sys
-from typing import Any
+from typing import Any, Callable
 
-from geonox.config import load_config
+from geonox.config import load_config_lenient
 from geonox.errors import UserError
 from geonox.plan import SessionSpec, session_specs
-from geonox.steps import Pipeline
+from geonox.project import Project
+from geonox.signals import stop_on_signals
 
 
-def _run_step(pipe: Pipeline, spec: SessionSpec) -> None:
-    from geonox.steps.build import build_wheel
-    from geonox.steps.deps import build_deps
-    from geonox.steps.repair import repair_wheel
-    from geonox.steps.test import test_step
-    from geonox.steps.verify import verify_step
-
-    arch, py, name = spec.arch, spec.python, spec.name
-    if spec.step == "pin":
-        from geonox.images import pin_images
-
-        config = pipe.config
-        pin_images(config.project, config.policy, pipe.image_archs(), dict(config.images),
-                   log=pipe.log)
-    elif spec.step == "images":
-        image = pipe.prepare_image(arch)
-        pipe.log(f"{name}: {image.run_ref} ({image.digest or 'unpinned'}) is ready")
-    elif spec.step == "deps":
-        build_deps(pipe, arch, session=name)
-    elif spec.step == "build":
-        prefix = build_deps(pipe, arch, session=name)  # cached: a lookup, not a rebuild
-        build_wheel(pipe, arch, py, prefix, session=name)
-    elif spec.step == "repair":
-        repair_wheel(pipe, arch, py, session=name)
-    elif spec.step == "ldd":
-        verify_step(pipe, arch, py, session=name)
-    elif spec.step == "test":
-        test_step(pipe, arch, py, session=name)
-    elif spec.step == "wheels":
-        pipe.log(f"{name}: done; wheels in {pipe.config.wheelhouse}")
+def run_step(project: Project, spec: SessionSpec) -> None:
+    """Run one session's step; SIGTERM/SIGINT stop it cleanly (see geonox.signals)."""
+    with stop_on_signals(), project.session():
+        spec.step.run(project, spec.arch, spec.python, spec.name)
 
 
-def _make_session(pipe: Pipeline, spec: SessionSpec):
+def _session_func(spec: SessionSpec, body: Callable[[Any], None]) -> Callable[[Any], None]:
     def session_func(session: Any) -> None:
-        pipe.log = session.log
         try:
-            _run_step(pipe, spec)
+            body(session)
         except UserError as exc:
             session.error(str(exc).rstrip("."))  # nox ends the line with its own period
 
@@ -59,26 +39,31 @@ def register(prefix: str = "", project: str = ".", **overrides: Any) -> list[str
     """Register geonox's sessions in the calling noxfile; returns their names.
 
     ``project`` is the extension's directory (its pyproject.toml holds ``[tool.geonox]``),
-    relative to the noxfile.  Keyword overrides win over the table, e.g.
-    ``register(archs=["x86_64"], python=["3.12"])``.  Sessions are not run by a bare
+    relative to the noxfile.  Keyword overrides win over the environment and the table,
+    e.g. ``register(archs=["x86_64"], python=["3.12"])``.  Sessions are not run by a bare
     ``nox`` (``default=False``); select them with ``-s`` or ``-t geonox``.
     """
-    import logging
-
     import nox
 
     # nox logs at DEBUG; urllib3's connection chatter would bury geonox's own lines.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
-    try:
-        config = load_config(project, **overrides)
-    except UserError as exc:
-        # A config error is the maintainer's to fix: one paragraph, no traceback.
-        print(f"nox > geonox: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
-    pipe = Pipeline(config)
+    config, error = load_config_lenient(project, **overrides)
+    if error is not None:
+        # The maintainer's to fix: one paragraph, no traceback, and their noxfile goes on.
+        print(f"nox > geonox: {error}", file=sys.stderr)
+    if config is None:
+        return []
+    proj = Project(config)
     names = []
     for spec in session_specs(config, prefix):
+        if error is None:
+            def body(session: Any, spec: SessionSpec = spec) -> None:
+                proj.log = session.log
+                run_step(proj, spec)
+        else:
+            def body(session: Any, message: str = str(error)) -> None:
+                raise UserError(message)
         nox.session(name=spec.name, python=False, tags=list(spec.tags),
-                    requires=list(spec.requires), default=False)(_make_session(pipe, spec))
+                    requires=list(spec.requires), default=False)(_session_func(spec, body))
         names.append(spec.name)
     return names

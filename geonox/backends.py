@@ -1,0 +1,304 @@
+"""Backends: how one arch is built, repaired and tested.
+
+A backend owns its executor (where commands run), its toolchain (what compiles), where its
+wheels are tested, and how repair picks auditwheel's ``--plat`` and judges the result.  It
+is a context manager: executors made inside a ``with`` are released when it ends, so a
+container lives exactly as long as the session that needed it.
+
+=========  ==========================  ===================  ================================
+backend    builds with                 tests in             repair
+=========  ==========================  ===================  ================================
+host       this machine's cc           this machine         ``--plat auto``; says which tag
+docker     the image's cc, in a        the same container   ``--plat <policy>_<arch>``
+podman     container of the image
+zig        zig cc for arch-gnu.glibc   here, or (foreign    ``--plat auto``; must fit the
+           on this machine             arch) an image       policy
+=========  ==========================  ===================  ================================
+"""
+from __future__ import annotations
+
+import contextlib
+import platform as _platform
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+import geonox
+from geonox.cache import CacheLayout
+from geonox.config import Config
+from geonox.errors import UserError
+from geonox.executors import Executor, HostExecutor
+from geonox.images import ImageLock, PinnedImage, image_for, pinned_image
+from geonox.policy import glibc_of, most_compatible_manylinux, version_allowed, wheel_platform_tags
+from geonox.targets import Target, host_arch
+from geonox.toolchains import GccToolchain, Toolchain
+
+if TYPE_CHECKING:
+    from geonox.containers import ContainerExecutor, Engine
+
+Log = Callable[[str], None]
+T = TypeVar("T")
+
+
+class Engines:
+    """Container engines, each looked up (``docker info``) once per process."""
+
+    def __init__(self, exes: dict[str, str]) -> None:
+        self._exes = exes
+        self._found: dict[str, Engine | None] = {}
+
+    def get(self, kind: str, *, required: bool = True) -> Engine | None:
+        from geonox.containers import Engine
+
+        if kind not in self._found:
+            try:
+                self._found[kind] = Engine.find(kind, self._exes)
+            except UserError:
+                if required:
+                    raise
+                self._found[kind] = None
+        return self._found[kind]
+
+
+class Backend:
+    """How one arch of a project is built; see the module docstring."""
+
+    name: ClassVar[str]
+
+    def __init__(self, config: Config, arch: str, cache: CacheLayout, engines: Engines,
+                 log: Callable[[], Log], logs_dir: Callable[[], Path]) -> None:
+        self.config = config
+        self.arch = arch
+        self.cache = cache
+        self.engines = engines
+        self.logs_dir = logs_dir
+        self._log = log
+        self._depth = 0
+        self._stack = contextlib.ExitStack()
+        self._made: dict[str, object] = {}
+
+    # -- lifecycle
+
+    def __enter__(self) -> Backend:
+        self._depth += 1
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._made.clear()
+            self._stack.close()
+
+    def _once(self, key: str, make: Callable[[], T]) -> T:
+        if self._depth == 0:
+            raise RuntimeError(f"use the {self.name} backend of {self.arch} inside a `with`")
+        if key not in self._made:
+            made = make()
+            if isinstance(made, Executor):
+                self._stack.enter_context(made)
+            self._made[key] = made
+        return self._made[key]  # type: ignore[return-value]
+
+    def log(self, text: str) -> None:
+        self._log()(text)
+
+    # -- what a backend provides
+
+    @property
+    def target(self) -> Target:
+        return Target(self.arch, self.config.policy)
+
+    @property
+    def executor(self) -> Executor:
+        """Where dependencies and the wheel are built, repaired and checked."""
+        return self._once("executor", self._make_executor)
+
+    @property
+    def toolchain(self) -> Toolchain:
+        return self._once("toolchain", lambda: GccToolchain(arch=self.arch, executor=self.executor))
+
+    @property
+    def test_executor(self) -> Executor:
+        """Where the repaired wheels are installed and tested."""
+        return self.executor
+
+    @property
+    def runs_in_image(self) -> bool:
+        """Whether this arch's builds or tests run in a container image (pin, images)."""
+        return False
+
+    def where(self, role: str = "build") -> str:
+        """Where a step of ``role`` ("build", "repair", "test") runs, for its first line."""
+        return (self.test_executor if role == "test" else self.executor).where()
+
+    def repair_plat(self) -> str:
+        return self.target.platform_tag
+
+    def judge_repaired(self, raw: Path, repaired: Path) -> str | None:
+        """Check the tag auditwheel gave; return a line to show, raise if it is wrong."""
+        return None
+
+    def prepare_image(self) -> PinnedImage:
+        raise UserError(f"images-{self.arch}: backend {self.name!r} runs {self.arch} in no "
+                        f"container image; set backend = \"docker\" or \"podman\".")
+
+    def _make_executor(self) -> Executor:
+        raise NotImplementedError
+
+    # -- container images, for the backends that use them
+
+    def _container(self, kind: str) -> ContainerExecutor:
+        from geonox.containers import ContainerExecutor, build_image
+
+        engine = self.engines.get(kind)
+        config = self.config
+        image = image_for(config.images, config.policy, self.arch)
+        pinned = pinned_image(image, self.arch, ImageLock.load(config.project), config.allow_unpinned)
+        if config.dockerfile is not None:
+            self.log(f"images-{self.arch}: build image from {config.dockerfile.name} on "
+                     f"{pinned.run_ref}")
+            pinned = build_image(engine, pinned, self.arch, config.dockerfile, policy=config.policy,
+                                 log=self.logs_dir() / "image-build.log")
+            self.log(f"images-{self.arch}: {pinned.run_ref} ({pinned.digest})")
+        mounts = [config.project, self.cache.root, Path(geonox.__file__).resolve().parent]
+        if config.wheelhouse not in mounts and config.project not in config.wheelhouse.parents:
+            mounts.append(config.wheelhouse)
+        return ContainerExecutor(engine, pinned, self.arch, mounts=mounts,
+                                 env_allow=config.container_env, mode=config.container_mode)
+
+
+class HostBackend(Backend):
+    """This machine, its compilers and its interpreters."""
+
+    name = "host"
+
+    def _make_executor(self) -> Executor:
+        return HostExecutor(self.arch)
+
+    def repair_plat(self) -> str:
+        return "auto"  # the best tag this host honestly allows
+
+    def judge_repaired(self, raw: Path, repaired: Path) -> str | None:
+        """Say which tag this host could honestly give and what decided it."""
+        from geonox.verify import verify_wheel
+
+        glibc = _platform.libc_ver()[1] or "unknown"
+        best = most_compatible_manylinux(wheel_platform_tags(repaired.name)) or "linux"
+        wanted = self.config.policy
+        needs: dict[str, str] = {}
+        for f in verify_wheel(raw, run_ldd=False).files:
+            for ns, version in f.max_versions.items():
+                if ns not in needs or not version_allowed(version, [needs[ns]]):
+                    needs[ns] = version
+        needs_text = ", ".join(f"{k}_{v}" for k, v in sorted(needs.items())) or "no versioned symbols"
+        head = (f"tagged {best}: the most compatible tag the symbols built on this host "
+                f"(glibc {glibc}) allow; highest versions needed: {needs_text}.")
+        if best.startswith("manylinux_") and glibc_of(best) > glibc_of(wanted):
+            head += (f" That is newer than the configured policy {wanted}: build with "
+                     f"backend = \"docker\" (a {wanted} image) or \"zig\" to get {wanted}.")
+        return head
+
+
+class ContainerBackend(Backend):
+    """A manylinux image of the arch, run by a container engine (QEMU for a foreign arch)."""
+
+    def _make_executor(self) -> Executor:
+        return self._container(self.name)
+
+    @property
+    def runs_in_image(self) -> bool:
+        return True
+
+    def prepare_image(self) -> PinnedImage:
+        executor = self.executor
+        executor.start()  # type: ignore[attr-defined]
+        return executor.image  # type: ignore[attr-defined]
+
+
+class DockerBackend(ContainerBackend):
+    name = "docker"
+
+
+class PodmanBackend(ContainerBackend):
+    name = "podman"
+
+
+class ZigBackend(Backend):
+    """zig cc/c++ on this machine for ``{arch}-linux-gnu.{policy glibc}``; a foreign arch's
+    wheels are tested under QEMU in a container of that arch's pinned image."""
+
+    name = "zig"
+
+    def _make_executor(self) -> Executor:
+        return HostExecutor(self.arch, cross=True)
+
+    @property
+    def toolchain(self) -> Toolchain:
+        from geonox.zig import ZigToolchain
+
+        return self._once("toolchain", lambda: ZigToolchain(
+            arch=self.arch, policy=self.config.policy, executor=self.executor, cache=self.cache))
+
+    @property
+    def foreign(self) -> bool:
+        return self.arch != host_arch()
+
+    @property
+    def test_executor(self) -> Executor:
+        if not self.foreign:
+            return self.executor
+        return self._once("test", lambda: self._container(self.engines.get("auto").kind))
+
+    @property
+    def runs_in_image(self) -> bool:
+        return self.foreign
+
+    def where(self, role: str = "build") -> str:
+        if role == "build":
+            return f"zig {self.toolchain.target}"  # type: ignore[attr-defined]
+        return super().where(role)
+
+    def repair_plat(self) -> str:
+        # auditwheel's argparse refuses a plat of a foreign arch, and the wheel's symbols
+        # already fit the policy's glibc: auto, then check.
+        return "auto"
+
+    def judge_repaired(self, raw: Path, repaired: Path) -> str | None:
+        """A zig wheel targets the policy's glibc, so auditwheel must find it fits."""
+        wanted = glibc_of(self.config.policy)
+        tags = [t for t in wheel_platform_tags(repaired.name) if t.startswith("manylinux_")]
+        best = most_compatible_manylinux(tags)
+        if best is None or glibc_of(best) > wanted:
+            raise UserError(f"{repaired.name}: zig built for glibc {wanted[0]}.{wanted[1]} but "
+                            f"auditwheel tagged it {', '.join(tags) or 'linux'}; something linked a "
+                            f"newer symbol. Run `python -m geonox verify` on it for details.")
+        return None
+
+    def prepare_image(self) -> PinnedImage:
+        if not self.foreign:
+            return super().prepare_image()
+        executor = self.test_executor
+        executor.start()  # type: ignore[attr-defined]
+        return executor.image  # type: ignore[attr-defined]
+
+
+BACKENDS: dict[str, type[Backend]] = {
+    cls.name: cls for cls in (HostBackend, DockerBackend, PodmanBackend, ZigBackend)}
+
+
+def backend_name(config: Config, arch: str, engines: Engines) -> str:
+    """The backend that builds ``arch``: as configured, or for ``auto`` a container engine
+    when one answers, else this machine for its own arch."""
+    if config.backend != "auto":
+        return config.backend
+    engine = engines.get("auto", required=False)
+    if engine is not None:
+        return engine.kind
+    if arch == host_arch():
+        return "host"
+    raise UserError(
+        f"backend = \"auto\" found no way to build {arch} on this {host_arch()} machine: "
+        f"no container engine answers. Start docker or podman (with QEMU binfmt for "
+        f"{arch}), or drop {arch} from archs.")

@@ -1,0 +1,66 @@
+"""ldd: every ELF file of the repaired wheel checked against its tag's policy
+(:mod:`geonox.verify`), where the wheel can run, so ``ldd -r`` sees that system."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from geonox.cache import Artifact, file_sha256
+from geonox.config import Config
+from geonox.errors import VerifyError
+from geonox.project import Project
+from geonox.steps.base import Key, Step, say_where
+from geonox.steps.repair import repaired_wheel
+from geonox.targets import PythonVersion
+from geonox.tools import verify_report
+
+
+class LddStep(Step):
+    name = "ldd"
+
+    def requires(self, config: Config, arch: str | None, py: PythonVersion | None) -> list[Key]:
+        return [("repair", arch, py)]
+
+    def doc(self, config: Config, arch: str | None, py: PythonVersion | None) -> str:
+        return f"Check every ELF file of the repaired {arch} wheel (policy, symbols, exports, ldd -r)."
+
+    def run(self, project: Project, arch: str | None, py: PythonVersion | None, session: str) -> None:
+        from geonox.verify import WheelReport, format_table
+
+        assert arch is not None
+        wheel = repaired_wheel(project, arch, py)
+        digest = file_sha256(wheel)
+        path = project.work_dir / "reports" / f"{wheel.name}.verify.json"
+
+        def passed(p: Path) -> bool:
+            previous = json.loads(p.read_text())
+            return previous.get("wheel_sha256") == digest and not previous.get("violations")
+
+        report_file = Artifact(path, path.with_name(path.name + ".lock"), check=passed)
+        if report_file.complete():
+            # abi3: every Python shares one wheel; checking it again would say the same.
+            report_file.touch()
+            project.log(f"{session}: {wheel.name} already passed every check (report: {path})")
+            return
+        with project.backend(arch) as backend:
+            say_where(project, backend, session, "repair")
+            log = project.logs_dir(arch) / f"ldd-{project.build_id(py)}.log"
+
+            def check(place: Path) -> None:
+                data = verify_report(backend.executor, project.cache, wheel,
+                                     project.build_python(py), log=log)
+                place.write_text(json.dumps(dict(data, wheel_sha256=digest), indent=2) + "\n")
+
+            report_file.ensure(check)
+        report = WheelReport.from_dict(json.loads(path.read_text()))
+        project.log(format_table([report]))
+        if not report.ok:
+            raise VerifyError(f"{wheel.name} breaks {len(report.violations)} rule(s) of "
+                              f"{report.tag_policy}: "
+                              + "; ".join(f"{v.rule} in {v.file}: {v.detail}"
+                                          for v in report.violations)
+                              + f". Full report: {path}")
+        project.log(f"{session}: {wheel.name} passes every check (report: {path})")
+
+
+LDD = LddStep()
