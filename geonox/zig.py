@@ -4,7 +4,8 @@ aarch64 with no container and no QEMU.
 
 CMake and autotools want one executable per tool, so :class:`ZigToolchain` writes small
 wrappers (cc, c++, ar, ranlib, strip) and a CMake toolchain file into the cache.  The
-wrappers call :func:`translate`, which handles zig's traps:
+wrappers call :func:`geonox.zigcc.translate` (stdlib only: it runs on every compiler
+call), which handles zig's traps:
 
 - a later ``--target=``/``-target`` would override the glibc-versioned target: dropped,
   and ours goes last;
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
 import stat
 import subprocess
 import sys
@@ -35,11 +35,12 @@ from geonox.executors import Executor
 from geonox.policy import glibc_of
 from geonox.targets import PythonVersion
 from geonox.toolchains import flag_args, seed_flags, static_prefix_args
+from geonox.zigcc import translate, wrapper_main
+
+__all__ = ["WRAPPER_VERSION", "ZigToolchain", "host_cmake", "translate", "wrapper_main", "zig_exe"]
 
 WRAPPER_VERSION = 2  # bump when translate() changes: it is part of the toolchain identity
 TOOLS = ("cc", "c++", "ar", "ranlib", "strip")
-_X86_LEVELS = {"x86-64": "x86_64", "x86-64-v2": "x86_64_v2", "x86-64-v3": "x86_64_v3",
-               "x86-64-v4": "x86_64_v4"}
 
 
 def zig_exe() -> Path:
@@ -51,99 +52,6 @@ def zig_exe() -> Path:
     if not exe.is_file():
         raise UserError(f"the ziglang package has no zig binary at {exe}; reinstall ziglang.")
     return exe
-
-
-def _mcpu(arch: str, march: str) -> str:
-    if arch == "aarch64":
-        # armv8-a -> generic; armv8.2-a -> generic+v8_2a
-        if march in ("armv8-a", "armv8"):
-            return "generic"
-        if march.startswith("armv8.") and march.endswith("-a"):
-            return "generic+v8_" + march[len("armv8."):-2] + "a"
-        return march.replace("-", "_")
-    return _X86_LEVELS.get(march, march.replace("-", "_"))
-
-
-def translate(tool: str, target: str, args: list[str]) -> list[str]:
-    """zig argv (after the zig binary) for a compiler-driver call of ``cc``/``c++``."""
-    arch = target.split("-", 1)[0]
-    out: list[str] = []
-    skip = 0
-    for i, arg in enumerate(args):
-        if skip:
-            skip -= 1
-            continue
-        if arg in ("-target", "--target"):
-            skip = 1
-            continue
-        if arg == "-Xlinker" and i + 1 < len(args) and args[i + 1].startswith("--exclude-libs"):
-            # Clang spelling of CMake's LINKER: flags: -Xlinker --exclude-libs -Xlinker ALL
-            separate = args[i + 1] == "--exclude-libs" and args[i + 2:i + 3] == ["-Xlinker"]
-            skip = 3 if separate else 1
-            continue
-        if arg.startswith(("--target=", "-target=")):
-            continue
-        if arg.startswith("-march="):
-            out.append(f"-mcpu={_mcpu(arch, arg[len('-march='):])}")
-            continue
-        if arg.startswith("-mtune="):
-            continue
-        if arg.startswith("-Wp,"):
-            parts = [p for p in arg[4:].split(",") if p]
-            out.extend(parts)
-            continue
-        if arg.startswith("-Wl,"):
-            parts = arg[4:].split(",")
-            kept: list[str] = []
-            j = 0
-            while j < len(parts):
-                if parts[j] == "--exclude-libs":
-                    j += 2
-                    continue
-                if parts[j].startswith("--exclude-libs="):
-                    j += 1
-                    continue
-                kept.append(parts[j])
-                j += 1
-            if kept:
-                out.append("-Wl," + ",".join(kept))
-            continue
-        out.append(arg)
-    return [tool, *out, "-fno-sanitize=all", "-target", target]
-
-
-def wrapper_main(tool: str, target: str, argv: list[str]) -> int:
-    """Entry point of the generated wrapper executables."""
-    zig = str(zig_exe())
-    if tool in ("cc", "c++"):
-        cmd = [zig, *translate(tool, target, argv)]
-    elif tool in ("ar", "ranlib"):
-        cmd = [zig, tool, *argv]
-    elif tool == "strip":
-        # The host's binutils strip cannot read aarch64; llvm-strip reads every arch.
-        # zig 0.17's objcopy answers "unimplemented" for shared objects: then the file is
-        # left as it is (stripping only saves space) and we say so.
-        import shutil
-
-        llvm = shutil.which("llvm-strip")
-        files = [a for a in argv if not a.startswith("-")]
-        for f in files:
-            if llvm and subprocess.call([llvm, "--strip-all", f]) == 0:
-                continue
-            tmp = f"{f}.geonox-strip"
-            if subprocess.call([zig, "objcopy", "--strip-all", f, tmp],
-                               stderr=subprocess.DEVNULL) == 0 and os.path.getsize(tmp):
-                os.replace(tmp, f)
-                continue
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            print(f"geonox: {f} left unstripped (no llvm-strip on PATH; zig objcopy cannot "
-                  f"strip it)", file=sys.stderr)
-        return 0
-    else:
-        raise SystemExit(f"geonox zig wrapper: unknown tool {tool}")
-    os.execv(zig, cmd)
-    return 127  # not reached
 
 
 def host_cmake() -> str:
@@ -199,15 +107,17 @@ class ZigToolchain:
         """The wrappers and the toolchain file into ``place``, naming their final ``root``."""
         bin_dir = place / "bin"
         bin_dir.mkdir(parents=True)
+        zig = zig_exe()
         package_dir = Path(__file__).resolve().parent.parent
         for tool in TOOLS:
             path = bin_dir / tool
+            # -S: no site-packages to scan on each of the thousands of compiler calls.
             path.write_text(
-                f"#!{sys.executable}\n"
+                f"#!{sys.executable} -S\n"
                 "import sys\n"
                 f"sys.path.insert(0, {str(package_dir)!r})\n"
-                "from geonox.zig import wrapper_main\n"
-                f"sys.exit(wrapper_main({tool!r}, {self.target!r}, sys.argv[1:]))\n")
+                "from geonox.zigcc import wrapper_main\n"
+                f"sys.exit(wrapper_main({tool!r}, {self.target!r}, sys.argv[1:], {str(zig)!r}))\n")
             path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         final_bin = root / "bin"
         processor = {"x86_64": "x86_64", "aarch64": "aarch64"}[self.arch]
