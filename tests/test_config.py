@@ -185,12 +185,36 @@ def test_register_in_a_foreign_noxfile(tmp_path):
 
 
 def test_config_error_in_noxfile_is_one_paragraph(tmp_path):
+    """A broken [tool.geonox] does not take the maintainer's noxfile down: the error is
+    printed once, their own session runs, and a geonox session asked for fails with it."""
     project = write_project(tmp_path, 'archs = ["sparc"]\n')
     (project / "noxfile.py").write_text(NOXFILE)
-    result = run_nox(project, "--list")
-    assert result.returncode != 0
-    assert "archs = 'sparc' is not valid" in result.stdout
-    assert "Traceback" not in result.stdout
+    listing = run_nox(project, "--list")
+    assert listing.returncode == 0, listing.stdout
+    assert listing.stdout.count("archs = 'sparc' is not valid") == 1
+    assert "* mine" in listing.stdout and f"geo-wheels-{host_arch()}" in listing.stdout
+    assert "Traceback" not in listing.stdout
+    own = run_nox(project, "-s", "mine")
+    assert own.returncode == 0, own.stdout
+    assert "Session mine was successful" in own.stdout
+    asked = run_nox(project, "-s", f"geo-deps-{host_arch()}")
+    assert asked.returncode != 0
+    assert f"Session geo-deps-{host_arch()} aborted: [tool.geonox] archs = 'sparc' is not valid" \
+        in asked.stdout, asked.stdout
+    assert "Traceback" not in asked.stdout
+
+
+def test_typo_in_table_suggests_the_key_and_keeps_the_noxfile_working(tmp_path):
+    project = write_project(tmp_path, 'pyhton = ["3.12"]\n')
+    (project / "noxfile.py").write_text(NOXFILE)
+    own = run_nox(project, "-s", "mine")
+    assert own.returncode == 0, own.stdout
+    assert "did you mean 'python'?" in own.stdout and "Session mine was successful" in own.stdout
+    # the sessions are named as if the typo were not there (register(python=["3.12"]))
+    asked = run_nox(project, "-s", f"geo-wheels-{host_arch()}-3.12")
+    assert asked.returncode != 0
+    assert "pyhton = ['3.12'] is not valid: unknown key; did you mean 'python'?" in asked.stdout
+    assert "Traceback" not in asked.stdout and "building" not in asked.stdout
 
 
 def test_cli_plan_and_error(tmp_path):
@@ -212,14 +236,18 @@ def test_cli_plan_and_error(tmp_path):
 
 
 def test_prefix_key_changes_with_inputs(tmp_path):
-    from geonox.steps import Pipeline
+    from geonox.project import Project
     from geonox.steps.deps import planned_prefix
 
-    base = planned_prefix(Pipeline(load_config(write_project(tmp_path, 'deps = ["proj"]\nbackend = "host"\n'))),
-                          host_arch()).key
-    again = planned_prefix(Pipeline(load_config(tmp_path)), host_arch()).key
+    def key(config) -> str:
+        project = Project(config)
+        with project.backend(host_arch()) as backend:
+            return planned_prefix(project, backend).key
+
+    base = key(load_config(write_project(tmp_path, 'deps = ["proj"]\nbackend = "host"\n')))
+    again = key(load_config(tmp_path))
     assert base == again
     for override in ({"versions": {"proj": "9.1.1"}}, {"options": {"proj": {"tiff": True}}},
                      {"policy": "manylinux_2_17"}):
-        other = planned_prefix(Pipeline(load_config(tmp_path, **override)), host_arch()).key
+        other = key(load_config(tmp_path, **override))
         assert other != base, override

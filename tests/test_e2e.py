@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 import re
 import shutil
-import subprocess
 import sys
 import textwrap
 import zipfile
@@ -95,6 +94,9 @@ def test_main_job_builds_repairs_verifies_and_tests_every_python(main_job, geono
     for v in ALL_PYTHONS:
         for step in ("repair", "ldd", "test", "wheels"):
             assert f"Session {step}-x86_64-{v} was successful" in out, (step, v)
+    # each session that builds, repairs or tests says where it runs
+    for session in ("deps-x86_64", "build-x86_64", "repair-x86_64-3.9", "test-x86_64-3.12"):
+        assert f"{session}: runs on host" in out, session
     # abi3: one build for every Python, and repaired once
     assert out.count("Session build-x86_64 was successful") == 1
     check_selftest_lines(out, expected_count=len(ALL_PYTHONS))

@@ -20,17 +20,13 @@ import pytest
 from conftest import skip_or_fail
 import requests
 
-from geonox import cache, sources
+import hashlib
+
+from geonox import environment
+from geonox.cache import CacheLayout
 from geonox.errors import ChecksumError, SourceError, UserError
-from geonox.sources import (
-    Source,
-    cached_sources,
-    extract,
-    fetch,
-    mirror_urls,
-    mirrors_from_env,
-    offline_from_env,
-)
+from geonox.sources import Source, cached_sources, download, extract, fetch, mirror_urls
+from geonox.sources import archives as extract_module
 
 try:
     from conftest_http import (  # noqa: F401  (fault_server is a fixture)
@@ -54,7 +50,7 @@ SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 @pytest.fixture(autouse=True)
 def _fast_and_isolated(monkeypatch, tmp_path):
-    monkeypatch.setattr(sources, "BACKOFF_BASE", 0.01)
+    monkeypatch.setattr(download, "BACKOFF_BASE", 0.01)
     for var in ("GEONOX_MIRROR", "GEONOX_OFFLINE", "GEONOX_TIMEOUT"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
@@ -101,7 +97,7 @@ def test_source_requires_a_valid_sha256():
     for bad in ("", "xyz", "0" * 63, "g" * 64, None):
         with pytest.raises(SourceError, match=r"sha256.*\[tool\.geonox\.sources\.sqlite\]"):
             Source("sqlite", "3.52.0", "https://sqlite.org/2026/" + SQLITE, bad)  # type: ignore[arg-type]
-    assert issubclass(SourceError, UserError) and issubclass(sources.ChecksumError, SourceError)
+    assert issubclass(SourceError, UserError) and issubclass(ChecksumError, SourceError)
     s = Source("sqlite", "3.52.0", "https://sqlite.org/2026/" + SQLITE, SQLITE_SHA256.upper())
     assert s.sha256 == SQLITE_SHA256 and s.filename == SQLITE
 
@@ -120,21 +116,21 @@ def test_mirror_urls_order_and_env(monkeypatch):
         "/abs/dir/" + SQLITE, src.url,
     ]
     monkeypatch.setenv("GEONOX_MIRROR", "  http://a/x \n /b  ")
-    assert mirrors_from_env() == ["http://a/x", "/b"]
+    assert environment.read().mirrors == ("http://a/x", "/b")
     for value, expected in (("1", True), ("true", True), ("YES", True), ("0", False),
-                            ("", False), ("no", False)):
+                            ("", None), ("no", False)):
         monkeypatch.setenv("GEONOX_OFFLINE", value)
-        assert offline_from_env() is expected
+        assert environment.read().offline is expected
 
 
 def test_bad_timeout_env_is_a_user_error(monkeypatch, cache_dir):
     monkeypatch.setenv("GEONOX_TIMEOUT", "soon")
-    with pytest.raises(SourceError, match="GEONOX_TIMEOUT='soon'"):
+    with pytest.raises(UserError, match="GEONOX_TIMEOUT='soon'"):
         fetch(sqlite_at("http://127.0.0.1:9/" + SQLITE), cache_dir=cache_dir)
 
 
 def test_backoff_is_exponential():
-    assert [sources._backoff_delay(a, 0.5) for a in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert [download.backoff_delay(a, 0.5) for a in (1, 2, 3)] == [0.5, 1.0, 2.0]
 
 
 # ------------------------------------------------------------------- happy path
@@ -161,7 +157,7 @@ def test_download_then_cache_hit(fault_server, cache_dir, capfd):
 
 def test_default_cache_dir_is_geonox_cache(fault_server, tmp_path):
     path = fetch(sqlite_at(fault_server.url(PATH)), progress=False)
-    assert path == cache.sources_dir() / SQLITE_SHA256 / SQLITE
+    assert path == CacheLayout.from_env().sources / SQLITE_SHA256 / SQLITE
     assert str(path).startswith(str((tmp_path / "geonox-cache").resolve()))
 
 
@@ -218,7 +214,7 @@ def test_wrong_bytes_is_a_checksum_error_and_nothing_is_cached(fault_server, cac
     with pytest.raises(ChecksumError) as info:
         fetch(src, cache_dir=cache_dir)
     assert fault_server.count(PATH) == 1  # a mismatch is not retried on the same URL
-    actual = sources.hashlib.sha256(requests.get(src.url, timeout=5).content).hexdigest()
+    actual = hashlib.sha256(requests.get(src.url, timeout=5).content).hexdigest()
     msg = str(info.value)
     assert src.url in msg and f"expected {SQLITE_SHA256}, got {actual}" in msg
     assert "(1 try)" in msg and "[tool.geonox.sources.sqlite]" in msg and "mirror" in msg
@@ -375,7 +371,7 @@ def test_geonox_mirror_with_two_bases(fault_server, cache_dir, monkeypatch):
     fault_server.script("/m1" + PATH, status(404))
     monkeypatch.setenv("GEONOX_MIRROR", f"{fault_server.url('/m1')}  {fault_server.url('/m2')}")
     src = sqlite_at(fault_server.url("/upstream" + PATH))
-    fetch(src, mirrors=mirrors_from_env(), cache_dir=cache_dir)
+    fetch(src, mirrors=environment.read().mirrors, cache_dir=cache_dir)
     assert [fault_server.count(p + PATH) for p in ("/m1", "/m2", "/upstream")] == [1, 1, 0]
 
 
@@ -503,9 +499,9 @@ def filter_mode(request, monkeypatch):
         if not hasattr(tarfile, "data_filter"):
             # Not applicable on such a Python; CI's 3.11.7 has the filter, so CI never skips.
             skip_or_fail("this Python has no tarfile data filter")
-        monkeypatch.setattr(sources, "_USE_DATA_FILTER", True)
+        monkeypatch.setattr(extract_module, "_USE_DATA_FILTER", True)
     else:
-        monkeypatch.setattr(sources, "_USE_DATA_FILTER", False)
+        monkeypatch.setattr(extract_module, "_USE_DATA_FILTER", False)
     return request.param
 
 
@@ -629,40 +625,3 @@ def test_damaged_archive(tmp_path):
     with pytest.raises(SourceError, match="broken.tar.gz"):
         extract(bad, tmp_path / "out")
     assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == [bad.name]
-
-
-# -------------------------------------------------------------------------- cache
-
-
-def test_cache_entries_prune_clear(fault_server):
-    root = cache.cache_root()
-    kept_src = fetch(sqlite_at(fault_server.url(PATH)), mirrors=[str(MIRROR)], progress=False)
-    other_sha = "ab" * 32
-    (cache.sources_dir() / other_sha).mkdir()
-    old_src = cache.sources_dir() / other_sha / "old-1.0.tar.gz"
-    old_src.write_bytes(b"x" * 10)
-    part = cache.sources_dir() / other_sha / ".old-1.0.tar.gz.1.abcd.part"
-    part.write_bytes(b"y" * 5)
-    for key in ("keep-key", "old-key"):
-        (cache.prefixes_dir() / key / "lib").mkdir(parents=True)
-        (cache.prefixes_dir() / key / "lib" / "libx.a").write_bytes(b"z" * 100)
-    (root / "logs").mkdir()
-    (root / "logs" / "build.log").write_text("log")
-
-    by_path = {e.path: e for e in cache.entries()}
-    assert by_path[kept_src].kind == "source" and by_path[kept_src].size == kept_src.stat().st_size
-    assert by_path[old_src].kind == "source" and by_path[part].kind == "other"
-    assert by_path[cache.prefixes_dir() / "old-key"].kind == "prefix"
-    assert by_path[cache.prefixes_dir() / "old-key"].size == 100
-    assert by_path[root / "logs" / "build.log"].kind == "other"
-    assert not any(p.name.endswith(".lock") or p.name == ".locks" for p in by_path)
-
-    removed = cache.prune({kept_src, cache.prefixes_dir() / "keep-key"})
-    assert set(removed) == {old_src, part, cache.prefixes_dir() / "old-key",
-                            root / "logs" / "build.log"}
-    assert not (cache.sources_dir() / other_sha).exists()
-    assert {e.path for e in cache.entries()} == {kept_src, cache.prefixes_dir() / "keep-key"}
-
-    expected = kept_src.stat().st_size + 100
-    assert cache.clear() == expected
-    assert cache.entries() == [] and cached_sources() == []

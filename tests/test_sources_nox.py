@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
+import time
 from pathlib import Path
 
 from conftest import nox, run, sqlite_project
@@ -83,14 +85,16 @@ def test_cache_list_prune_clear(tmp_path, fault_server):  # noqa: F811
     stray = cache / "sources" / ("0" * 64)
     stray.mkdir(parents=True)
     (stray / "old-1.0.tar.gz").write_bytes(b"x" * 10)
-    listing = run([sys.executable, "-m", "geonox", "cache", "list", "--project", proj],
-                  cwd=proj, env=env)
+    long_ago = time.time() - 40 * 86400
+    os.utime(stray / "old-1.0.tar.gz", (long_ago, long_ago))
+    listing = run([sys.executable, "-m", "geonox", "cache", "list"], cwd=proj, env=env)
     assert listing.returncode == 0, listing.stdout
-    assert "used by: sq: sqlite 3.52.0" in listing.stdout
-    assert "old-1.0.tar.gz" in listing.stdout
-    pruned = run([sys.executable, "-m", "geonox", "cache", "prune", "--project", proj],
-                 cwd=proj, env=env)
+    assert re.search(rf"source .* used just now +{SQLITE} \(sha256 {SQLITE_SHA256[:12]}", listing.stdout), \
+        listing.stdout
+    assert re.search(r"source .* used 40 d ago +old-1.0.tar.gz", listing.stdout), listing.stdout
+    pruned = run([sys.executable, "-m", "geonox", "cache", "prune"], cwd=proj, env=env)
     assert pruned.returncode == 0 and "old-1.0.tar.gz" in pruned.stdout
+    assert "1 entries removed, 10 B freed" in pruned.stdout, pruned.stdout
     assert not stray.exists()
     assert files_named(cache, SQLITE)
     cleared = run([sys.executable, "-m", "geonox", "cache", "clear"], cwd=proj, env=env)

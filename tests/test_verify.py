@@ -23,14 +23,13 @@ import pytest
 
 from geonox.elf import read_elf
 from geonox.errors import UserError
+from geonox.policy import resolve_policy, version_allowed
 from geonox.verify import (
     RULES,
     WheelReport,
     format_table,
-    resolve_policy,
     run_verify_command,
     verify_wheel,
-    version_allowed,
 )
 
 FIXTURES = Path(__file__).parent / "verify_fixtures"

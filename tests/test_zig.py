@@ -137,6 +137,9 @@ def test_zig_aarch64_example_tested_under_qemu(tmp_path, geonox_env):
     result = nox("-s", "geo-wheels-aarch64", cwd=project, env=geonox_env)
     assert result.returncode == 0, result.stdout[-6000:]
     assert "(zig 0." in result.stdout and "aarch64-linux-gnu.2.17" in result.stdout
+    assert "geo-build-aarch64: runs on zig aarch64-linux-gnu.2.17" in result.stdout
+    assert re.search(r"geo-test-aarch64-3\.9: runs on docker \S+@sha256:[0-9a-f]{64} \(aarch64\)",
+                     result.stdout), result.stdout[-3000:]
     assert SELFTEST.search(result.stdout), result.stdout[-3000:]
     (wheel,) = (project / "wheelhouse").glob("*.whl")
     check_zig_wheel(wheel, "aarch64", geonox_env)

@@ -1,0 +1,218 @@
+"""The cache: one layout, one artifact helper, prune by last use (never what is in use).
+
+The first tests use the helper directly; the last runs two real projects (the SQLite test
+extension, host backend) on one cache and prunes it while one of them is compiling."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import filelock
+import pytest
+from conftest import REPO, nox, run, skip_or_fail
+from conftest_http import wait_for
+
+from geonox.cache import CacheLayout
+from geonox.errors import Interrupted
+from geonox.targets import host_arch
+
+DAY = 86400.0
+
+
+def age(path: Path, days: float) -> None:
+    then = time.time() - days * DAY
+    os.utime(path, (then, then))
+
+
+def test_artifact_builds_once_in_a_temp_place_and_commits_atomically(tmp_path):
+    layout = CacheLayout(tmp_path / "c")
+    art = layout.toolchain("demo")
+    seen: list[Path] = []
+
+    def build(place: Path) -> dict:
+        seen.append(place)
+        assert not art.path.exists()  # nothing at the final path while building
+        place.mkdir()
+        (place / "tool").write_text("x")
+        return {"made": True}
+
+    assert art.ensure(build) is True
+    assert seen[0].parent == art.path.parent and seen[0].name.endswith(".part")
+    assert art.complete() and art.read_marker() == {"made": True}
+    assert art.ensure(build) is False and len(seen) == 1  # cached
+    assert [p.name for p in art.path.parent.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_interrupted_build_leaves_nothing_and_is_rebuilt(tmp_path):
+    layout = CacheLayout(tmp_path / "c")
+    art = layout.prefix("x86_64-0123456789abcdef")
+
+    def interrupted(place: Path) -> None:
+        (place / "lib").mkdir(parents=True)
+        (place / "lib" / "half.a").write_text("half")
+        raise Interrupted(15)
+
+    with pytest.raises(Interrupted):
+        art.ensure(interrupted, in_place=True)
+    assert not art.path.exists() and not art.complete()
+
+    def good(place: Path) -> dict:
+        (place / "lib").mkdir(parents=True)
+        (place / "lib" / "full.a").write_text("full")
+        return {"deps": []}
+
+    assert art.ensure(good, in_place=True) is True
+    assert (art.path / "lib" / "full.a").is_file() and not (art.path / "lib" / "half.a").exists()
+
+
+def test_entries_prune_by_age_and_size_never_what_is_locked(tmp_path):
+    layout = CacheLayout(tmp_path / "c")
+    entries = {}
+    for name, days, size in (("old", 40, 100), ("fresh", 1, 300), ("locked", 40, 50),
+                             ("big-old", 10, 1000)):
+        art = layout.prefix(f"x86_64-{name}")
+        art.ensure(lambda place, size=size: ((place / "lib").mkdir(parents=True),
+                                              (place / "lib" / "l.a").write_bytes(b"z" * size),
+                                              {"deps": [{"name": "sqlite", "version": "3.52.0"}]})[2],
+                   in_place=True)
+        age(art.marker_path, days)
+        entries[name] = art
+    listed = {e.path: e for e in layout.entries()}
+    assert {listed[a.path].kind for a in entries.values()} == {"prefix"}
+    assert "(sqlite 3.52.0)" in listed[entries["old"].path].description
+    holder = filelock.FileLock(str(entries["locked"].lock_path))
+    with holder:
+        assert layout.in_use(listed[entries["locked"].path])
+        result = layout.prune(older_than=30 * DAY)
+    assert {e.path for e in result.removed} == {entries["old"].path}
+    assert {e.path for e in result.in_use} == {entries["locked"].path}
+    assert entries["locked"].complete() and not entries["old"].path.exists()
+    # by size: least recently used first until the rest fits
+    result = layout.prune(max_size=500)  # fresh (300 B and its marker) fits
+    assert {e.path for e in result.removed} == {entries["locked"].path, entries["big-old"].path}
+    assert entries["fresh"].complete()
+    assert layout.clear().freed > 300 and layout.entries() == []
+
+
+def test_cache_entries_prune_clear(tmp_path, monkeypatch):
+    """Sources, partial downloads, prefixes, logs and the rest, listed one entry each."""
+    monkeypatch.setenv("GEONOX_CACHE_DIR", str(tmp_path / "cache"))
+    layout = CacheLayout.from_env()
+    sha = "ab" * 32
+    src = layout.sources / sha / "old-1.0.tar.gz"
+    src.parent.mkdir(parents=True)
+    src.write_bytes(b"x" * 10)
+    part = layout.sources / sha / ".old-1.0.tar.gz.1.abcd.part"
+    part.write_bytes(b"y" * 5)
+    keep = layout.prefix("x86_64-keep")
+    keep.ensure(lambda place: (place.mkdir(), {})[1], in_place=True)
+    (layout.logs / "x86_64-keep").mkdir(parents=True)
+    (layout.logs / "x86_64-keep" / "sqlite-compile.log").write_text("log")
+    unfinished = layout.prefixes / "x86_64-dead"
+    (unfinished / "lib").mkdir(parents=True)
+    for p in (src, part, unfinished):
+        age(p, 40)
+    by_path = {e.path: e for e in layout.entries()}
+    assert by_path[src].kind == "source" and by_path[src].size == 10
+    assert by_path[part].kind == "partial" and by_path[unfinished].kind == "partial"
+    assert by_path[keep.path].kind == "prefix" and by_path[layout.logs / "x86_64-keep"].kind == "logs"
+    assert not any(p.name.endswith(".lock") or p.name == ".locks" for p in by_path)
+    removed = layout.prune(older_than=30 * DAY).removed
+    assert {e.path for e in removed} == {src, part, unfinished}
+    assert not (layout.sources / sha).exists()  # the emptied sources/<sha256>/ goes too
+    assert {e.path for e in layout.entries()} == {keep.path, layout.logs / "x86_64-keep"}
+    assert layout.clear().freed == sum(e.size for e in by_path.values()
+                                       if e.path in (keep.path, layout.logs / "x86_64-keep"))
+    assert layout.entries() == []
+
+
+# ------------------------------------------------------------------ two real projects
+
+SQLEXT = REPO / "tests" / "data" / "sqlext"
+
+
+def sqlext_project(root: Path, name: str, policy: str) -> Path:
+    import shutil
+
+    project = root / name
+    shutil.copytree(SQLEXT, project, ignore=shutil.ignore_patterns("build", "wheelhouse"))
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(text[:text.index("[tool.geonox]")] + textwrap.dedent(f"""\
+        [tool.geonox]
+        backend = "host"
+        deps = ["sqlite"]
+        python = ["3.12"]
+        policy = "{policy}"
+        test-command = "python -c 'import sqlext; sqlext.selftest()'"
+        [tool.geonox.versions]
+        sqlite = "3.52.0"
+        """))
+    (project / "noxfile.py").write_text("import geonox\ngeonox.register()\n")
+    return project
+
+
+
+def test_two_projects_prune_keeps_what_a_running_build_holds(tmp_path, mirror):
+    if host_arch() != "x86_64" or not __import__("shutil").which("python3.12"):
+        skip_or_fail("needs an x86_64 host with python3.12 on PATH")
+    cache = tmp_path / "cache"
+    env = dict(os.environ, GEONOX_CACHE_DIR=str(cache), GEONOX_MIRROR=str(mirror))
+    env.pop("GEONOX_OFFLINE", None)
+    first = sqlext_project(tmp_path, "first", "manylinux_2_28")
+    second = sqlext_project(tmp_path, "second", "manylinux2014")  # another prefix key
+    arch = host_arch()
+
+    done = nox("-s", f"wheels-{arch}", cwd=first, env=env)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "sqlext OK" in done.stdout
+    # a zig toolchain too, so every directory geonox makes is in the cache
+    made = run([sys.executable, "-c", "from geonox.executors import HostExecutor; "
+                "from geonox.zig import ZigToolchain; "
+                "print(ZigToolchain('aarch64', 'manylinux_2_17', HostExecutor('aarch64', cross=True)).bin_dir)"],
+               cwd=tmp_path, env=env)
+    assert made.returncode == 0, made.stdout
+
+    layout = CacheLayout(cache)
+    before = {e.path: e for e in layout.entries()}
+    kinds = {e.kind for e in before.values()}
+    assert {"source", "prefix", "logs", "tool", "toolchain", "work"} <= kinds, kinds
+    assert {p.name for p in cache.iterdir()} <= {"sources", "prefixes", "logs", "tools",
+                                                 "toolchains", "work", "tmp"}
+    listing = run([sys.executable, "-m", "geonox", "cache", "list"], cwd=tmp_path, env=env)
+    assert listing.returncode == 0 and "unrecognised" not in listing.stdout, listing.stdout
+    first_prefix = next(p for p, e in before.items() if e.kind == "prefix")
+
+    # the second project's dependency build runs while the cache is pruned
+    building = subprocess.Popen([sys.executable, "-m", "nox", "-s", f"deps-{arch}"], cwd=second,
+                                env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        def compiling() -> bool:  # the prefix dir exists, unfinished (its marker comes last)
+            return any(p.is_dir() and not (p / "geonox-prefix.json").exists()
+                       for p in layout.prefixes.iterdir())
+
+        assert wait_for(compiling, 120), "the second build never started"
+        during = {e.path: e for e in layout.entries()}
+        partial = [e for e in during.values() if e.kind == "partial" and e.path.parent == layout.prefixes]
+        assert len(partial) == 1 and layout.in_use(partial[0])
+        listing = run([sys.executable, "-m", "geonox", "cache", "list"], cwd=tmp_path, env=env)
+        assert "unrecognised" not in listing.stdout and "in use" in listing.stdout, listing.stdout
+        pruned = run([sys.executable, "-m", "geonox", "cache", "prune", "--older-than", "0"],
+                     cwd=tmp_path, env=env)
+        assert pruned.returncode == 0, pruned.stdout
+        assert f"removed prefix {first_prefix}" in pruned.stdout, pruned.stdout
+        assert f"kept partial {partial[0].path}: in use" in pruned.stdout, pruned.stdout
+        assert "freed" in pruned.stdout
+    finally:
+        out, _ = building.communicate(timeout=600)
+    assert building.returncode == 0, out[-4000:]
+    assert not first_prefix.exists()
+    remaining = {e.path: e for e in layout.entries()}
+    prefixes = [e for e in remaining.values() if e.kind == "prefix"]
+    assert [e.path for e in prefixes] == [partial[0].path]  # the held one, now complete
+    assert not any(e.kind in ("tool", "toolchain", "source") for e in remaining.values())
+    assert json.loads((partial[0].path / "geonox-prefix.json").read_text())["policy"] == "manylinux_2_17"

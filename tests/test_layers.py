@@ -1,0 +1,75 @@
+"""The module map's layering: no module imports (even lazily, inside a function) a module of
+a higher layer.  Imports under ``if TYPE_CHECKING:`` are for annotations only and exempt."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "geonox"
+
+#: Lowest first.  A module may import its own layer and the ones below.
+LAYERS = (
+    {"errors", "command", "targets", "environment", "signals", "zigcc"},
+    {"policy", "elf", "cache"},
+    {"sources", "verify", "recipes", "images"},
+    {"config"},
+    {"executors", "containers"},
+    {"toolchains", "zig"},
+    {"tools"},
+    {"backends"},
+    {"project"},
+    {"steps"},
+    {"plan"},
+    {"sessions", "cli", "__init__", "__main__"},
+)
+
+
+def layer_of(module: str) -> int:
+    top = module.split(".")[1] if module.count(".") else "__init__"
+    for i, names in enumerate(LAYERS):
+        if top in names:
+            return i
+    raise AssertionError(f"{module} is in no layer of the module map")
+
+
+def imports(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text())
+    type_only: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            type_only.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    found = []
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("geonox"):
+            names = [node.module] if node.module != "geonox" else [f"geonox.{a.name}" for a in node.names]
+            found += [(node.lineno, n) for n in names]
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.startswith("geonox")]
+    return found
+
+
+def test_every_module_is_in_a_layer_and_imports_only_downwards():
+    problems = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        module = ".".join(rel.parts)
+        if module.endswith(".__init__") and module != "geonox.__init__":
+            module = module[: -len(".__init__")]
+        mine = layer_of(module if module != "geonox.__init__" else "geonox")
+        for line, imported in imports(path):
+            if imported == "geonox":
+                continue  # the package itself (its __file__, __version__)
+            theirs = layer_of(imported)
+            if theirs > mine:
+                problems.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {imported} "
+                                f"(layer {theirs} > {mine})")
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_layer_check_catches_an_upward_import(tmp_path):
+    bad = tmp_path / "config.py"
+    bad.write_text("def f():\n    from geonox.containers import Engine\n")
+    assert [(2, "geonox.containers")] == imports(bad)
+    assert layer_of("geonox.containers") > layer_of("geonox.config")
