@@ -27,6 +27,18 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)  # local runs only: under CI the line above fails instead
 
 
+def standin_or_skip(arch: str) -> str:
+    """The stand-in manylinux image of ``arch`` (engine, registry and QEMU set up first)."""
+    import standin
+
+    try:
+        standin.ensure_infra()
+        return standin.standin_image(arch)
+    except RuntimeError as exc:
+        skip_or_fail(str(exc))
+        raise
+
+
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     env = os.environ.get("GEONOX_MIRROR", "").split()

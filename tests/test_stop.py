@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import standin
-from conftest import run, skip_or_fail, sqlite_project
+from conftest import run, skip_or_fail, sqlite_project, standin_or_skip
 from conftest_http import wait_for
 
 from geonox.cache import CacheLayout
@@ -77,11 +77,7 @@ def test_sigterm_stops_the_host_compiler_and_the_next_run_rebuilds(tmp_path, geo
 
 @pytest.mark.containers
 def test_sigterm_stops_the_compiler_in_the_container(tmp_path, geonox_env):
-    try:
-        standin.ensure_infra()
-        image = standin.standin_image("x86_64")
-    except RuntimeError as exc:
-        skip_or_fail(str(exc))
+    image = standin_or_skip("x86_64")
     cache = tmp_path / "cache"
     env = dict(geonox_env, GEONOX_CACHE_DIR=str(cache))
     project = sqlite_project(tmp_path / "p", '[tool.geonox.versions]\nsqlite = "3.52.0"\n').resolve()

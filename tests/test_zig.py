@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import standin
-from conftest import REPO, nox, run, skip_or_fail
+from conftest import REPO, nox, run, skip_or_fail, standin_or_skip
 from geonox.elf import read_elf
 from geonox.zig import ZigToolchain, translate
 
@@ -125,11 +124,7 @@ def check_zig_wheel(wheel: Path, arch: str, env: dict) -> None:
 
 
 def test_zig_aarch64_example_tested_under_qemu(tmp_path, geonox_env):
-    try:
-        standin.ensure_infra()
-        image = standin.standin_image("aarch64")
-    except RuntimeError as exc:
-        skip_or_fail(str(exc))
+    image = standin_or_skip("aarch64")
     project = zig_project(tmp_path, '["aarch64"]', '["3.9"]', image)
     pinned = run([sys.executable, "-m", "geonox", "pin", "--project", project], cwd=project,
                  env=geonox_env)
