@@ -85,7 +85,7 @@ def _cmd_pin(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from geonox.verify import run_verify_command
 
-    return run_verify_command(args.wheels, args.json, exit_zero=args.exit_zero)
+    return run_verify_command(args.wheels, args.json, exit_zero=args.exit_zero, strict=args.strict)
 
 
 def _ago(seconds: float) -> str:
@@ -181,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--exit-zero", action="store_true",
                    help="exit 0 even when a rule is broken (for scripts that read --json)")
+    p.add_argument("--strict", action="store_true",
+                   help="fail on warnings too (house style: extra exports, unversioned imports "
+                        "that the policy's glibc has)")
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("pin", help="resolve each arch's build image to its digest and write "

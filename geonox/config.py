@@ -61,6 +61,7 @@ DEFAULTS: Mapping[str, Any] = {
     "container-mode": "auto",
     "build-image": False,
     "dockerfile": None,
+    "verify-strict": False,
 }
 _TABLE_KEYS = {"repair": ("exclude", "lib-sdir"), "sources.*": ("version", "url", "sha256")}
 
@@ -100,6 +101,7 @@ class Config:
     container_env: tuple[str, ...] = ()
     container_mode: ContainerMode = "auto"
     dockerfile: Path | None = None  # build image on top of the pinned one (build-image)
+    verify_strict: bool = False  # the ldd session fails on verify's warnings too
     env: Environment = field(default_factory=Environment)
 
     @property
@@ -387,5 +389,6 @@ def _load(project: Path, overrides: Mapping[str, Any], environ: Mapping[str, str
         container_env=container_env,
         container_mode=container_mode,
         dockerfile=dockerfile,
+        verify_strict=_bool("verify-strict", v["verify-strict"]),
         env=env,
     )

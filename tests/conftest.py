@@ -2,6 +2,8 @@
 
 - ``mirror``: the directory of real upstream tarballs (``GEONOX_MIRROR`` or
   ``../shared/mirror`` beside the repo).  Missing: skip locally, fail under ``CI=true``.
+- ``pypi_download``: files from PyPI (real wheels and sdists nobody here wrote), fetched once
+  into ``~/.cache/geonox-test/pypi`` (outside the repo; ``GEONOX_TEST_PYPI`` moves it).
 - ``geonox_cache``: one cache directory for the whole test session, so the heavy
   PROJ/GEOS/SQLite prefix is built once and every end-to-end test shares it.  Set
   ``GEONOX_TEST_CACHE`` to keep it across local runs.
@@ -46,6 +48,33 @@ def mirror() -> Path:
     if not (path / "proj-9.1.1.tar.gz").is_file():
         skip_or_fail(f"no source mirror with proj-9.1.1.tar.gz at {path}")
     return path.resolve()
+
+
+PYPI_CACHE = Path(os.environ.get("GEONOX_TEST_PYPI", Path.home() / ".cache" / "geonox-test" / "pypi"))
+
+
+def pypi_download(requirement: str, *pip_args: str) -> Path:
+    """One file from PyPI (``pip download --no-deps``), cached by requirement and arguments.
+    The index is this machine's only registry: unreachable means skip locally, fail in CI."""
+    import hashlib
+
+    key = hashlib.sha256(" ".join([requirement, *pip_args]).encode()).hexdigest()[:12]
+    dest = PYPI_CACHE / key
+    files = sorted(dest.glob("*.whl")) + sorted(dest.glob("*.tar.gz"))
+    if len(files) == 1:
+        return files[0]
+    tmp = PYPI_CACHE / f".{key}.tmp"
+    subprocess.run(["rm", "-rf", str(tmp)], check=True)
+    tmp.mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                           "--dest", str(tmp), *pip_args, requirement],
+                          capture_output=True, text=True, timeout=600)
+    got = sorted(tmp.iterdir())
+    if proc.returncode != 0 or len(got) != 1:
+        skip_or_fail(f"pip download {requirement} failed: {proc.stderr[-500:]}")
+    subprocess.run(["rm", "-rf", str(dest)], check=True)
+    tmp.rename(dest)
+    return dest / got[0].name
 
 
 @pytest.fixture(scope="session")

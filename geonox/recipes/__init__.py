@@ -30,6 +30,22 @@ class BuildContext:
 
 
 @dataclass(frozen=True)
+class Library:
+    """One library a recipe installs, as verify recognises it inside any ELF file: a symbol
+    of its API *defined* there (exported, or in ``.symtab`` when not stripped), or a byte
+    pattern only its implementation contains (not its headers: a consumer compiled against
+    the headers must not match)."""
+
+    name: str  # "geos_c"
+    recipe: str  # "geos"
+    api: tuple[str, ...]  # symbol name prefixes: ("GEOS",)
+    fingerprint: bytes  # a regular expression over the file's bytes
+
+    def owns(self, symbol: str) -> bool:
+        return symbol.startswith(self.api)
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     releases: Mapping[str, Source]  # version -> source
@@ -37,6 +53,7 @@ class Recipe:
     commands: Callable[[BuildContext], list[Command]]
     depends: tuple[str, ...] = ()
     options: Mapping[str, bool] = field(default_factory=dict)
+    libraries: tuple[Library, ...] = ()
 
 
 def _release(name: str, version: str, url: str, sha256: str) -> Source:
@@ -57,6 +74,11 @@ def registry() -> dict[str, Recipe]:
     from geonox.recipes import geos, proj, sqlite
 
     return {r.name: r for r in (sqlite.RECIPE, geos.RECIPE, proj.RECIPE)}
+
+
+def known_libraries() -> tuple[Library, ...]:
+    """Every library of every recipe (what verify can recognise in a wheel)."""
+    return tuple(lib for recipe in registry().values() for lib in recipe.libraries)
 
 
 def needed_by(name: str, names: Sequence[str]) -> tuple[str, ...]:

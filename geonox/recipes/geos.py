@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from geonox.command import Command
-from geonox.recipes import BuildContext, Recipe, _release, cmake_commands
+from geonox.recipes import BuildContext, Library, Recipe, _release, cmake_commands
 
 _URL = "https://download.osgeo.org/geos/geos-{v}.tar.bz2"
 RELEASES = {
@@ -26,4 +26,8 @@ RECIPE = Recipe(
     releases=RELEASES,
     default_version="3.14.1",
     commands=commands,
+    # libgeos (C++) and libgeos_c (the C API over it) are two libraries of one recipe.
+    libraries=(Library("geos", "geos", ("_ZN4geos", "_ZNK4geos"),
+                       rb"Invalid number of points in LinearRing found "),
+               Library("geos_c", "geos", ("GEOS",), rb"Argument is not a LineString")),
 )

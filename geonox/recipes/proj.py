@@ -3,7 +3,7 @@ default (options ``tiff`` and ``curl`` turn them on)."""
 from __future__ import annotations
 
 from geonox.command import Command
-from geonox.recipes import BuildContext, Recipe, _release, cmake_commands
+from geonox.recipes import BuildContext, Library, Recipe, _release, cmake_commands
 
 _URL = "https://download.osgeo.org/proj/proj-{v}.tar.gz"
 RELEASES = {
@@ -41,6 +41,7 @@ RECIPE = Recipe(
     releases=RELEASES,
     default_version="9.8.1",
     commands=commands,
+    libraries=(Library("proj", "proj", ("proj_", "_ZN5osgeo4proj"), rb"Rel\. \d+\.\d+\.\d+, "),),
     depends=("sqlite",),
     options={"tiff": False, "curl": False},
 )

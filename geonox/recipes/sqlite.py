@@ -4,7 +4,7 @@ to generate proj.db."""
 from __future__ import annotations
 
 from geonox.command import Command
-from geonox.recipes import BuildContext, Recipe, _release
+from geonox.recipes import BuildContext, Library, Recipe, _release
 
 _URL = "https://sqlite.org/{year}/sqlite-autoconf-{num}.tar.gz"
 RELEASES = {
@@ -53,4 +53,5 @@ RECIPE = Recipe(
     releases=RELEASES,
     default_version="3.53.1",
     commands=commands,
+    libraries=(Library("sqlite3", "sqlite", ("sqlite3_",), rb"SQLite format 3\x00"),),
 )

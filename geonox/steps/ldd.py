@@ -32,9 +32,12 @@ class LddStep(Step):
         digest = file_sha256(wheel)
         path = project.work_dir / "reports" / f"{wheel.name}.verify.json"
 
+        strict = project.config.verify_strict
+
         def passed(p: Path) -> bool:
             previous = json.loads(p.read_text())
-            return previous.get("wheel_sha256") == digest and not previous.get("violations")
+            return (previous.get("wheel_sha256") == digest
+                    and WheelReport.from_dict(previous).passes(strict))
 
         report_file = Artifact(path, path.with_name(path.name + ".lock"), check=passed)
         if report_file.complete():
@@ -54,13 +57,14 @@ class LddStep(Step):
             report_file.ensure(check)
         report = WheelReport.from_dict(json.loads(path.read_text()))
         project.log(format_table([report]))
-        if not report.ok:
-            raise VerifyError(f"{wheel.name} breaks {len(report.violations)} rule(s) of "
-                              f"{report.tag_policy}: "
-                              + "; ".join(f"{v.rule} in {v.file}: {v.detail}"
-                                          for v in report.violations)
+        if not report.passes(strict):
+            failing = report.violations if strict else report.errors
+            raise VerifyError(f"{wheel.name} breaks {len(failing)} rule(s) of "
+                              f"{report.tag_policy}{' (verify-strict: warnings count)' if strict else ''}: "
+                              + "; ".join(f"{v.rule} in {v.file}: {v.detail}" for v in failing)
                               + f". Full report: {path}")
-        project.log(f"{session}: {wheel.name} passes every check (report: {path})")
+        warned = f", {len(report.warnings)} warning(s) shown above" if report.warnings else ""
+        project.log(f"{session}: {wheel.name} passes every check{warned} (report: {path})")
 
 
 LDD = LddStep()

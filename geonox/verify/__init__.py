@@ -20,7 +20,7 @@ from geonox.policy import wheel_platform_tags, wheel_policy
 from geonox.verify.facts import LINKER_SYMBOLS, WheelFacts, check_wheel_file, kind_of, unpack
 from geonox.verify.ldd import ldd_findings, should_run
 from geonox.verify.report import RULES, FileReport, Violation, WheelReport, format_table
-from geonox.verify.rules import RULE_TABLE
+from geonox.verify.rules import RULE_TABLE, SEVERITY, WHEEL_RULES
 
 __all__ = ["RULES", "FileReport", "Violation", "WheelReport", "format_table",
            "run_verify_command", "verify_wheel"]
@@ -60,24 +60,45 @@ def verify_wheel(path: str | os.PathLike[str], *, run_ldd: bool | None = None) -
                 path=rel, machine=info.arch or info.machine, kind=kind, soname=info.soname,
                 needed=list(info.needed), max_versions=facts.max_versions(info),
                 rpath=info.search_paths,
-                exported=[s.name for s in info.exported if s.name not in LINKER_SYMBOLS])
+                exported=[s.name for s in info.exported if s.name not in LINKER_SYMBOLS],
+                size=(root / rel).stat().st_size, libraries=sorted(facts.contains.get(rel, {})),
+                loaded_by=facts.loaded_by.get(rel))
             for rule, kinds, needs_policy in RULE_TABLE:
                 if kind in kinds and (policy is not None or not needs_policy):
-                    found.extend(Violation(name, rel, detail) for name, detail in rule(facts, rel, info))
-            if policy is not None and kind != "object" and should_run(facts, info, run_ldd, ldd):
-                file_report.ldd_checked = True
-                found.extend(Violation("ldd", owner, detail)
-                             for owner, detail in ldd_findings(facts, rel, ldd))  # type: ignore[arg-type]
+                    found.extend(_violation(rel, *finding) for finding in rule(facts, rel, info))
             report.files.append(file_report)
+        if policy is not None:
+            for wheel_rule in WHEEL_RULES:
+                found.extend(_violation(rel, rule, detail) for rel, rule, detail in wheel_rule(facts))
+        # ldd -r in the loader's context: on every module (it loads, and so checks, the
+        # wheel's libraries through the module's RPATH, as Python's import does), and on
+        # the shipped libraries no module loads, on their own.
+        by_path = {f.path: f for f in report.files}
+        for rel, info in facts.files.items():
+            kind = by_path[rel].kind
+            if policy is None or kind == "object" or rel in facts.loaded_by:
+                continue
+            if should_run(facts, info, run_ldd, ldd):
+                by_path[rel].ldd_checked = True
+                found.extend(_violation(owner, "ldd", detail)
+                             for owner, detail in ldd_findings(facts, rel, ldd))  # type: ignore[arg-type]
+        for rel, loader in facts.loaded_by.items():
+            by_path[rel].ldd_checked = by_path[loader].ldd_checked
     order = {rule: i for i, rule in enumerate(RULES)}
     unique = list(dict.fromkeys(found))
     report.violations = sorted(unique, key=lambda v: (v.file, order.get(v.rule, 99)))
     return report
 
 
-def run_verify_command(wheels: Sequence[str], as_json: bool, exit_zero: bool = False) -> int:
-    """``python -m geonox verify``: print a table (or JSON); 0 if all wheels pass, else 1
-    (``exit_zero``: 0 either way, for callers that read the JSON)."""
+def _violation(file: str, rule: str, detail: str, severity: str | None = None) -> Violation:
+    return Violation(rule, file, detail, severity or SEVERITY[rule])
+
+
+def run_verify_command(wheels: Sequence[str], as_json: bool, exit_zero: bool = False,
+                       strict: bool = False) -> int:
+    """``python -m geonox verify``: print a table (or JSON); 0 if no wheel has an error
+    (``strict``: nor a warning), else 1 (``exit_zero``: 0 either way, for callers that read
+    the JSON)."""
     if not wheels:
         raise UserError("geonox verify needs at least one wheel path, e.g. wheelhouse/*.whl.")
     for wheel in wheels:
@@ -88,4 +109,4 @@ def run_verify_command(wheels: Sequence[str], as_json: bool, exit_zero: bool = F
         print(json.dumps([r.to_dict() for r in reports], indent=2))
     else:
         print(format_table(reports))
-    return 0 if exit_zero or all(r.ok for r in reports) else 1
+    return 0 if exit_zero or all(r.passes(strict) for r in reports) else 1

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from geonox.elf import ELFError, ElfInfo, is_elf, read_elf
 from geonox.errors import UserError
 from geonox.policy import Policy, max_version
+from geonox.recipes import Library, known_libraries
 
 # glibc's own libraries: every symbol they export carries a version.
 GLIBC_LIBS = frozenset({
@@ -61,6 +62,30 @@ def unpack(path: Path, dest: Path) -> None:
                 target.chmod(0o755)
 
 
+def _libraries_in(path: Path, info: ElfInfo, libraries: tuple[Library, ...]) -> dict[str, str]:
+    """Which known libraries the file carries: one that *exports* a (non-weak) symbol of the
+    library's API, or whose bytes hold a string only the library's implementation has (a
+    static copy linked with hidden visibility and stripped still has those)."""
+    found: dict[str, str] = {}
+    data = path.read_bytes()
+    for lib in libraries:
+        # C API names first (the api tuple's order): they say more than mangled C++ ones
+        exported = sorted((s.name for s in info.exported if s.binding == "GLOBAL" and lib.owns(s.name)),
+                          key=lambda n: (next(i for i, p in enumerate(lib.api) if n.startswith(p)), n))
+        if exported:
+            found[lib.name] = f"exports {short_list(exported, 2)}"
+        elif re.search(lib.fingerprint, data):
+            found[lib.name] = "holds its code"
+    return found
+
+
+def short_list(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    if len(items) > limit:
+        shown += f" (+{len(items) - limit} more)"
+    return shown
+
+
 def kind_of(rel: str, info: ElfInfo) -> str:
     if info.elf_type == "ET_REL":
         return "object"
@@ -82,6 +107,15 @@ class WheelFacts:
     broken: dict[str, str] = field(default_factory=dict)  # rel path -> why it cannot be parsed
     libs: set[str] = field(default_factory=set)  # file names and SONAMEs shipped in the wheel
     exports: set[str] = field(default_factory=set)  # every symbol some file of the wheel exports
+    # rel path -> {library name: evidence}: which known libraries (PROJ, GEOS, SQLite) each
+    # file carries a copy of, statically or as the library itself.
+    contains: dict[str, dict[str, str]] = field(default_factory=dict)
+    # in-wheel shared library -> the first extension/executable that loads it (the loader
+    # context its NEEDED entries resolve in); libraries no module loads are absent.
+    loaded_by: dict[str, str] = field(default_factory=dict)
+    # (file, needed name, where it is in the wheel): an in-wheel library the loader will not
+    # find from that file, following RPATH/RUNPATH as ld.so does.
+    unreachable: list[tuple[str, str, str]] = field(default_factory=list)
 
     @classmethod
     def collect(cls, root: Path, policy: Policy | None) -> WheelFacts:
@@ -102,7 +136,67 @@ class WheelFacts:
             if info.soname:
                 facts.libs.add(info.soname)
             facts.exports.update(s.name for s in info.exported)
+            facts.contains[rel] = _libraries_in(root / rel, info, known_libraries())
+        facts._follow_loaders()
         return facts
+
+    # ------------------------------------------------------------ the loader's view
+
+    def _by_name(self) -> dict[str, str]:
+        """Shipped file name and SONAME -> rel path."""
+        names: dict[str, str] = {}
+        for rel, info in self.files.items():
+            names.setdefault(PurePosixPath(rel).name, rel)
+            if info.soname:
+                names.setdefault(info.soname, rel)
+        return names
+
+    def _search_dirs(self, rel: str, info: ElfInfo, inherited: list[Path]) -> list[Path]:
+        origin = str((self.root / rel).parent)
+
+        def expand(entry: str) -> Path:
+            return Path(entry.replace("${ORIGIN}", origin).replace("$ORIGIN", origin))
+
+        if info.runpath:  # DT_RUNPATH: the file's own entries only, no inheritance
+            return [expand(p) for p in info.runpath]
+        return [expand(p) for p in info.rpath] + inherited  # DT_RPATH: then its loaders'
+
+    def _follow_loaders(self) -> None:
+        """Walk each extension's and executable's NEEDED graph inside the wheel the way
+        ld.so does (an already loaded SONAME satisfies a NEEDED; DT_RPATH is inherited by
+        what a file loads, DT_RUNPATH is not) and record who loads what, and which shipped
+        library a file would not find."""
+        shipped = self._by_name()
+        for rel, info in self.files.items():
+            if kind_of(rel, info) not in ("extension", "executable"):
+                continue
+            loaded: set[str] = {PurePosixPath(rel).name} | ({info.soname} if info.soname else set())
+            queue: list[tuple[str, ElfInfo, list[Path]]] = [(rel, info, [])]
+            while queue:
+                current, cinfo, inherited = queue.pop(0)
+                dirs = self._search_dirs(current, cinfo, inherited)
+                passed_on = inherited if cinfo.runpath else \
+                    [*inherited, *self._search_dirs(current, cinfo, [])[:len(cinfo.rpath)]]
+                for lib in cinfo.needed:
+                    name = PurePosixPath(lib).name
+                    if name in loaded or name not in shipped:
+                        continue
+                    found = next((d / name for d in dirs if (d / name).is_file()), None)
+                    if found is None:
+                        self.unreachable.append((current, lib, shipped[name]))
+                        continue
+                    try:
+                        target = found.resolve().relative_to(self.root).as_posix()
+                    except ValueError:
+                        continue
+                    if target not in self.files:
+                        continue
+                    loaded.add(name)
+                    tinfo = self.files[target]
+                    if tinfo.soname:
+                        loaded.add(tinfo.soname)
+                    self.loaded_by.setdefault(target, rel)
+                    queue.append((target, tinfo, passed_on))
 
     def in_wheel(self, lib: str) -> bool:
         return PurePosixPath(lib).name in self.libs

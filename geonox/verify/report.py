@@ -12,9 +12,12 @@ RULES = (
     "cxx-runtime-version",
     "unversioned-libc",
     "rpath",
+    "exported-library-api",
     "exported-symbols",
+    "duplicate-library",
     "ldd",
 )
+SEVERITIES = ("error", "warning")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class Violation:
     rule: str  # one of RULES
     file: str  # path inside the wheel, e.g. "geodemo/_geodemo.abi3.so"
     detail: str  # a sentence naming the offending value(s) and the limit
+    severity: str = "error"  # "error": fails on a system the tag admits; "warning": style
 
 
 @dataclass
@@ -35,6 +39,9 @@ class FileReport:
     rpath: list[str] = field(default_factory=list)  # DT_RPATH + DT_RUNPATH entries
     exported: list[str] = field(default_factory=list)  # defined dynamic symbols (minus linker ones)
     ldd_checked: bool = False
+    size: int = 0  # bytes
+    libraries: list[str] = field(default_factory=list)  # known libraries it carries ("geos_c")
+    loaded_by: str | None = None  # the module whose loader context checked it (a shipped library)
 
 
 @dataclass
@@ -48,8 +55,20 @@ class WheelReport:
     path: str = ""
 
     @property
+    def errors(self) -> list[Violation]:
+        return [v for v in self.violations if v.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Violation]:
+        return [v for v in self.violations if v.severity != "error"]
+
+    @property
     def ok(self) -> bool:
-        return not self.violations
+        """No errors (warnings are shown, not failed on)."""
+        return not self.errors
+
+    def passes(self, strict: bool = False) -> bool:
+        return not (self.violations if strict else self.errors)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WheelReport:
@@ -69,14 +88,25 @@ class WheelReport:
             "arch": self.arch,
             "platform_tags": list(self.platform_tags),
             "ok": self.ok,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
             "files": [asdict(f) for f in self.files],
             "violations": [asdict(v) for v in self.violations],
         }
 
 
 def _file_status(report: WheelReport, path: str) -> str:
-    rules = sorted({v.rule for v in report.violations if v.file == path})
-    return ",".join(rules) if rules else "ok"
+    errors = sorted({v.rule for v in report.errors if v.file == path})
+    warnings = sorted({v.rule for v in report.warnings if v.file == path} - set(errors))
+    return ",".join(errors + [f"{w}?" for w in warnings]) or "ok"
+
+
+def _size(n: int) -> str:
+    return f"{n / 1048576:.1f} MiB" if n >= 1048576 else f"{n / 1024:.0f} KiB"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
 
 
 def format_table(reports: Sequence[WheelReport]) -> str:
@@ -101,12 +131,19 @@ def format_table(reports: Sequence[WheelReport]) -> str:
                 lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
         else:
             lines.append("  (no ELF files)")
+        shipped = [f for f in report.files if f.kind == "shared-library"]
+        if shipped:
+            lines.append("  bundled libraries: " + ", ".join(
+                f"{f.path} ({_size(f.size)}{', ' + '+'.join(f.libraries) if f.libraries else ''})"
+                for f in shipped))
         if report.violations:
             width = max(len(v.rule) for v in report.violations)
-            for v in report.violations:
-                lines.append(f"  {v.rule.ljust(width)}  {v.file}: {v.detail}")
-            n = len(report.violations)
-            lines.append(f"  {n} violation{'s' if n != 1 else ''}")
+            for v in report.errors + report.warnings:
+                mark = "error  " if v.severity == "error" else "warning"
+                lines.append(f"  {mark}  {v.rule.ljust(width)}  {v.file}: {v.detail}")
+            ne, nw = len(report.errors), len(report.warnings)
+            lines.append(f"  {_plural(ne, 'error')}, {_plural(nw, 'warning')}"
+                         + ("" if ne else " (OK; --strict fails on warnings)"))
         else:
             lines.append("  OK")
         blocks.append("\n".join(lines))

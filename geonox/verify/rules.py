@@ -13,21 +13,49 @@ advice each version rule appends.  :data:`RULE_TABLE` says which file kinds a ru
 ``unversioned-libc``    a non-weak undefined symbol with no version, in a file that links only
                         against glibc and the GCC runtime (so it can only come from glibc).
 ``rpath``               a DT_RPATH/DT_RUNPATH entry that is not ``$ORIGIN``-relative.
-``exported-symbols``    an extension module exports more than its ``PyInit_*`` function.
-``ldd``                 ``ldd -r`` reports a missing library, version or symbol (:mod:`.ldd`).
+``exported-library-api`` an extension module exports a bundled library's API (``proj_*``,
+                        ``GEOS*``, ``sqlite3_*``): another module or library loaded
+                        RTLD_GLOBAL could bind to that copy.
+``exported-symbols``    an extension module exports more than its ``PyInit_*`` function
+                        (Cython's ``__pyx_module_is_main_*``, helpers): harmless under
+                        Python's RTLD_LOCAL loading, so a warning.
+``duplicate-library``   one library (PROJ, GEOS, libgeos_c, SQLite) is carried by more than one
+                        ELF file of the wheel: two copies, two states.
+``ldd``                 ``ldd -r`` reports a missing library, version or symbol (:mod:`.ldd`),
+                        run on each module with the libraries it loads, as the loader sees them.
+
+Each finding is an **error** (the wheel fails or misbehaves on a system its tag admits) or a
+**warning** (house style; shown, fails only with ``--strict``): :data:`SEVERITY` gives each
+rule's, and a rule may yield a third element to say otherwise for one finding.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
 
 from geonox.elf import ElfInfo
 from geonox.policy import max_version, version_allowed, version_sort_key
+from geonox.recipes import known_libraries
 from geonox.verify.facts import (GLIBC_LIBS, LINKER_SYMBOLS, LOADER_RE, VERSIONED_RUNTIME_LIBS,
-                                 WheelFacts)
+                                 WheelFacts, short_list)
+from geonox.verify.glibc import glibc_has
 
-Finding = tuple  # (rule, detail)
+Finding = tuple  # (rule, detail) or (rule, detail, severity)
+
+#: The severity of each rule's findings unless a finding says otherwise.
+SEVERITY = {
+    "architecture": "error",
+    "needed-library": "error",
+    "glibc-version": "error",
+    "cxx-runtime-version": "error",
+    "unversioned-libc": "error",  # a warning where the policy's glibc has the symbol
+    "rpath": "error",
+    "exported-library-api": "error",
+    "exported-symbols": "warning",
+    "duplicate-library": "error",
+    "ldd": "error",
+}
 RuleFunction = Callable[[WheelFacts, str, ElfInfo], Iterator[Finding]]
 
 # Version namespaces (the part before the first "_") and the rule that judges them.
@@ -51,13 +79,6 @@ FIXES = {
                            "(it links new C++ features statically) or claim a newer policy",
     "needed-library": "ship the library in the wheel (auditwheel repair) or build against an older one",
 }
-
-
-def short_list(items: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(items[:limit])
-    if len(items) > limit:
-        shown += f" (+{len(items) - limit} more)"
-    return shown
 
 
 def _article(word: str) -> str:
@@ -155,13 +176,24 @@ def unversioned_libc(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Fin
     names = sorted({s.name for s in info.undefined
                     if s.version is None and s.binding != "WEAK"
                     and not PYTHON_SYMBOL_RE.match(s.name) and s.name not in facts.exports})
-    if names:
-        libs = ", ".join(sorted(set(info.needed) & GLIBC_LIBS))
-        yield ("unversioned-libc", f"imports {short_list(names)} from glibc ({libs}) without a "
-                                   "symbol version; unversioned references bind to whatever the "
-                                   "user's glibc provides, so the manylinux guarantee does not "
-                                   "hold. Link against a real glibc (not a stub or a sysroot "
-                                   "without version info).")
+    if not names:
+        return
+    libs = ", ".join(sorted(set(info.needed) & GLIBC_LIBS))
+    present = {n for n in names if glibc_has(n, policy.arch, policy.glibc)}
+    missing = [n for n in names if n not in present]
+    if missing:
+        yield ("unversioned-libc", f"imports {short_list(missing)} from glibc ({libs}) without a "
+                                   f"symbol version, and glibc {policy.glibc[0]}.{policy.glibc[1]} "
+                                   f"({policy.tag}) has no such symbol: the module fails to load "
+                                   "on systems the tag admits. Link against a real glibc (not a "
+                                   "stub or a sysroot without version info).")
+    if present:
+        yield ("unversioned-libc", f"imports {short_list(sorted(present))} from glibc ({libs}) "
+                                   "without a symbol version; glibc "
+                                   f"{policy.glibc[0]}.{policy.glibc[1]} has "
+                                   f"{'it' if len(present) == 1 else 'them'}, so it loads, but the "
+                                   "binding is to whatever version the user's glibc makes default.",
+               "warning")
 
 
 def rpath(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
@@ -177,13 +209,49 @@ def exported_symbols(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Fin
     extra = [s.name for s in info.exported
              if not s.name.startswith("PyInit_") and s.name not in LINKER_SYMBOLS
              and not (s.binding in ("WEAK", "UNIQUE") and s.name.startswith(_STD_MANGLED_PREFIXES))]
-    if extra:
-        inits = ", ".join(sorted(s.name for s in info.exported if s.name.startswith("PyInit_")))
-        yield ("exported-symbols", f"exports {len(extra)} symbol{'s' if len(extra) != 1 else ''} "
-                                   f"besides {inits}: {short_list(sorted(extra))}; an extension "
-                                   "module should export only its PyInit_ function (compile with "
-                                   "-fvisibility=hidden, link static libraries with "
-                                   "-Wl,--exclude-libs,ALL).")
+    if not extra:
+        return
+    inits = ", ".join(sorted(s.name for s in info.exported if s.name.startswith("PyInit_")))
+    api = {lib.name: sorted(n for n in extra if lib.owns(n)) for lib in known_libraries()}
+    api = {name: names for name, names in api.items() if names}
+    for name, names in api.items():
+        yield ("exported-library-api", f"exports {len(names)} symbol{'s' if len(names) != 1 else ''} "
+                                       f"of {name}'s API ({short_list(names, 3)}); a module "
+                                       "must not re-export a library it carries (link it with "
+                                       "-Wl,--exclude-libs,ALL, or bundle it as a shared library).")
+    rest = sorted(set(extra) - {n for names in api.values() for n in names})
+    if rest:
+        yield ("exported-symbols", f"exports {len(rest)} symbol{'s' if len(rest) != 1 else ''} "
+                                   f"besides {inits}: {short_list(rest)}; harmless under Python's "
+                                   "RTLD_LOCAL loading, but an extension module should export only "
+                                   "its PyInit_ function (-fvisibility=hidden).")
+
+
+def duplicate_libraries(facts: WheelFacts) -> Iterator[tuple[str, str, str]]:
+    """``(rel, rule, detail)`` for every library more than one file carries."""
+    holders: dict[str, list[str]] = {}
+    for rel in sorted(facts.files):
+        for name in facts.contains.get(rel, {}):
+            holders.setdefault(name, []).append(rel)
+    for name, rels in holders.items():
+        if len(rels) < 2:
+            continue
+        evidence = "; ".join(f"{r} {facts.contains[r][name]}" for r in rels)
+        yield (rels[0], "duplicate-library",
+               f"{name} is in {len(rels)} files of the wheel ({evidence}): two copies of one "
+               "library mean two states (objects from one crash or misbehave in the other). "
+               "Link it into one place: one grafted shared library every module uses, or one "
+               "module.")
+
+
+def unreachable_libraries(facts: WheelFacts) -> Iterator[tuple[str, str, str]]:
+    for rel, lib, where in facts.unreachable:
+        info = facts.files[rel]
+        paths = ", ".join([*(f"RPATH {p}" for p in info.rpath), *(f"RUNPATH {p}" for p in info.runpath)]) or "no RPATH/RUNPATH"
+        yield (rel, "needed-library",
+               f"NEEDS {lib}, which the wheel ships at {where}, but the loader will not find "
+               f"it from here ({paths}); set an $ORIGIN-relative RUNPATH to its directory "
+               "(auditwheel repair does).")
 
 
 ANY_KIND = frozenset({"extension", "shared-library", "executable", "object"})
@@ -197,3 +265,5 @@ RULE_TABLE: tuple[tuple[RuleFunction, frozenset[str], bool], ...] = (
     (rpath, ANY_KIND, True),
     (exported_symbols, frozenset({"extension"}), True),
 )
+#: Rules over the whole wheel, yielding ``(file, rule, detail)``.
+WHEEL_RULES = (duplicate_libraries, unreachable_libraries)

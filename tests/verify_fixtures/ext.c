@@ -4,6 +4,9 @@
  * Optional switches:
  *   -DUSE_ARC4RANDOM  call arc4random() (GLIBC_2.36): too new for manylinux_2_17
  *   -DUSE_FOO         call foo_answer() from libfoo.so.1 (tests/verify_fixtures/foo.c)
+ *   -DEXPORT_API      define functions named like SQLite's and GEOS's C API
+ *                     (sqlite3_open_v2, GEOSversion), as a module carrying those
+ *                     libraries exports them when built without -fvisibility=hidden
  *   -DUSE_BLACKLISTED call __cxa_thread_atexit_impl (GLIBC_2.18), which auditwheel's
  *                     policy blacklists for every manylinux policy
  * The geodemo_helper_* functions and geodemo_table are deliberately non-static: with
@@ -30,6 +33,16 @@ int foo_answer(void);
 #ifdef USE_BLACKLISTED
 int __cxa_thread_atexit_impl(void (*func)(void *), void *obj, void *dso_symbol);
 static void noop(void *p) { (void)p; }
+#endif
+
+#ifdef EXPORT_API
+int sqlite3_open_v2(const char *name, void **db, int flags, const char *vfs)
+{
+    (void)name; (void)db; (void)flags; (void)vfs;
+    return 0;
+}
+
+const char *GEOSversion(void) { return "3.13.1-CAPI-1.19.2"; }
 #endif
 
 double geodemo_table[4] = {1.0, 2.0, 3.0, 4.0};

@@ -16,3 +16,8 @@ int puts(const char *s)
     (void)s;
     return 0;
 }
+
+unsigned int arc4random(void)
+{
+    return 4;
+}

@@ -8,11 +8,17 @@
 
 int printf(const char *format, ...);
 int puts(const char *s);
+#ifdef USE_ARC4RANDOM
+unsigned int arc4random(void); /* glibc 2.36 */
+#endif
 
 __attribute__((visibility("default"))) void *CAT(PyInit_, MODNAME)(void)
 {
     static volatile int calls;
     printf("%d\n", ++calls);
     puts("geodemo");
+#ifdef USE_ARC4RANDOM
+    calls += (int)arc4random();
+#endif
     return 0;
 }

@@ -1,0 +1,96 @@
+"""Which symbols a glibc release has: read from the glibc of the machine verify runs on.
+
+An unversioned import binds to whatever the user's glibc offers; it is a defect only if the
+oldest glibc the wheel's tag admits has no such symbol.  glibc keeps every symbol with the
+version it first appeared at, so a symbol this machine's glibc defines at ``GLIBC_x.y`` with
+``x.y`` no newer than the policy's glibc existed there.  The libraries of the wheel's own
+arch are used where present (in a manylinux container, or with a multiarch libc); else
+this machine's, which is close enough: a symbol's first version on a newer port such as
+aarch64 (``GLIBC_2.17``) is its x86_64 one or the port's base, whichever is newer, and both
+compare the same way against a ``manylinux_2_17``-or-newer policy.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerDefSection, GNUVerSymSection
+from elftools.elf.sections import SymbolTableSection
+
+from geonox.targets import host_arch
+
+_LIBS = ("libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
+         "libmvec.so.1", "libutil.so.1", "libresolv.so.2")
+_TRIPLETS = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu",
+             "i686": "i386-linux-gnu", "ppc64le": "powerpc64le-linux-gnu", "s390x": "s390x-linux-gnu"}
+
+
+def _dirs(arch: str) -> list[Path]:
+    triplet = _TRIPLETS.get(arch, f"{arch}-linux-gnu")
+    dirs = [Path(f"/lib/{triplet}"), Path(f"/usr/lib/{triplet}")]
+    if arch == host_arch():
+        dirs += [Path("/lib64"), Path("/usr/lib64"), Path("/lib"), Path("/usr/lib")]
+    return dirs
+
+
+def _glibc_versions(path: Path) -> dict[str, list[tuple[int, ...]]]:
+    """symbol -> every GLIBC_x.y version the library defines it at."""
+    out: dict[str, list[tuple[int, ...]]] = {}
+    with open(path, "rb") as fh:
+        elf = ELFFile(fh)
+        dynsym = elf.get_section_by_name(".dynsym")
+        versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
+        verdef = next((s for s in elf.iter_sections() if isinstance(s, GNUVerDefSection)), None)
+        if not isinstance(dynsym, SymbolTableSection) or versym is None or verdef is None:
+            return out
+        names: dict[int, str] = {}
+        for version, auxiliaries in verdef.iter_versions():
+            first = next(iter(auxiliaries), None)
+            if first is not None:
+                names[int(version["vd_ndx"])] = str(first.name)
+        for index, sym in enumerate(dynsym.iter_symbols()):
+            if not sym.name or sym["st_shndx"] == "SHN_UNDEF":
+                continue
+            ndx = versym.get_symbol(index)["ndx"]
+            if isinstance(ndx, str):
+                continue
+            name = names.get(int(ndx) & 0x7FFF, "")
+            if name.startswith("GLIBC_"):
+                try:
+                    number = tuple(int(p) for p in name[len("GLIBC_"):].split("."))
+                except ValueError:
+                    continue  # GLIBC_PRIVATE
+                out.setdefault(sym.name, []).append(number)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _table(arch: str) -> dict[str, tuple[int, ...]] | None:
+    """symbol -> the oldest GLIBC version it is defined at, over glibc's libraries, or
+    ``None`` when no glibc of this arch (or of this machine) can be read."""
+    for candidate in (arch, host_arch()):
+        table: dict[str, tuple[int, ...]] = {}
+        for lib in _LIBS:
+            path = next((d / lib for d in _dirs(candidate) if (d / lib).is_file()), None)
+            if path is None:
+                continue
+            try:
+                for name, versions in _glibc_versions(path).items():
+                    oldest = min(versions)
+                    table[name] = min(table.get(name, oldest), oldest)
+            except (ELFError, OSError):
+                continue
+        if table:
+            return table
+    return None
+
+
+def glibc_has(symbol: str, arch: str, glibc: tuple[int, int]) -> bool:
+    """True when glibc ``glibc`` (for ``arch``) defines ``symbol``; False when it does not
+    or when no glibc can be read here to tell (the safe answer)."""
+    table = _table(arch)
+    if table is None or symbol not in table:
+        return False
+    return table[symbol] <= tuple(glibc)
