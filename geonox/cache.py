@@ -303,6 +303,7 @@ PREFIX_MARKER = "geonox-prefix.json"
 TOOL_MARKER = ".complete"
 TOOLCHAIN_MARKER = "geonox-toolchain.json"
 WORK_MARKER = "geonox-work.json"
+SDIST_MARKER = "geonox-sdist.json"
 
 _KINDS = (
     _Kind("sources", "source", "verified download", None),
@@ -310,6 +311,7 @@ _KINDS = (
     _Kind("logs", "logs", "dependency build logs", None),
     _Kind("tools", "tool", "tool venv", TOOL_MARKER),
     _Kind("toolchains", "toolchain", "zig toolchain wrappers", TOOLCHAIN_MARKER),
+    _Kind("sdists", "sdist", "unpacked project sdist", SDIST_MARKER),
     _Kind("work", "work", "project work dir (wheels, stamps, reports, test venvs)", WORK_MARKER),
     _Kind("tmp", "scratch", "scratch of a build", None),
 )
@@ -356,6 +358,10 @@ class CacheLayout:
     def tmp(self) -> Path:
         return self._dir("scratch")
 
+    @property
+    def sdists(self) -> Path:
+        return self._dir("sdist")
+
     # -- artifacts
 
     def source(self, sha256: str, filename: str, check: Callable[[Path], bool] | None = None) -> Artifact:
@@ -372,6 +378,9 @@ class CacheLayout:
 
     def toolchain(self, name: str) -> Artifact:
         return Artifact(self.toolchains / name, self.toolchains / f"{name}.lock", TOOLCHAIN_MARKER)
+
+    def sdist(self, name: str) -> Artifact:
+        return Artifact(self.sdists / name, self.sdists / f"{name}.lock", SDIST_MARKER)
 
     def work_dir(self, name: str) -> Artifact:
         return Artifact(self.work / name, self.work / f"{name}.lock", WORK_MARKER)

@@ -20,11 +20,13 @@ from typing import Any, Literal
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from geonox import environment
+from geonox.cache import CacheLayout, file_sha256
 from geonox.environment import Environment
 from geonox.errors import ConfigError
 from geonox.images import default_dockerfile
 from geonox.policy import canonical_policy, policy_aliases
-from geonox.recipes import build_order, registry
+from geonox.sources.archives import extract
+from geonox.recipes import LINK_MODES, LinkMode, build_order, registry
 from geonox.sources.model import Source
 from geonox.targets import ARCHS, SUPPORTED_PYTHONS, PythonVersion, host_arch
 
@@ -47,6 +49,7 @@ DEFAULTS: Mapping[str, Any] = {
     "backend": "auto",
     "policy": "manylinux_2_28",
     "deps": ["sqlite", "geos", "proj"],
+    "link": "static",
     "test-command": None,
     "wheelhouse": "wheelhouse",
     "versions": {},
@@ -62,7 +65,14 @@ DEFAULTS: Mapping[str, Any] = {
     "build-image": False,
     "dockerfile": None,
     "verify-strict": False,
+    # project hooks, as cibuildwheel users know them
+    "build-env": {},
+    "before-build": None,
+    "build-constraints": [],
+    "test-requires": [],
+    "test-sources": [],
 }
+SDIST_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 _TABLE_KEYS = {"repair": ("exclude", "lib-sdir"), "sources.*": ("version", "url", "sha256")}
 
 
@@ -79,6 +89,7 @@ class DepSpec:
     name: str
     source: Source
     options: Mapping[str, bool]
+    link: LinkMode = "static"
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,12 @@ class Config:
     container_mode: ContainerMode = "auto"
     dockerfile: Path | None = None  # build image on top of the pinned one (build-image)
     verify_strict: bool = False  # the ldd session fails on verify's warnings too
+    build_env: Mapping[str, str] = field(default_factory=dict)  # values may hold placeholders
+    before_build: str | None = None
+    build_constraints: tuple[str, ...] = ()  # pins for build isolation (PIP_CONSTRAINT)
+    test_requires: tuple[str, ...] = ()
+    test_sources: tuple[str, ...] = ()  # paths relative to the project, copied beside the test
+    sdist: Path | None = None  # the sdist the project was unpacked from, if it came as one
     env: Environment = field(default_factory=Environment)
 
     @property
@@ -210,6 +227,9 @@ def _deps(values: Mapping[str, Any]) -> list[DepSpec]:
             raise _err(f"versions.{name}" if name in versions else f"sources.{name}", name,
                        "known recipes: " + ", ".join(recipes))
     options = _table("options", values["options"], "[tool.geonox.options.proj]")
+    link = values["link"]
+    if link not in LINK_MODES:
+        raise _err("link", link, "allowed: " + ", ".join(LINK_MODES))
     specs = []
     for name in build_order(names):
         recipe = recipes[name]
@@ -223,14 +243,19 @@ def _deps(values: Mapping[str, Any]) -> list[DepSpec]:
                            + f" (or pin any release with [tool.geonox.sources.{name}])")
             source = recipe.releases[version]
         opts = dict(recipe.options)
-        given = options.get(name, {})
-        for k, v in (given.items() if isinstance(given, dict) else [("", given)]):
+        given = dict(options.get(name, {})) if isinstance(options.get(name, {}), dict) \
+            else {"": options[name]}
+        dep_link = given.pop("link", link)
+        if dep_link not in LINK_MODES:
+            raise _err(f"options.{name}.link", dep_link, "allowed: " + ", ".join(LINK_MODES))
+        for k, v in given.items():
             if k not in recipe.options or not isinstance(v, bool):
                 raise _err(f"options.{name}.{k}" if k else f"options.{name}", v,
                            f"{name} options: " + (", ".join(f"{o} (true/false)" for o in
-                                                            recipe.options) or "none"))
+                                                            recipe.options) or "none")
+                           + "; link (\"static\"/\"shared\")")
             opts[k] = v
-        specs.append(DepSpec(name=name, source=source, options=opts))
+        specs.append(DepSpec(name=name, source=source, options=opts, link=dep_link))
     return specs
 
 
@@ -264,6 +289,8 @@ def read_pyproject(project: Path) -> dict[str, Any]:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
+        if (project / "PKG-INFO").is_file():
+            return {}  # an sdist of a setup.py-only project: everything from register()
         raise ConfigError(f"no pyproject.toml in {project}: geonox needs the extension "
                           f"project's directory (register(project=...)).") from None
     except tomllib.TOMLDecodeError as exc:
@@ -295,16 +322,59 @@ def _layers(project: Path, overrides: Mapping[str, Any], env: Environment,
     return pyproject, values
 
 
+def is_sdist(path: Path) -> bool:
+    return path.name.lower().endswith(SDIST_SUFFIXES)
+
+
+def unpack_sdist(sdist: Path, env: Environment) -> Path:
+    """The project directory of ``sdist``, unpacked (safely, once per content) in the cache:
+    building from it proves the sdist is complete, as a release pipeline should."""
+    if not sdist.is_file():
+        raise ConfigError(f"project {str(sdist)!r} is named like an sdist but is not a file; "
+                          "pass an sdist (.tar.gz) or the project's directory.")
+    digest = file_sha256(sdist)[:16]
+    stem = sdist.name[: -len(next(s for s in SDIST_SUFFIXES if sdist.name.lower().endswith(s)))]
+    artifact = CacheLayout(env.cache_dir).sdist(f"{stem}-{digest}")
+
+    def unpack(place: Path) -> dict:
+        top = extract(sdist, place / "src")
+        return {"sdist": str(sdist), "sha256": file_sha256(sdist), "top": top.name}
+
+    artifact.ensure(unpack)
+    top = artifact.path / "src" / artifact.read_marker()["top"]
+    return top if top.is_dir() else artifact.path / "src"
+
+
+def _project_name(project: Path, project_table: Mapping[str, Any]) -> str | None:
+    name = project_table.get("name")
+    if isinstance(name, str):
+        return name
+    pkg_info = project / "PKG-INFO"  # an sdist of a project without [project] metadata
+    if pkg_info.is_file():
+        match = re.search(r"^Name: *(\S+)", pkg_info.read_text(errors="replace"), flags=re.M)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _resolve_project(project: str | Path, env: Environment) -> tuple[Path, Path | None]:
+    path = Path(project).resolve()
+    if is_sdist(path):
+        return unpack_sdist(path, env), path
+    return path, None
+
+
 def load_config(project: str | Path = ".", *, environ: Mapping[str, str] | None = None,
                 **overrides: Any) -> Config:
-    """Read and validate the configuration of ``project`` (see the module docstring)."""
-    return _load(Path(project).resolve(), overrides, environ, drop=set())
+    """Read and validate the configuration of ``project`` (a directory or an sdist; see the
+    module docstring)."""
+    return _load(project, overrides, environ, drop=set())
 
 
 def load_config_lenient(project: str | Path = ".", **overrides: Any) -> tuple[Config | None, ConfigError | None]:
     """The config, or the first error and a config with every bad key at its default (so
     the session names a broken config would have had can still be registered)."""
-    path = Path(project).resolve()
+    path = project
     try:
         return _load(path, overrides, None, drop=set()), None
     except ConfigError as first:
@@ -319,9 +389,18 @@ def load_config_lenient(project: str | Path = ".", **overrides: Any) -> tuple[Co
         return None, first
 
 
-def _load(project: Path, overrides: Mapping[str, Any], environ: Mapping[str, str] | None,
+def _str_table(key: str, value: Any) -> dict[str, str]:
+    table = _table(key, value, '{ KEY = "value" }')
+    for k, v in table.items():
+        if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
+            raise _err(f"{key}.{k}", v, "expected NAME = \"string\" entries")
+    return dict(table)
+
+
+def _load(project_arg: str | Path, overrides: Mapping[str, Any], environ: Mapping[str, str] | None,
           drop: set[str]) -> Config:
     env = environment.read(environ)
+    project, sdist = _resolve_project(project_arg, env)
     pyproject, v = _layers(project, overrides, env, drop)
     project_table = pyproject.get("project", {})
 
@@ -367,9 +446,18 @@ def _load(project: Path, overrides: Mapping[str, Any], environ: Mapping[str, str
         dockerfile = (project / dockerfile).resolve()
     elif build_image:
         dockerfile = default_dockerfile(policy)
-    name = project_table.get("name")
-    if not isinstance(name, str):
+    name = _project_name(project, project_table)
+    if name is None:
         raise ConfigError(f"{project / 'pyproject.toml'} has no [project] name.")
+    before_build = v["before-build"]
+    if before_build is not None and (not isinstance(before_build, str) or not before_build.strip()):
+        raise _err("before-build", before_build, "expected a shell command string")
+    test_sources = _str_list("test-sources", v["test-sources"])
+    for rel in test_sources:
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not (project / rel).exists():
+            raise _err("test-sources", rel, f"expected paths inside {project} that exist")
+    # the wheelhouse of an sdist's build lives beside the sdist, not in the unpacked tree
+    base = sdist.parent if sdist else project
     return Config(
         project=project,
         name=name,
@@ -379,7 +467,7 @@ def _load(project: Path, overrides: Mapping[str, Any], environ: Mapping[str, str
         policy=policy,
         deps=tuple(_deps(v)),
         test_command=test_command,
-        wheelhouse=(project / wheelhouse).resolve(),
+        wheelhouse=(base / wheelhouse).resolve(),
         repair=_repair(v["repair"]),
         abi3=_abi3(pyproject),
         mirrors=tuple(v["mirrors"]),
@@ -390,5 +478,11 @@ def _load(project: Path, overrides: Mapping[str, Any], environ: Mapping[str, str
         container_mode=container_mode,
         dockerfile=dockerfile,
         verify_strict=_bool("verify-strict", v["verify-strict"]),
+        build_env=_str_table("build-env", v["build-env"]),
+        before_build=before_build,
+        build_constraints=tuple(_str_list("build-constraints", v["build-constraints"])),
+        test_requires=tuple(_str_list("test-requires", v["test-requires"])),
+        test_sources=tuple(test_sources),
+        sdist=sdist,
         env=env,
     )

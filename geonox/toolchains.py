@@ -58,11 +58,11 @@ def seed_flags(arch: str) -> tuple[str, ...]:
     return ("-O2", "-fPIC", *ARCH_FLAGS[arch])
 
 
-def static_prefix_args(prefix: str) -> list[str]:
-    """CMake arguments every toolchain uses: static, PIC, Release, into ``prefix``/lib."""
+def prefix_args(prefix: str) -> list[str]:
+    """CMake arguments every toolchain uses: PIC, Release, into ``prefix``/lib (the link
+    mode's arguments come from the recipe, :func:`geonox.recipes.link_args`)."""
     return [
         "-DCMAKE_BUILD_TYPE=Release",
-        "-DBUILD_SHARED_LIBS=OFF",
         "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
         f"-DCMAKE_INSTALL_PREFIX={prefix}",
         "-DCMAKE_INSTALL_LIBDIR=lib",
@@ -100,7 +100,7 @@ class GccToolchain:
         return self.cflags
 
     def cmake_args(self, prefix: str) -> list[str]:
-        return [*static_prefix_args(prefix),
+        return [*prefix_args(prefix),
                 f"-DCMAKE_C_COMPILER={self.cc[0]}", f"-DCMAKE_CXX_COMPILER={self.cxx[0]}",
                 *flag_args(self)]
 

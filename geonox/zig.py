@@ -34,7 +34,7 @@ from geonox.errors import UserError
 from geonox.executors import Executor
 from geonox.policy import glibc_of
 from geonox.targets import PythonVersion
-from geonox.toolchains import flag_args, seed_flags, static_prefix_args
+from geonox.toolchains import flag_args, seed_flags, prefix_args
 from geonox.zigcc import translate, wrapper_main
 
 __all__ = ["WRAPPER_VERSION", "ZigToolchain", "host_cmake", "translate", "wrapper_main", "zig_exe"]
@@ -173,7 +173,7 @@ class ZigToolchain:
         return self.cflags
 
     def cmake_args(self, prefix: str) -> list[str]:
-        return [f"-DCMAKE_TOOLCHAIN_FILE={self.toolchain_file}", *static_prefix_args(prefix),
+        return [f"-DCMAKE_TOOLCHAIN_FILE={self.toolchain_file}", *prefix_args(prefix),
                 *flag_args(self)]
 
     def extension_env(self, py: PythonVersion | None = None) -> dict[str, str]:

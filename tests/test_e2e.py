@@ -163,3 +163,76 @@ def test_outside_project_with_prefix(main_job, geonox_env, tmp_path):
     wheels = sorted((project / "dist-wheels").glob("*.whl"))
     assert len(wheels) == 1
     check_repaired_wheel(wheels[0], geonox_env)
+
+
+CONSUMER_C = r"""
+#include <stdio.h>
+#include <geos_c.h>
+#include <proj.h>
+#include <sqlite3.h>
+
+int main(void)
+{
+    PJ_CONTEXT *ctx = proj_context_create();
+    PJ_INFO info = proj_info();
+    GEOSContextHandle_t geos = GEOS_init_r();
+    printf("PROJ %s GEOS %s SQLite %s\n", info.version, GEOSversion(), sqlite3_libversion());
+    GEOS_finish_r(geos);
+    proj_context_destroy(ctx);
+    return 0;
+}
+"""
+
+
+def _main_prefix(geonox_env) -> Path:
+    prefixes = [p for p in (Path(geonox_env["GEONOX_CACHE_DIR"]) / "prefixes").glob("x86_64-*")
+                if (p / "lib" / "libproj.a").is_file() and (p / "lib" / "libgeos_c.a").is_file()]
+    assert prefixes, "the main job's static PROJ/GEOS/SQLite prefix"
+    return prefixes[0]
+
+
+def test_static_prefix_publishes_a_working_link_line(main_job, geonox_env, tmp_path):
+    """What the recipes publish for consumers that are not CMake: pkg-config files and
+    geos-config answer with the *static* link line (upstream's answer, -lgeos_c or -lproj
+    alone, does not link), and they stay right when the prefix is moved."""
+    assert main_job[0].returncode == 0
+    prefix = _main_prefix(geonox_env)
+    clibs = run([prefix / "bin" / "geos-config", "--clibs"], cwd=tmp_path, env=geonox_env)
+    assert clibs.stdout.split() == [f"-L{prefix}/lib", "-lgeos_c", "-lgeos", "-lstdc++", "-lm"]
+    env = dict(geonox_env, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"))
+    libs = run(["pkg-config", "--libs", "proj", "geos", "sqlite3"], cwd=tmp_path, env=env)
+    assert libs.returncode == 0, libs.stdout
+    assert {"-lproj", "-lsqlite3", "-lstdc++", "-lgeos_c", "-lgeos", "-lm", "-lpthread"} <= set(libs.stdout.split())
+    (tmp_path / "consumer.c").write_text(CONSUMER_C)
+    cflags = run(["pkg-config", "--cflags", "proj", "geos", "sqlite3"], cwd=tmp_path, env=env).stdout.split()
+    linked = run(["cc", *cflags, "consumer.c", "-o", "consumer", *libs.stdout.split()], cwd=tmp_path, env=env)
+    assert linked.returncode == 0, linked.stdout
+    ran = run([tmp_path / "consumer"], cwd=tmp_path, env=env)
+    assert ran.stdout.startswith("PROJ 9.1.1 GEOS 3.13.1-CAPI-1.19.2 SQLite 3.52.0"), ran.stdout
+    # relocatable: a copy of the prefix answers with its own path
+    moved = tmp_path / "moved"
+    shutil.copytree(prefix, moved, symlinks=True)
+    clibs = run([moved / "bin" / "geos-config", "--clibs"], cwd=tmp_path, env=geonox_env)
+    assert clibs.stdout.split()[0] == f"-L{moved}/lib"
+    env["PKG_CONFIG_PATH"] = str(moved / "lib" / "pkgconfig")
+    assert f"-L{moved}/lib" in run(["pkg-config", "--libs", "proj"], cwd=tmp_path, env=env).stdout
+
+
+def test_static_copy_beside_a_grafted_copy_fails_verify(main_job, geonox_env, tmp_path):
+    """A hand-made wheel: the demo's module (PROJ linked in statically) plus a grafted
+    libproj (the real one from pyproj's release wheel) is two copies of PROJ."""
+    from conftest import pypi_download
+
+    (wheel,) = sorted((EXAMPLE / "wheelhouse").glob("*.whl"))
+    pyproj = pypi_download("pyproj==3.6.1", "--only-binary", ":all:", "--platform",
+                           "manylinux2014_x86_64", "--python-version", "3.12")
+    bad = tmp_path / wheel.name
+    shutil.copy(wheel, bad)
+    with zipfile.ZipFile(pyproj) as src, zipfile.ZipFile(bad, "a") as dst:
+        (libproj,) = [n for n in src.namelist() if n.startswith("pyproj.libs/libproj-")]
+        dst.writestr("geodemo.libs/" + libproj.split("/")[1], src.read(libproj))
+    out = run([sys.executable, "-m", "geonox", "verify", bad], cwd=tmp_path, env=geonox_env)
+    assert out.returncode == 1, out.stdout
+    text = " ".join(out.stdout.split())
+    assert "duplicate-library" in text and "proj is in 2 files" in text
+    assert "geodemo/_geodemo.abi3.so holds its code" in text and "geodemo.libs/libproj-" in text

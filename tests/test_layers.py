@@ -73,3 +73,21 @@ def test_the_layer_check_catches_an_upward_import(tmp_path):
     bad.write_text("def f():\n    from geonox.containers import Engine\n")
     assert [(2, "geonox.containers")] == imports(bad)
     assert layer_of("geonox.containers") > layer_of("geonox.config")
+
+
+def test_verify_runs_with_only_auditwheels_packages(tmp_path):
+    """In a build container geonox verify runs from a venv with auditwheel, pyelftools and
+    packaging only: ``python -m geonox verify`` must not import requests, filelock,
+    platformdirs or nox on the way (the recipes it reads library facts from included)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, runpy\n"
+            "for m in ('requests', 'urllib3', 'filelock', 'platformdirs', 'nox'):\n"
+            "    sys.modules[m] = None  # importing any of them now raises ImportError\n"
+            "sys.argv = ['geonox', 'verify', '--json', sys.argv[1]]\n"
+            "runpy.run_module('geonox', run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x-1.0-py3-none-any.whl")],
+                          cwd=PACKAGE.parent, capture_output=True, text=True)
+    assert "ImportError" not in proc.stderr and "ModuleNotFoundError" not in proc.stderr, proc.stderr
+    assert "does not exist" in proc.stdout + proc.stderr  # it got as far as looking at the wheel

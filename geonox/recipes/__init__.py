@@ -7,13 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from geonox.command import Command
 from geonox.sources.model import Source
 
 if TYPE_CHECKING:
     from geonox.toolchains import Toolchain
+
+
+LinkMode = Literal["static", "shared"]
+LINK_MODES: tuple[LinkMode, ...] = ("static", "shared")
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,26 @@ class BuildContext:
     options: Mapping[str, bool]
     toolchain: Toolchain
     needed_by: tuple[str, ...] = ()  # configured recipes that depend on this one
+    link: LinkMode = "static"
+    version: str = ""  # the release being built
+    links: Mapping[str, LinkMode] = field(default_factory=dict)  # every configured dep's mode
+
+    def lib(self, name: str, dep: str) -> str:
+        """The file to link for library ``name`` of dependency ``dep`` as it is in the prefix."""
+        suffix = ".so" if self.links.get(dep, "static") == "shared" else ".a"
+        return f"{self.prefix}/lib/lib{name}{suffix}"
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """How a built dependency is found by its consumers (its "consumer contract"): the
+    environment a build of the extension gets, and the files geonox completes in the prefix
+    after install (so that pkg-config and config scripts answer with the right link line)."""
+
+    env: Callable[[str, str], dict[str, str]]  # (prefix, version) -> variables
+    finish: Callable[[Path, str, LinkMode, Mapping[str, LinkMode]], None] | None = None
+    #: what the contract sets, for the README table and the key: bump when finish changes
+    revision: int = 1
 
 
 @dataclass(frozen=True)
@@ -54,17 +79,27 @@ class Recipe:
     depends: tuple[str, ...] = ()
     options: Mapping[str, bool] = field(default_factory=dict)
     libraries: tuple[Library, ...] = ()
+    consumer: Consumer | None = None
 
 
 def _release(name: str, version: str, url: str, sha256: str) -> Source:
     return Source(name=name, version=version, url=url, sha256=sha256)
 
 
+def link_args(ctx: BuildContext) -> list[str]:
+    """CMake arguments of the link mode: static archives, or versioned shared libraries
+    with a SONAME that find each other through ``$ORIGIN`` (auditwheel rewrites it)."""
+    if ctx.link == "shared":
+        return ["-DBUILD_SHARED_LIBS=ON", "-DCMAKE_INSTALL_RPATH=$ORIGIN",
+                "-DCMAKE_SKIP_INSTALL_RPATH=OFF"]
+    return ["-DBUILD_SHARED_LIBS=OFF"]
+
+
 def cmake_commands(ctx: BuildContext, *options: str) -> list[Command]:
-    """configure (toolchain args + recipe options), build on every core, install."""
+    """configure (toolchain args + link mode + recipe options), build on every core, install."""
     return [
         Command("configure", ("cmake", "-S", ctx.src, "-B", ctx.build,
-                              *ctx.toolchain.cmake_args(ctx.prefix), *options)),
+                              *ctx.toolchain.cmake_args(ctx.prefix), *link_args(ctx), *options)),
         Command("build", ("cmake", "--build", ctx.build, "--parallel", str(ctx.jobs))),
         Command("install", ("cmake", "--install", ctx.build)),
     ]

@@ -2,8 +2,12 @@
 default (options ``tiff`` and ``curl`` turn them on)."""
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
 from geonox.command import Command
-from geonox.recipes import BuildContext, Library, Recipe, _release, cmake_commands
+from geonox.recipes import BuildContext, Consumer, Library, LinkMode, Recipe, _release, cmake_commands
 
 _URL = "https://download.osgeo.org/proj/proj-{v}.tar.gz"
 RELEASES = {
@@ -25,8 +29,8 @@ def commands(ctx: BuildContext) -> list[Command]:
     p = ctx.prefix
     sqlite = (
         # PROJ < 9.4 spells them SQLITE3_*, later releases use CMake's SQLite3_*.
-        f"-DSQLITE3_INCLUDE_DIR={p}/include", f"-DSQLITE3_LIBRARY={p}/lib/libsqlite3.a",
-        f"-DSQLite3_INCLUDE_DIR={p}/include", f"-DSQLite3_LIBRARY={p}/lib/libsqlite3.a",
+        f"-DSQLITE3_INCLUDE_DIR={p}/include", f"-DSQLITE3_LIBRARY={ctx.lib('sqlite3', 'sqlite')}",
+        f"-DSQLite3_INCLUDE_DIR={p}/include", f"-DSQLite3_LIBRARY={ctx.lib('sqlite3', 'sqlite')}",
         f"-DEXE_SQLITE3={p}/bin/sqlite3",
     )
     return cmake_commands(
@@ -36,11 +40,40 @@ def commands(ctx: BuildContext) -> list[Command]:
         f"-DENABLE_CURL={_onoff(ctx.options['curl'])}")
 
 
+def _env(prefix: str, version: str) -> dict[str, str]:
+    # pyproj: PROJ_DIR (+ PROJ_LIBDIR/PROJ_INCDIR), and PROJ_VERSION, which it would
+    # otherwise ask the `proj` app for (not built: BUILD_APPS=OFF)
+    return {"PROJ_DIR": prefix, "PROJ_LIBDIR": f"{prefix}/lib", "PROJ_INCDIR": f"{prefix}/include",
+            "PROJ_VERSION": version}
+
+
+def _finish(prefix: Path, version: str, link: LinkMode, links: Mapping[str, LinkMode]) -> None:
+    """proj.pc: relocatable, and in static mode its private libraries (SQLite, the C++
+    runtime) are on the ``Libs`` line, since consumers rarely ask ``--static``."""
+    pc = prefix / "lib" / "pkgconfig" / "proj.pc"
+    if not pc.is_file():
+        return
+    text = re.sub(r"^prefix=.*$", "prefix=${pcfiledir}/../..", pc.read_text(), count=1, flags=re.M)
+    text = re.sub(r"^(libdir|includedir)=/.*$",
+                  lambda m: f"{m.group(1)}=${{prefix}}/{'lib' if m.group(1) == 'libdir' else 'include'}",
+                  text, flags=re.M)
+    text = re.sub(r"^datadir=/.*$", "datadir=${prefix}/share/proj", text, flags=re.M)
+    if link == "static":
+        private = re.search(r"^Libs.private: ?(.*)$", text, flags=re.M)
+        extra = private.group(1).strip() if private else ""
+        text = re.sub(r"^Libs: .*$", f"Libs: -L${{libdir}} -lproj {extra} -lstdc++".replace("  ", " "),
+                      text, count=1, flags=re.M)
+        text = re.sub(r"^Requires:.*$", "Requires: sqlite3", text, count=1, flags=re.M)
+        text = re.sub(r"^Requires.private:.*\n", "", text, flags=re.M)
+    pc.write_text(text)
+
+
 RECIPE = Recipe(
     name="proj",
     releases=RELEASES,
     default_version="9.8.1",
     commands=commands,
+    consumer=Consumer(env=_env, finish=_finish),
     libraries=(Library("proj", "proj", ("proj_", "_ZN5osgeo4proj"), rb"Rel\. \d+\.\d+\.\d+, "),),
     depends=("sqlite",),
     options={"tiff": False, "curl": False},

@@ -3,8 +3,11 @@ plus, when PROJ is configured, a ``sqlite3`` shell for the build machine, which 
 to generate proj.db."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+
 from geonox.command import Command
-from geonox.recipes import BuildContext, Library, Recipe, _release
+from geonox.recipes import BuildContext, Consumer, Library, LinkMode, Recipe, _release
 
 _URL = "https://sqlite.org/{year}/sqlite-autoconf-{num}.tar.gz"
 RELEASES = {
@@ -25,6 +28,12 @@ DEFINES = (
 )
 
 
+#: The shared library's SONAME, as SQLite's own builds name it (autoconf: libsqlite3.so.0).
+SONAME = "libsqlite3.so.0"
+#: What a static libsqlite3.a needs after it on a link line.
+STATIC_LIBS = "-lm -lpthread"
+
+
 def commands(ctx: BuildContext) -> list[Command]:
     tc = ctx.toolchain
     src, build, prefix = ctx.src, ctx.build, ctx.prefix
@@ -33,19 +42,56 @@ def commands(ctx: BuildContext) -> list[Command]:
         Command("mkdirs", ("cmake", "-E", "make_directory", build, f"{prefix}/include",
                            f"{prefix}/lib", f"{prefix}/bin")),
         Command("compile", (*tc.cc, *tc.cflags, *DEFINES, "-c", f"{src}/sqlite3.c", "-o", obj)),
-        Command("archive", (*tc.ar, "rcs", f"{prefix}/lib/libsqlite3.a", obj)),
-        Command("headers", ("cmake", "-E", "copy", f"{src}/sqlite3.h", f"{src}/sqlite3ext.h",
-                            f"{prefix}/include/")),
     ]
+    if ctx.link == "shared":
+        real = f"libsqlite3.so.{ctx.version}"
+        commands += [
+            Command("link", (*tc.cc, *tc.cflags, "-shared", f"-Wl,-soname,{SONAME}", obj,
+                             "-o", f"{prefix}/lib/{real}", "-lm", "-lpthread")),
+            Command("soname-link", ("cmake", "-E", "create_symlink", real, f"{prefix}/lib/{SONAME}")),
+            Command("dev-link", ("cmake", "-E", "create_symlink", real, f"{prefix}/lib/libsqlite3.so")),
+        ]
+    else:
+        commands.append(Command("archive", (*tc.ar, "rcs", f"{prefix}/lib/libsqlite3.a", obj)))
+    commands.append(Command("headers", ("cmake", "-E", "copy", f"{src}/sqlite3.h",
+                                        f"{src}/sqlite3ext.h", f"{prefix}/include/")))
     if "proj" in ctx.needed_by:
         # PROJ runs a sqlite3 shell on the build machine to generate proj.db.  A native
         # toolchain links it to the library just built; a cross toolchain compiles the
         # amalgamation again with the build machine's compiler.
+        if tc.cross:
+            library: tuple[str, ...] = (f"{src}/sqlite3.c",)
+        elif ctx.link == "shared":
+            library = (obj,)  # the object just compiled: the shell needs no library at run time
+        else:
+            library = (f"{prefix}/lib/libsqlite3.a",)
         commands.append(Command("shell", (
-            *tc.build_cc, "-O2", *DEFINES, f"{src}/shell.c",
-            *((f"{src}/sqlite3.c",) if tc.cross else (f"{prefix}/lib/libsqlite3.a",)),
+            *tc.build_cc, "-O2", *DEFINES, f"{src}/shell.c", *library,
             "-o", f"{prefix}/bin/sqlite3", "-lpthread", "-lm")))
     return commands
+
+
+def _pc(prefix: Path, version: str, link: LinkMode, links: Mapping[str, LinkMode]) -> None:
+    """sqlite3.pc, which the amalgamation does not ship (PROJ's proj.pc requires it)."""
+    libs = "-L${libdir} -lsqlite3" + (f" {STATIC_LIBS}" if link == "static" else "")
+    pc = prefix / "lib" / "pkgconfig" / "sqlite3.pc"
+    pc.parent.mkdir(parents=True, exist_ok=True)
+    pc.write_text("\n".join([
+        "prefix=${pcfiledir}/../..",
+        "libdir=${prefix}/lib",
+        "includedir=${prefix}/include",
+        "",
+        "Name: SQLite",
+        "Description: SQL database engine (built by geonox)",
+        f"Version: {version}",
+        f"Libs: {libs}",
+        f"Libs.private: {STATIC_LIBS}",
+        "Cflags: -I${includedir}",
+        "",
+    ]))
+
+
+CONSUMER = Consumer(env=lambda prefix, version: {}, finish=_pc)
 
 
 RECIPE = Recipe(
@@ -53,5 +99,6 @@ RECIPE = Recipe(
     releases=RELEASES,
     default_version="3.53.1",
     commands=commands,
+    consumer=CONSUMER,
     libraries=(Library("sqlite3", "sqlite", ("sqlite3_",), rb"SQLite format 3\x00"),),
 )

@@ -2,15 +2,54 @@
 scikit-build-core for the example), against the dependency prefix."""
 from __future__ import annotations
 
+import contextlib
+import re
 import shutil
+from collections.abc import Mapping
+from pathlib import Path
 
 from geonox.command import Command
 from geonox.config import Config
 from geonox.project import Project
 from geonox.steps.base import Key, Step, only_wheel, say_where
-from geonox.steps.deps import build_deps
+from geonox.steps.deps import build_deps, consumer_env
 from geonox.targets import PythonVersion
 from geonox.tools import build_frontend
+
+_PLACEHOLDER = re.compile(r"\{(project|package|prefix|arch|python)\}")
+
+
+#: Left out of the fresh copy a build starts from: what earlier builds leave in a project
+#: tree (setuptools reuses build/ and would relink nothing after a link-mode change).
+_NOT_COPIED_AT_TOP = frozenset({"build", "dist", ".nox", ".tox", ".eggs"})
+
+
+def fresh_tree(project: Project, arch: str, py: PythonVersion | None) -> Path:
+    """A fresh copy of the project (or the unpacked sdist) for one build, in the work dir:
+    nothing a previous build left behind is reused, and ``before-build`` changes the copy,
+    not the maintainer's tree."""
+    config = project.config
+    dest = project.work_dir / "src" / f"{arch}-{project.build_id(py)}"
+    if dest.exists():
+        shutil.rmtree(dest)
+    skip = set(_NOT_COPIED_AT_TOP)
+    with contextlib.suppress(ValueError):
+        skip.add(config.wheelhouse.relative_to(config.project).parts[0])
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        at_top = Path(directory) == config.project
+        return {n for n in names if n == "__pycache__" or n.endswith(".egg-info")
+                or (at_top and n in skip)}
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(config.project, dest, symlinks=True, ignore=ignore)
+    return dest
+
+
+def expand(text: str, values: Mapping[str, str]) -> str:
+    """Replace the ``{project}``, ``{prefix}``, ... placeholders geonox knows; any other
+    brace (``${HOME}``, a Python dict in a command) is left alone."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
 class BuildStep(Step):
@@ -41,22 +80,42 @@ class BuildStep(Step):
             if dist.exists():
                 shutil.rmtree(dist)
             dist.mkdir(parents=True)
-            env = toolchain.extension_env(None if config.abi3 else py)
-            # The maintainer contract: find_package(PROJ/GEOS CONFIG) and find_package(SQLite3)
-            # resolve in the prefix.
-            env["CMAKE_PREFIX_PATH"] = str(prefix.path)
             log = project.logs_dir(arch) / f"build-{project.build_id(py)}.log"
             log.unlink(missing_ok=True)
             build_py = project.build_python(py)
+            tree = fresh_tree(project, arch, py)
+            env = toolchain.extension_env(None if config.abi3 else py)
+            # The consumer contract: what each dependency publishes (CMake packages,
+            # pkg-config files, GEOS_CONFIG, PROJ_DIR + PROJ_VERSION, ...), the prefix's
+            # programs first on PATH, then the project's own build-env.
+            env.update(consumer_env(config, str(prefix.path)))
+            env["PATH"] = f"{prefix.path}/bin:{executor.default_path()}"
+            values = {"project": str(tree), "package": str(tree),
+                      "prefix": str(prefix.path), "arch": arch,
+                      "python": executor.python(build_py)}
+            env.update({k: expand(v, values) for k, v in config.build_env.items()})
+            if config.build_constraints:
+                constraints = project.work_dir / "constraints" / f"{arch}-{project.build_id(py)}.txt"
+                constraints.parent.mkdir(parents=True, exist_ok=True)
+                constraints.write_text("\n".join(config.build_constraints) + "\n")
+                executor.sync_in(constraints)
+                # pip (build isolation) and uv read these from the environment
+                env["PIP_CONSTRAINT"] = env["UV_BUILD_CONSTRAINT"] = str(constraints)
+                env["UV_CONSTRAINT"] = str(constraints)
             frontend = build_frontend(executor, project.cache, build_py, log=log)
             what = f"abi3 ({config.abi3}, built with {build_py.version})" if config.abi3 \
                 else f"CPython {build_py.version}"
             project.log(f"{session}: building {config.name} for {arch}, {what} (log: {log})")
             with prefix.artifact.reading():
                 executor.sync_in(prefix.path)
-                executor.sync_in(config.project)
+                executor.sync_in(tree)
+                if config.before_build:
+                    script = expand(config.before_build, values)
+                    project.log(f"{session}: before-build: {script}")
+                    executor.run(Command("before-build", ("sh", "-c", script), env=env,
+                                         cwd=str(tree)), log=log)
                 executor.run(Command("build", (*frontend, "--wheel", "--outdir", str(dist),
-                                               str(config.project)), env=env), log=log)
+                                               str(tree)), env=env), log=log)
             executor.sync_out(dist)
             wheel = only_wheel(dist, "the build step's output")
             project.log(f"{session}: built {wheel.name}")

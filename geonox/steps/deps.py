@@ -1,4 +1,5 @@
-"""deps: build the configured recipes as static libraries into one prefix per target.
+"""deps: build the configured recipes (static archives or shared libraries, per ``link``)
+into one prefix per target.
 
 The prefix is the cache artifact ``prefixes/<arch>-<key>`` where the key hashes everything
 that changes its contents: arch, policy, toolchain identity (compiler versions, flags),
@@ -50,13 +51,14 @@ def _manifest(config: Config, backend: Backend) -> dict:
     recipes = registry()
     deps = []
     for spec in config.deps:
-        placeholder = BuildContext(src="@SRC@", build="@BUILD@", prefix="@PREFIX@", jobs=0,
-                                   options=spec.options, toolchain=toolchain,
-                                   needed_by=_needed_by(config, spec.name))
-        rendered = [list(c.argv) for c in recipes[spec.name].commands(placeholder)]
+        placeholder = _context(config, spec, toolchain, src="@SRC@", build="@BUILD@",
+                               prefix="@PREFIX@", jobs=0)
+        recipe = recipes[spec.name]
+        rendered = [list(c.argv) for c in recipe.commands(placeholder)]
         deps.append({"name": spec.name, "version": spec.source.version,
                      "sha256": spec.source.sha256, "options": dict(spec.options),
-                     "commands": rendered})
+                     "link": spec.link, "commands": rendered,
+                     "consumer": recipe.consumer.revision if recipe.consumer else 0})
     return {
         "arch": backend.arch,
         "policy": config.policy,
@@ -65,6 +67,25 @@ def _manifest(config: Config, backend: Backend) -> dict:
         "cmake": backend.executor.capture(["cmake", "--version"]).splitlines()[0],
         "deps": deps,
     }
+
+
+def _context(config: Config, spec, toolchain, *, src: str, build: str, prefix: str,
+             jobs: int) -> BuildContext:
+    return BuildContext(src=src, build=build, prefix=prefix, jobs=jobs, options=spec.options,
+                        toolchain=toolchain, needed_by=_needed_by(config, spec.name),
+                        link=spec.link, version=spec.source.version,
+                        links={d.name: d.link for d in config.deps})
+
+
+def consumer_env(config: Config, prefix: str) -> dict[str, str]:
+    """What every configured dependency publishes to the extension's build (its consumer
+    contract), for a prefix at ``prefix`` as the executor sees it."""
+    env = {"CMAKE_PREFIX_PATH": prefix, "PKG_CONFIG_PATH": f"{prefix}/lib/pkgconfig"}
+    for spec in config.deps:
+        recipe = registry()[spec.name]
+        if recipe.consumer:
+            env.update(recipe.consumer.env(prefix, spec.source.version))
+    return env
 
 
 def prefix_key(manifest: dict) -> str:
@@ -102,7 +123,7 @@ def _build(project: Project, backend: Backend, prefix: DepPrefix, label: str) ->
     logs = project.cache.prefix_logs(prefix.path.name)
     if logs.exists():
         shutil.rmtree(logs)
-    project.log(f"{label}: building {', '.join(f'{s.name} {s.source.version}' for s in config.deps)}"
+    project.log(f"{label}: building {', '.join(f'{s.name} {s.source.version} ({s.link})' for s in config.deps)}"
                 f" (key {prefix.key}, {toolchain.identity}, logs in {logs})")
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -111,14 +132,18 @@ def _build(project: Project, backend: Backend, prefix: DepPrefix, label: str) ->
             t0 = time.monotonic()
             src = sources.extract(archives[spec.name], work / f"src-{spec.name}")
             executor.sync_in(src)
-            ctx = BuildContext(src=str(src), build=str(work / f"build-{spec.name}"),
-                               prefix=str(prefix.path), jobs=project.jobs, options=spec.options,
-                               toolchain=toolchain, needed_by=_needed_by(config, spec.name))
+            ctx = _context(config, spec, toolchain, src=str(src), build=str(work / f"build-{spec.name}"),
+                           prefix=str(prefix.path), jobs=project.jobs)
             for cmd in recipes[spec.name].commands(ctx):
                 executor.run(cmd, log=logs / f"{spec.name}-{cmd.name}.log")
             timings[spec.name] = round(time.monotonic() - t0, 1)
             project.log(f"{label}: {spec.name} {spec.source.version} built in {timings[spec.name]} s")
         executor.sync_out(prefix.path)
+    links = {d.name: d.link for d in config.deps}
+    for spec in config.deps:  # complete what consumers read (pkg-config, config scripts)
+        consumer = recipes[spec.name].consumer
+        if consumer and consumer.finish:
+            consumer.finish(prefix.path, spec.source.version, spec.link, links)
     project.log(f"{label}: done in {time.monotonic() - started:.0f} s -> {prefix.path}")
     return dict(prefix.manifest, key=prefix.key, seconds=timings)
 
@@ -129,7 +154,8 @@ class DepsStep(Step):
 
     def doc(self, config: Config, arch: str | None, py: PythonVersion | None) -> str:
         names = ", ".join(f"{d.name} {d.source.version}" for d in config.deps)
-        return f"Build static {names} for {arch} ({config.policy}), cached by build key."
+        modes = sorted({d.link for d in config.deps})
+        return f"Build {'/'.join(modes)} {names} for {arch} ({config.policy}), cached by build key."
 
     def run(self, project: Project, arch: str | None, py: PythonVersion | None, session: str) -> None:
         assert arch is not None

