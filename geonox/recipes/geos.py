@@ -30,9 +30,10 @@ STATIC_CXX = "-lstdc++ -lm"
 
 
 def _env(prefix: str, version: str) -> dict[str, str]:
-    # shapely 2.0/2.1: GEOS_CONFIG, or GEOS_INCLUDE_PATH + GEOS_LIBRARY_PATH
-    return {"GEOS_CONFIG": f"{prefix}/bin/geos-config", "GEOS_INCLUDE_PATH": f"{prefix}/include",
-            "GEOS_LIBRARY_PATH": f"{prefix}/lib"}
+    # shapely 2.0/2.1 read GEOS_CONFIG.  GEOS_INCLUDE_PATH + GEOS_LIBRARY_PATH are left
+    # unset on purpose: with them shapely links "-lgeos_c" alone, which fails for a static
+    # GEOS, while geos-config answers with the link line of the prefix's mode.
+    return {"GEOS_CONFIG": f"{prefix}/bin/geos-config"}
 
 
 def _finish(prefix: Path, version: str, link: LinkMode, links: Mapping[str, LinkMode]) -> None:
