@@ -155,7 +155,7 @@ class Backend:
         engine = self.engines.get(kind)
         config = self.config
         image = image_for(config.images, config.policy, self.arch)
-        pinned = pinned_image(image, self.arch, ImageLock.load(config.project), config.allow_unpinned)
+        pinned = pinned_image(image, self.arch, ImageLock.load(config.home), config.allow_unpinned)
         if config.dockerfile is not None:
             self.log(f"images-{self.arch}: build image from {config.dockerfile.name} on "
                      f"{pinned.run_ref}")
@@ -188,7 +188,7 @@ class HostBackend(Backend):
         best = most_compatible_manylinux(wheel_platform_tags(repaired.name)) or "linux"
         wanted = self.config.policy
         needs: dict[str, str] = {}
-        for f in verify_wheel(raw, run_ldd=False).files:
+        for f in verify_wheel(repaired, run_ldd=False).files:
             for ns, version in f.max_versions.items():
                 if ns not in needs or not version_allowed(version, [needs[ns]]):
                     needs[ns] = version

@@ -119,6 +119,13 @@ class Config:
     test_requires: tuple[str, ...] = ()
     test_sources: tuple[str, ...] = ()  # paths relative to the project, copied beside the test
     sdist: Path | None = None  # the sdist the project was unpacked from, if it came as one
+
+    @property
+    def home(self) -> Path:
+        """The maintainer's directory for this project: the project itself, or the
+        directory of the sdist it came from (the image lock and the wheelhouse live there,
+        never in the unpacked copy)."""
+        return self.sdist.parent if self.sdist else self.project
     env: Environment = field(default_factory=Environment)
 
     @property

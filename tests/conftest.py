@@ -120,3 +120,39 @@ def sqlite_project(path: Path, source: str = '[tool.geonox.versions]\nsqlite = "
         """) + source)
     (path / "noxfile.py").write_text("import geonox\ngeonox.register()\n")
     return path
+
+
+#: twomod's hooks, as a release noxfile outside its sdist would register them.
+TWOMOD_KEYWORDS = {
+    "deps": ["sqlite"],
+    "versions": {"sqlite": "3.52.0"},
+    "build_env": {"TWOMOD_BUILT_FOR": "{arch}"},
+    # writes src/twomod/_built.py in the build's copy of the tree: ARCH = "x86_64" ...
+    "before_build": "printf 'ARCH = \"%s\"\\nPYTHON = \"%s\"\\n' {arch} {python} > src/twomod/_built.py",
+    "test_requires": ["pytest"],
+    "test_sources": ["tests"],
+    "test_command": "python -m pytest -q -p no:cacheprovider tests",
+}
+
+
+@pytest.fixture(scope="session")
+def twomod_sdist(tmp_path_factory) -> Path:
+    """tests/data/twomod's sdist, made with pypa/build as its release would be."""
+    out = tmp_path_factory.mktemp("twomod-sdist")
+    built = run([sys.executable, "-m", "build", "--sdist", "--outdir", out,
+                 REPO / "tests" / "data" / "twomod"], cwd=out, env=None)
+    assert built.returncode == 0, built.stdout[-3000:]
+    (path,) = out.glob("twomod-1.0.tar.gz")
+    return path
+
+
+def twomod_noxfile(where: Path, sdist: Path, link: str, pythons: list, wheelhouse: str,
+                   **extra) -> Path:
+    """A noxfile outside the sdist that registers geonox for it (everything from keywords:
+    an sdist you do not own has no [tool.geonox]); ``extra`` adds register() keywords."""
+    where.mkdir(parents=True, exist_ok=True)
+    keywords = dict(TWOMOD_KEYWORDS, project=str(sdist), link=link, python=pythons,
+                    wheelhouse=wheelhouse, backend="host")
+    keywords.update(extra)
+    (where / "noxfile.py").write_text(f"import geonox\n\ngeonox.register(**{keywords!r})\n")
+    return where

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 import standin
-from conftest import REPO, nox, run, skip_or_fail
+from conftest import REPO, nox, run, skip_or_fail, twomod_noxfile
 from geonox.images import ImageLock, resolve_digest
 
 pytestmark = pytest.mark.containers
@@ -322,3 +322,34 @@ def test_x86_64_example_in_the_container_then_cached(tmp_path, image_x86, geonox
     assert again.returncode == 0, again.stdout[-4000:]
     assert re.search(r"geo-deps-x86_64: cached \(key [0-9a-f]{16}\)", again.stdout)
     assert "built in" not in again.stdout
+
+
+def test_shared_library_grafted_in_the_container_from_an_sdist(tmp_path, image_x86, geonox_env,
+                                                               twomod_sdist):
+    """link = "shared" on the container backend: SQLite built as a shared library in the
+    stand-in image, twomod (setuptools, pkg-config) built from its sdist there, auditwheel
+    grafting the one library there, twomod's own suite passing there.  Everything comes
+    from register() keywords; the image lock and the wheelhouse go beside the sdist."""
+    sdist = tmp_path / twomod_sdist.name
+    shutil.copy(twomod_sdist, sdist)
+    where = twomod_noxfile(tmp_path / "release", sdist, "shared", ["3.9"], "wheelhouse",
+                           backend="docker", archs=["x86_64"], policy="manylinux_2_31",
+                           images={"x86_64": image_x86}, container_env=["PIP_CERT"])
+    pinned = nox("-s", "pin-images", cwd=where, env=geonox_env)
+    assert pinned.returncode == 0, pinned.stdout[-3000:]
+    assert ImageLock.load(tmp_path).entries["x86_64"].digest  # beside the sdist
+    result = nox("-s", "wheels-x86_64", cwd=where, env=geonox_env)
+    out = result.stdout
+    assert result.returncode == 0, out[-6000:]
+    assert re.search(r"deps-x86_64: runs on docker 127\.0\.0\.1:5000/\S+@sha256:", out)
+    assert "sqlite 3.52.0 (shared)" in out and "(cc (Debian 10.2.1" in out
+    assert "4 passed" in out, out[-3000:]
+    (wheel,) = (tmp_path / "wheelhouse").glob("*.whl")
+    assert wheel.name.startswith("twomod-1.0-cp39-cp39-manylinux_")
+    assert wheel.name.endswith("manylinux_2_31_x86_64.whl"), wheel.name  # the image's glibc
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        libs = [n for n in zf.namelist() if n.startswith("twomod.libs/") and not n.endswith("/")]
+    assert len(libs) == 1 and re.fullmatch(r"twomod\.libs/libsqlite3-[0-9a-f]{8}\.so\.3\.52\.0",
+                                           libs[0]), libs

@@ -19,44 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, nox, run, skip_or_fail
+from conftest import nox, run, skip_or_fail, twomod_noxfile as noxfile
 from geonox.elf import read_elf
 from geonox.targets import host_arch
 
-TWOMOD = REPO / "tests" / "data" / "twomod"
-
-NOXFILE = """\
-import geonox
-
-geonox.register(
-    project={sdist!r},
-    deps=["sqlite"], versions={{"sqlite": "3.52.0"}}, backend="host",
-    link={link!r}, python={pythons!r}, wheelhouse={wheelhouse!r},
-    build_env={{"TWOMOD_BUILT_FOR": "{{arch}}"}},
-    before_build="printf 'ARCH = \\"%s\\"\\\\nPYTHON = \\"%s\\"\\\\n' {{arch}} {{python}} > src/twomod/_built.py",
-    test_requires=["pytest"], test_sources=["tests"],
-    test_command="python -m pytest -q -p no:cacheprovider tests",
-)
-"""
 
 
 @pytest.fixture(scope="module")
-def sdist(tmp_path_factory) -> Path:
+def sdist(twomod_sdist) -> Path:
     if host_arch() != "x86_64":
         skip_or_fail("twomod's own tests expect an x86_64 host build")
-    out = tmp_path_factory.mktemp("sdist")
-    built = run([sys.executable, "-m", "build", "--sdist", "--outdir", out, TWOMOD], cwd=out,
-                env=None)
-    assert built.returncode == 0, built.stdout[-3000:]
-    (path,) = out.glob("twomod-1.0.tar.gz")
-    return path
-
-
-def noxfile(where: Path, sdist: Path, link: str, pythons: list[str], wheelhouse: str) -> Path:
-    where.mkdir(parents=True, exist_ok=True)
-    (where / "noxfile.py").write_text(NOXFILE.format(sdist=str(sdist), link=link,
-                                                     pythons=pythons, wheelhouse=wheelhouse))
-    return where
+    return twomod_sdist
 
 
 def test_shared_library_grafted_once_from_the_sdist(sdist, geonox_env, tmp_path):
@@ -71,6 +44,10 @@ def test_shared_library_grafted_once_from_the_sdist(sdist, geonox_env, tmp_path)
                      r"\(in \S+/test-dirs/x86_64-cp312\)", out), out[-4000:]
     assert "before-build: printf" in out
     assert "bundled libraries: twomod.libs/libsqlite3-" in out
+    # the host's tag is decided by the grafted library too, and the repair line says so
+    tag = re.search(r"repair-x86_64-3\.12: tagged manylinux_2_(\d+)_x86_64: .*?highest versions "
+                    r"needed: GLIBC_2\.(\d+)", out)
+    assert tag and tag.group(1) == tag.group(2), out[-3000:]
 
     wheels = sorted((sdist.parent / "wheelhouse-shared").glob("*.whl"))
     assert [w.name.split("-")[2] for w in wheels] == ["cp311", "cp312"]

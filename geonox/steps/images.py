@@ -18,7 +18,7 @@ def pin(project: Project, log: Callable[[str], None]) -> bool:
     if not archs:
         log("no configured arch runs in a container image; nothing to pin")
         return False
-    pin_images(config.project, config.policy, archs, config.images, log=log)
+    pin_images(config.home, config.policy, archs, config.images, log=log)
     return True
 
 
