@@ -140,6 +140,9 @@ class Backend:
         """Check the tag auditwheel gave; return a line to show, raise if it is wrong."""
         return None
 
+    def check_link_modes(self) -> None:
+        """Refuse a link mode this backend cannot build soundly (UserError)."""
+
     def prepare_image(self) -> PinnedImage:
         raise UserError(f"images-{self.arch}: backend {self.name!r} runs {self.arch} in no "
                         f"container image; set backend = \"docker\" or \"podman\".")
@@ -259,6 +262,20 @@ class ZigBackend(Backend):
         if role == "build":
             return f"zig {self.toolchain.target}"  # type: ignore[attr-defined]
         return super().where(role)
+
+    #: Recipes written in C++: zig links libc++ statically into every shared object.
+    CXX_RECIPES = ("geos", "proj")
+
+    def check_link_modes(self) -> None:
+        shared = [d.name for d in self.config.deps if d.link == "shared" and d.name in self.CXX_RECIPES]
+        if shared:
+            raise UserError(
+                f"link = \"shared\" for {', '.join(shared)} is not available with backend = \"zig\" "
+                f"yet: zig links libc++ statically into each shared library, so libgeos and "
+                f"libgeos_c (or PROJ beside GEOS) would each carry their own C++ runtime and "
+                f"objects crossing between them would break. Build them static with zig "
+                f"(link = \"static\", or [tool.geonox.options.{shared[0]}] link = \"static\"), or "
+                f"shared with backend = \"docker\"/\"podman\"/\"host\". SQLite (C) may be shared.")
 
     def repair_plat(self) -> str:
         # auditwheel's argparse refuses a plat of a foreign arch, and the wheel's symbols

@@ -152,3 +152,16 @@ def test_zig_x86_64_example_imports_on_every_python(tmp_path, geonox_env):
         assert f"passed on CPython {v}" in result.stdout
     (wheel,) = (project / "wheelhouse").glob("*.whl")
     check_zig_wheel(wheel, "x86_64", geonox_env)
+
+
+def test_shared_cxx_dependency_is_refused_with_zig(tmp_path, geonox_env):
+    """zig links libc++ statically into every shared object: a shared GEOS would be two C++
+    runtimes (libgeos, libgeos_c).  Refused before anything is built, as a user error."""
+    project = zig_project(tmp_path, '["x86_64"]', '["3.12"]')
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(text.replace('backend = "zig"', 'backend = "zig"\nlink = "shared"'))
+    result = nox("-s", "geo-deps-x86_64", cwd=project, env=geonox_env)
+    out = " ".join(result.stdout.split())
+    assert result.returncode != 0 and "Traceback" not in out, out[-3000:]
+    assert 'link = "shared" for geos, proj is not available with backend = "zig"' in out
+    assert not list((Path(geonox_env["GEONOX_CACHE_DIR"]) / "prefixes").glob("x86_64-*/lib/libgeos*.so*"))

@@ -104,6 +104,7 @@ def planned_prefix(project: Project, backend: Backend) -> DepPrefix:
 def build_deps(project: Project, backend: Backend, *, session: str | None = None) -> DepPrefix:
     """The complete prefix for the backend's arch, built now if it is not in the cache."""
     label = session or f"deps-{backend.arch}"
+    backend.check_link_modes()
     prefix = planned_prefix(project, backend)
     built = prefix.artifact.ensure(lambda place: _build(project, backend, prefix, label),
                                    in_place=True)
