@@ -30,7 +30,8 @@ die() { say "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------- packages
 need=()
-for pkg in docker.io debootstrap qemu-user-static binfmt-support docker-registry llvm; do
+# pkg-config: tests/data/twomod finds SQLite through it, as many real projects do
+for pkg in docker.io debootstrap qemu-user-static binfmt-support docker-registry llvm pkg-config; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
