@@ -104,3 +104,19 @@ def test_static_copies_in_two_modules_fail_the_ldd_session(sdist, geonox_env, tm
     assert re.search(r"twomod/_b\.cpython-312-x86_64-linux-gnu\.so exports sqlite3_", out)
     assert "Traceback" not in out
     shutil.rmtree(sdist.parent / "wheelhouse-static", ignore_errors=True)
+
+
+def test_build_constraints_pin_what_build_isolation_installs(sdist, geonox_env, tmp_path):
+    """build-constraints reach pip inside pypa/build's isolated environment: the wheel says
+    which setuptools made it (WHEEL's Generator line), and it is the pinned one, not the
+    newest that twomod's requires = ["setuptools>=61"] would get."""
+    where = noxfile(tmp_path / "pinned", sdist, "shared", ["3.12"], "wheelhouse-pinned",
+                    build_constraints=["setuptools==70.3.0"])
+    result = nox("-s", "build-x86_64-3.12", cwd=where, env=geonox_env)
+    assert result.returncode == 0, result.stdout[-4000:]
+    built = re.search(r"build-x86_64-3\.12: built (\S+\.whl)", result.stdout)
+    assert built, result.stdout[-3000:]
+    (raw,) = Path(geonox_env["GEONOX_CACHE_DIR"]).glob(f"work/twomod-*/dist/x86_64/cp312/{built.group(1)}")
+    with zipfile.ZipFile(raw) as zf:
+        wheel_meta = zf.read("twomod-1.0.dist-info/WHEEL").decode()
+    assert "Generator: setuptools (70.3.0)" in wheel_meta, wheel_meta
