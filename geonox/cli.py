@@ -46,9 +46,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         targets.append(entry)
     data = {
         "project": str(config.project), "name": config.name,
+        "sdist": str(config.sdist) if config.sdist else None,
         "abi3": config.abi3, "pythons": [p.version for p in config.pythons],
         "deps": [{"name": d.name, "version": d.source.version, "sha256": d.source.sha256,
-                  "url": d.source.url, "options": dict(d.options)} for d in config.deps],
+                  "url": d.source.url, "options": dict(d.options), "link": d.link}
+                 for d in config.deps],
         "wheelhouse": str(config.wheelhouse), "targets": targets,
         "sessions": [{"name": s.name, "requires": list(s.requires), "tags": list(s.tags)}
                      for s in specs],
@@ -59,7 +61,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     print(f"project   {config.name} ({config.project})")
     print(f"pythons   {', '.join(data['pythons'])}" + (f"  (abi3 {config.abi3}: one build per arch)"
                                                         if config.abi3 else ""))
-    print("deps      " + ", ".join(f"{d['name']} {d['version']}" for d in data["deps"]))
+    print("deps      " + ", ".join(f"{d['name']} {d['version']} ({d['link']})" for d in data["deps"]))
     print(f"wheelhouse {config.wheelhouse}")
     for t in targets:
         if "error" in t:

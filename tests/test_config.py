@@ -1,6 +1,7 @@
 """[tool.geonox] parsing, the plan, and nox registration (no builds)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -98,6 +99,12 @@ def test_python_from_classifiers(tmp_path):
     ('[tool.geonox.versions]\ngdal = "3.9"', "versions.gdal", "gdal", "known recipes"),
     ('[tool.geonox.repair]\nstrip = true', "repair.strip", "True", "exclude, lib-sdir"),
     ('[tool.geonox.options.proj]\nnetcdf = true', "options.proj.netcdf", "True", "tiff"),
+    ('link = "dynamic"', "link", "dynamic", "static, shared"),
+    ('[tool.geonox.options.geos]\nlink = "both"', "options.geos.link", "both", "static, shared"),
+    ('before-build = ""', "before-build", "''", "shell command"),
+    ('build-env = { "1X" = "a" }', "build-env.1X", "a", "NAME ="),
+    ('test-sources = ["../outside"]', "test-sources", "../outside", "paths inside"),
+    ('test-requires = ["pytest", 1]', "test-requires", "1", "list of strings"),
 ])
 def test_errors_name_key_value_and_allowed(tmp_path, table, key, bad, allowed):
     with pytest.raises(ConfigError) as info:
@@ -248,6 +255,53 @@ def test_prefix_key_changes_with_inputs(tmp_path):
     again = key(load_config(tmp_path))
     assert base == again
     for override in ({"versions": {"proj": "9.1.1"}}, {"options": {"proj": {"tiff": True}}},
-                     {"policy": "manylinux_2_17"}):
+                     {"policy": "manylinux_2_17"}, {"link": "shared"},
+                     {"options": {"sqlite": {"link": "shared"}}}):
         other = key(load_config(tmp_path, **override))
         assert other != base, override
+
+
+def test_link_mode_per_dependency(tmp_path):
+    project = write_project(tmp_path, 'deps = ["proj", "geos"]\nlink = "shared"\n'
+                                      '[tool.geonox.options.sqlite]\nlink = "static"\n')
+    cfg = load_config(project)
+    assert {d.name: d.link for d in cfg.deps} == {"sqlite": "static", "geos": "shared", "proj": "shared"}
+    (tmp_path / "d").mkdir()
+    assert load_config(write_project(tmp_path / "d", 'deps = ["geos"]\n')).deps[0].link == "static"
+    plan = subprocess.run([sys.executable, "-m", "geonox", "plan", "--project", str(project), "--json"],
+                          text=True, capture_output=True)
+    import json
+
+    assert {d["name"]: d["link"] for d in json.loads(plan.stdout)["deps"]} == \
+        {"sqlite": "static", "geos": "shared", "proj": "shared"}
+
+
+def test_an_sdist_is_a_project(tmp_path, monkeypatch):
+    """A release sdist (no [tool.geonox], as one you do not own): unpacked once per content
+    into the cache, configured by keywords; its wheelhouse and lock files live beside it."""
+    import tarfile
+
+    src = tmp_path / "src" / "demo-1.0"
+    src.mkdir(parents=True)
+    write_project(src, "")
+    (src / "pyproject.toml").write_text((src / "pyproject.toml").read_text().replace("[tool.geonox]\n", ""))
+    (src / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+    sdist = tmp_path / "release" / "demo-1.0.tar.gz"
+    sdist.parent.mkdir()
+    with tarfile.open(sdist, "w:gz") as tar:
+        tar.add(src, arcname="demo-1.0")
+    monkeypatch.setenv("GEONOX_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = load_config(sdist, deps=["sqlite"], python=["3.12"])
+    assert cfg.sdist == sdist and cfg.name == "demo" and cfg.home == sdist.parent
+    assert cfg.project.name == "demo-1.0" and (tmp_path / "cache" / "sdists") in cfg.project.parents
+    assert cfg.wheelhouse == sdist.parent / "wheelhouse"
+    again = load_config(sdist, deps=["sqlite"])
+    assert again.project == cfg.project  # the same content: unpacked once
+    sdist.write_bytes(b"not a tarball")
+    bad = subprocess.run([sys.executable, "-m", "geonox", "plan", "--project", str(sdist)],
+                         text=True, capture_output=True, env=dict(os.environ))
+    assert bad.returncode != 0 and "demo-1.0.tar.gz" in bad.stderr, bad.stderr
+    assert "Traceback" not in bad.stderr
+    # nothing half-unpacked: the only directory is the first sdist's
+    dirs = [p for p in (tmp_path / "cache" / "sdists").iterdir() if p.is_dir()]
+    assert dirs == [cfg.project.parents[1]], dirs
