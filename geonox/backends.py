@@ -263,11 +263,12 @@ class ZigBackend(Backend):
             return f"zig {self.toolchain.target}"  # type: ignore[attr-defined]
         return super().where(role)
 
-    #: Recipes written in C++: zig links libc++ statically into every shared object.
-    CXX_RECIPES = ("geos", "proj")
-
     def check_link_modes(self) -> None:
-        shared = [d.name for d in self.config.deps if d.link == "shared" and d.name in self.CXX_RECIPES]
+        # zig links libc++ statically into every shared object of a C++ recipe
+        from geonox.recipes import registry
+
+        recipes = registry()
+        shared = [d.name for d in self.config.deps if d.link == "shared" and recipes[d.name].cxx]
         if shared:
             raise UserError(
                 f"link = \"shared\" for {', '.join(shared)} is not available with backend = \"zig\" "

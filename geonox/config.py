@@ -25,8 +25,8 @@ from geonox.environment import Environment
 from geonox.errors import ConfigError
 from geonox.images import default_dockerfile
 from geonox.policy import canonical_policy, policy_aliases
-from geonox.sources.archives import extract
 from geonox.recipes import LINK_MODES, LinkMode, build_order, registry
+from geonox.sources.archives import extract
 from geonox.sources.model import Source
 from geonox.targets import ARCHS, SUPPORTED_PYTHONS, PythonVersion, host_arch
 
@@ -119,6 +119,7 @@ class Config:
     test_requires: tuple[str, ...] = ()
     test_sources: tuple[str, ...] = ()  # paths relative to the project, copied beside the test
     sdist: Path | None = None  # the sdist the project was unpacked from, if it came as one
+    env: Environment = field(default_factory=Environment)
 
     @property
     def home(self) -> Path:
@@ -126,7 +127,6 @@ class Config:
         directory of the sdist it came from (the image lock and the wheelhouse live there,
         never in the unpacked copy)."""
         return self.sdist.parent if self.sdist else self.project
-    env: Environment = field(default_factory=Environment)
 
     @property
     def cache_dir(self) -> Path:
@@ -250,8 +250,8 @@ def _deps(values: Mapping[str, Any]) -> list[DepSpec]:
                            + f" (or pin any release with [tool.geonox.sources.{name}])")
             source = recipe.releases[version]
         opts = dict(recipe.options)
-        given = dict(options.get(name, {})) if isinstance(options.get(name, {}), dict) \
-            else {"": options[name]}
+        given = options.get(name, {})
+        given = dict(given) if isinstance(given, dict) else {"": given}
         dep_link = given.pop("link", link)
         if dep_link not in LINK_MODES:
             raise _err(f"options.{name}.link", dep_link, "allowed: " + ", ".join(LINK_MODES))
@@ -339,13 +339,13 @@ def unpack_sdist(sdist: Path, env: Environment) -> Path:
     if not sdist.is_file():
         raise ConfigError(f"project {str(sdist)!r} is named like an sdist but is not a file; "
                           "pass an sdist (.tar.gz) or the project's directory.")
-    digest = file_sha256(sdist)[:16]
+    sha256 = file_sha256(sdist)
     stem = sdist.name[: -len(next(s for s in SDIST_SUFFIXES if sdist.name.lower().endswith(s)))]
-    artifact = CacheLayout(env.cache_dir).sdist(f"{stem}-{digest}")
+    artifact = CacheLayout(env.cache_dir).sdist(f"{stem}-{sha256[:16]}")
 
     def unpack(place: Path) -> dict:
         top = extract(sdist, place / "src")
-        return {"sdist": str(sdist), "sha256": file_sha256(sdist), "top": top.name}
+        return {"sdist": str(sdist), "sha256": sha256, "top": top.name}
 
     artifact.ensure(unpack)
     top = artifact.path / "src" / artifact.read_marker()["top"]

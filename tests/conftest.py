@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -103,6 +104,18 @@ def run(argv, *, cwd, env, timeout=3600) -> subprocess.CompletedProcess:
 
 def nox(*args, cwd, env, timeout=3600) -> subprocess.CompletedProcess:
     return run([sys.executable, "-m", "nox", *args], cwd=cwd, env=env, timeout=timeout)
+
+
+def make_project(tmp_path: Path, source: Path, table: str, name: str = "proj") -> Path:
+    """A copy of ``source`` with ``table`` as its [tool.geonox] and a noxfile registering
+    geonox with the prefix ``geo-``."""
+    project = tmp_path / name
+    shutil.copytree(source, project, ignore=shutil.ignore_patterns("wheelhouse", "build"))
+    text = (project / "pyproject.toml").read_text()
+    head = text[:text.index("[tool.geonox]")] if "[tool.geonox]" in text else text
+    (project / "pyproject.toml").write_text(head + textwrap.dedent(table))
+    (project / "noxfile.py").write_text("import geonox\ngeonox.register(prefix='geo-')\n")
+    return project
 
 
 def sqlite_project(path: Path, source: str = '[tool.geonox.versions]\nsqlite = "3.52.0"\n') -> Path:

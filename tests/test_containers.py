@@ -20,7 +20,7 @@ import pytest
 import requests
 
 import standin
-from conftest import REPO, nox, run, skip_or_fail, twomod_noxfile
+from conftest import REPO, make_project, nox, run, skip_or_fail, twomod_noxfile
 from geonox.images import ImageLock, resolve_digest
 
 pytestmark = pytest.mark.containers
@@ -55,16 +55,6 @@ def registry_digest(ref: str) -> str:
                   "application/vnd.oci.image.manifest.v1+json"}, timeout=30)
     resp.raise_for_status()
     return resp.headers["Docker-Content-Digest"]
-
-
-def make_project(tmp_path: Path, source: Path, table: str, name: str = "proj") -> Path:
-    project = tmp_path / name
-    shutil.copytree(source, project, ignore=shutil.ignore_patterns("wheelhouse", "build"))
-    text = (project / "pyproject.toml").read_text()
-    head = text[:text.index("[tool.geonox]")] if "[tool.geonox]" in text else text
-    (project / "pyproject.toml").write_text(head + textwrap.dedent(table))
-    (project / "noxfile.py").write_text("import geonox\ngeonox.register(prefix='geo-')\n")
-    return project
 
 
 def pin(project: Path, env: dict) -> None:

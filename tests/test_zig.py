@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, nox, run, skip_or_fail, standin_or_skip
+from conftest import REPO, make_project, nox, run, skip_or_fail, standin_or_skip
 from geonox.elf import read_elf
 from geonox.zig import ZigToolchain, translate
 
@@ -151,10 +151,7 @@ def test_zig_x86_64_module_per_python_imports_on_every_python(tmp_path, geonox_e
     missing = [v for v in pythons if not shutil.which(f"python{v}")]
     if missing:
         skip_or_fail(f"python{', python'.join(missing)} not on PATH")
-    project = tmp_path / "sqlext"
-    shutil.copytree(SQLEXT, project, ignore=shutil.ignore_patterns("wheelhouse", "build"))
-    text = (project / "pyproject.toml").read_text()
-    (project / "pyproject.toml").write_text(text[:text.index("[tool.geonox]")] + textwrap.dedent(f"""\
+    project = make_project(tmp_path, SQLEXT, f"""\
         [tool.geonox]
         backend = "zig"
         archs = ["x86_64"]
@@ -164,8 +161,7 @@ def test_zig_x86_64_module_per_python_imports_on_every_python(tmp_path, geonox_e
         test-command = "python -c 'import sqlext; sqlext.selftest()'"
         [tool.geonox.versions]
         sqlite = "3.52.0"
-        """))
-    (project / "noxfile.py").write_text("import geonox\ngeonox.register(prefix='geo-')\n")
+        """, name="sqlext")
     result = nox("-s", "geo-wheels-x86_64", cwd=project, env=geonox_env)
     out = result.stdout
     assert result.returncode == 0, out[-6000:]

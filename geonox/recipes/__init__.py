@@ -5,6 +5,7 @@ Adding a release is one line in the recipe's ``RELEASES``.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,20 +50,18 @@ class Consumer:
     after install (so that pkg-config and config scripts answer with the right link line)."""
 
     env: Callable[[str, str], dict[str, str]]  # (prefix, version) -> variables
-    finish: Callable[[Path, str, LinkMode, Mapping[str, LinkMode]], None] | None = None
-    #: what the contract sets, for the README table and the key: bump when finish changes
+    finish: Callable[[Path, str, LinkMode], None] | None = None  # (prefix, version, link)
+    #: part of the prefix key: bump when ``finish`` writes something different
     revision: int = 1
 
 
 @dataclass(frozen=True)
 class Library:
     """One library a recipe installs, as verify recognises it inside any ELF file: a symbol
-    of its API *defined* there (exported, or in ``.symtab`` when not stripped), or a byte
-    pattern only its implementation contains (not its headers: a consumer compiled against
-    the headers must not match)."""
+    of its API exported there, or a byte pattern only its implementation contains (not its
+    headers: a consumer compiled against the headers must not match)."""
 
     name: str  # "geos_c"
-    recipe: str  # "geos"
     api: tuple[str, ...]  # symbol name prefixes: ("GEOS",)
     fingerprint: bytes  # a regular expression over the file's bytes
 
@@ -80,10 +79,22 @@ class Recipe:
     options: Mapping[str, bool] = field(default_factory=dict)
     libraries: tuple[Library, ...] = ()
     consumer: Consumer | None = None
+    cxx: bool = False  # written in C++ (its shared libraries carry a C++ runtime's needs)
 
 
 def _release(name: str, version: str, url: str, sha256: str) -> Source:
     return Source(name=name, version=version, url=url, sha256=sha256)
+
+
+def relocatable_pc(text: str) -> str:
+    """A pkg-config file whose paths follow the file: ``prefix`` from ``${pcfiledir}``, and
+    every variable under the old absolute prefix through ``${prefix}``."""
+    old = re.search(r"^prefix=(.*)$", text, flags=re.M)
+    if old is None:
+        return text
+    text = re.sub(rf"^(\w+)={re.escape(old.group(1).strip())}(?=/|$)", r"\1=${prefix}", text,
+                  flags=re.M)
+    return re.sub(r"^prefix=.*$", "prefix=${pcfiledir}/../..", text, count=1, flags=re.M)
 
 
 def link_args(ctx: BuildContext) -> list[str]:

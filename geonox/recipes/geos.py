@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path
 
 from geonox.command import Command
-from geonox.recipes import BuildContext, Consumer, Library, LinkMode, Recipe, _release, cmake_commands
+from geonox.recipes import (BuildContext, Consumer, Library, LinkMode, Recipe, _release, cmake_commands,
+                            relocatable_pc)
 
 _URL = "https://download.osgeo.org/geos/geos-{v}.tar.bz2"
 RELEASES = {
@@ -36,7 +36,7 @@ def _env(prefix: str, version: str) -> dict[str, str]:
     return {"GEOS_CONFIG": f"{prefix}/bin/geos-config"}
 
 
-def _finish(prefix: Path, version: str, link: LinkMode, links: Mapping[str, LinkMode]) -> None:
+def _finish(prefix: Path, version: str, link: LinkMode) -> None:
     """geos-config and geos.pc: relocatable, and in static mode answering with the static
     link line (a consumer that asks ``--clibs`` of a static GEOS gets ``-lgeos_c -lgeos
     -lstdc++ -lm``; upstream's answer, ``-lgeos_c`` alone, fails to link)."""
@@ -55,11 +55,7 @@ def _finish(prefix: Path, version: str, link: LinkMode, links: Mapping[str, Link
         script.write_text(text)
     pc = prefix / "lib" / "pkgconfig" / "geos.pc"
     if pc.is_file():
-        text = re.sub(r"^prefix=.*$", "prefix=${pcfiledir}/../..", pc.read_text(), count=1, flags=re.M)
-        text = re.sub(r"^(exec_prefix|includedir|libdir)=/.*$",
-                      lambda m: {"exec_prefix": "exec_prefix=${prefix}",
-                                 "includedir": "includedir=${prefix}/include",
-                                 "libdir": "libdir=${prefix}/lib"}[m.group(1)], text, flags=re.M)
+        text = relocatable_pc(pc.read_text())
         if link == "static":
             text = re.sub(r"^Libs: .*$", f"Libs: -L${{libdir}} -lgeos_c -lgeos {STATIC_CXX}", text,
                           count=1, flags=re.M)
@@ -73,7 +69,7 @@ RECIPE = Recipe(
     commands=commands,
     consumer=Consumer(env=_env, finish=_finish),
     # libgeos (C++) and libgeos_c (the C API over it) are two libraries of one recipe.
-    libraries=(Library("geos", "geos", ("_ZN4geos", "_ZNK4geos"),
-                       rb"Invalid number of points in LinearRing found "),
-               Library("geos_c", "geos", ("GEOS",), rb"Argument is not a LineString")),
+    libraries=(Library("geos", ("_ZN4geos", "_ZNK4geos"), rb"Invalid number of points in LinearRing found "),
+               Library("geos_c", ("GEOS",), rb"Argument is not a LineString")),
+    cxx=True,
 )

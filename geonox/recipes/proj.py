@@ -3,11 +3,11 @@ default (options ``tiff`` and ``curl`` turn them on)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path
 
 from geonox.command import Command
-from geonox.recipes import BuildContext, Consumer, Library, LinkMode, Recipe, _release, cmake_commands
+from geonox.recipes import (BuildContext, Consumer, Library, LinkMode, Recipe, _release, cmake_commands,
+                            relocatable_pc)
 
 _URL = "https://download.osgeo.org/proj/proj-{v}.tar.gz"
 RELEASES = {
@@ -47,17 +47,13 @@ def _env(prefix: str, version: str) -> dict[str, str]:
             "PROJ_VERSION": version}
 
 
-def _finish(prefix: Path, version: str, link: LinkMode, links: Mapping[str, LinkMode]) -> None:
+def _finish(prefix: Path, version: str, link: LinkMode) -> None:
     """proj.pc: relocatable, and in static mode its private libraries (SQLite, the C++
     runtime) are on the ``Libs`` line, since consumers rarely ask ``--static``."""
     pc = prefix / "lib" / "pkgconfig" / "proj.pc"
     if not pc.is_file():
         return
-    text = re.sub(r"^prefix=.*$", "prefix=${pcfiledir}/../..", pc.read_text(), count=1, flags=re.M)
-    text = re.sub(r"^(libdir|includedir)=/.*$",
-                  lambda m: f"{m.group(1)}=${{prefix}}/{'lib' if m.group(1) == 'libdir' else 'include'}",
-                  text, flags=re.M)
-    text = re.sub(r"^datadir=/.*$", "datadir=${prefix}/share/proj", text, flags=re.M)
+    text = relocatable_pc(pc.read_text())
     if link == "static":
         private = re.search(r"^Libs.private: ?(.*)$", text, flags=re.M)
         extra = private.group(1).strip() if private else ""
@@ -73,8 +69,9 @@ RECIPE = Recipe(
     releases=RELEASES,
     default_version="9.8.1",
     commands=commands,
-    consumer=Consumer(env=_env, finish=_finish),
-    libraries=(Library("proj", "proj", ("proj_", "_ZN5osgeo4proj"), rb"Rel\. \d+\.\d+\.\d+, "),),
+    consumer=Consumer(env=_env, finish=_finish, revision=2),  # 2: datarootdir relocatable too
+    libraries=(Library("proj", ("proj_", "_ZN5osgeo4proj"), rb"Rel\. \d+\.\d+\.\d+, "),),
+    cxx=True,
     depends=("sqlite",),
     options={"tiff": False, "curl": False},
 )

@@ -3,7 +3,6 @@ plus, when PROJ is configured, a ``sqlite3`` shell for the build machine, which 
 to generate proj.db."""
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 from geonox.command import Command
@@ -30,8 +29,9 @@ DEFINES = (
 
 #: The shared library's SONAME, as SQLite's own builds name it (autoconf: libsqlite3.so.0).
 SONAME = "libsqlite3.so.0"
-#: What a static libsqlite3.a needs after it on a link line.
-STATIC_LIBS = "-lm -lpthread"
+#: What SQLite needs from the system: linked into the shared library, and after a static
+#: libsqlite3.a on a consumer's link line.
+SYSTEM_LIBS = "-lm -lpthread"
 
 
 def commands(ctx: BuildContext) -> list[Command]:
@@ -47,7 +47,7 @@ def commands(ctx: BuildContext) -> list[Command]:
         real = f"libsqlite3.so.{ctx.version}"
         commands += [
             Command("link", (*tc.cc, *tc.cflags, "-shared", f"-Wl,-soname,{SONAME}", obj,
-                             "-o", f"{prefix}/lib/{real}", "-lm", "-lpthread")),
+                             "-o", f"{prefix}/lib/{real}", *SYSTEM_LIBS.split())),
             Command("soname-link", ("cmake", "-E", "create_symlink", real, f"{prefix}/lib/{SONAME}")),
             Command("dev-link", ("cmake", "-E", "create_symlink", real, f"{prefix}/lib/libsqlite3.so")),
         ]
@@ -71,9 +71,9 @@ def commands(ctx: BuildContext) -> list[Command]:
     return commands
 
 
-def _pc(prefix: Path, version: str, link: LinkMode, links: Mapping[str, LinkMode]) -> None:
+def _pc(prefix: Path, version: str, link: LinkMode) -> None:
     """sqlite3.pc, which the amalgamation does not ship (PROJ's proj.pc requires it)."""
-    libs = "-L${libdir} -lsqlite3" + (f" {STATIC_LIBS}" if link == "static" else "")
+    libs = "-L${libdir} -lsqlite3" + (f" {SYSTEM_LIBS}" if link == "static" else "")
     pc = prefix / "lib" / "pkgconfig" / "sqlite3.pc"
     pc.parent.mkdir(parents=True, exist_ok=True)
     pc.write_text("\n".join([
@@ -85,7 +85,7 @@ def _pc(prefix: Path, version: str, link: LinkMode, links: Mapping[str, LinkMode
         "Description: SQL database engine (built by geonox)",
         f"Version: {version}",
         f"Libs: {libs}",
-        f"Libs.private: {STATIC_LIBS}",
+        f"Libs.private: {SYSTEM_LIBS}",
         "Cflags: -I${includedir}",
         "",
     ]))
@@ -100,5 +100,5 @@ RECIPE = Recipe(
     default_version="3.53.1",
     commands=commands,
     consumer=CONSUMER,
-    libraries=(Library("sqlite3", "sqlite", ("sqlite3_",), rb"SQLite format 3\x00"),),
+    libraries=(Library("sqlite3", ("sqlite3_",), rb"SQLite format 3\x00"),),
 )

@@ -3,6 +3,8 @@ per arch, per wheel build, per Python), what each requires, its doc and how it r
 plan and the nox sessions iterate :data:`geonox.steps.STEPS`; adding a step is one place."""
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal, Optional
 
@@ -61,3 +63,12 @@ def only_wheel(directory: Path, what: str) -> Path:
         raise UserError(f"expected one wheel in {directory} ({what}), found {len(wheels)}: "
                         f"run the step before it first (nox requires chains them).")
     return wheels[0]
+
+
+_PLACEHOLDER = re.compile(r"\{(project|package|prefix|arch|python)\}")
+
+
+def expand(text: str, values: Mapping[str, str]) -> str:
+    """Replace the ``{project}``, ``{prefix}``, ... placeholders geonox knows; any other
+    brace (``${HOME}``, a Python dict in a command) is left alone."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)

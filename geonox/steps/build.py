@@ -3,21 +3,16 @@ scikit-build-core for the example), against the dependency prefix."""
 from __future__ import annotations
 
 import contextlib
-import re
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
 
 from geonox.command import Command
 from geonox.config import Config
 from geonox.project import Project
-from geonox.steps.base import Key, Step, only_wheel, say_where
+from geonox.steps.base import Key, Step, expand, only_wheel, say_where
 from geonox.steps.deps import build_deps, consumer_env
 from geonox.targets import PythonVersion
 from geonox.tools import build_frontend
-
-_PLACEHOLDER = re.compile(r"\{(project|package|prefix|arch|python)\}")
-
 
 #: Left out of the fresh copy a build starts from: what earlier builds leave in a project
 #: tree (setuptools reuses build/ and would relink nothing after a link-mode change).
@@ -44,12 +39,6 @@ def fresh_tree(project: Project, arch: str, py: PythonVersion | None) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(config.project, dest, symlinks=True, ignore=ignore)
     return dest
-
-
-def expand(text: str, values: Mapping[str, str]) -> str:
-    """Replace the ``{project}``, ``{prefix}``, ... placeholders geonox knows; any other
-    brace (``${HOME}``, a Python dict in a command) is left alone."""
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
 class BuildStep(Step):

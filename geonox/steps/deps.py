@@ -81,8 +81,9 @@ def consumer_env(config: Config, prefix: str) -> dict[str, str]:
     """What every configured dependency publishes to the extension's build (its consumer
     contract), for a prefix at ``prefix`` as the executor sees it."""
     env = {"CMAKE_PREFIX_PATH": prefix, "PKG_CONFIG_PATH": f"{prefix}/lib/pkgconfig"}
+    recipes = registry()
     for spec in config.deps:
-        recipe = registry()[spec.name]
+        recipe = recipes[spec.name]
         if recipe.consumer:
             env.update(recipe.consumer.env(prefix, spec.source.version))
     return env
@@ -140,11 +141,10 @@ def _build(project: Project, backend: Backend, prefix: DepPrefix, label: str) ->
             timings[spec.name] = round(time.monotonic() - t0, 1)
             project.log(f"{label}: {spec.name} {spec.source.version} built in {timings[spec.name]} s")
         executor.sync_out(prefix.path)
-    links = {d.name: d.link for d in config.deps}
     for spec in config.deps:  # complete what consumers read (pkg-config, config scripts)
         consumer = recipes[spec.name].consumer
         if consumer and consumer.finish:
-            consumer.finish(prefix.path, spec.source.version, spec.link, links)
+            consumer.finish(prefix.path, spec.source.version, spec.link)
     project.log(f"{label}: done in {time.monotonic() - started:.0f} s -> {prefix.path}")
     return dict(prefix.manifest, key=prefix.key, seconds=timings)
 

@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from geonox.command import Command
 from geonox.config import Config
 from geonox.errors import UserError
-from geonox.executors import log_tail
+from geonox.executors import Executor, log_tail
 from geonox.project import Project
-from geonox.executors import Executor
-from geonox.steps.base import Key, Step, say_where
-from geonox.steps.build import expand
+from geonox.steps.base import Key, Step, expand, say_where
 from geonox.steps.repair import repaired_wheel
 from geonox.targets import PythonVersion
 

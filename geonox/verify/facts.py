@@ -131,12 +131,13 @@ class WheelFacts:
                     facts.files[rel] = read_elf(full)
                 except (ELFError, ValueError, OSError, KeyError) as exc:  # truncated/corrupt ELF
                     facts.broken[rel] = str(exc) or type(exc).__name__
+        libraries = known_libraries()
         for rel, info in facts.files.items():
             facts.libs.add(PurePosixPath(rel).name)
             if info.soname:
                 facts.libs.add(info.soname)
             facts.exports.update(s.name for s in info.exported)
-            facts.contains[rel] = _libraries_in(root / rel, info, known_libraries())
+            facts.contains[rel] = _libraries_in(root / rel, info, libraries)
         facts._follow_loaders()
         return facts
 
@@ -151,15 +152,19 @@ class WheelFacts:
                 names.setdefault(info.soname, rel)
         return names
 
-    def _search_dirs(self, rel: str, info: ElfInfo, inherited: list[Path]) -> list[Path]:
+    def _search_dirs(self, rel: str, info: ElfInfo,
+                     inherited: list[Path]) -> tuple[list[Path], list[Path]]:
+        """Where the loader looks for ``rel``'s NEEDED libraries, and the DT_RPATH
+        directories the libraries it loads inherit."""
         origin = str((self.root / rel).parent)
 
         def expand(entry: str) -> Path:
             return Path(entry.replace("${ORIGIN}", origin).replace("$ORIGIN", origin))
 
         if info.runpath:  # DT_RUNPATH: the file's own entries only, no inheritance
-            return [expand(p) for p in info.runpath]
-        return [expand(p) for p in info.rpath] + inherited  # DT_RPATH: then its loaders'
+            return [expand(p) for p in info.runpath], inherited
+        own = [expand(p) for p in info.rpath]
+        return own + inherited, [*inherited, *own]  # DT_RPATH: then its loaders'
 
     def _follow_loaders(self) -> None:
         """Walk each extension's and executable's NEEDED graph inside the wheel the way
@@ -174,9 +179,7 @@ class WheelFacts:
             queue: list[tuple[str, ElfInfo, list[Path]]] = [(rel, info, [])]
             while queue:
                 current, cinfo, inherited = queue.pop(0)
-                dirs = self._search_dirs(current, cinfo, inherited)
-                passed_on = inherited if cinfo.runpath else \
-                    [*inherited, *self._search_dirs(current, cinfo, [])[:len(cinfo.rpath)]]
+                dirs, passed_on = self._search_dirs(current, cinfo, inherited)
                 for lib in cinfo.needed:
                     name = PurePosixPath(lib).name
                     if name in loaded or name not in shipped:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from geonox.elf import ElfInfo
 from geonox.targets import host_arch
-from geonox.verify.facts import WheelFacts
-from geonox.verify.rules import PYTHON_SYMBOL_RE, short_list
+from geonox.verify.facts import WheelFacts, short_list
+from geonox.verify.rules import PYTHON_SYMBOL_RE
 
 
 def should_run(facts: WheelFacts, info: ElfInfo, run_ldd: bool | None, ldd: str | None) -> bool:
