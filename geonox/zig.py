@@ -4,8 +4,9 @@ aarch64 with no container and no QEMU.
 
 CMake and autotools want one executable per tool, so :class:`ZigToolchain` writes small
 wrappers (cc, c++, ar, ranlib, strip) and a CMake toolchain file into the cache.  The
-wrappers call :func:`geonox.zigcc.translate` (stdlib only: it runs on every compiler
-call), which handles zig's traps:
+compiler wrappers are POSIX sh scripts (:func:`geonox.zigcc.sh_wrapper`: a Python start on
+each of GEOS's compiler calls cost ~60 ms) doing what :func:`geonox.zigcc.translate`
+specifies, which handles zig's traps:
 
 - a later ``--target=``/``-target`` would override the glibc-versioned target: dropped,
   and ours goes last;
@@ -26,6 +27,7 @@ import hashlib
 import stat
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,11 +37,11 @@ from geonox.executors import Executor
 from geonox.policy import glibc_of
 from geonox.targets import PythonVersion
 from geonox.toolchains import flag_args, seed_flags, prefix_args
-from geonox.zigcc import translate, wrapper_main
+from geonox.zigcc import sh_wrapper, translate, wrapper_main
 
 __all__ = ["WRAPPER_VERSION", "ZigToolchain", "host_cmake", "translate", "wrapper_main", "zig_exe"]
 
-WRAPPER_VERSION = 2  # bump when translate() changes: it is part of the toolchain identity
+WRAPPER_VERSION = 3  # bump when translate() changes: it is part of the toolchain identity
 TOOLS = ("cc", "c++", "ar", "ranlib", "strip")
 
 
@@ -111,13 +113,16 @@ class ZigToolchain:
         package_dir = Path(__file__).resolve().parent.parent
         for tool in TOOLS:
             path = bin_dir / tool
-            # -S: no site-packages to scan on each of the thousands of compiler calls.
-            path.write_text(
-                f"#!{sys.executable} -S\n"
-                "import sys\n"
-                f"sys.path.insert(0, {str(package_dir)!r})\n"
-                "from geonox.zigcc import wrapper_main\n"
-                f"sys.exit(wrapper_main({tool!r}, {self.target!r}, sys.argv[1:], {str(zig)!r}))\n")
+            if tool == "strip":  # rare: Python, for its fallbacks
+                # -S: no site-packages to scan.
+                path.write_text(
+                    f"#!{sys.executable} -S\n"
+                    "import sys\n"
+                    f"sys.path.insert(0, {str(package_dir)!r})\n"
+                    "from geonox.zigcc import wrapper_main\n"
+                    f"sys.exit(wrapper_main({tool!r}, {self.target!r}, sys.argv[1:], {str(zig)!r}))\n")
+            else:  # every compiler call: POSIX sh, no interpreter start
+                path.write_text(sh_wrapper(tool, self.target, str(zig)))
             path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         final_bin = root / "bin"
         processor = {"x86_64": "x86_64", "aarch64": "aarch64"}[self.arch]
@@ -172,8 +177,8 @@ class ZigToolchain:
     def cxxflags(self) -> tuple[str, ...]:
         return self.cflags
 
-    def cmake_args(self, prefix: str) -> list[str]:
-        return [f"-DCMAKE_TOOLCHAIN_FILE={self.toolchain_file}", *prefix_args(prefix),
+    def cmake_args(self, prefix: str, search: Sequence[str] = ()) -> list[str]:
+        return [f"-DCMAKE_TOOLCHAIN_FILE={self.toolchain_file}", *prefix_args(prefix, search),
                 *flag_args(self)]
 
     def extension_env(self, py: PythonVersion | None = None) -> dict[str, str]:

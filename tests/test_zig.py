@@ -37,6 +37,43 @@ def test_translate_handles_the_known_traps():
     assert "-mcpu=x86_64_v2" in translate("c++", "x86_64-linux-gnu.2.17", ["-march=x86-64-v2"])
 
 
+ARGV_CORPUS = [
+    ["-O2", "--target=x86_64-linux-gnu", "-target", "x86_64-linux-gnu", "-march=armv8-a",
+     "-mtune=generic", "-Wp,-D_FORTIFY_SOURCE=2", "-Wl,--version-script=x.map,--exclude-libs,ALL",
+     "-Xlinker", "--exclude-libs", "-Xlinker", "ALL", "-Wl,--exclude-libs=ALL", "a.c"],
+    ["-march=x86-64-v2", "-march=x86-64", "-march=armv8.2-a", "-march=cortex-a72", "-march=znver-3"],
+    ["-DNAME=\"a b\"", "it's", "a\\b", "$HOME", "`x`", "*", "", " ", "-o", "out dir/x.o"],
+    ["-Wp,", "-Wp,,-DA,,-DB", "-Wl,", "-Wl,a,,b", "-Wl,--exclude-libs", "-Wl,-rpath,$ORIGIN"],
+    ["-Xlinker", "--exclude-libs=ALL", "-c", "-Xlinker", "--exclude-libs", "x.c", "-Xlinker"],
+    ["-Xlinker", "-z", "-Xlinker", "defs", "-target"],
+    [],
+]
+
+
+@pytest.mark.parametrize("target", ["aarch64-linux-gnu.2.17", "x86_64-linux-gnu.2.28"])
+@pytest.mark.parametrize("tool", ["cc", "c++", "ar"])
+def test_sh_wrapper_passes_zig_what_translate_says(tmp_path, target, tool):
+    """The generated POSIX sh wrapper (what runs on every compiler call) is held to
+    translate(), argument list by argument list, quoting included: a fake zig prints its
+    argv as JSON."""
+    import json
+    import subprocess
+
+    from geonox.zigcc import sh_wrapper
+
+    fake = tmp_path / "fake zig's"
+    fake.write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    fake.chmod(0o755)
+    wrapper = tmp_path / tool
+    wrapper.write_text(sh_wrapper(tool, target, str(fake)))
+    wrapper.chmod(0o755)
+    for argv in ARGV_CORPUS:
+        got = json.loads(subprocess.run([str(wrapper), *argv], capture_output=True, text=True,
+                                        check=True).stdout)
+        want = translate(tool, target, argv) if tool != "ar" else [tool, *argv]
+        assert got == want, argv
+
+
 @pytest.fixture(scope="module")
 def zig_aarch64(geonox_cache, monkeypatch_module):
     monkeypatch_module.setenv("GEONOX_CACHE_DIR", str(geonox_cache))
