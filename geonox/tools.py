@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -35,22 +37,28 @@ def _venv_id(executor: Executor, name: str, py: PythonVersion) -> str:
 
 
 def _make_venv(executor: Executor, venv: Path, py: PythonVersion, packages: tuple[str, ...],
-               log: Path) -> None:
+               log: Path, uv: str | None = None) -> None:
     python = str(venv / "bin" / "python")
     executor.run(Command("tools-venv", ("rm", "-rf", str(venv))), log=log)
+    if uv:
+        executor.run(Command("tools-venv", (uv, "venv", "--quiet", "--python", executor.python(py),
+                                            str(venv))), log=log)
+        executor.run(Command("tools-install", (uv, "pip", "install", "--quiet", "--python", python,
+                                               *packages)), log=log)
+        return
     executor.run(Command("tools-venv", (executor.python(py), "-m", "venv", str(venv))), log=log)
     executor.run(Command("tools-install", (python, "-m", "pip", "install", "-q", *packages)),
                  log=log)
 
 
 def tool_venv(executor: Executor, cache: CacheLayout, name: str, py: PythonVersion,
-              packages: tuple[str, ...], *, log: Path) -> str:
+              packages: tuple[str, ...], *, log: Path, uv: str | None = None) -> str:
     """The interpreter of a venv of CPython ``py`` with ``packages``, where ``executor``
     runs commands; made once."""
     vid = _venv_id(executor, name, py)
     if executor.shares_host_paths:
         artifact = cache.tool(vid)
-        artifact.ensure(lambda place: _make_venv(executor, place, py, packages, log), in_place=True)
+        artifact.ensure(lambda place: _make_venv(executor, place, py, packages, log, uv), in_place=True)
         return str(artifact.path / "bin" / "python")
     venv = _IN_CONTAINER / vid
     marker = venv / TOOL_MARKER
@@ -61,10 +69,43 @@ def tool_venv(executor: Executor, cache: CacheLayout, name: str, py: PythonVersi
     return str(venv / "bin" / "python")
 
 
+def uv_bin(executor: Executor) -> str | None:
+    """uv where ``executor`` runs commands, or None for pip: the uv package's binary on this
+    machine (``GEONOX_UV=0`` turns it off); containers keep pip (their arch and libc may not
+    be this machine's)."""
+    if not executor.local or os.environ.get("GEONOX_UV", "1").strip().lower() in ("0", "false", "no"):
+        return None
+    try:
+        import uv
+        return uv.find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
 def build_frontend(executor: Executor, cache: CacheLayout, py: PythonVersion, *,
-                   log: Path) -> list[str]:
-    """argv that runs pypa/build under that Python."""
-    return [tool_venv(executor, cache, "build", py, ("build",), log=log), "-m", "build"]
+                   log: Path, cross: bool = False) -> list[str]:
+    """argv that runs pypa/build under that Python; with uv, build isolation installs the
+    build requirements with uv (``--installer uv``).  Not for a cross build: pip picks the
+    target's wheels from ``_PYTHON_HOST_PLATFORM``, uv would pick the build machine's."""
+    uv = None if cross else uv_bin(executor)
+    if uv is None:
+        return [tool_venv(executor, cache, "build", py, ("build",), log=log), "-m", "build"]
+    python = tool_venv(executor, cache, "build-uv", py, ("build", "uv"), log=log, uv=uv)
+    return [python, "-m", "build", "--installer", "uv"]
+
+
+def new_venv(executor: Executor, interpreter: str, venv: Path, *, log: Path) -> list[str]:
+    """A clean venv of ``interpreter`` at ``venv`` (pip inside it either way: a test command
+    may call it); returns the argv prefix that installs into it."""
+    executor.run(Command("clean", ("rm", "-rf", str(venv))), log=log)
+    vpython = str(venv / "bin" / "python")
+    uv = uv_bin(executor)
+    if uv is None:
+        executor.run(Command("venv", (interpreter, "-m", "venv", str(venv))), log=log)
+        return [vpython, "-m", "pip", "install"]
+    executor.run(Command("venv", (uv, "venv", "--quiet", "--seed", "--python", interpreter, str(venv))),
+                 log=log)
+    return [uv, "pip", "install", "--python", vpython]
 
 
 def repair_python(executor: Executor, cache: CacheLayout, py: PythonVersion, *, log: Path) -> str:

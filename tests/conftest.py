@@ -86,8 +86,23 @@ def geonox_cache(tmp_path_factory) -> Path:
     return path.resolve()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_ccache(tmp_path_factory):
+    """One ccache directory for every geonox cache of the test session (CCACHE_DIR, which
+    geonox honours on this machine): a SQLite compiled by one test is a hit in the next."""
+    keep = os.environ.get("GEONOX_TEST_CACHE")
+    path = Path(keep) / "ccache" if keep else tmp_path_factory.mktemp("ccache")
+    old = os.environ.get("CCACHE_DIR")
+    os.environ["CCACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("CCACHE_DIR", None)
+    else:
+        os.environ["CCACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
-def geonox_env(mirror, geonox_cache) -> dict:
+def geonox_env(mirror, geonox_cache, shared_ccache) -> dict:
     """Environment for geonox subprocesses: the mirror and the shared cache."""
     env = dict(os.environ)
     env["GEONOX_MIRROR"] = str(mirror)

@@ -84,7 +84,7 @@ def test_entries_prune_by_age_and_size_never_what_is_locked(tmp_path):
         entries[name] = art
     listed = {e.path: e for e in layout.entries()}
     assert {listed[a.path].kind for a in entries.values()} == {"prefix"}
-    assert "(sqlite 3.52.0)" in listed[entries["old"].path].description
+    assert "(sqlite 3.52.0 static)" in listed[entries["old"].path].description
     holder = filelock.FileLock(str(entries["locked"].lock_path))
     with holder:
         assert layout.in_use(listed[entries["locked"].path])
@@ -97,6 +97,39 @@ def test_entries_prune_by_age_and_size_never_what_is_locked(tmp_path):
     assert {e.path for e in result.removed} == {entries["locked"].path, entries["big-old"].path}
     assert entries["fresh"].complete()
     assert layout.clear().freed > 300 and layout.entries() == []
+
+
+def test_prune_keeps_an_artifact_while_a_kept_prefix_uses_it(tmp_path):
+    layout = CacheLayout(tmp_path / "c")
+
+    def artifact(name: str, days: float):
+        art = layout.dep(name)
+        art.ensure(lambda place: ((place / "lib").mkdir(parents=True),
+                                  (place / "lib" / "l.a").write_bytes(b"a" * 100),
+                                  {"name": name, "version": "1", "link": "static", "seconds": 1})[2],
+                   in_place=True)
+        age(art.marker_path, days)
+        return art
+
+    def prefix(name: str, days: float, uses):
+        art = layout.prefix(name)
+        art.ensure(lambda place: (place.mkdir(), {"deps": [
+            {"name": u.path.name, "version": "1", "artifact": u.path.name} for u in uses]})[1])
+        age(art.marker_path, days)
+        return art
+
+    shared, alone, only_old = artifact("geos-a", 50), artifact("sqlite-b", 50), artifact("proj-c", 50)
+    fresh = prefix("x86_64-fresh", 1, [shared])
+    old = prefix("x86_64-old", 40, [shared, only_old])
+    listed = {e.path: e.kind for e in layout.entries()}
+    assert listed[shared.path] == "artifact" and listed[fresh.path] == "prefix"
+    removed = {e.path for e in layout.prune(older_than=30 * DAY).removed}
+    # the old prefix and what only it used go; the fresh prefix keeps its (old) artifact
+    assert removed == {old.path, alone.path, only_old.path}
+    assert shared.complete() and fresh.complete()
+    # by size too: the artifact of a kept prefix is never taken before that prefix
+    removed = [e.path for e in layout.prune(max_size=0).removed]
+    assert removed == [fresh.path, shared.path]
 
 
 def test_cache_entries_prune_clear(tmp_path, monkeypatch):
@@ -136,7 +169,7 @@ def test_cache_entries_prune_clear(tmp_path, monkeypatch):
 SQLEXT = REPO / "tests" / "data" / "sqlext"
 
 
-def sqlext_project(root: Path, name: str, policy: str) -> Path:
+def sqlext_project(root: Path, name: str, policy: str, link: str = "static") -> Path:
     import shutil
 
     project = root / name
@@ -148,6 +181,7 @@ def sqlext_project(root: Path, name: str, policy: str) -> Path:
         deps = ["sqlite"]
         python = ["3.12"]
         policy = "{policy}"
+        link = "{link}"
         test-command = "python -c 'import sqlext; sqlext.selftest()'"
         [tool.geonox.versions]
         sqlite = "3.52.0"
@@ -161,10 +195,12 @@ def test_two_projects_prune_keeps_what_a_running_build_holds(tmp_path, mirror):
     if host_arch() != "x86_64" or not __import__("shutil").which("python3.12"):
         skip_or_fail("needs an x86_64 host with python3.12 on PATH")
     cache = tmp_path / "cache"
-    env = dict(os.environ, GEONOX_CACHE_DIR=str(cache), GEONOX_MIRROR=str(mirror))
+    # ccache off: the second build must still be compiling while the cache is pruned
+    env = dict(os.environ, GEONOX_CACHE_DIR=str(cache), GEONOX_MIRROR=str(mirror), GEONOX_CCACHE="0")
     env.pop("GEONOX_OFFLINE", None)
     first = sqlext_project(tmp_path, "first", "manylinux_2_28")
-    second = sqlext_project(tmp_path, "second", "manylinux2014")  # another prefix key
+    # another SQLite artifact: shared (the policy alone would not change a host build)
+    second = sqlext_project(tmp_path, "second", "manylinux2014", link="shared")
     arch = host_arch()
 
     done = nox("-s", f"wheels-{arch}", cwd=first, env=env)
@@ -180,24 +216,26 @@ def test_two_projects_prune_keeps_what_a_running_build_holds(tmp_path, mirror):
     layout = CacheLayout(cache)
     before = {e.path: e for e in layout.entries()}
     kinds = {e.kind for e in before.values()}
-    assert {"source", "prefix", "logs", "tool", "toolchain", "work"} <= kinds, kinds
-    assert {p.name for p in cache.iterdir()} <= {"sources", "prefixes", "logs", "tools",
+    assert {"source", "artifact", "prefix", "logs", "tool", "toolchain", "work"} <= kinds, kinds
+    assert {p.name for p in cache.iterdir()} <= {"sources", "deps", "prefixes", "logs", "tools", "ccache",
                                                  "toolchains", "work", "tmp"}
     listing = run([sys.executable, "-m", "geonox", "cache", "list"], cwd=tmp_path, env=env)
     assert listing.returncode == 0 and "unrecognised" not in listing.stdout, listing.stdout
     first_prefix = next(p for p, e in before.items() if e.kind == "prefix")
+    first_sqlite = next(p for p, e in before.items() if e.kind == "artifact")
+    assert "artifact " + first_sqlite.name in listing.stdout and "(sqlite 3.52.0, static" in listing.stdout
 
     # the second project's dependency build runs while the cache is pruned
     building = subprocess.Popen([sys.executable, "-m", "nox", "-s", f"deps-{arch}"], cwd=second,
                                 env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        def compiling() -> bool:  # the prefix dir exists, unfinished (its marker comes last)
-            return any(p.is_dir() and not (p / "geonox-prefix.json").exists()
-                       for p in layout.prefixes.iterdir())
+        def compiling() -> bool:  # the artifact dir exists, unfinished (its marker comes last)
+            return any(p.is_dir() and not (p / "geonox-dep.json").exists()
+                       for p in layout.deps.iterdir())
 
         assert wait_for(compiling, 120), "the second build never started"
         during = {e.path: e for e in layout.entries()}
-        partial = [e for e in during.values() if e.kind == "partial" and e.path.parent == layout.prefixes]
+        partial = [e for e in during.values() if e.kind == "partial" and e.path.parent == layout.deps]
         assert len(partial) == 1 and layout.in_use(partial[0])
         listing = run([sys.executable, "-m", "geonox", "cache", "list"], cwd=tmp_path, env=env)
         assert "unrecognised" not in listing.stdout and "in use" in listing.stdout, listing.stdout
@@ -205,6 +243,8 @@ def test_two_projects_prune_keeps_what_a_running_build_holds(tmp_path, mirror):
                      cwd=tmp_path, env=env)
         assert pruned.returncode == 0, pruned.stdout
         assert f"removed prefix {first_prefix}" in pruned.stdout, pruned.stdout
+        # its artifact went with it: no kept prefix uses it any more
+        assert f"removed artifact {first_sqlite}" in pruned.stdout, pruned.stdout
         assert f"kept partial {partial[0].path}: in use" in pruned.stdout, pruned.stdout
         assert "freed" in pruned.stdout
     finally:
@@ -212,7 +252,10 @@ def test_two_projects_prune_keeps_what_a_running_build_holds(tmp_path, mirror):
     assert building.returncode == 0, out[-4000:]
     assert not first_prefix.exists()
     remaining = {e.path: e for e in layout.entries()}
+    artifacts = [e for e in remaining.values() if e.kind == "artifact"]
+    assert [e.path for e in artifacts] == [partial[0].path]  # the held one, now complete
     prefixes = [e for e in remaining.values() if e.kind == "prefix"]
-    assert [e.path for e in prefixes] == [partial[0].path]  # the held one, now complete
+    assert len(prefixes) == 1 and prefixes[0].path != first_prefix
     assert not any(e.kind in ("tool", "toolchain", "source") for e in remaining.values())
-    assert json.loads((partial[0].path / "geonox-prefix.json").read_text())["policy"] == "manylinux_2_17"
+    assert json.loads((prefixes[0].path / "geonox-prefix.json").read_text())["policy"] == "manylinux_2_17"
+    assert json.loads((partial[0].path / "geonox-dep.json").read_text())["link"] == "shared"

