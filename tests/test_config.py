@@ -271,7 +271,7 @@ def test_artifact_keys_change_with_their_inputs_and_their_dependencies_only(tmp_
         assert {n for n in base if other[n] != base[n]} == changed, override
     # a project without PROJ shares the SQLite library artifact (no shell in it)
     (tmp_path / "small").mkdir()
-    small = keys(load_config(write_project(tmp_path / "small", 'deps = ["geos", "sqlite"]\n')))
+    small = keys(load_config(write_project(tmp_path / "small", 'deps = ["geos", "sqlite"]\nbackend = "host"\n')))
     assert small["sqlite"] == base["sqlite"] and small["geos"] == base["geos"]
     assert "sqlite-shell" not in small and small["prefix"] != base["prefix"]
 
