@@ -58,16 +58,17 @@ def project(root: Path, name: str, table: str) -> Path:
     return dest
 
 
-def repacked(mirror: Path, dep: str, dest: Path) -> tuple[Path, str]:
-    """The mirror's archive with the same files in other bytes (a key-only change)."""
+def repacked(mirror: Path, dep: str, dest: Path, n: int) -> tuple[Path, str]:
+    """The mirror's archive with the same files in other bytes (a key-only change); ``n``
+    makes each call's bytes differ."""
     name = ARCHIVES[dep]
     data = (mirror / name).read_bytes()
     dest.mkdir(parents=True, exist_ok=True)
     if name.endswith(".gz"):
-        out = gzip.compress(gzip.decompress(data), mtime=int(time.time()))
+        out = gzip.compress(gzip.decompress(data), mtime=int(time.time()) + n)
     else:
         import bz2
-        out = bz2.compress(bz2.decompress(data), compresslevel=8)  # upstream used 9
+        out = bz2.compress(bz2.decompress(data), compresslevel=8 - n)  # upstream used 9
     path = dest / name
     path.write_bytes(out)
     return path, hashlib.sha256(out).hexdigest()
@@ -130,7 +131,7 @@ def main() -> None:
         dep = args.ccache_dep
         times = {}
         for label, ccache in (("cold", "1"), ("key-only, ccache", "1"), ("key-only, no ccache", "0")):
-            archive, sha = repacked(mirror, dep, tmp / f"src-{len(times)}")
+            archive, sha = repacked(mirror, dep, tmp / f"src-{len(times)}", len(times))
             if label == "cold":
                 shutil.rmtree(tmp / "cache" / "ccache", ignore_errors=True)
             one = project(tmp, f"one-{len(times)}", f"""\
