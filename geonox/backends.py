@@ -133,8 +133,7 @@ class Backend:
         return self._once("ccache", self._find_ccache)
 
     def _find_ccache(self) -> Ccache | None:
-        off = os.environ.get("GEONOX_CCACHE", "1").strip().lower() in ("0", "false", "no")
-        if off or not self.config.ccache:
+        if not self.config.ccache:  # [tool.geonox] ccache, or GEONOX_CCACHE
             return None
         executor = self.executor
         if executor.local:

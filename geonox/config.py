@@ -227,7 +227,7 @@ def _custom_source(name: str, table: Any) -> Source:
 
 
 def _deps(values: Mapping[str, Any]) -> list[DepSpec]:
-    recipes = {n: r for n, r in registry().items() if not r.build_tool}
+    recipes = {n: r for n, r in registry().items() if not r.build_tool}  # what a project configures
     names = _choose("deps", _str_list("deps", values["deps"]), tuple(recipes))
     versions = _table("versions", values["versions"], "{ proj = \"9.1.1\" }")
     sources = _table("sources", values["sources"], "[tool.geonox.sources.proj]")
@@ -323,6 +323,8 @@ def _layers(project: Path, overrides: Mapping[str, Any], env: Environment,
     values.update(table)
     if env.offline is not None:
         values["offline"] = env.offline
+    if env.ccache is not None:
+        values["ccache"] = env.ccache
     values.update(keywords)
     values["mirrors"] = [*env.mirrors, *_str_list("mirrors", values["mirrors"])]
     for key in drop:

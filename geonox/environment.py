@@ -8,6 +8,8 @@ cache``, :func:`geonox.sources.fetch` called on its own) calls :func:`read` itse
 ``GEONOX_MIRROR``      mirror base URLs or directories, whitespace separated; tried before
                        the ``mirrors`` of ``[tool.geonox]``
 ``GEONOX_OFFLINE``     ``1/true/yes/on`` or ``0/false/no/off``: overrides ``offline``
+``GEONOX_CCACHE``      ``1/true/yes/on`` or ``0/false/no/off``: overrides ``ccache``
+``GEONOX_UV``          ``0/false/no/off``: pip instead of uv
 ``GEONOX_CACHE_DIR``   the cache root (default: the platform's user cache dir)
 ``GEONOX_TIMEOUT``     download read timeout in seconds
 ``GEONOX_DOCKER``      the docker client to run (default: ``docker`` on PATH)
@@ -28,13 +30,15 @@ from geonox.errors import ConfigError
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 VARIABLES = ("GEONOX_MIRROR", "GEONOX_OFFLINE", "GEONOX_CACHE_DIR", "GEONOX_TIMEOUT",
-             "GEONOX_DOCKER", "GEONOX_PODMAN")
+             "GEONOX_DOCKER", "GEONOX_PODMAN", "GEONOX_CCACHE", "GEONOX_UV")
 
 
 @dataclass(frozen=True)
 class Environment:
     mirrors: tuple[str, ...] = ()
     offline: bool | None = None  # None: not set, the config decides
+    ccache: bool | None = None  # None: not set, the config decides
+    uv: bool = True  # False: pip for venvs and build isolation
     cache_dir: Path = field(default_factory=lambda: default_cache_dir())
     timeout: float | None = None
     engines: Mapping[str, str] = field(default_factory=dict)  # "docker" -> client path
@@ -48,12 +52,17 @@ def _bad(var: str, value: str, allowed: str) -> ConfigError:
     return ConfigError(f"{var}={value!r} is not valid: {allowed}.", key=var)
 
 
+def _flag(env: Mapping[str, str], var: str) -> bool | None:
+    """A yes/no variable: True, False, or None when unset."""
+    text = env.get(var, "").strip().lower()
+    if text and text not in _TRUE | _FALSE:
+        raise _bad(var, env[var], "expected 1/true/yes/on or 0/false/no/off")
+    return (text in _TRUE) if text else None
+
+
 def read(environ: Mapping[str, str] | None = None) -> Environment:
     """The ``GEONOX_*`` settings of ``environ`` (default: this process's environment)."""
     env = os.environ if environ is None else environ
-    offline_text = env.get("GEONOX_OFFLINE", "").strip().lower()
-    if offline_text and offline_text not in _TRUE | _FALSE:
-        raise _bad("GEONOX_OFFLINE", env["GEONOX_OFFLINE"], "expected 1/true/yes/on or 0/false/no/off")
     timeout = None
     timeout_text = env.get("GEONOX_TIMEOUT", "").strip()
     if timeout_text:
@@ -68,7 +77,9 @@ def read(environ: Mapping[str, str] | None = None) -> Environment:
     cache = env.get("GEONOX_CACHE_DIR", "").strip()
     return Environment(
         mirrors=tuple(env.get("GEONOX_MIRROR", "").split()),
-        offline=(offline_text in _TRUE) if offline_text else None,
+        offline=_flag(env, "GEONOX_OFFLINE"),
+        ccache=_flag(env, "GEONOX_CCACHE"),
+        uv=_flag(env, "GEONOX_UV") is not False,
         cache_dir=Path(cache).expanduser().resolve() if cache else default_cache_dir(),
         timeout=timeout,
         engines={kind: env[f"GEONOX_{kind.upper()}"] for kind in ("docker", "podman")

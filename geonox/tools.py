@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -38,17 +37,8 @@ def _venv_id(executor: Executor, name: str, py: PythonVersion) -> str:
 
 def _make_venv(executor: Executor, venv: Path, py: PythonVersion, packages: tuple[str, ...],
                log: Path, uv: str | None = None) -> None:
-    python = str(venv / "bin" / "python")
-    executor.run(Command("tools-venv", ("rm", "-rf", str(venv))), log=log)
-    if uv:
-        executor.run(Command("tools-venv", (uv, "venv", "--quiet", "--python", executor.python(py),
-                                            str(venv))), log=log)
-        executor.run(Command("tools-install", (uv, "pip", "install", "--quiet", "--python", python,
-                                               *packages)), log=log)
-        return
-    executor.run(Command("tools-venv", (executor.python(py), "-m", "venv", str(venv))), log=log)
-    executor.run(Command("tools-install", (python, "-m", "pip", "install", "-q", *packages)),
-                 log=log)
+    install = new_venv(executor, executor.python(py), venv, log=log, uv=uv)
+    executor.run(Command("tools-install", (*install, "-q", *packages)), log=log)
 
 
 def tool_venv(executor: Executor, cache: CacheLayout, name: str, py: PythonVersion,
@@ -69,11 +59,11 @@ def tool_venv(executor: Executor, cache: CacheLayout, name: str, py: PythonVersi
     return str(venv / "bin" / "python")
 
 
-def uv_bin(executor: Executor) -> str | None:
+def uv_bin(executor: Executor, wanted: bool = True) -> str | None:
     """uv where ``executor`` runs commands, or None for pip: the uv package's binary on this
-    machine (``GEONOX_UV=0`` turns it off); containers keep pip (their arch and libc may not
-    be this machine's)."""
-    if not executor.local or os.environ.get("GEONOX_UV", "1").strip().lower() in ("0", "false", "no"):
+    machine (``wanted`` is False under ``GEONOX_UV=0``); containers keep pip (their arch and
+    libc may not be this machine's)."""
+    if not executor.local or not wanted:
         return None
     try:
         import uv
@@ -83,23 +73,21 @@ def uv_bin(executor: Executor) -> str | None:
 
 
 def build_frontend(executor: Executor, cache: CacheLayout, py: PythonVersion, *,
-                   log: Path, cross: bool = False) -> list[str]:
-    """argv that runs pypa/build under that Python; with uv, build isolation installs the
-    build requirements with uv (``--installer uv``).  Not for a cross build: pip picks the
-    target's wheels from ``_PYTHON_HOST_PLATFORM``, uv would pick the build machine's."""
-    uv = None if cross else uv_bin(executor)
+                   log: Path, uv: str | None = None) -> list[str]:
+    """argv that runs pypa/build under that Python; with ``uv``, build isolation installs
+    the build requirements with uv (``--installer uv``)."""
     if uv is None:
         return [tool_venv(executor, cache, "build", py, ("build",), log=log), "-m", "build"]
     python = tool_venv(executor, cache, "build-uv", py, ("build", "uv"), log=log, uv=uv)
     return [python, "-m", "build", "--installer", "uv"]
 
 
-def new_venv(executor: Executor, interpreter: str, venv: Path, *, log: Path) -> list[str]:
-    """A clean venv of ``interpreter`` at ``venv`` (pip inside it either way: a test command
-    may call it); returns the argv prefix that installs into it."""
+def new_venv(executor: Executor, interpreter: str, venv: Path, *, log: Path,
+             uv: str | None = None) -> list[str]:
+    """A clean venv of ``interpreter`` at ``venv``, made by ``uv`` or by venv (pip inside it
+    either way: a test command may call it); returns the argv prefix that installs into it."""
     executor.run(Command("clean", ("rm", "-rf", str(venv))), log=log)
     vpython = str(venv / "bin" / "python")
-    uv = uv_bin(executor)
     if uv is None:
         executor.run(Command("venv", (interpreter, "-m", "venv", str(venv))), log=log)
         return [vpython, "-m", "pip", "install"]

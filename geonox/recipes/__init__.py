@@ -54,7 +54,7 @@ class Consumer:
 
     env: Callable[[str, str], dict[str, str]]  # (prefix, version) -> variables
     finish: Callable[[Path, str, LinkMode], None] | None = None  # (prefix, version, link)
-    #: part of the prefix key: bump when ``finish`` writes something different
+    #: part of the artifact key: bump when ``finish`` writes something different
     revision: int = 1
 
 
@@ -138,11 +138,6 @@ def registry() -> dict[str, Recipe]:
 def known_libraries() -> tuple[Library, ...]:
     """Every library of every recipe (what verify can recognise in a wheel)."""
     return tuple(lib for recipe in registry().values() for lib in recipe.libraries)
-
-
-def libraries() -> list[str]:
-    """The names of the recipes a project can configure (build tools are not among them)."""
-    return [name for name, recipe in registry().items() if not recipe.build_tool]
 
 
 def build_order(names: Sequence[str]) -> list[str]:

@@ -12,7 +12,7 @@ from geonox.project import Project
 from geonox.steps.base import Key, Step, expand, only_wheel, say_where
 from geonox.steps.deps import build_deps, consumer_env
 from geonox.targets import PythonVersion
-from geonox.tools import build_frontend
+from geonox.tools import build_frontend, uv_bin
 
 #: Left out of the fresh copy a build starts from: what earlier builds leave in a project
 #: tree (setuptools reuses build/ and would relink nothing after a link-mode change).
@@ -96,8 +96,10 @@ class BuildStep(Step):
                 # pip (build isolation) and uv read these from the environment
                 env["PIP_CONSTRAINT"] = env["UV_BUILD_CONSTRAINT"] = str(constraints)
                 env["UV_CONSTRAINT"] = str(constraints)
-            frontend = build_frontend(executor, project.cache, build_py, log=log,
-                                      cross=toolchain.cross)
+            # Not uv for a cross build: pip picks the target's wheels from
+            # _PYTHON_HOST_PLATFORM, uv would pick the build machine's.
+            uv = None if toolchain.cross else uv_bin(executor, config.env.uv)
+            frontend = build_frontend(executor, project.cache, build_py, log=log, uv=uv)
             what = f"abi3 ({config.abi3}, built with {build_py.version})" if config.abi3 \
                 else f"CPython {build_py.version}"
             project.log(f"{session}: building {config.name} for {arch}, {what} (log: {log})")

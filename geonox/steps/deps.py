@@ -108,9 +108,6 @@ def content_key(manifest: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-prefix_key = content_key
-
-
 def _context(config: Config, spec: DepSpec, backend: Backend, *, src: str, build: str,
              prefix: str, jobs: int, deps: dict[str, str],
              launcher: tuple[str, ...] = ()) -> BuildContext:

@@ -15,7 +15,7 @@ from geonox.project import Project
 from geonox.steps.base import Key, Step, expand, say_where
 from geonox.steps.repair import repaired_wheel
 from geonox.targets import PythonVersion
-from geonox.tools import new_venv
+from geonox.tools import new_venv, uv_bin
 
 
 class TestStep(Step):
@@ -47,10 +47,10 @@ class TestStep(Step):
             log = project.logs_dir(arch) / f"test-{py.tag}.log"
             log.unlink(missing_ok=True)
             interpreter = executor.python(py)
-            install = new_venv(executor, interpreter, venv, log=log)
-            with_uv = "uv" if install[1:3] == ["pip", "install"] else "pip"
+            uv = uv_bin(executor, config.env.uv)
+            install = new_venv(executor, interpreter, venv, log=log, uv=uv)
             project.log(f"{session}: installing {wheel.name} into a clean CPython {py.version} venv "
-                        f"({with_uv})")
+                        f"({'uv' if uv else 'pip'})")
             vpython = str(venv / "bin" / "python")
             executor.sync_in(wheel)
             executor.run(Command("install", (*install, "--only-binary=:all:", str(wheel))), log=log)
