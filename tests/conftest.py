@@ -10,14 +10,19 @@
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
+
+from geonox.elf import read_elf
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -76,6 +81,36 @@ def pypi_download(requirement: str, *pip_args: str) -> Path:
     subprocess.run(["rm", "-rf", str(dest)], check=True)
     tmp.rename(dest)
     return dest / got[0].name
+
+
+def pypi_sdist(name: str, version: str) -> Path:
+    """A release sdist as PyPI serves it, found through the index's JSON simple API (PEP
+    691) and checked against the sha256 it publishes.  Not ``pip download --no-binary``:
+    that prepares the sdist's metadata, which for pyproj needs a PROJ installation."""
+    import hashlib
+
+    import requests
+
+    filename = f"{name}-{version}.tar.gz"
+    dest = PYPI_CACHE / "sdists" / filename
+    if dest.is_file():
+        return dest
+    try:
+        index = requests.get(f"https://pypi.org/simple/{name}/", timeout=120,
+                             headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        index.raise_for_status()
+        (entry,) = [f for f in index.json()["files"] if f["filename"] == filename]
+        body = requests.get(entry["url"], timeout=600)
+        body.raise_for_status()
+    except (requests.RequestException, ValueError) as exc:
+        skip_or_fail(f"cannot download {filename} from PyPI: {exc}")
+    digest = hashlib.sha256(body.content).hexdigest()
+    assert digest == entry["hashes"]["sha256"], (filename, digest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{filename}.tmp")
+    tmp.write_bytes(body.content)
+    tmp.rename(dest)
+    return dest
 
 
 @pytest.fixture(scope="session")
@@ -184,3 +219,57 @@ def twomod_noxfile(where: Path, sdist: Path, link: str, pythons: list, wheelhous
     keywords.update(extra)
     (where / "noxfile.py").write_text(f"import geonox\n\ngeonox.register(**{keywords!r})\n")
     return where
+
+
+# ------------------------------------------------ real projects (sdists from PyPI)
+
+def keyword_noxfile(where: Path, **keywords) -> Path:
+    """A noxfile outside the project that registers geonox with ``keywords`` only."""
+    where.mkdir(parents=True, exist_ok=True)
+    (where / "noxfile.py").write_text(f"import geonox\n\ngeonox.register(**{keywords!r})\n")
+    return where
+
+
+def suite_results(out: str) -> list[tuple[int, int]]:
+    """(passed, failed) of each pytest summary the test sessions printed."""
+    found = []
+    for line in re.findall(r"(?m)^.*\d+ passed.* in [\d.]+s.*$", out):
+        passed = int(re.search(r"(\d+) passed", line).group(1))
+        failed = re.search(r"(\d+) (?:failed|error)", line)
+        found.append((passed, int(failed.group(1)) if failed else 0))
+    return found
+
+
+def grafted_once(wheel: Path, package: str, libraries: dict[str, str], api: tuple[str, ...],
+                 tmp_path: Path) -> None:
+    """Each library in ``libraries`` (soname stem -> version suffix) is grafted exactly
+    once, every module that needs it names that one copy, and no module defines the
+    library's API (no static copy beside the grafted one)."""
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        libs = [n for n in names if n.startswith(f"{package}.libs/") and not n.endswith("/")]
+        for stem, suffix in libraries.items():
+            copies = [n for n in libs if re.fullmatch(rf"{package}\.libs/{stem}-[0-9a-f]{{8}}\.so\.{suffix}", n)]
+            assert len(copies) == 1, (stem, libs)
+        assert len(libs) == len(libraries), libs
+        modules = [n for n in names if n.endswith(".so") and not n.startswith(f"{package}.libs/")]
+        assert modules, names
+        users = 0
+        for module in modules:
+            path = tmp_path / Path(module).name
+            path.write_bytes(zf.read(module))
+            info = read_elf(path)
+            bundled = [n for n in info.needed if any(n.startswith(stem + "-") for stem in libraries)]
+            users += bool(bundled)
+            assert all(f"{package}.libs/{n}" in libs for n in bundled), (module, info.needed)
+            assert not any(s.name.startswith(api) for s in info.exported), module
+            assert all(p.startswith("$ORIGIN") for p in info.rpath + info.runpath), module
+        assert users, f"no module of {wheel.name} links the grafted libraries"
+
+
+def verify_errors(wheel: Path, env: dict, cwd: Path) -> list:
+    report = json.loads(run([sys.executable, "-m", "geonox", "verify", "--json", wheel],
+                            cwd=cwd, env=env).stdout)[0]
+    errors = [v for v in report["violations"] if v["severity"] == "error"]
+    assert report["ok"] == (not errors) and report["errors"] == len(errors), report
+    return errors
