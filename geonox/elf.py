@@ -8,6 +8,8 @@ symbols the file exports.  Policy (what is allowed) lives in :mod:`geonox.verify
 from __future__ import annotations
 
 import os
+import sys
+from array import array
 from dataclasses import dataclass, field
 
 from elftools.common.exceptions import ELFError
@@ -156,13 +158,16 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
     return info
 
 
-def _versym_index(versym: GNUVerSymSection | None, index: int) -> int:
+def _versym_table(versym: GNUVerSymSection | None, little_endian: bool) -> array | None:
+    """The ``.gnu.version`` entries (one Elf_Half per dynamic symbol) read in one go: the
+    section is a plain array, and parsing it entry by entry costs more than the rest of a
+    small module's facts."""
     if versym is None:
-        return 0
-    ndx = versym.get_symbol(index)["ndx"]
-    if isinstance(ndx, str):  # VER_NDX_LOCAL / VER_NDX_GLOBAL / reserved names
-        return {"VER_NDX_LOCAL": 0, "VER_NDX_GLOBAL": 1}.get(ndx, 0)
-    return int(ndx) & 0x7FFF  # bit 15 is the "hidden" flag
+        return None
+    table = array("H", versym.data())
+    if (sys.byteorder == "little") != little_endian:
+        table.byteswap()
+    return table
 
 
 def _read_dynsym(
@@ -171,6 +176,7 @@ def _read_dynsym(
     versym: GNUVerSymSection | None,
     needed_versions: dict[int, tuple[str, str]],
 ) -> None:
+    versions = _versym_table(versym, info.little_endian)
     for index, sym in enumerate(dynsym.iter_symbols()):
         if index == 0 or not sym.name:
             continue
@@ -184,7 +190,8 @@ def _read_dynsym(
         visibility = str(sym["st_other"]["visibility"])
         if sym["st_shndx"] == "SHN_UNDEF":
             version = library = None
-            ndx = _versym_index(versym, index)
+            # bit 15 is the "hidden" flag; 0 and 1 are VER_NDX_LOCAL / VER_NDX_GLOBAL
+            ndx = versions[index] & 0x7FFF if versions is not None and index < len(versions) else 0
             if ndx in needed_versions:
                 version, library = needed_versions[ndx]
             info.undefined.append(

@@ -8,10 +8,12 @@ and the zig toolchain all read policies and platform tags through this module.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from importlib import resources
 from typing import Any
 
@@ -35,8 +37,19 @@ _NUMBERED_RE = re.compile(r"^(manylinux|musllinux)_(\d+)_(\d+)$")
 @functools.lru_cache(maxsize=None)
 def policy_records(libc: str = "glibc") -> tuple[dict, ...]:
     """The policy records auditwheel ships for ``libc`` ("glibc" or "musl"), as shipped."""
-    text = (resources.files("auditwheel.policy") / _POLICY_FILES[libc]).read_text(encoding="utf-8")
-    return tuple(json.loads(text))
+    return tuple(json.loads(_policy_data(_POLICY_FILES[libc])))
+
+
+def _policy_data(name: str) -> str:
+    """A data file of the ``auditwheel.policy`` package, found without importing that
+    package (its ``__init__`` pulls in most of auditwheel: a third of verify's start-up)."""
+    spec = importlib.util.find_spec("auditwheel.policy")
+    places = list(spec.submodule_search_locations or ()) if spec else []
+    for place in places:
+        candidate = Path(place) / name
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8")
+    return (resources.files("auditwheel.policy") / name).read_text(encoding="utf-8")
 
 
 def policy_aliases() -> dict[str, str]:

@@ -11,7 +11,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from geonox.elf import ELFError, ElfInfo, is_elf, read_elf
+from geonox.elf import ELF_MAGIC, ELFError, ElfInfo, is_elf, read_elf
 from geonox.errors import UserError
 from geonox.policy import Policy, max_version
 from geonox.recipes import Library, known_libraries
@@ -42,6 +42,10 @@ def check_wheel_file(path: Path) -> None:
 
 
 def unpack(path: Path, dest: Path) -> None:
+    """Extract the wheel's ELF members into ``dest`` (their paths kept: the loader's view
+    needs them); everything else is only checked for a safe path.  A member is ELF when its
+    first bytes are the magic, read without inflating the rest (a wheel's ``proj.db`` is
+    megabytes of data verify never looks at)."""
     root = dest.resolve()
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
@@ -52,8 +56,11 @@ def unpack(path: Path, dest: Path) -> None:
                     f"{path.name} contains the unsafe member path {name!r}; refusing to unpack it."
                 )
             mode = (info.external_attr >> 16) & 0o177777
-            if info.is_dir() or stat.S_ISLNK(mode):
+            if info.is_dir() or stat.S_ISLNK(mode) or info.file_size < len(ELF_MAGIC):
                 continue
+            with archive.open(info) as src:
+                if src.read(len(ELF_MAGIC)) != ELF_MAGIC:
+                    continue
             target = root.joinpath(*pure.parts)
             target.parent.mkdir(parents=True, exist_ok=True)
             with archive.open(info) as src, open(target, "wb") as dst:
