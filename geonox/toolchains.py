@@ -11,6 +11,7 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 from geonox.executors import Executor
@@ -138,6 +139,20 @@ class Ccache:
     def env(self, toolchain: Toolchain) -> dict[str, str]:
         return {"CCACHE_DIR": self.directory, "CCACHE_BASEDIR": self.basedir,
                 "CCACHE_COMPILERCHECK": f"string:{toolchain.identity}"}
+
+    @staticmethod
+    def hits(stats_log: Path) -> tuple[int, int] | None:
+        """(hits, compiles) from a ``CCACHE_STATSLOG`` file (a ``# <source>`` line, then the
+        counters that call bumped), or None when ccache wrote none."""
+        try:
+            text = stats_log.read_text(errors="replace")
+        except OSError:
+            return None
+        calls = [block.split() for block in text.split("\n# ") if block.strip()]
+        compiles = [c for c in calls if "cache_miss" in c or any(w.endswith("_cache_hit") for w in c)]
+        if not compiles:
+            return None
+        return sum(1 for c in compiles if "cache_miss" not in c), len(compiles)
 
     def cmake_env(self, toolchain: Toolchain) -> dict[str, str]:
         """For a CMake-based build of the extension (CMake reads the launchers from the

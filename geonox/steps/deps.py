@@ -41,6 +41,7 @@ from geonox.project import Project
 from geonox.recipes import BuildContext, Recipe, registry
 from geonox.steps.base import Step, say_where
 from geonox.targets import PythonVersion
+from geonox.toolchains import Ccache
 
 STAMP = PREFIX_MARKER
 #: part of every prefix key: bump when assembling writes something different
@@ -263,16 +264,19 @@ def _build_one(project: Project, backend: Backend, b: DepBuild, by_name: dict[st
                        prefix=str(b.path), jobs=project.jobs,
                        deps={n: str(by_name[n].path) for n in b.inputs},
                        launcher=(ccache.exe,) if ccache else ())
-        env = ccache.env(backend.toolchain) if ccache else {}
+        stats = work / "ccache-stats.log"  # what each compile did (read back where visible)
+        env = {**ccache.env(backend.toolchain), "CCACHE_STATSLOG": str(stats)} if ccache else {}
         for cmd in b.recipe.commands(ctx):
             executor.run(dataclasses.replace(cmd, env={**env, **cmd.env}),
                          log=logs / f"{b.name}-{cmd.name}.log")
         executor.sync_out(b.path)
+        hits = Ccache.hits(stats) if ccache else None
     consumer = b.recipe.consumer
     if consumer and consumer.finish:  # complete what consumers read (pkg-config, config scripts)
         consumer.finish(b.path, b.spec.source.version, b.spec.link)
     seconds = round(time.monotonic() - t0, 1)
-    project.log(f"{label}: {b.label} built in {seconds} s")
+    project.log(f"{label}: {b.label} built in {seconds} s"
+                + (f" (ccache: {hits[0]} of {hits[1]} compiles were hits)" if hits else ""))
     return dict(b.manifest, key=b.key, seconds=seconds)
 
 
