@@ -212,6 +212,50 @@ def test_a_project_needing_a_subset_compiles_no_dependency(main_job, geonox_env,
     assert os.path.samefile(prefix / "lib" / "libgeos.a", _main_prefix(geonox_env) / "lib" / "libgeos.a")
 
 
+def test_a_changed_sqlite_rebuilds_proj_over_it_and_reuses_geos(main_job, geonox_env, mirror, tmp_path):
+    """An artifact whose input changed is rebuilt with everything built on it: the main
+    job's SQLite archive in other bytes (same files, another sha256) gives SQLite a new key,
+    so PROJ (built against it) is rebuilt too, while GEOS (not built on SQLite) is reused.
+    The rebuilt PROJ's compiles are ccache hits of the main job's: same objects."""
+    import gzip
+    import hashlib
+
+    assert main_job[0].returncode == 0
+    archive = tmp_path / "src" / "sqlite-autoconf-3520000.tar.gz"
+    archive.parent.mkdir()
+    original = (mirror / archive.name).read_bytes()
+    archive.write_bytes(gzip.compress(gzip.decompress(original), mtime=1))
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert sha != hashlib.sha256(original).hexdigest()
+    project = make_project(tmp_path, EXAMPLE, f"""\
+        [tool.geonox]
+        python = ["3.12"]
+        backend = "host"
+        deps = ["geos", "proj"]
+        [tool.geonox.versions]
+        geos = "3.13.1"
+        proj = "9.1.1"
+        [tool.geonox.sources.sqlite]
+        version = "3.52.0"
+        url = "{archive.as_uri()}"
+        sha256 = "{sha}"
+        """)
+    result = nox("-s", "geo-deps-x86_64", cwd=project, env=geonox_env)
+    out = " ".join(result.stdout.split())
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "building sqlite 3.52.0 (static)" in out and "building proj 9.1.1 (static)" in out, out[-3000:]
+    assert "building geos" not in out, out[-3000:]
+    assembled = re.search(r"assembled in \d+ s from \d+ artifacts: (.*?) -> (\S+)", out)
+    assert assembled and "reused geos 3.13.1 (static)" in assembled.group(1), out[-3000:]
+    assert re.search(r"built [^;]*proj 9\.1\.1 \(static\)", assembled.group(1)), assembled.group(1)
+    stats = re.search(r"proj 9\.1\.1 \(static\) built in [\d.]+ s \(ccache: (\d+) of (\d+) compiles were hits\)", out)
+    assert stats and int(stats.group(2)) > 200, out[-3000:]
+    assert int(stats.group(1)) >= 0.9 * int(stats.group(2)), stats.group(0)
+    prefix, main = Path(assembled.group(2)), _main_prefix(geonox_env)
+    assert os.path.samefile(prefix / "lib" / "libgeos.a", main / "lib" / "libgeos.a")
+    assert not os.path.samefile(prefix / "lib" / "libproj.a", main / "lib" / "libproj.a")
+
+
 CONSUMER_C = r"""
 #include <stdio.h>
 #include <geos_c.h>
