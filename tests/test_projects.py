@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import nox, run, skip_or_fail, twomod_noxfile as noxfile
+from conftest import (REPO, keyword_noxfile, nox, run, skip_or_fail, twomod_noxfile as noxfile,
+                      verify_errors)
 from geonox.elf import read_elf
 from geonox.targets import host_arch
 
@@ -122,3 +123,27 @@ def test_build_constraints_pin_what_build_isolation_installs(sdist, geonox_env, 
     with zipfile.ZipFile(raw) as zf:
         wheel_meta = zf.read("twomod-1.0.dist-info/WHEEL").decode()
     assert "Generator: setuptools (70.3.0)" in wheel_meta, wheel_meta
+
+
+def test_meson_python_project_finds_sqlite_through_pkg_config(geonox_env, tmp_path):
+    """Another PEP 517 backend, unchanged: tests/data/mesonext is meson-python, and its
+    meson.build asks ``dependency('sqlite3')``, which meson answers through pkg-config from
+    the PKG_CONFIG_PATH geonox sets (the .pc file geonox writes for SQLite)."""
+    project = tmp_path / "mesonext"
+    shutil.copytree(REPO / "tests" / "data" / "mesonext", project)
+    where = keyword_noxfile(tmp_path / "release", project=str(project), deps=["sqlite"],
+                            versions={"sqlite": "3.52.0"}, backend="host", python=["3.12"],
+                            test_command="python -c 'import mesonext; mesonext.selftest()'")
+    result = nox("-s", "wheels-x86_64" if host_arch() == "x86_64" else f"wheels-{host_arch()}",
+                 cwd=where, env=geonox_env)
+    out = result.stdout
+    assert result.returncode == 0, out[-6000:]
+    assert re.search(r"mesonext OK: SQLite 3\.52\.0 on ", out), out[-3000:]
+    (wheel,) = (project / "wheelhouse").glob("mesonext-0.1.0-cp312-cp312-manylinux_*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        (module,) = [n for n in zf.namelist() if n.endswith(".so")]
+        (tmp_path / "m.so").write_bytes(zf.read(module))
+    info = read_elf(tmp_path / "m.so")
+    assert [s.name for s in info.exported] == ["PyInit__mesonext"], info.exported
+    assert not any(n.startswith("libsqlite3") for n in info.needed), info.needed  # static
+    assert verify_errors(wheel, geonox_env, tmp_path) == []
