@@ -131,6 +131,7 @@ def test_meson_python_project_finds_sqlite_through_pkg_config(geonox_env, tmp_pa
     the PKG_CONFIG_PATH geonox sets (the .pc file geonox writes for SQLite)."""
     project = tmp_path / "mesonext"
     shutil.copytree(REPO / "tests" / "data" / "mesonext", project)
+    shutil.copy(REPO / "tests" / "data" / "sqlext" / "src" / "sqlext" / "_sqlext.c", project / "src" / "mesonext")
     where = keyword_noxfile(tmp_path / "release", project=str(project), deps=["sqlite"],
                             versions={"sqlite": "3.52.0"}, backend="host", python=["3.12"],
                             test_command="python -c 'import mesonext; mesonext.selftest()'")
@@ -144,6 +145,6 @@ def test_meson_python_project_finds_sqlite_through_pkg_config(geonox_env, tmp_pa
         (module,) = [n for n in zf.namelist() if n.endswith(".so")]
         (tmp_path / "m.so").write_bytes(zf.read(module))
     info = read_elf(tmp_path / "m.so")
-    assert [s.name for s in info.exported] == ["PyInit__mesonext"], info.exported
+    assert [s.name for s in info.exported] == ["PyInit__sqlext"], info.exported
     assert not any(n.startswith("libsqlite3") for n in info.needed), info.needed  # static
     assert verify_errors(wheel, geonox_env, tmp_path) == []

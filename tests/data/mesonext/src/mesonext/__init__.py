@@ -1,6 +1,6 @@
 import platform
 
-from ._mesonext import query, version
+from ._sqlext import query, version
 
 
 def selftest():
