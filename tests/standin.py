@@ -2,7 +2,7 @@
 
 No public registry is reachable from CI, so the tests cannot pull quay.io/pypa/manylinux*.
 This module builds a stand-in per arch instead: a ``debootstrap --variant=minbase`` Debian
-bullseye rootfs (glibc 2.31, CPython 3.9, gcc/g++/make, cmake) laid out like manylinux
+bullseye rootfs (glibc 2.31, CPython 3.9, gcc/g++/make, cmake, ccache) laid out like manylinux
 (``/opt/python/cp39-cp39/bin/python``), imported with BuildKit (``FROM scratch`` +
 ``ADD rootfs.tar``, so the image's arch metadata is right) and pushed to a local
 distribution registry on 127.0.0.1:5000.  The returned reference carries a tag, never a
@@ -57,6 +57,8 @@ PYTHON = f"/opt/python/{PYTHON_TAG}/bin/python"
 PACKAGES = (
     "build-essential", "cmake", "python3", "python3-dev", "python3-venv", "python3-pip",
     "ca-certificates", "file", "patch", "pkg-config", "curl", "xz-utils", "bzip2",
+    # manylinux images carry ccache; geonox uses an image's own, its directory in the cache
+    "ccache",
 )
 #: Bump when the way the rootfs is made changes (not covered by the files hashed).
 LAYOUT_VERSION = 1

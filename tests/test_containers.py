@@ -20,7 +20,8 @@ import pytest
 import requests
 
 import standin
-from conftest import REPO, make_project, nox, run, skip_or_fail, twomod_noxfile
+from conftest import (REPO, grafted_once, keyword_noxfile as noxfile, make_project, nox, pypi_sdist, run,
+                      skip_or_fail, suite_results, twomod_noxfile, verify_errors)
 from geonox.images import ImageLock, resolve_digest
 
 pytestmark = pytest.mark.containers
@@ -345,3 +346,55 @@ def test_shared_library_grafted_in_the_container_from_an_sdist(tmp_path, image_x
         libs = [n for n in zf.namelist() if n.startswith("twomod.libs/") and not n.endswith("/")]
     assert len(libs) == 1 and re.fullmatch(r"twomod\.libs/libsqlite3-[0-9a-f]{8}\.so\.3\.52\.0",
                                            libs[0]), libs
+
+
+def image_ccache_counters(image: str, cache: Path) -> dict[str, int]:
+    """ccache's counters for geonox's ccache directory, as the image's own ccache reads them."""
+    out = subprocess.run([standin.DOCKER, "run", "--rm", "-v", f"{cache}:{cache}", "-e",
+                          f"CCACHE_DIR={cache / 'ccache'}", image, "ccache", "--print-stats"],
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    return {k: int(v) for k, v in (line.split("\t") for line in out.splitlines() if "\t" in line)}
+
+
+def test_shapely_from_its_sdist_in_the_container_with_a_shared_geos(tmp_path, image_x86, geonox_env):
+    """A real project in the stand-in image: shapely 2.0.7's release sdist (2.1 needs
+    Python >= 3.10; the stand-in has CPython 3.9 only), GEOS built shared by the image's
+    gcc 10 (through the image's ccache, warm from the example's static GEOS: the compiles
+    are hits), shapely's Cython modules built there with numpy and Cython from the index,
+    GEOS grafted once, and shapely's own suite passing there."""
+    sdist = tmp_path / "shapely-2.0.7.tar.gz"
+    shutil.copy(pypi_sdist("shapely", "2.0.7"), sdist)
+    where = noxfile(tmp_path / "release", project=str(sdist), deps=["geos"],
+                    versions={"geos": "3.13.1"}, link="shared", backend="docker",
+                    archs=["x86_64"], policy="manylinux_2_31", python=["3.9"],
+                    images={"x86_64": image_x86}, container_env=["PIP_CERT"],
+                    test_requires=["pytest"],
+                    test_command="python -m pytest --pyargs shapely.tests -q -p no:cacheprovider")
+    pinned = nox("-s", "pin-images", cwd=where, env=geonox_env)
+    assert pinned.returncode == 0, pinned.stdout[-3000:]
+    cache = Path(geonox_env["GEONOX_CACHE_DIR"])
+    static_geos = [m for m in (json.loads(f.read_text()) for f in cache.glob("deps/geos-3.13.1-x86_64-*/geonox-dep.json"))
+                   if m["link"] == "static" and "Debian 10.2.1" in m["toolchain"]]
+    before = image_ccache_counters(image_x86, cache)
+    result = nox("-s", "wheels-x86_64", cwd=where, env=geonox_env)
+    out = result.stdout
+    assert result.returncode == 0, out[-6000:]
+    assert re.search(r"deps-x86_64: building geos 3\.13\.1 \(shared\) .*\(cc \(Debian 10\.2\.1.*, ccache,",
+                     out), out[-3000:]
+    # the image's ccache ran every GEOS compile, its directory in the mounted cache (its
+    # counters, read in the image: bullseye's ccache 4.2 writes no CCACHE_STATSLOG, so
+    # geonox's "(ccache: N of M compiles were hits)" line needs a newer one); after the
+    # example's static GEOS in this image (the same PIC objects) nearly all are hits
+    after = image_ccache_counters(image_x86, cache)
+    hits = sum(after[k] - before[k] for k in ("direct_cache_hit", "preprocessed_cache_hit"))
+    misses = after["cache_miss"] - before["cache_miss"]
+    assert hits + misses >= 439, (before, after)
+    if static_geos:
+        assert hits >= 0.9 * 439, (before, after)
+    results = suite_results(out)
+    assert len(results) == 1 and results[0][0] > 3000 and results[0][1] == 0, out[-3000:]
+    (wheel,) = (tmp_path / "wheelhouse").glob("shapely-2.0.7-cp39-cp39-*.whl")
+    assert wheel.name.endswith("manylinux_2_31_x86_64.whl"), wheel.name
+    grafted_once(wheel, "shapely", {"libgeos": r"3\.13\.1", "libgeos_c": r"1\.\d+\.\d+"},
+                 ("GEOS", "_ZN4geos"), tmp_path)
+    assert verify_errors(wheel, geonox_env, tmp_path) == []
