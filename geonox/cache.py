@@ -103,8 +103,10 @@ def human_size(n: float) -> str:
     return f"{int(n)} B"
 
 
-def tree_size(path: Path) -> int:
-    """Bytes below ``path`` (files counted once per inode, links not followed)."""
+def tree_size(path: Path, *, own_only: bool = False) -> int:
+    """Bytes below ``path`` (files counted once per inode, links not followed); with
+    ``own_only``, only files no other directory links to (what removing ``path`` frees: an
+    assembled prefix's hard links into its artifacts are the artifacts' bytes)."""
     try:
         st = path.lstat()
     except FileNotFoundError:
@@ -117,6 +119,8 @@ def tree_size(path: Path) -> int:
             try:
                 s = os.lstat(os.path.join(dirpath, name))
             except FileNotFoundError:
+                continue
+            if own_only and s.st_nlink > 1 and not stat.S_ISLNK(s.st_mode):
                 continue
             if (s.st_dev, s.st_ino) not in seen:
                 seen.add((s.st_dev, s.st_ino))
@@ -289,7 +293,7 @@ class CacheEntry:
 
     kind: str  # source, artifact, prefix, logs, tool, toolchain, sdist, work, scratch, partial, other
     path: Path
-    size: int  # bytes on disk (apparent size, symlinks not followed)
+    size: int  # bytes on disk it alone holds (apparent size, symlinks not followed)
     description: str
     last_used: float  # epoch seconds
     lock_path: Path | None  # held while the entry is in use
@@ -595,7 +599,7 @@ def _entry(kind: str, path: Path, description: str, lock: Path | None,
         last = (used or path).lstat().st_mtime
     except OSError:
         last = 0.0
-    return CacheEntry(kind, path, tree_size(path), description, last, lock)
+    return CacheEntry(kind, path, tree_size(path, own_only=kind == "prefix"), description, last, lock)
 
 
 def _is_lock(path: Path) -> bool:

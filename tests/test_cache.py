@@ -132,6 +132,41 @@ def test_prune_keeps_an_artifact_while_a_kept_prefix_uses_it(tmp_path):
     assert removed == [fresh.path, shared.path]
 
 
+def test_a_prefix_counts_only_its_own_bytes_so_prune_by_size_takes_no_more_than_needed(tmp_path):
+    """An assembled prefix is hard links into its artifacts plus a few files of its own:
+    its size is what removing it frees, so the cache's total is its real use and a size
+    limit does not take a prefix that is nearly free to keep."""
+    import os
+
+    layout = CacheLayout(tmp_path / "c")
+    used = layout.dep("geos-a")
+    used.ensure(lambda place: ((place / "lib").mkdir(parents=True),
+                               (place / "lib" / "libgeos.a").write_bytes(b"g" * 1000),
+                               {"name": "geos", "version": "1", "link": "static", "seconds": 1})[2],
+                in_place=True)
+    spare = layout.dep("sqlite-b")
+    spare.ensure(lambda place: ((place / "lib").mkdir(parents=True),
+                                (place / "lib" / "libsqlite3.a").write_bytes(b"s" * 500),
+                                {"name": "sqlite", "version": "1", "link": "static", "seconds": 1})[2],
+                 in_place=True)
+    age(spare.marker_path, 9)
+    prefix = layout.prefix("x86_64-p")
+    prefix.ensure(lambda place: ((place / "lib").mkdir(parents=True),
+                                 os.link(used.path / "lib" / "libgeos.a", place / "lib" / "libgeos.a"),
+                                 (place / "lib" / "own.txt").write_bytes(b"o" * 10),
+                                 {"deps": [{"name": "geos", "version": "1", "artifact": used.path.name}]})[3])
+    age(prefix.marker_path, 5)
+    sizes = {e.path: e.size for e in layout.entries()}
+    marker = (prefix.path / "geonox-prefix.json").stat().st_size
+    assert sizes[prefix.path] == 10 + marker  # not the 1000 bytes its artifact holds
+    assert sizes[used.path] > 1000
+    # 1500-odd bytes in use; a limit just under that takes the unused artifact only
+    limit = sum(sizes.values()) - 400
+    removed = [e.path for e in layout.prune(max_size=limit).removed]
+    assert removed == [spare.path]
+    assert prefix.complete() and used.complete()
+
+
 def test_cache_entries_prune_clear(tmp_path, monkeypatch):
     """Sources, partial downloads, prefixes, logs and the rest, listed one entry each."""
     monkeypatch.setenv("GEONOX_CACHE_DIR", str(tmp_path / "cache"))
