@@ -139,6 +139,10 @@ class Executor(ABC):
         for it whatever the target): the same as :meth:`identity` unless it cross-builds."""
         return self.identity()
 
+    def build_arch(self) -> str:
+        """The arch of the machine its commands run on (a build tool's artifact is named by it)."""
+        return self.arch
+
     @abstractmethod
     def default_path(self) -> str:
         """PATH as commands see it by default."""
@@ -218,6 +222,9 @@ class HostExecutor(Executor):
 
     def build_identity(self) -> str:
         return f"host:{host_arch()}"
+
+    def build_arch(self) -> str:
+        return host_arch()
 
     def default_path(self) -> str:
         return self._env({})["PATH"]

@@ -113,6 +113,19 @@ def pypi_sdist(name: str, version: str) -> Path:
     return dest
 
 
+def repacked_sqlite(mirror: Path, dest: Path, mtime: int) -> tuple[Path, str]:
+    """The mirror's SQLite with the same files in other archive bytes: another sha256, so
+    another artifact key, and not one object file different."""
+    import gzip
+    import hashlib
+
+    data = gzip.decompress((mirror / "sqlite-autoconf-3520000.tar.gz").read_bytes())
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest / "sqlite-autoconf-3520000.tar.gz"
+    archive.write_bytes(gzip.compress(data, mtime=mtime))
+    return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
 @pytest.fixture(scope="session")
 def geonox_cache(tmp_path_factory) -> Path:
     keep = os.environ.get("GEONOX_TEST_CACHE")

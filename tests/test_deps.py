@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import nox, skip_or_fail, sqlite_project
+from conftest import nox, repacked_sqlite, skip_or_fail, sqlite_project
 from geonox.config import load_config
 from geonox.errors import BuildError
 from geonox.project import Project
@@ -94,19 +94,9 @@ def test_proj_gets_a_build_machine_sqlite3_shell(tmp_path, env):
         assert any("-DEXE_SQLITE3=@SQLITE-SHELL@/bin/sqlite3" in a
                    for c in builds["proj"].manifest["commands"] for a in c)
     assert keys["x86_64"]["sqlite-shell"].key == keys["aarch64"]["sqlite-shell"].key
+    # named by the machine it runs on, not by the target
+    assert f"-3.52.0-{host_arch()}-" in keys["aarch64"]["sqlite-shell"].path.name
     assert keys["x86_64"]["sqlite"].key != keys["aarch64"]["sqlite"].key
-
-
-def _repacked_sqlite(mirror: Path, dest: Path, mtime: int) -> tuple[Path, str]:
-    """The mirror's SQLite with the same files in other archive bytes: another sha256, so
-    another artifact key, and not one object file different."""
-    import gzip
-
-    data = gzip.decompress((mirror / "sqlite-autoconf-3520000.tar.gz").read_bytes())
-    dest.mkdir(parents=True, exist_ok=True)
-    archive = dest / "sqlite-autoconf-3520000.tar.gz"
-    archive.write_bytes(gzip.compress(data, mtime=mtime))
-    return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
 
 
 def _ccache_stats(cache: Path) -> dict[str, int]:
@@ -131,7 +121,7 @@ def test_key_only_rebuild_compiles_through_ccache_hits(tmp_path, env, mirror):
 
     now = int(time.time())  # archives never built before in this cache
     for n, mtime in enumerate((now, now + 1)):
-        archive, sha = _repacked_sqlite(mirror, tmp_path / f"src{n}", mtime)
+        archive, sha = repacked_sqlite(mirror, tmp_path / f"src{n}", mtime)
         logs: list[str] = []
         project = Project(load_config(sqlite_project(tmp_path / f"p{n}", textwrap.dedent(f"""\
             [tool.geonox.sources.sqlite]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, make_project, nox, run, skip_or_fail
+from conftest import REPO, make_project, nox, repacked_sqlite, run, skip_or_fail
 from geonox.elf import read_elf
 from geonox.targets import host_arch
 
@@ -217,16 +217,13 @@ def test_a_changed_sqlite_rebuilds_proj_over_it_and_reuses_geos(main_job, geonox
     job's SQLite archive in other bytes (same files, another sha256) gives SQLite a new key,
     so PROJ (built against it) is rebuilt too, while GEOS (not built on SQLite) is reused.
     The rebuilt PROJ's compiles are ccache hits of the main job's: same objects."""
-    import gzip
     import hashlib
+    import time
 
     assert main_job[0].returncode == 0
-    archive = tmp_path / "src" / "sqlite-autoconf-3520000.tar.gz"
-    archive.parent.mkdir()
-    original = (mirror / archive.name).read_bytes()
-    archive.write_bytes(gzip.compress(gzip.decompress(original), mtime=1))
-    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
-    assert sha != hashlib.sha256(original).hexdigest()
+    # bytes never built before in this cache (a kept GEONOX_TEST_CACHE included)
+    archive, sha = repacked_sqlite(mirror, tmp_path / "src", mtime=int(time.time()) + 7)
+    assert sha != hashlib.sha256((mirror / archive.name).read_bytes()).hexdigest()
     project = make_project(tmp_path, EXAMPLE, f"""\
         [tool.geonox]
         python = ["3.12"]

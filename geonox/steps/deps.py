@@ -158,7 +158,7 @@ def plan_builds(project: Project, backend: Backend) -> list[DepBuild]:
             **(build_machine() if recipe.build_tool else target),
         }
         key = content_key(manifest)
-        arch = executor.build_identity().rsplit(":", 1)[-1] if recipe.build_tool else backend.arch
+        arch = executor.build_arch() if recipe.build_tool else backend.arch
         name = f"{spec.name}-{spec.source.version}-{arch}-{key}"
         builds[spec.name] = DepBuild(spec=spec, recipe=recipe, key=key, inputs=inputs,
                                      artifact=project.cache.dep(name), manifest=manifest)
