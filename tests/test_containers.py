@@ -268,20 +268,6 @@ def test_copy_mode_and_env_allowlist(tmp_path, image_x86, geonox_env):
     assert not (cache / "tools").exists()
 
 
-def test_aarch64_sqlite_extension_under_qemu(tmp_path, image_arm, geonox_env):
-    project = make_project(tmp_path, SQLEXT, sqlext_table("aarch64", image_arm))
-    pin(project, geonox_env)
-    result = nox("-s", "geo-wheels-aarch64", cwd=project, env=geonox_env, timeout=3000)
-    assert result.returncode == 0, result.stdout[-5000:]
-    assert "sqlext OK: SQLite 3.52.0 on aarch64" in result.stdout
-    wheels = list((project / "wheelhouse").glob("*.whl"))
-    assert len(wheels) == 1 and wheels[0].name.endswith("manylinux_2_31_aarch64.whl")
-    verified = run([sys.executable, "-m", "geonox", "verify", "--json", wheels[0]], cwd=project,
-                   env=geonox_env)
-    assert verified.returncode == 0, verified.stdout
-    assert json.loads(verified.stdout)[0]["files"][0]["machine"] == "aarch64"
-
-
 def test_x86_64_example_in_the_container_then_cached(tmp_path, image_x86, geonox_env):
     """The example's full path (PROJ/GEOS/SQLite from the mirror) inside the stand-in image,
     repaired as manylinux_2_31 (its honest glibc), verified and tested there."""
