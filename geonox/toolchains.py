@@ -136,14 +136,17 @@ class Ccache:
     directory: str
     basedir: str
 
-    def env(self, toolchain: Toolchain) -> dict[str, str]:
+    def env(self, toolchain: Toolchain, stats_log: Path | None = None) -> dict[str, str]:
+        """Its settings; with ``stats_log``, each compile also records there what it did
+        (ccache >= 4.5; read back with :meth:`hits`)."""
         return {"CCACHE_DIR": self.directory, "CCACHE_BASEDIR": self.basedir,
-                "CCACHE_COMPILERCHECK": f"string:{toolchain.identity}"}
+                "CCACHE_COMPILERCHECK": f"string:{toolchain.identity}",
+                **({"CCACHE_STATSLOG": str(stats_log)} if stats_log else {})}
 
     @staticmethod
     def hits(stats_log: Path) -> tuple[int, int] | None:
-        """(hits, compiles) from a ``CCACHE_STATSLOG`` file (a ``# <source>`` line, then the
-        counters that call bumped), or None when ccache wrote none."""
+        """(hits, compiles) from the ``stats_log`` of :meth:`env` (a ``# <source>`` line, then
+        the counters that call bumped), or None when ccache wrote none."""
         try:
             text = stats_log.read_text(errors="replace")
         except OSError:

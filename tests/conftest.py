@@ -126,6 +126,15 @@ def repacked_sqlite(mirror: Path, dest: Path, mtime: int) -> tuple[Path, str]:
     return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
 
 
+def ccache_counters(argv: list, env: dict | None = None) -> dict[str, int]:
+    """``<argv> --print-stats`` (a ccache, on the host or in an image) as {"hits", "misses"}."""
+    out = subprocess.run([*argv, "--print-stats"], env=env, capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    stats = {k: int(v) for k, v in (line.split("\t") for line in out.splitlines() if "\t" in line)}
+    return {"hits": stats["direct_cache_hit"] + stats["preprocessed_cache_hit"],
+            "misses": stats["cache_miss"]}
+
+
 @pytest.fixture(scope="session")
 def geonox_cache(tmp_path_factory) -> Path:
     keep = os.environ.get("GEONOX_TEST_CACHE")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import nox, repacked_sqlite, skip_or_fail, sqlite_project
+from conftest import ccache_counters, nox, repacked_sqlite, skip_or_fail, sqlite_project
 from geonox.config import load_config
 from geonox.errors import BuildError
 from geonox.project import Project
@@ -100,14 +100,8 @@ def test_proj_gets_a_build_machine_sqlite3_shell(tmp_path, env):
 
 
 def _ccache_stats(cache: Path) -> dict[str, int]:
-    import subprocess
-
-    out = subprocess.run(["ccache", "--print-stats"],
-                         env=dict(os.environ, CCACHE_DIR=os.environ.get("CCACHE_DIR") or str(cache / "ccache")),
-                         capture_output=True, text=True, check=True).stdout
-    stats = dict(line.split("\t") for line in out.splitlines() if "\t" in line)
-    return {"hits": int(stats["direct_cache_hit"]) + int(stats["preprocessed_cache_hit"]),
-            "misses": int(stats["cache_miss"])}
+    return ccache_counters(["ccache"], dict(os.environ, CCACHE_DIR=os.environ.get("CCACHE_DIR")
+                                            or str(cache / "ccache")))
 
 
 def test_key_only_rebuild_compiles_through_ccache_hits(tmp_path, env, mirror):

@@ -265,7 +265,7 @@ def _build_one(project: Project, backend: Backend, b: DepBuild, by_name: dict[st
                        deps={n: str(by_name[n].path) for n in b.inputs},
                        launcher=(ccache.exe,) if ccache else ())
         stats = work / "ccache-stats.log"  # what each compile did (read back where visible)
-        env = {**ccache.env(backend.toolchain), "CCACHE_STATSLOG": str(stats)} if ccache else {}
+        env = ccache.env(backend.toolchain, stats_log=stats) if ccache else {}
         for cmd in b.recipe.commands(ctx):
             executor.run(dataclasses.replace(cmd, env={**env, **cmd.env}),
                          log=logs / f"{b.name}-{cmd.name}.log")
