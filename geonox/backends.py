@@ -291,19 +291,21 @@ class ZigBackend(Backend):
         return super().where(role)
 
     def check_link_modes(self) -> None:
-        # zig links libc++ statically into every shared object of a C++ recipe
+        # zig links libc++ statically into every shared object: a C++ recipe may be shared
+        # only where it makes one library that keeps its C++ objects inside (GEOS).
         from geonox.recipes import registry
 
         recipes = registry()
-        shared = [d.name for d in self.config.deps if d.link == "shared" and recipes[d.name].cxx]
+        shared = [d.name for d in self.config.deps if d.link == "shared"
+                  and recipes[d.name].cxx and not recipes[d.name].shared_with_static_runtime]
         if shared:
             raise UserError(
                 f"link = \"shared\" for {', '.join(shared)} is not available with backend = \"zig\" "
-                f"yet: zig links libc++ statically into each shared library, so libgeos and "
-                f"libgeos_c (or PROJ beside GEOS) would each carry their own C++ runtime and "
-                f"objects crossing between them would break. Build them static with zig "
-                f"(link = \"static\", or [tool.geonox.options.{shared[0]}] link = \"static\"), or "
-                f"shared with backend = \"docker\"/\"podman\"/\"host\". SQLite (C) may be shared.")
+                f"yet: zig links libc++ statically into each shared library, and geonox cannot "
+                f"yet make {', '.join(shared)} one library that keeps its C++ objects and runtime "
+                f"inside (it does for GEOS: one libgeos_c). Build it static with zig "
+                f"([tool.geonox.options.{shared[0]}] link = \"static\"), or shared with "
+                f"backend = \"docker\"/\"podman\"/\"host\". SQLite and GEOS may be shared.")
 
     def repair_plat(self) -> str:
         # auditwheel's argparse refuses a plat of a foreign arch, and the wheel's symbols

@@ -29,6 +29,9 @@ class Toolchain(Protocol):
     #: Its output cannot run on the build machine (tools needed while building, such as
     #: PROJ's sqlite3, are compiled again with ``build_cc``).
     cross: bool
+    #: It links its C++ runtime into every shared library it makes (zig: libc++ static), so
+    #: one C++ library must not be split over two shared objects (see the GEOS recipe).
+    static_cxx_runtime: bool
 
     @property
     def cc(self) -> tuple[str, ...]: ...
@@ -88,6 +91,7 @@ class GccToolchain:
     executor: Executor
     name: str = "gcc"
     cross: bool = False
+    static_cxx_runtime: bool = False  # libstdc++.so, one per process
 
     cc: tuple[str, ...] = ("cc",)
     cxx: tuple[str, ...] = ("c++",)

@@ -83,6 +83,9 @@ class Recipe:
     libraries: tuple[Library, ...] = ()
     consumer: Consumer | None = None
     cxx: bool = False  # written in C++ (its shared libraries carry a C++ runtime's needs)
+    #: a C++ recipe whose shared build is sound with a static C++ runtime (zig): it makes
+    #: one shared library that keeps its C++ objects and runtime inside
+    shared_with_static_runtime: bool = False
     #: build tools it runs while building (recipes with ``build_tool``): built for the build
     #: machine, their own artifacts, never part of a target's prefix
     tools: tuple[str, ...] = ()

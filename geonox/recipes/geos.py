@@ -1,6 +1,16 @@
-"""GEOS: static libgeos + libgeos_c with CMake, no tests, benchmarks or tools."""
+"""GEOS: libgeos + libgeos_c with CMake, no tests, benchmarks or tools.
+
+Shared with a toolchain that links its C++ runtime into every shared object (zig), GEOS
+is built as static PIC archives and then linked into **one** ``libgeos_c.so.1`` that
+exports the C API only: libgeos's C++ objects and the C++ runtime they use live in that
+one library, so no C++ object, exception or allocation crosses two copies of the runtime.
+(Upstream's two libraries would each carry their own libc++, and libgeos_c passes
+``geos::geom::Geometry`` objects to libgeos.)  The C++ API (``libgeos``) is then not
+offered: consumers of the C API (shapely, GDAL's GEOS support, ...) are unaffected.
+"""
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -20,9 +30,34 @@ RELEASES = {
 }
 
 
+OPTIONS = ("-DBUILD_TESTING=OFF", "-DBUILD_BENCHMARKS=OFF", "-DBUILD_GEOSOP=OFF",
+           "-DBUILD_DOCUMENTATION=OFF")
+#: The C API's SONAME, the same in every GEOS release since 3.0.
+C_SONAME = "libgeos_c.so.1"
+VERSION_SCRIPT = Path(__file__).with_name("geos_c.map")
+
+
 def commands(ctx: BuildContext) -> list[Command]:
-    return cmake_commands(ctx, "-DBUILD_TESTING=OFF", "-DBUILD_BENCHMARKS=OFF",
-                          "-DBUILD_GEOSOP=OFF", "-DBUILD_DOCUMENTATION=OFF")
+    if ctx.link == "shared" and ctx.toolchain.static_cxx_runtime:
+        return one_c_library(ctx)
+    return cmake_commands(ctx, *OPTIONS)
+
+
+def one_c_library(ctx: BuildContext) -> list[Command]:
+    """Static PIC archives (the same compiles as a static build: ccache hits), then one
+    ``libgeos_c.so.1`` from all of libgeos_c.a plus what it needs of libgeos.a, exporting
+    the C API only; the archives and upstream's CMake package (which names them) go."""
+    tc, lib = ctx.toolchain, f"{ctx.prefix}/lib"
+    return [
+        *cmake_commands(dataclasses.replace(ctx, link="static"), *OPTIONS),
+        Command("link-c-api", (*tc.cxx, *tc.cxxflags, "-shared", "-o", f"{lib}/{C_SONAME}",
+                               f"-Wl,-soname,{C_SONAME}", f"-Wl,--version-script={VERSION_SCRIPT}",
+                               "-Wl,--strip-debug", "-Wl,--whole-archive", f"{lib}/libgeos_c.a",
+                               "-Wl,--no-whole-archive", f"{lib}/libgeos.a", "-lm")),
+        Command("dev-link", ("cmake", "-E", "create_symlink", C_SONAME, f"{lib}/libgeos_c.so")),
+        Command("drop-archives", ("cmake", "-E", "rm", "-rf", f"{lib}/libgeos_c.a",
+                                  f"{lib}/libgeos.a", f"{lib}/cmake/GEOS")),
+    ]
 
 
 #: What the C++ library needs after it when linked statically.
@@ -48,6 +83,8 @@ def _finish(prefix: Path, version: str, link: LinkMode) -> None:
         text = re.sub(r"^exec_prefix=.*$", "exec_prefix=${prefix}", text, count=1, flags=re.M)
         text = re.sub(r"^includedir=.*$", "includedir=${prefix}/include", text, count=1, flags=re.M)
         text = re.sub(r"^libdir=.*$", "libdir=${prefix}/lib", text, count=1, flags=re.M)
+        if c_only(prefix, link):
+            text = _c_only_script(text)
         if link == "static":
             text = text.replace("echo -L${libdir} -lgeos_c\n",
                                 f"echo -L${{libdir}} -lgeos_c -lgeos {STATIC_CXX}\n")
@@ -59,7 +96,65 @@ def _finish(prefix: Path, version: str, link: LinkMode) -> None:
         if link == "static":
             text = re.sub(r"^Libs: .*$", f"Libs: -L${{libdir}} -lgeos_c -lgeos {STATIC_CXX}", text,
                           count=1, flags=re.M)
+        if c_only(prefix, link):
+            text = re.sub(r"^Libs.private: .*\n", "", text, flags=re.M)
         pc.write_text(text)
+    if c_only(prefix, link):
+        _c_only_cmake_package(prefix, version)
+
+
+def c_only(prefix: Path, link: LinkMode) -> bool:
+    """Was this shared GEOS built as one C API library (:func:`one_c_library`)?"""
+    lib = prefix / "lib"
+    return link == "shared" and (lib / C_SONAME).is_file() and not any(lib.glob("libgeos.so*"))
+
+
+def _c_only_script(text: str) -> str:
+    """geos-config of the one C API library: ``--libs`` answers the C API (upstream's
+    ticket #497 asks for that alias anyway); the C++ library and the archives are refused."""
+    refuse = ('echo "geos-config: this GEOS was built by geonox as one C API library '
+              '(libgeos_c, with a static C++ runtime): the C++ library and static archives '
+              'are not available" >&2; exit 1')
+    text = text.replace("      # TODO: make an alias for --clibs\n", "")
+    text = text.replace("      # see http://trac.osgeo.org/geos/ticket/497\n", "")
+    text = re.sub(r"(--libs\)\n\s*)echo -L\$\{libdir\} -lgeos\n", r"\1echo -L${libdir} -lgeos_c\n", text)
+    for option in ("--cclibs", "--static-clibs", "--static-cclibs"):
+        text = re.sub(rf"({re.escape(option)}\)\n\s*)echo [^\n]*\n",
+                      lambda m: f"{m.group(1)}{refuse}\n", text)
+    return text
+
+
+def _c_only_cmake_package(prefix: Path, version: str) -> None:
+    """A CMake package with the one target this GEOS has, ``GEOS::geos_c``, relative to
+    where it lies (upstream's package names the archives that are gone)."""
+    package = prefix / "lib" / "cmake" / "GEOS"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "geos-config.cmake").write_text("\n".join([
+        "# geonox: GEOS's C API as one library (libgeos is linked into it); no GEOS::geos",
+        'get_filename_component(_geos_prefix "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)',
+        "if(NOT TARGET GEOS::geos_c)",
+        "  add_library(GEOS::geos_c SHARED IMPORTED)",
+        "  set_target_properties(GEOS::geos_c PROPERTIES",
+        f'    IMPORTED_LOCATION "${{_geos_prefix}}/lib/{C_SONAME}"',
+        f'    IMPORTED_SONAME "{C_SONAME}"',
+        '    INTERFACE_INCLUDE_DIRECTORIES "${_geos_prefix}/include")',
+        "endif()",
+        "unset(_geos_prefix)",
+        "",
+    ]))
+    (package / "geos-config-version.cmake").write_text("\n".join([
+        f'set(PACKAGE_VERSION "{version}")',
+        'string(REGEX MATCH "^[0-9]+" _geos_major "${PACKAGE_FIND_VERSION}")',
+        'if(PACKAGE_FIND_VERSION VERSION_GREATER PACKAGE_VERSION OR NOT _geos_major STREQUAL "3")',
+        "  set(PACKAGE_VERSION_COMPATIBLE FALSE)",
+        "else()",
+        "  set(PACKAGE_VERSION_COMPATIBLE TRUE)",
+        '  if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)',
+        "    set(PACKAGE_VERSION_EXACT TRUE)",
+        "  endif()",
+        "endif()",
+        "",
+    ]))
 
 
 RECIPE = Recipe(
@@ -72,4 +167,5 @@ RECIPE = Recipe(
     libraries=(Library("geos", ("_ZN4geos", "_ZNK4geos"), rb"Invalid number of points in LinearRing found "),
                Library("geos_c", ("GEOS",), rb"Argument is not a LineString")),
     cxx=True,
+    shared_with_static_runtime=True,  # one_c_library
 )
