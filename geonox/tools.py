@@ -73,9 +73,14 @@ def uv_bin(executor: Executor, wanted: bool = True) -> str | None:
 
 
 def build_frontend(executor: Executor, cache: CacheLayout, py: PythonVersion, *,
-                   log: Path, uv: str | None = None) -> list[str]:
+                   log: Path, uv: str | None = None, cross: bool = False) -> list[str]:
     """argv that runs pypa/build under that Python; with ``uv``, build isolation installs
-    the build requirements with uv (``--installer uv``)."""
+    the build requirements with uv (``--installer uv``); ``cross``: the build requirements
+    for the build machine, the wheel for ``_PYTHON_HOST_PLATFORM`` (:mod:`geonox.crossbuild`,
+    pip as the installer)."""
+    if cross:
+        python = tool_venv(executor, cache, "build", py, ("build",), log=log)
+        return [python, str(Path(__file__).resolve().with_name("crossbuild.py"))]
     if uv is None:
         return [tool_venv(executor, cache, "build", py, ("build",), log=log), "-m", "build"]
     python = tool_venv(executor, cache, "build-uv", py, ("build", "uv"), log=log, uv=uv)

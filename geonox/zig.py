@@ -79,6 +79,8 @@ class ZigToolchain:
     # Its output targets another glibc (and maybe arch) than the build machine's compiler:
     # tools needed while building (the sqlite3 shell) are built natively from source.
     cross = True
+    # zig links libc++/libc++abi/libunwind statically into each shared object it links.
+    static_cxx_runtime = True
 
     @property
     def glibc(self) -> str:
@@ -190,8 +192,8 @@ class ZigToolchain:
             "CXXFLAGS": " ".join(self.cxxflags),
             # scikit-build-core names the wheel from this (sysconfig.get_platform) ...
             "_PYTHON_HOST_PLATFORM": f"linux-{self.arch}",
-            # ... which also makes pip's isolated build env pick target-arch wheels, so
-            # cmake/ninja must not come from there: use this machine's CMake and make.
+            # ... and pip/uv would pick target-arch wheels from it (geonox.crossbuild installs
+            # the build requirements without it); cmake/ninja come from this machine anyway.
             "CMAKE_EXECUTABLE": host_cmake(),
             "CMAKE_GENERATOR": "Unix Makefiles",
         }

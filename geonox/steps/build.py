@@ -96,10 +96,11 @@ class BuildStep(Step):
                 # pip (build isolation) and uv read these from the environment
                 env["PIP_CONSTRAINT"] = env["UV_BUILD_CONSTRAINT"] = str(constraints)
                 env["UV_CONSTRAINT"] = str(constraints)
-            # Not uv for a cross build: pip picks the target's wheels from
-            # _PYTHON_HOST_PLATFORM, uv would pick the build machine's.
+            # A cross build installs its build requirements for the build machine (numpy,
+            # Cython run here) and names the wheel for the target: geonox.crossbuild.
             uv = None if toolchain.cross else uv_bin(executor, config.env.uv)
-            frontend = build_frontend(executor, project.cache, build_py, log=log, uv=uv)
+            frontend = build_frontend(executor, project.cache, build_py, log=log, uv=uv,
+                                      cross=toolchain.cross)
             what = f"abi3 ({config.abi3}, built with {build_py.version})" if config.abi3 \
                 else f"CPython {build_py.version}"
             project.log(f"{session}: building {config.name} for {arch}, {what} (log: {log})")
