@@ -60,6 +60,29 @@ PACKAGES = (
     # manylinux images carry ccache; geonox uses an image's own, its directory in the cache
     "ccache",
 )
+#: A second CPython for the x86_64 image (bullseye has 3.9 only), built from its release
+#: source inside the rootfs (``cpython.sh``): Debian's orig tarball of 3.11.2 is upstream's
+#: Python-3.11.2.tgz, reachable here through the Debian mirror, sha256 from bookworm's
+#: Sources.  Not for arm64: compiling CPython under QEMU would take most of an hour.
+EXTRA_PYTHON = {
+    "x86_64": ("cp311-cp311", "pool/main/p/python3.11/python3.11_3.11.2.orig.tar.gz",
+               "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849"),
+}
+#: What CPython's build needs (ssl for pip's https, the stdlib's compression, sqlite3, ...).
+CPYTHON_BUILD_PACKAGES = ("libssl-dev", "zlib1g-dev", "libffi-dev", "libbz2-dev", "liblzma-dev",
+                          "libsqlite3-dev", "uuid-dev")
+
+
+def packages(arch: str) -> tuple[str, ...]:
+    return PACKAGES + (CPYTHON_BUILD_PACKAGES if canonical_arch(arch) in EXTRA_PYTHON else ())
+
+
+def python_tags(arch: str) -> list[str]:
+    """The /opt/python directories of the stand-in for ``arch``."""
+    extra = EXTRA_PYTHON.get(canonical_arch(arch))
+    return [PYTHON_TAG] + ([extra[0]] if extra else [])
+
+
 #: Bump when the way the rootfs is made changes (not covered by the files hashed).
 LAYOUT_VERSION = 1
 
@@ -110,8 +133,9 @@ def recipe_key(arch: str) -> str:
     """12 hex digits over everything that shapes the image for ``arch``."""
     arch = canonical_arch(arch)
     h = hashlib.sha256()
-    h.update(json.dumps({"suite": SUITE, "arch": OCI_ARCH[arch], "packages": sorted(PACKAGES),
-                         "layout": LAYOUT_VERSION, "python": PYTHON}, sort_keys=True).encode())
+    h.update(json.dumps({"suite": SUITE, "arch": OCI_ARCH[arch], "packages": sorted(packages(arch)),
+                         "layout": LAYOUT_VERSION, "python": PYTHON,
+                         "extra_python": EXTRA_PYTHON.get(arch)}, sort_keys=True).encode())
     for f in sorted(RECIPE_DIR.iterdir()):
         if f.is_file():
             h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
@@ -261,13 +285,18 @@ def rootfs_tarball(arch: str) -> Path:
         root = work / "root"
         try:
             _check(["debootstrap", "--variant=minbase", f"--arch={OCI_ARCH[arch]}",
-                    "--include=" + ",".join(PACKAGES), SUITE, root, debian_mirror()],
+                    "--include=" + ",".join(packages(arch)), SUITE, root, debian_mirror()],
                    f"debootstrap {SUITE} {OCI_ARCH[arch]}", env=env)
         except RuntimeError as e:
             log = root / "debootstrap" / "debootstrap.log"
             tail = log.read_text(errors="replace")[-3000:] if log.is_file() else ""
             raise RuntimeError(f"{e}\n--- debootstrap.log ---\n{tail}") from None
         shutil.copy(RECIPE_DIR / "layout.sh", root / "tmp" / "layout.sh")
+        if arch in EXTRA_PYTHON:  # before layout.sh, which trims /tmp and the caches
+            shutil.copy(python_source(arch), root / "tmp" / "python3.11.orig.tar.gz")
+            shutil.copy(RECIPE_DIR / "cpython.sh", root / "tmp" / "cpython.sh")
+            _check(["chroot", root, "/bin/sh", "/tmp/cpython.sh"],
+                   f"cpython.sh in the {arch} rootfs", env=_BASE_ENV)
         _check(["chroot", root, "/bin/sh", "/tmp/layout.sh"], f"layout.sh in the {arch} rootfs",
                env=_BASE_ENV)
         # the engine provides these at run time
@@ -289,6 +318,24 @@ def rootfs_tarball(arch: str) -> Path:
         shutil.rmtree(work, ignore_errors=True)
     TIMINGS[f"rootfs-{arch}"] = round(time.monotonic() - t0, 1)
     return tar
+
+
+def python_source(arch: str) -> Path:
+    """The extra CPython's source tarball, downloaded once and checked by sha256."""
+    _tag, path, sha256 = EXTRA_PYTHON[arch]
+    dest = cache_dir() / "standin" / Path(path).name
+    if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == sha256:
+        return dest
+    url = f"{debian_mirror()}/{path}"
+    with urllib.request.urlopen(url, timeout=300) as response:  # the proxies apt uses
+        data = response.read()
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise RuntimeError(f"{url}: sha256 {got}, expected {sha256}")
+    part = dest.with_suffix(".part")
+    part.write_bytes(data)
+    os.replace(part, dest)
+    return dest
 
 
 def _import_and_push(arch: str, ref: str, tar: Path) -> None:

@@ -341,16 +341,19 @@ def image_ccache_counters(image: str, cache: Path) -> dict[str, int]:
 
 
 def test_shapely_from_its_sdist_in_the_container_with_a_shared_geos(tmp_path, image_x86, geonox_env):
-    """A real project in the stand-in image: shapely 2.0.7's release sdist (2.1 needs
-    Python >= 3.10; the stand-in has CPython 3.9 only), GEOS built shared by the image's
-    gcc 10 (through the image's ccache, warm from the example's static GEOS: the compiles
-    are hits), shapely's Cython modules built there with numpy and Cython from the index,
-    GEOS grafted once, and shapely's own suite passing there."""
+    """A real project in the stand-in image for two CPythons: shapely 2.0.7's release
+    sdist (it supports both of the image's Pythons, 3.9 from Debian and 3.11 built from
+    source in the image), GEOS built shared by the image's gcc 10 (through the image's
+    ccache, warm from the example's static GEOS: the compiles are hits), shapely's Cython
+    modules built there per Python with numpy and Cython from the index, GEOS grafted once
+    in each wheel, and shapely's own suite passing there on each Python."""
+    pythons = [f"3.{t[3:t.index('-')]}" for t in standin.python_tags("x86_64")]
+    assert len(pythons) == 2, pythons
     sdist = tmp_path / "shapely-2.0.7.tar.gz"
     shutil.copy(pypi_sdist("shapely", "2.0.7"), sdist)
     where = noxfile(tmp_path / "release", project=str(sdist), deps=["geos"],
                     versions={"geos": "3.13.1"}, link="shared", backend="docker",
-                    archs=["x86_64"], policy="manylinux_2_31", python=["3.9"],
+                    archs=["x86_64"], policy="manylinux_2_31", python=pythons,
                     images={"x86_64": image_x86}, container_env=["PIP_CERT"],
                     test_requires=["pytest"],
                     test_command="python -m pytest --pyargs shapely.tests -q -p no:cacheprovider")
@@ -376,9 +379,11 @@ def test_shapely_from_its_sdist_in_the_container_with_a_shared_geos(tmp_path, im
     if static_geos:
         assert hits >= 0.9 * 439, (before, after)
     results = suite_results(out)
-    assert len(results) == 1 and results[0][0] > 3000 and results[0][1] == 0, out[-3000:]
-    (wheel,) = (tmp_path / "wheelhouse").glob("shapely-2.0.7-cp39-cp39-*.whl")
-    assert wheel.name.endswith("manylinux_2_31_x86_64.whl"), wheel.name
-    grafted_once(wheel, "shapely", {"libgeos": r"3\.13\.1", "libgeos_c": r"1\.\d+\.\d+"},
-                 ("GEOS", "_ZN4geos"), tmp_path)
-    assert verify_errors(wheel, geonox_env, tmp_path) == []
+    assert len(results) == 2 and all(p > 3000 and f == 0 for p, f in results), out[-3000:]
+    wheels = sorted((tmp_path / "wheelhouse").glob("shapely-2.0.7-*.whl"))
+    assert [w.name.split("-")[2] for w in wheels] == ["cp311", "cp39"], wheels
+    for wheel in wheels:
+        assert wheel.name.endswith("manylinux_2_31_x86_64.whl"), wheel.name
+        grafted_once(wheel, "shapely", {"libgeos": r"3\.13\.1", "libgeos_c": r"1\.\d+\.\d+"},
+                     ("GEOS", "_ZN4geos"), tmp_path)
+        assert verify_errors(wheel, geonox_env, tmp_path) == []

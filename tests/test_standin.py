@@ -69,6 +69,24 @@ def test_python_machine_and_version(image):
     assert out.stdout.strip().splitlines()[-1] == f"{arch} (3, 9)"
 
 
+def test_every_python_of_the_layout_runs_and_makes_venvs(image):
+    """Each /opt/python/<tag> the stand-in lays out (x86_64: cp39 and a cp311 built from
+    source in the image) runs, is the version its tag says, and makes a venv with pip."""
+    arch, ref = image
+    tags = standin.python_tags(arch)
+    script = "set -e; ls /opt/python; " + "; ".join(
+        f"/opt/python/{t}/bin/python -m venv /tmp/{t} && /tmp/{t}/bin/python -m pip --version >/dev/null"
+        f" && /tmp/{t}/bin/python -c 'import sys, ssl; print(\"{t}\", sys.version_info[:2])'"
+        for t in tags)
+    out = docker_run(arch, ref, "sh", "-c", script)
+    assert out.returncode == 0, out.stdout
+    lines = out.stdout.strip().splitlines()
+    assert sorted(lines[:len(tags)]) == sorted(tags), lines
+    for tag in tags:
+        minor = int(tag[3:tag.index("-")])
+        assert f"{tag} (3, {minor})" in lines, lines
+
+
 def test_glibc_and_toolchain(image):
     arch, ref = image
     out = docker_run(arch, ref, "sh", "-c",
