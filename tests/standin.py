@@ -133,10 +133,14 @@ def recipe_key(arch: str) -> str:
     """12 hex digits over everything that shapes the image for ``arch``."""
     arch = canonical_arch(arch)
     h = hashlib.sha256()
-    h.update(json.dumps({"suite": SUITE, "arch": OCI_ARCH[arch], "packages": sorted(packages(arch)),
-                         "layout": LAYOUT_VERSION, "python": PYTHON,
-                         "extra_python": EXTRA_PYTHON.get(arch)}, sort_keys=True).encode())
+    shape = {"suite": SUITE, "arch": OCI_ARCH[arch], "packages": sorted(packages(arch)),
+             "layout": LAYOUT_VERSION, "python": PYTHON}
+    if arch in EXTRA_PYTHON:
+        shape["extra_python"] = EXTRA_PYTHON[arch]
+    h.update(json.dumps(shape, sort_keys=True).encode())
     for f in sorted(RECIPE_DIR.iterdir()):
+        if f.name == "cpython.sh" and arch not in EXTRA_PYTHON:
+            continue  # not part of that image
         if f.is_file():
             h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:12]
