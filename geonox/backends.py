@@ -303,9 +303,9 @@ class ZigBackend(Backend):
                 f"link = \"shared\" for {', '.join(shared)} is not available with backend = \"zig\" "
                 f"yet: zig links libc++ statically into each shared library, and geonox cannot "
                 f"yet make {', '.join(shared)} one library that keeps its C++ objects and runtime "
-                f"inside (it does for GEOS: one libgeos_c). Build it static with zig "
+                f"inside (as it does for GEOS and PROJ). Build it static with zig "
                 f"([tool.geonox.options.{shared[0]}] link = \"static\"), or shared with "
-                f"backend = \"docker\"/\"podman\"/\"host\". SQLite and GEOS may be shared.")
+                f"backend = \"docker\"/\"podman\"/\"host\".")
 
     def repair_plat(self) -> str:
         # auditwheel's argparse refuses a plat of a foreign arch, and the wheel's symbols

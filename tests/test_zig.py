@@ -179,72 +179,107 @@ def test_zig_aarch64_example_tested_under_qemu(tmp_path, geonox_env):
     check_zig_wheel(wheel, "aarch64", geonox_env)
 
 
-GEOSSTRESS = REPO / "tests" / "data" / "geosstress" / "stress.c"
+CAPI_STRESS = REPO / "tests" / "data" / "capistress"
 
 
-def test_zig_shared_geos_is_one_c_library_that_throws_and_catches_inside(tmp_path, geonox_env):
-    """A shared GEOS under zig (whose libc++ is static in every shared object) is one
-    ``libgeos_c.so.1`` carrying GEOS and the C++ runtime, exporting the C API only.  A C
-    program linked to it runs GEOS's C API hard under QEMU in the arm64 stand-in, through
-    the paths where GEOS throws (ParseException, IllegalArgumentException) and libgeos_c
-    catches: with two runtimes the throw would not be caught and the process would abort.
-    After the aarch64 example above, GEOS's compiles are ccache hits (same static PIC
-    objects)."""
+GLIBC_LIBS = {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
+              "ld-linux-aarch64.so.1"}
+
+
+def _one_library(path: Path, soname: str, api: tuple[str, ...], needed: set[str]):
+    """A shared library that keeps its C++ runtime inside: exports ``api`` only, imports
+    no C++ symbol, needs glibc (and ``needed``) only, within manylinux2014's glibc."""
+    info = read_elf(path)
+    assert info.arch == "aarch64" and info.soname == soname, (info.arch, info.soname)
+    strays = sorted(s.name for s in info.exported if not s.name.startswith(api))
+    assert not strays, strays[:10]
+    assert set(info.needed) <= GLIBC_LIBS | needed, info.needed
+    assert not [s.name for s in info.undefined if s.name.startswith("_Z")]
+    glibc = [tuple(map(int, v[len("GLIBC_"):].split("."))) for vs in info.version_requirements.values()
+             for v in vs if v.startswith("GLIBC_2")]
+    assert glibc and max(glibc) <= (2, 17), info.version_requirements
+    return {s.name for s in info.exported}
+
+
+def test_zig_shared_geos_and_proj_are_one_library_each_that_throw_and_catch_inside(tmp_path, geonox_env):
+    """Shared GEOS and PROJ under zig (whose libc++ is static in every shared object):
+    each is one library carrying its C++ code and runtime, exporting the C API only
+    (``libgeos_c.so.1`` relinked from GEOS's archives; upstream's ``libproj.so.25`` with a
+    version script, SQLite shared beside it).  C programs
+    linked to them run each C API hard under QEMU in the arm64 stand-in, through the paths
+    where the library throws and its C API catches (GEOS: ParseException,
+    IllegalArgumentException; PROJ: unknown EPSG code, bad WKT, unknown projection), plus
+    real work (buffers and unions; EPSG:4326 -> 3857 through proj.db): a throw crossing
+    two runtimes would not be caught and the process would abort.  After the aarch64
+    example above, GEOS's compiles are ccache hits (the same static PIC objects); PROJ's
+    are not (its shared build compiles its C API with default visibility)."""
     image = standin_or_skip("aarch64")
     project = make_project(tmp_path, SQLEXT, """\
         [tool.geonox]
         backend = "zig"
         archs = ["aarch64"]
         policy = "manylinux2014"
-        deps = ["geos"]
+        deps = ["geos", "proj"]
         link = "shared"
         [tool.geonox.versions]
         geos = "3.13.1"
-        """, name="geosonly")
+        proj = "9.1.1"
+        sqlite = "3.52.0"
+        """, name="capi")
     result = nox("-s", "geo-deps-aarch64", cwd=project, env=geonox_env)
     assert result.returncode == 0, result.stdout[-6000:]
-    print(re.findall(r"geos 3\.13\.1 \(shared\) built in .*", result.stdout))
+    print(re.findall(r"(?:geos|proj|sqlite) \S+ \(shared\) built in .*", result.stdout))
     cache = Path(geonox_env["GEONOX_CACHE_DIR"])
-    (prefix,) = [d for d in (cache / "deps").glob("geos-3.13.1-aarch64-*") if d.is_dir()
-                 and json.loads((d / "geonox-dep.json").read_text())["link"] == "shared"]
-    lib = prefix / "lib"
-    assert sorted(p.name for p in lib.glob("libgeos*")) == ["libgeos_c.so", "libgeos_c.so.1"]
-    info = read_elf(lib / "libgeos_c.so.1")
-    assert info.arch == "aarch64" and info.soname == "libgeos_c.so.1"
-    exported = {s.name for s in info.exported}
-    assert "GEOSversion" in exported and "initGEOS_r" in exported and "GEOS_init_r" in exported
-    assert all(n.startswith(("GEOS", "initGEOS", "finishGEOS")) for n in exported), \
-        sorted(n for n in exported if not n.startswith("GEOS"))[:10]
-    # libc++ is inside, hidden: nothing but glibc is needed, no C++ symbol is imported
-    assert set(info.needed) <= {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2",
-                                "librt.so.1", "ld-linux-aarch64.so.1"}, info.needed
-    assert not [s.name for s in info.undefined if s.name.startswith("_Z")]
-    glibc = [tuple(map(int, v[len("GLIBC_"):].split("."))) for vs in info.version_requirements.values()
-             for v in vs if v.startswith("GLIBC_2")]
-    assert glibc and max(glibc) <= (2, 17), info.version_requirements
-    # what consumers ask of it answers with the one library
-    config = prefix / "bin" / "geos-config"
+
+    def artifact(name: str, version: str) -> Path:
+        # the newest (a kept GEONOX_TEST_CACHE may hold one of an older recipe too)
+        found = [d for d in (cache / "deps").glob(f"{name}-{version}-aarch64-*") if d.is_dir()
+                 and (m := json.loads((d / "geonox-dep.json").read_text()))["link"] == "shared"
+                 and m["toolchain"].startswith("zig-")]
+        assert found, name
+        return max(found, key=lambda d: (d / "geonox-dep.json").stat().st_mtime)
+
+    geos, proj, sqlite = artifact("geos", "3.13.1"), artifact("proj", "9.1.1"), artifact("sqlite", "3.52.0")
+    assert sorted(p.name for p in (geos / "lib").glob("libgeos*")) == ["libgeos_c.so", "libgeos_c.so.1"]
+    exported = _one_library(geos / "lib" / "libgeos_c.so.1", "libgeos_c.so.1",
+                            ("GEOS", "initGEOS", "finishGEOS"), set())
+    assert {"GEOSversion", "initGEOS_r", "GEOS_init_r"} <= exported
+    assert sorted(p.name for p in (proj / "lib").glob("libproj*")) == [
+        "libproj.so", "libproj.so.25", "libproj.so.25.9.1.1"]
+    exported = _one_library(proj / "lib" / "libproj.so.25", "libproj.so.25",
+                            ("proj_", "geod_", "pj_release"), {"libsqlite3.so.0"})
+    assert {"proj_create", "proj_trans", "geod_init"} <= exported
+    # what consumers ask of them answers with the one library
+    config = geos / "bin" / "geos-config"
     clibs = run([config, "--clibs"], cwd=tmp_path, env=geonox_env)
-    assert clibs.stdout.split() == [f"-L{prefix}/lib", "-lgeos_c"], clibs.stdout
+    assert clibs.stdout.split() == [f"-L{geos}/lib", "-lgeos_c"], clibs.stdout
     refused = run([config, "--cclibs"], cwd=tmp_path, env=geonox_env)
     assert refused.returncode != 0 and "one C API library" in refused.stdout
-    assert "Libs.private" not in (lib / "pkgconfig" / "geos.pc").read_text()
-    assert "libgeos_c.so.1" in (lib / "cmake" / "GEOS" / "geos-config.cmake").read_text()
-    # a program over the C API, cross-built with the same zig, run under QEMU
+    assert "Libs.private" not in (geos / "lib" / "pkgconfig" / "geos.pc").read_text()
+    assert "libgeos_c.so.1" in (geos / "lib" / "cmake" / "GEOS" / "geos-config.cmake").read_text()
+    # programs over the C APIs, cross-built with the same zig, run under QEMU
     (cc,) = (cache / "toolchains").glob("zig-aarch64-linux-gnu.2.17-*/bin/cc")
     work = tmp_path / "run"
-    work.mkdir()
-    shutil.copy2(lib / "libgeos_c.so.1", work / "libgeos_c.so.1")
-    built = run([cc, "-O2", GEOSSTRESS, f"-I{prefix}/include", f"-L{lib}", "-lgeos_c",
-                 "-Wl,-rpath,$ORIGIN", "-o", work / "stress"], cwd=work, env=geonox_env)
-    assert built.returncode == 0, built.stdout
+    (work / "proj").mkdir(parents=True)
+    for lib in (geos / "lib" / "libgeos_c.so.1", proj / "lib" / "libproj.so.25",
+                sqlite / "lib" / "libsqlite3.so.0"):
+        shutil.copy2(lib, work / lib.name)
+    shutil.copy2(proj / "share" / "proj" / "proj.db", work / "proj" / "proj.db")
+    for name, lib in (("geos", "geos_c"), ("proj", "proj")):
+        built = run([cc, "-O2", CAPI_STRESS / f"{name}.c", f"-I{geos}/include", f"-I{proj}/include",
+                     f"-L{geos}/lib", f"-L{proj}/lib", f"-l{lib}", "-Wl,-rpath,$ORIGIN",
+                     "-Wl,--allow-shlib-undefined", "-o", work / f"{name}-stress"], cwd=work, env=geonox_env)
+        assert built.returncode == 0, built.stdout
     from standin import DOCKER, platform
     ran = run([DOCKER, "run", "--rm", "--platform", platform("aarch64"), "-v", f"{work}:/w",
-               image, "/w/stress"], cwd=work, env=geonox_env, timeout=600)
+               "-e", "PROJ_DATA=/w/proj", "-e", "PROJ_NETWORK=OFF", image, "sh", "-c",
+               "/w/geos-stress && /w/proj-stress"], cwd=work, env=geonox_env, timeout=900)
     assert ran.returncode == 0, ran.stdout
     assert re.search(r"geosstress 3\.13\.1-CAPI-1\.19\.2: 2000 rounds, 4000 NULL results, 2000 "
                      r"ParseException, 2000 IllegalArgumentException, 0 other errors, 2000 unions",
                      ran.stdout), ran.stdout
+    assert re.search(r"projstress 9\.1\.1: 300 rounds, 900 refused, 300 transforms, "
+                     r"Paris -> \(261845\.7, 6250564\.3\), db found", ran.stdout), ran.stdout
 
 
 def test_shapely_from_its_sdist_with_zig_for_aarch64_tested_under_qemu(tmp_path, geonox_env):
@@ -317,24 +352,3 @@ def test_zig_x86_64_module_per_python_imports_on_every_python(tmp_path, geonox_e
         assert so["path"] == f"sqlext/_sqlext.cpython-{tag[2:]}-x86_64-linux-gnu.so", so["path"]
         assert so["exported"] == ["PyInit__sqlext"] and so["machine"] == "x86_64"
         assert tuple(map(int, so["max_versions"]["GLIBC"].split("."))) <= (2, 17)
-
-
-def test_shared_cxx_dependency_is_refused_with_zig(tmp_path, geonox_env):
-    """zig links libc++ statically into every shared object: a shared PROJ beside another
-    C++ library is not made self-contained yet (GEOS is: one libgeos_c, tested above).
-    Refused before anything is built, as a user error."""
-    project = zig_project(tmp_path, '["x86_64"]', '["3.12"]')
-    text = (project / "pyproject.toml").read_text()
-    (project / "pyproject.toml").write_text(text.replace('backend = "zig"', 'backend = "zig"\nlink = "shared"'))
-    cache = Path(geonox_env["GEONOX_CACHE_DIR"])
-
-    def built() -> set[str]:  # what the session's cache holds (other tests add to it too)
-        return {p.name for p in (cache / "deps").glob("*")} | {p.name for p in (cache / "prefixes").glob("*")}
-
-    before = built()
-    result = nox("-s", "geo-deps-x86_64", cwd=project, env=geonox_env)
-    out = " ".join(result.stdout.split())
-    assert result.returncode != 0 and "Traceback" not in out, out[-3000:]
-    assert 'link = "shared" for proj is not available with backend = "zig"' in out
-    assert 'link = "static"' in out
-    assert "building" not in out and built() == before  # refused before anything was built

@@ -1,5 +1,12 @@
-"""PROJ: static libproj with CMake against the prefix's SQLite; TIFF and CURL off by
-default (options ``tiff`` and ``curl`` turn them on)."""
+"""PROJ: libproj with CMake against the prefix's SQLite; TIFF and CURL off by default
+(options ``tiff`` and ``curl`` turn them on).
+
+Shared with a toolchain that links its C++ runtime into every shared object (zig),
+upstream's one ``libproj.so`` is linked with a version script that exports the C API only
+(``proj_*``, ``geod_*``, ``pj_release``): its C++ classes and the C++ runtime stay hidden
+inside, so they never meet another library's copy of the runtime (a GEOS beside it, or
+the extension).  The C++ API (``osgeo::proj``) is then not usable by consumers.
+"""
 from __future__ import annotations
 
 import re
@@ -25,7 +32,19 @@ def _onoff(value: bool) -> str:
     return "ON" if value else "OFF"
 
 
+VERSION_SCRIPT = Path(__file__).with_name("proj.map")
+
+
 def commands(ctx: BuildContext) -> list[Command]:
+    if ctx.link == "shared" and ctx.toolchain.static_cxx_runtime:
+        # upstream's one libproj.so, its exports cut to the C API by a version script (a
+        # static libproj.a cannot be relinked into it: its C API is hidden there)
+        return _cmake(ctx, f"-DCMAKE_SHARED_LINKER_FLAGS=-Wl,--version-script={VERSION_SCRIPT} "
+                           "-Wl,--strip-debug")
+    return _cmake(ctx)
+
+
+def _cmake(ctx: BuildContext, *extra: str) -> list[Command]:
     include = f"{ctx.deps['sqlite']}/include"
     sqlite = (
         # PROJ < 9.4 spells them SQLITE3_*, later releases use CMake's SQLite3_*.
@@ -37,7 +56,7 @@ def commands(ctx: BuildContext) -> list[Command]:
         ctx, *sqlite, "-DBUILD_TESTING=OFF", "-DBUILD_APPS=OFF", "-DBUILD_PROJSYNC=OFF",
         "-DNLOHMANN_JSON=internal",  # never pick up a system nlohmann_json
         f"-DENABLE_TIFF={_onoff(ctx.options['tiff'])}",
-        f"-DENABLE_CURL={_onoff(ctx.options['curl'])}")
+        f"-DENABLE_CURL={_onoff(ctx.options['curl'])}", *extra)
 
 
 def _env(prefix: str, version: str) -> dict[str, str]:
@@ -72,6 +91,7 @@ RECIPE = Recipe(
     consumer=Consumer(env=_env, finish=_finish, revision=2),  # 2: datarootdir relocatable too
     libraries=(Library("proj", ("proj_", "_ZN5osgeo4proj"), rb"Rel\. \d+\.\d+\.\d+, "),),
     cxx=True,
+    shared_with_static_runtime=True,  # one libproj.so exporting the C API only
     depends=("sqlite",),
     tools=("sqlite-shell",),
     options={"tiff": False, "curl": False},
