@@ -352,3 +352,29 @@ def test_zig_x86_64_module_per_python_imports_on_every_python(tmp_path, geonox_e
         assert so["path"] == f"sqlext/_sqlext.cpython-{tag[2:]}-x86_64-linux-gnu.so", so["path"]
         assert so["exported"] == ["PyInit__sqlext"] and so["machine"] == "x86_64"
         assert tuple(map(int, so["max_versions"]["GLIBC"].split("."))) <= (2, 17)
+
+
+def test_zig_refuses_a_shared_cxx_recipe_that_cannot_keep_its_runtime_inside(monkeypatch):
+    """Every shipped C++ recipe (GEOS, PROJ) keeps its C++ runtime inside one shared
+    library under zig; a C++ recipe that cannot (here a made-up one: no such recipe
+    exists to test with) is refused as a user error naming it, shared only."""
+    import dataclasses
+    import types
+
+    import geonox.recipes as recipes
+    from geonox.backends import ZigBackend
+    from geonox.errors import UserError
+
+    real = recipes.registry()
+    fake = dataclasses.replace(real["geos"], name="cxxlib", shared_with_static_runtime=False)
+    monkeypatch.setattr(recipes, "registry", lambda: {**real, "cxxlib": fake})
+
+    def backend(*deps):  # what check_link_modes reads: config.deps' names and link modes
+        return types.SimpleNamespace(config=types.SimpleNamespace(
+            deps=[types.SimpleNamespace(name=n, link=link) for n, link in deps]))
+
+    shipped = [(n, "shared") for n in ("sqlite", "geos", "proj")]
+    ZigBackend.check_link_modes(backend(*shipped))  # nothing refused
+    ZigBackend.check_link_modes(backend(("cxxlib", "static")))
+    with pytest.raises(UserError, match=r'link = "shared" for cxxlib is not available with backend = "zig"'):
+        ZigBackend.check_link_modes(backend(*shipped, ("cxxlib", "shared")))
