@@ -218,7 +218,8 @@ def test_image_without_the_python_is_named(tmp_path, image_x86, geonox_env):
     result = nox("-s", "geo-build-x86_64-3.12", cwd=project, env=geonox_env)
     assert result.returncode != 0
     assert "has no /opt/python/cp312-cp312/bin/python" in result.stdout
-    assert "it has: cp39-cp39" in result.stdout and "Traceback" not in result.stdout
+    have = ", ".join(sorted(standin.python_tags("x86_64")))  # cp311-cp311, cp39-cp39
+    assert f"it has: {have}" in result.stdout and "Traceback" not in result.stdout
 
 
 def test_build_image_from_a_dockerfile_on_the_pinned_base(tmp_path, image_x86, geonox_env):
