@@ -16,6 +16,7 @@ import pytest
 from conftest import (REPO, grafted_once, keyword_noxfile, make_project, nox, pypi_sdist, run,
                       skip_or_fail, standin_or_skip, suite_results, verify_errors)
 from geonox.elf import read_elf
+from geonox.policy import max_version
 from geonox.zig import ZigToolchain, translate
 
 pytestmark = pytest.mark.zig
@@ -195,9 +196,9 @@ def _one_library(path: Path, soname: str, api: tuple[str, ...], needed: set[str]
     assert not strays, strays[:10]
     assert set(info.needed) <= GLIBC_LIBS | needed, info.needed
     assert not [s.name for s in info.undefined if s.name.startswith("_Z")]
-    glibc = [tuple(map(int, v[len("GLIBC_"):].split("."))) for vs in info.version_requirements.values()
-             for v in vs if v.startswith("GLIBC_2")]
-    assert glibc and max(glibc) <= (2, 17), info.version_requirements
+    top = max_version(v[len("GLIBC_"):] for vs in info.version_requirements.values()
+                      for v in vs if v.startswith("GLIBC_2"))
+    assert top and tuple(map(int, top.split("."))) <= (2, 17), info.version_requirements
     return {s.name for s in info.exported}
 
 

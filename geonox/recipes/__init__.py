@@ -40,6 +40,12 @@ class BuildContext:
     #: what runs the compiler (``("ccache",)``) or nothing; never part of a key
     launcher: tuple[str, ...] = ()
 
+    @property
+    def shared_with_static_runtime(self) -> bool:
+        """A shared build by a toolchain that puts its C++ runtime into every shared object
+        (zig): a C++ recipe must then make one library that keeps that runtime inside."""
+        return self.link == "shared" and self.toolchain.static_cxx_runtime
+
     def lib(self, name: str, dep: str) -> str:
         """The file to link for library ``name`` of dependency ``dep``, in that dependency's artifact."""
         suffix = ".so" if self.links.get(dep, "static") == "shared" else ".a"

@@ -38,7 +38,7 @@ VERSION_SCRIPT = Path(__file__).with_name("geos_c.map")
 
 
 def commands(ctx: BuildContext) -> list[Command]:
-    if ctx.link == "shared" and ctx.toolchain.static_cxx_runtime:
+    if ctx.shared_with_static_runtime:
         return one_c_library(ctx)
     return cmake_commands(ctx, *OPTIONS)
 
@@ -75,6 +75,7 @@ def _finish(prefix: Path, version: str, link: LinkMode) -> None:
     """geos-config and geos.pc: relocatable, and in static mode answering with the static
     link line (a consumer that asks ``--clibs`` of a static GEOS gets ``-lgeos_c -lgeos
     -lstdc++ -lm``; upstream's answer, ``-lgeos_c`` alone, fails to link)."""
+    one_library = c_only(prefix, link)
     script = prefix / "bin" / "geos-config"
     if script.is_file():
         text = script.read_text()
@@ -83,7 +84,7 @@ def _finish(prefix: Path, version: str, link: LinkMode) -> None:
         text = re.sub(r"^exec_prefix=.*$", "exec_prefix=${prefix}", text, count=1, flags=re.M)
         text = re.sub(r"^includedir=.*$", "includedir=${prefix}/include", text, count=1, flags=re.M)
         text = re.sub(r"^libdir=.*$", "libdir=${prefix}/lib", text, count=1, flags=re.M)
-        if c_only(prefix, link):
+        if one_library:
             text = _c_only_script(text)
         if link == "static":
             text = text.replace("echo -L${libdir} -lgeos_c\n",
@@ -96,10 +97,10 @@ def _finish(prefix: Path, version: str, link: LinkMode) -> None:
         if link == "static":
             text = re.sub(r"^Libs: .*$", f"Libs: -L${{libdir}} -lgeos_c -lgeos {STATIC_CXX}", text,
                           count=1, flags=re.M)
-        if c_only(prefix, link):
+        if one_library:
             text = re.sub(r"^Libs.private: .*\n", "", text, flags=re.M)
         pc.write_text(text)
-    if c_only(prefix, link):
+    if one_library:
         _c_only_cmake_package(prefix, version)
 
 

@@ -36,7 +36,7 @@ VERSION_SCRIPT = Path(__file__).with_name("proj.map")
 
 
 def commands(ctx: BuildContext) -> list[Command]:
-    if ctx.link == "shared" and ctx.toolchain.static_cxx_runtime:
+    if ctx.shared_with_static_runtime:
         # upstream's one libproj.so, its exports cut to the C API by a version script (a
         # static libproj.a cannot be relinked into it: its C API is hidden there)
         return _cmake(ctx, f"-DCMAKE_SHARED_LINKER_FLAGS=-Wl,--version-script={VERSION_SCRIPT} "
