@@ -237,3 +237,37 @@ def license_texts(src: Path, paths: Sequence[str]) -> tuple[tuple[str, bytes], .
             name = rel.rsplit("/", 1)[-1].removesuffix(".c") + "-LICENSE"
         texts.append((name, data))
     return tuple(texts)
+
+
+def libraries_in(wheel: Path) -> dict[str, set[str]]:
+    """Which recipes' libraries the ELF files of ``wheel`` carry (verify's evidence: an
+    exported API symbol, or bytes only the implementation holds), per recipe name:
+    {"proj": {"geodemo/_geodemo.abi3.so"}, ...}."""
+    import tempfile
+
+    from geonox.recipes import registry
+    from geonox.verify.facts import WheelFacts, unpack
+
+    owner = {lib.name: recipe.name for recipe in registry().values() for lib in recipe.libraries}
+    found: dict[str, set[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="geonox-sbom-") as tmp:
+        root = Path(tmp)
+        unpack(wheel, root)
+        facts = WheelFacts.collect(root, None)
+        for rel, libs in facts.contains.items():
+            for lib in libs:
+                found.setdefault(owner[lib], set()).add(rel)
+    return found
+
+
+def license_texts_from_archive(archive: Path, paths: Sequence[str]) -> tuple[tuple[str, bytes], ...]:
+    """:func:`license_texts` read straight from a (verified) source archive: the files
+    under its one top-level directory."""
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="geonox-licenses-") as tmp, tarfile.open(archive) as tf:
+        top = tf.getnames()[0].split("/")[0]
+        members = [tf.getmember(f"{top}/{p}") for p in paths]
+        tf.extractall(tmp, members=members, filter="data")
+        return license_texts(Path(tmp) / top, paths)
