@@ -113,3 +113,28 @@ def test_sbom_and_licenses_in_a_real_wheel_that_pip_installs(mirror, tmp_path):
     installed = subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps",
                                 "--no-index", wheel], capture_output=True, text=True)
     assert installed.returncode == 0, installed.stderr
+
+
+def test_geonox_sbom_lists_what_a_wheel_says_it_bundles(mirror, tmp_path):
+    """``python -m geonox sbom`` on a wheel with geonox's SBOM, and on one with none."""
+    wheels = sorted((REPO / "examples" / "geodemo" / "wheelhouse").glob("geodemo-*.whl"))
+    if not wheels:
+        skip_or_fail("no repaired example wheel: run the main job first")
+    plain = tmp_path / wheels[0].name
+    plain.write_bytes(wheels[0].read_bytes())
+    tagged = tmp_path / "with" / wheels[0].name
+    tagged.parent.mkdir()
+    tagged.write_bytes(plain.read_bytes())
+    add_to_wheel(tagged, bundled(mirror, tmp_path), BuildFacts(GEONOX_VERSION, "gcc-x"))
+    out = subprocess.run([sys.executable, "-m", "geonox", "sbom", "--json", tagged, plain],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert [c["name"] for c in report[0]["components"]] == ["sqlite", "geos", "proj"]
+    assert report[0]["components"][2]["sha256"] == registry()["proj"].releases["9.1.1"].sha256
+    assert report[1]["components"] == []
+    text = subprocess.run([sys.executable, "-m", "geonox", "sbom", plain], capture_output=True, text=True)
+    assert "0 bundled component(s) (no SBOM under .dist-info/sboms/)" in text.stdout
+    bad = subprocess.run([sys.executable, "-m", "geonox", "sbom", tmp_path / "nope.whl"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "nope.whl" in bad.stderr
