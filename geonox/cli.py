@@ -94,7 +94,8 @@ def _cmd_pin(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from geonox.verify import run_verify_command
 
-    return run_verify_command(args.wheels, args.json, exit_zero=args.exit_zero, strict=args.strict)
+    return run_verify_command(args.wheels, args.json, exit_zero=args.exit_zero, strict=args.strict,
+                              require_sbom=args.require_sbom)
 
 
 def _cmd_sbom(args: argparse.Namespace) -> int:
@@ -219,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="fail on warnings too (house style: extra exports, unversioned imports "
                         "that the policy's glibc has)")
+    p.add_argument("--require-sbom", action="store_true",
+                   help="a bundled PROJ/GEOS/SQLite that no SBOM of the wheel names is an error "
+                        "(geonox's own gate does this; a warning otherwise)")
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("sbom", help="list what wheels say they bundle (their CycloneDX SBOMs: "

@@ -138,3 +138,51 @@ def test_geonox_sbom_lists_what_a_wheel_says_it_bundles(mirror, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "geonox", "sbom", tmp_path / "nope.whl"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "nope.whl" in bad.stderr
+
+
+def test_verify_knows_undeclared_bundles_and_a_wrong_record(mirror, tmp_path):
+    """verify: a wheel carrying PROJ/GEOS/SQLite with no SBOM naming them is an error where
+    an SBOM is required (geonox's gate), a warning elsewhere; once the SBOM names them,
+    nothing; a member changed behind RECORD's back is an error."""
+    from geonox.verify import verify_wheel
+
+    wheels = sorted((REPO / "examples" / "geodemo" / "wheelhouse").glob("geodemo-*.whl"))
+    if not wheels:
+        skip_or_fail("no repaired example wheel: run the main job first")
+    plain = tmp_path / wheels[0].name
+    plain.write_bytes(wheels[0].read_bytes())
+
+    def findings(wheel, rule, **kw):
+        return [(v.severity, v.detail) for v in verify_wheel(wheel, **kw).violations if v.rule == rule]
+
+    required = findings(plain, "undeclared-bundle", require_sbom=True)
+    assert sorted(d.split(" (")[0].removeprefix("carries ") for _s, d in required) == ["geos", "proj", "sqlite"]
+    assert {s for s, _d in required} == {"error"} and "no SBOM" in required[0][1]
+    assert {s for s, _d in findings(plain, "undeclared-bundle")} == {"warning"}
+    assert findings(plain, "record") == []
+    declared = tmp_path / "sbom" / plain.name
+    declared.parent.mkdir()
+    declared.write_bytes(plain.read_bytes())
+    add_to_wheel(declared, bundled(mirror, tmp_path), BuildFacts(GEONOX_VERSION, "gcc-x"))
+    assert findings(declared, "undeclared-bundle", require_sbom=True) == []
+    assert verify_wheel(declared, require_sbom=True).passes(False)
+    # one component dropped from the SBOM: named as undeclared
+    partial = tmp_path / "partial" / plain.name
+    partial.parent.mkdir()
+    partial.write_bytes(plain.read_bytes())
+    add_to_wheel(partial, [d for d in bundled(mirror, tmp_path) if d.name != "geos"],
+                 BuildFacts(GEONOX_VERSION, "gcc-x"))
+    (only,) = findings(partial, "undeclared-bundle", require_sbom=True)
+    assert only[1].startswith("carries geos") and "does not name it" in only[1]
+    # a member rewritten without RECORD
+    tampered = tmp_path / "tampered" / plain.name
+    tampered.parent.mkdir()
+    with zipfile.ZipFile(declared) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.endswith("/__init__.py"):
+                data += b"\n# changed\n"
+            dst.writestr(item, data)
+    problems = findings(tampered, "record")
+    assert problems and all(s == "error" for s, _d in problems), problems
+    assert any("does not match its sha256 in RECORD" in d for _s, d in problems)
