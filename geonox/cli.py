@@ -94,7 +94,34 @@ def _cmd_pin(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from geonox.verify import run_verify_command
 
-    return run_verify_command(args.wheels, args.json, exit_zero=args.exit_zero, strict=args.strict)
+    return run_verify_command(args.wheels, args.json, exit_zero=args.exit_zero, strict=args.strict,
+                              require_sbom=args.require_sbom)
+
+
+def _cmd_sbom(args: argparse.Namespace) -> int:
+    import zipfile
+
+    from geonox.sbom import read_wheel
+
+    report = []
+    for name in args.wheels:
+        path = Path(name)
+        try:
+            components = read_wheel(path)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise UserError(f"{name}: cannot read it as a wheel ({exc}). Pass the path of a "
+                            f".whl file.") from None
+        report.append({"wheel": path.name, "components": [c.to_dict() for c in components]})
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for entry in report:
+        print(f"{entry['wheel']}: {len(entry['components'])} bundled component(s)"
+              + ("" if entry["components"] else " (no SBOM under .dist-info/sboms/)"))
+        for c in entry["components"]:
+            print(f"  {c['name']} {c['version']}  {c['link'] or '-'}  {c['license'] or '-'}  "
+                  f"sha256 {c['sha256'] or '-'}  [{c['sbom'].split('/')[-1]}]")
+    return 0
 
 
 def _ago(seconds: float) -> str:
@@ -193,7 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="fail on warnings too (house style: extra exports, unversioned imports "
                         "that the policy's glibc has)")
+    p.add_argument("--require-sbom", action="store_true",
+                   help="a bundled PROJ/GEOS/SQLite that no SBOM of the wheel names is an error "
+                        "(geonox's own gate does this; a warning otherwise)")
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("sbom", help="list what wheels say they bundle (their CycloneDX SBOMs: "
+                                    "geonox's and auditwheel's)")
+    p.add_argument("wheels", nargs="+", metavar="WHEEL")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_sbom)
 
     p = sub.add_parser("pin", help="resolve each arch's build image to its digest and write "
                                    "geonox-images.lock")

@@ -111,16 +111,18 @@ def repair_python(executor: Executor, cache: CacheLayout, py: PythonVersion, *, 
 def verify_report(executor: Executor, cache: CacheLayout, wheel: Path, py: PythonVersion, *,
                   log: Path) -> dict:
     """geonox verify's report (``WheelReport.to_dict()``) for ``wheel``, made where the
-    wheel can run (so ``ldd -r`` sees that system's libraries)."""
+    wheel can run (so ``ldd -r`` sees that system's libraries); geonox's own wheels must
+    name what they bundle (``--require-sbom``)."""
     if executor.local:
         from geonox.verify import verify_wheel
 
-        return verify_wheel(wheel).to_dict()
+        return verify_wheel(wheel, require_sbom=True).to_dict()
     package = Path(geonox.__file__).resolve().parent
     executor.sync_in(wheel)
     executor.sync_in(package)
     python = repair_python(executor, cache, py, log=log)
-    out = executor.capture([python, "-m", "geonox", "verify", "--json", "--exit-zero", str(wheel)],
+    out = executor.capture([python, "-m", "geonox", "verify", "--json", "--exit-zero",
+                            "--require-sbom", str(wheel)],
                            env={"PYTHONPATH": str(package.parent)})
     try:
         return json.loads(out)[0]

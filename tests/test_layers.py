@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "geonox"
 LAYERS = (
     {"errors", "command", "targets", "environment", "signals", "zigcc", "crossbuild"},
     {"policy", "elf", "cache"},
-    {"sources", "verify", "recipes", "images"},
+    {"sources", "verify", "recipes", "images", "sbom"},
     {"config"},
     {"executors", "containers"},
     {"toolchains", "zig"},

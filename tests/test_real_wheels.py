@@ -35,7 +35,15 @@ def test_release_wheels_have_no_error(name):
     table = format_table([report])
     assert report.ok, table
     assert report.warnings, table  # they are not perfect: the findings are still shown
-    assert {v.rule for v in report.warnings} <= {"exported-symbols", "unversioned-libc"}, table
+    assert {v.rule for v in report.warnings} <= {"exported-symbols", "unversioned-libc",
+                                                 "undeclared-bundle"}, table
+    # no RECORD of a release wheel is wrong
+    assert not [v for v in report.violations if v.rule == "record"], table
+    # they bundle PROJ/GEOS and say so nowhere scanners look: a warning, or with
+    # --require-sbom (geonox's own gate) an error
+    if any(f.libraries for f in report.files):
+        strict = verify_wheel(wheel, require_sbom=True)
+        assert "undeclared-bundle" in {v.rule for v in strict.errors}, format_table([strict])
     libs = [f for f in report.files if f.kind == "shared-library"]
     assert libs and "bundled libraries: " in table
     if report.arch == "x86_64":

@@ -453,7 +453,7 @@ def test_policy_resolution_and_versions():
     assert version_allowed("LDBL_3.4.7", {"3.4.30", "LDBL_3.4.10"}) and not version_allowed("LDBL_3.4.11", {"3.4.30", "LDBL_3.4.10"})
     assert set(RULES) == {"architecture", "needed-library", "glibc-version", "cxx-runtime-version",
                           "unversioned-libc", "rpath", "exported-library-api", "exported-symbols",
-                          "duplicate-library", "ldd"}
+                          "duplicate-library", "undeclared-bundle", "record", "ldd"}
 
 
 def test_cli_subprocess(wheels):

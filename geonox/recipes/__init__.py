@@ -79,6 +79,22 @@ class Library:
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """What an SBOM says of a recipe's releases: who makes it, under which license (SPDX),
+    how NVD names it (CPE vendor and product), and which files of its source tree carry
+    the license text."""
+
+    supplier: str
+    license: str  # SPDX expression
+    cpe_vendor: str
+    cpe_product: str
+    license_files: tuple[str, ...] = ()  # paths in the extracted source tree
+
+    def cpe(self, version: str) -> str:
+        return f"cpe:2.3:a:{self.cpe_vendor}:{self.cpe_product}:{version}:*:*:*:*:*:*:*"
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     releases: Mapping[str, Source]  # version -> source
@@ -99,6 +115,7 @@ class Recipe:
     build_tool: bool = False
     #: a build tool built from another recipe's source takes that recipe's configured release
     source_of: str | None = None
+    provenance: Provenance | None = None
 
 
 def _release(name: str, version: str, url: str, sha256: str) -> Source:

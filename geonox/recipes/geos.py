@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from geonox.command import Command
-from geonox.recipes import (BuildContext, Consumer, Library, LinkMode, Recipe, _release, cmake_commands,
+from geonox.recipes import (Provenance, BuildContext, Consumer, Library, LinkMode, Recipe, _release, cmake_commands,
                             relocatable_pc)
 
 _URL = "https://download.osgeo.org/geos/geos-{v}.tar.bz2"
@@ -169,4 +169,8 @@ RECIPE = Recipe(
                Library("geos_c", ("GEOS",), rb"Argument is not a LineString")),
     cxx=True,
     shared_with_static_runtime=True,  # one_c_library
+    provenance=Provenance(supplier="OSGeo", cpe_vendor="osgeo", cpe_product="geos",
+                          # GEOS is LGPL 2.1+; it compiles in ryu (Apache-2.0 OR BSL-1.0)
+                          license="LGPL-2.1-or-later AND (Apache-2.0 OR BSL-1.0)",
+                          license_files=("COPYING", "src/deps/ryu/LICENSE")),
 )

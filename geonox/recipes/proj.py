@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from geonox.command import Command
-from geonox.recipes import (BuildContext, Consumer, Library, LinkMode, Recipe, _release, cmake_commands,
+from geonox.recipes import (Provenance, BuildContext, Consumer, Library, LinkMode, Recipe, _release, cmake_commands,
                             relocatable_pc)
 
 _URL = "https://download.osgeo.org/proj/proj-{v}.tar.gz"
@@ -95,4 +95,6 @@ RECIPE = Recipe(
     depends=("sqlite",),
     tools=("sqlite-shell",),
     options={"tiff": False, "curl": False},
+    provenance=Provenance(supplier="OSGeo", cpe_vendor="osgeo", cpe_product="proj",
+                          license="MIT", license_files=("COPYING",)),
 )

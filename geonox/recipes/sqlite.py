@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from geonox.command import Command
-from geonox.recipes import BuildContext, Consumer, Library, LinkMode, Recipe, _release
+from geonox.recipes import Provenance, BuildContext, Consumer, Library, LinkMode, Recipe, _release
 
 _URL = "https://sqlite.org/{year}/sqlite-autoconf-{num}.tar.gz"
 RELEASES = {
@@ -103,6 +103,9 @@ RECIPE = Recipe(
     commands=commands,
     consumer=CONSUMER,
     libraries=(Library("sqlite3", ("sqlite3_",), rb"SQLite format 3\x00"),),
+    provenance=Provenance(supplier="SQLite", cpe_vendor="sqlite", cpe_product="sqlite",
+                          # public domain, with the blessing at the head of sqlite3.c
+                          license="blessing", license_files=("sqlite3.c",)),
 )
 
 

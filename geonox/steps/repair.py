@@ -67,6 +67,39 @@ def drop_build_rpaths(wheel: Path) -> dict[str, list[str]]:
     return removed
 
 
+def write_sbom(project: Project, backend: Backend, wheel: Path) -> str:
+    """Put geonox's SBOM and the bundled dependencies' license texts into ``wheel``: one
+    component per dependency whose library the wheel's ELF files carry (static inside a
+    module or grafted), its license texts read from its verified source archive."""
+    import geonox
+    from geonox import sbom, sources
+
+    config = project.config
+    prefix = planned_prefix(project, backend)
+    present = sbom.libraries_in(wheel)
+    deps = []
+    for b in prefix.libraries:
+        prov = b.recipe.provenance
+        if b.name not in present or prov is None:
+            continue
+        source = b.spec.source
+        archive = sources.fetch(source, mirrors=config.mirrors, offline=config.offline,
+                                cache_dir=project.cache.sources)
+        deps.append(sbom.Bundled(
+            name=b.name, version=source.version, url=source.url, sha256=source.sha256,
+            link=b.spec.link, license=prov.license, supplier=prov.supplier,
+            cpe=prov.cpe(source.version), depends=tuple(d for d in b.recipe.depends if d in present),
+            license_files=sbom.license_texts_from_archive(archive, prov.license_files)))
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    facts = sbom.BuildFacts(geonox_version=geonox.__version__,
+                            toolchain=prefix.manifest["toolchain"],
+                            image=None if prefix.manifest["executor"].startswith("host:")
+                            else prefix.manifest["executor"],
+                            source_date_epoch=int(epoch) if epoch and epoch.isdigit() else None)
+    path = sbom.add_to_wheel(wheel, deps, facts)
+    return f"{path}: " + ", ".join(f"{d.name} {d.version} ({d.link})" for d in deps)
+
+
 def _stamp_path(project: Project, arch: str, py: PythonVersion | None) -> Path:
     return project.work_dir / "repaired" / arch / f"{project.build_id(py)}.json"
 
@@ -146,6 +179,8 @@ class RepairStep(Step):
             project.log(f"{session}: removed build-machine RPATH/RUNPATH entries auditwheel left "
                         f"(in files it did not graft for): "
                         + "; ".join(f"{rel}: {', '.join(paths)}" for rel, paths in cleaned.items()))
+        sbom = write_sbom(project, backend, repaired)
+        project.log(f"{session}: SBOM {sbom}")
         why = backend.judge_repaired(raw, repaired)
         config.wheelhouse.mkdir(parents=True, exist_ok=True)
         final = config.wheelhouse / repaired.name

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from geonox.errors import UserError
 from geonox.policy import wheel_platform_tags, wheel_policy
+from geonox.sbom import read_wheel
 from geonox.verify.facts import LINKER_SYMBOLS, WheelFacts, check_wheel_file, kind_of, unpack
 from geonox.verify.ldd import ldd_findings, should_run
 from geonox.verify.report import RULES, FileReport, Violation, WheelReport, format_table
@@ -26,11 +27,13 @@ __all__ = ["RULES", "FileReport", "Violation", "WheelReport", "format_table",
            "run_verify_command", "verify_wheel"]
 
 
-def verify_wheel(path: str | os.PathLike[str], *, run_ldd: bool | None = None) -> WheelReport:
+def verify_wheel(path: str | os.PathLike[str], *, run_ldd: bool | None = None,
+                 require_sbom: bool = False) -> WheelReport:
     """Check every ELF file in the wheel at ``path``.
 
     ``run_ldd``: ``None`` runs ``ldd -r`` on files this machine can load (same arch, ldd
     present); ``True`` insists on ldd (error if missing); ``False`` never runs it.
+    ``require_sbom``: a bundled library no SBOM names is an error, not a warning.
     """
     wheel_path = Path(path)
     check_wheel_file(wheel_path)
@@ -51,6 +54,11 @@ def verify_wheel(path: str | os.PathLike[str], *, run_ldd: bool | None = None) -
         except zipfile.BadZipFile as exc:
             raise UserError(f"{wheel_path} is not a readable wheel ({exc}); rebuild it.") from exc
         facts = WheelFacts.collect(root, policy)
+        facts.require_sbom = require_sbom
+        components = read_wheel(wheel_path)
+        facts.declared = {c.name for c in components}
+        facts.sboms = sorted({c.sbom for c in components})
+        facts.record_problems = record_problems(wheel_path)
         for rel, reason in facts.broken.items():
             found.append(Violation("architecture", rel, f"starts with the ELF magic but cannot be "
                                    f"parsed ({reason}), so no loader can load it."))
@@ -69,7 +77,7 @@ def verify_wheel(path: str | os.PathLike[str], *, run_ldd: bool | None = None) -
             report.files.append(file_report)
         if policy is not None:
             for wheel_rule in WHEEL_RULES:
-                found.extend(_violation(rel, rule, detail) for rel, rule, detail in wheel_rule(facts))
+                found.extend(_violation(*finding) for finding in wheel_rule(facts))
         # ldd -r in the loader's context: on every module (it loads, and so checks, the
         # wheel's libraries through the module's RPATH, as Python's import does), and on
         # the shipped libraries no module loads, on their own.
@@ -94,8 +102,42 @@ def _violation(file: str, rule: str, detail: str, severity: str | None = None) -
     return Violation(rule, file, detail, severity or SEVERITY[rule])
 
 
+def record_problems(wheel: Path) -> list[tuple[str, str]]:
+    """Every member RECORD does not vouch for: unlisted, or a wrong sha256 or size."""
+    import base64
+    import csv
+    import hashlib
+    import io
+
+    problems = []
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist() if not n.endswith("/")]
+        records = [n for n in names if n.count("/") == 1 and n.endswith(".dist-info/RECORD")]
+        if len(records) != 1:
+            return [(wheel.name, f"has {len(records)} .dist-info/RECORD files, not one")]
+        rows = {r[0]: r for r in csv.reader(io.StringIO(zf.read(records[0]).decode("utf-8", "replace"))) if r}
+        for name in names:
+            if name == records[0] or name.endswith((".dist-info/RECORD.jws", ".dist-info/RECORD.p7s")):
+                continue
+            row = rows.get(name)
+            if row is None:
+                problems.append((name, "is not listed in RECORD"))
+                continue
+            data = zf.read(name)
+            algo, _, want = (row[1] if len(row) > 1 else "").partition("=")
+            if algo not in hashlib.algorithms_guaranteed or algo in ("md5", "sha1"):
+                problems.append((name, f"has no usable hash in RECORD ({row[1] if len(row) > 1 else ''!r})"))
+                continue
+            got = base64.urlsafe_b64encode(hashlib.new(algo, data).digest()).rstrip(b"=").decode()
+            if got != want:
+                problems.append((name, f"does not match its {algo} in RECORD"))
+            elif len(row) > 2 and row[2] and row[2] != str(len(data)):
+                problems.append((name, f"is {len(data)} bytes, RECORD says {row[2]}"))
+    return problems
+
+
 def run_verify_command(wheels: Sequence[str], as_json: bool, exit_zero: bool = False,
-                       strict: bool = False) -> int:
+                       strict: bool = False, require_sbom: bool = False) -> int:
     """``python -m geonox verify``: print a table (or JSON); 0 if no wheel has an error
     (``strict``: nor a warning), else 1 (``exit_zero``: 0 either way, for callers that read
     the JSON)."""
@@ -104,7 +146,7 @@ def run_verify_command(wheels: Sequence[str], as_json: bool, exit_zero: bool = F
     for wheel in wheels:
         check_wheel_file(Path(wheel))
         wheel_platform_tags(Path(wheel).name)
-    reports = [verify_wheel(w) for w in wheels]
+    reports = [verify_wheel(w, require_sbom=require_sbom) for w in wheels]
     if as_json:
         print(json.dumps([r.to_dict() for r in reports], indent=2))
     else:

@@ -123,6 +123,12 @@ class WheelFacts:
     # (file, needed name, where it is in the wheel): an in-wheel library the loader will not
     # find from that file, following RPATH/RUNPATH as ld.so does.
     unreachable: list[tuple[str, str, str]] = field(default_factory=list)
+    # what the wheel's SBOMs name (component names), and which SBOM files there are
+    declared: set[str] = field(default_factory=set)
+    sboms: list[str] = field(default_factory=list)
+    require_sbom: bool = False
+    # (member, why) for every file RECORD gets wrong
+    record_problems: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def collect(cls, root: Path, policy: Policy | None) -> WheelFacts:

@@ -15,6 +15,8 @@ RULES = (
     "exported-library-api",
     "exported-symbols",
     "duplicate-library",
+    "undeclared-bundle",
+    "record",
     "ldd",
 )
 SEVERITIES = ("error", "warning")

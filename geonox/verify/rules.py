@@ -21,6 +21,11 @@ advice each version rule appends.  :data:`RULE_TABLE` says which file kinds a ru
                         Python's RTLD_LOCAL loading, so a warning.
 ``duplicate-library``   one library (PROJ, GEOS, libgeos_c, SQLite) is carried by more than one
                         ELF file of the wheel: two copies, two states.
+``undeclared-bundle``   a file carries a known library (PROJ, GEOS, SQLite) that no SBOM of the
+                        wheel names (``.dist-info/sboms/``): scanners cannot see it.  An error
+                        where an SBOM is required (geonox's own gate, ``--require-sbom``), a
+                        warning elsewhere (most wheels on PyPI carry none yet).
+``record``              RECORD does not list a file, or its hash or size is wrong.
 ``ldd``                 ``ldd -r`` reports a missing library, version or symbol (:mod:`.ldd`),
                         run on each module with the libraries it loads, as the loader sees them.
 
@@ -54,6 +59,8 @@ SEVERITY = {
     "exported-library-api": "error",
     "exported-symbols": "warning",
     "duplicate-library": "error",
+    "undeclared-bundle": "error",  # a warning unless the caller requires an SBOM
+    "record": "error",
     "ldd": "error",
 }
 RuleFunction = Callable[[WheelFacts, str, ElfInfo], Iterator[Finding]]
@@ -254,6 +261,35 @@ def unreachable_libraries(facts: WheelFacts) -> Iterator[tuple[str, str, str]]:
                "(auditwheel repair does).")
 
 
+def undeclared_bundles(facts: WheelFacts) -> Iterator[tuple[str, ...]]:
+    """A known library inside the wheel that no SBOM component names (by recipe name, or
+    the library's own name as auditwheel's SBOM spells a grafted file)."""
+    from geonox.recipes import registry
+
+    owner = {lib.name: recipe.name for recipe in registry().values() for lib in recipe.libraries}
+    declared = {n.lower() for n in facts.declared}
+    reported: set[str] = set()
+    for rel in sorted(facts.files):
+        for lib in facts.contains.get(rel, {}):
+            recipe = owner.get(lib, lib)
+            if recipe in reported or recipe in declared or lib in declared \
+                    or f"lib{lib}" in declared:
+                continue
+            reported.add(recipe)
+            where = "no SBOM" if not facts.sboms else f"its SBOM ({', '.join(facts.sboms)}) does not name it"
+            yield (rel, "undeclared-bundle",
+                   f"carries {recipe} ({facts.contains[rel][lib]}), but the wheel has {where}: a "
+                   "vulnerability scanner cannot see it. Repair the wheel with geonox (it writes "
+                   ".dist-info/sboms/geonox.cdx.json) or add a CycloneDX component for it.",
+                   "error" if facts.require_sbom else "warning")
+
+
+def record_mismatches(facts: WheelFacts) -> Iterator[tuple[str, str, str]]:
+    for name, why in facts.record_problems:
+        yield (name, "record", f"{why}; pip and auditwheel trust RECORD: rebuild or re-pack the "
+                               "wheel with a tool that rewrites it (wheel pack, auditwheel).")
+
+
 ANY_KIND = frozenset({"extension", "shared-library", "executable", "object"})
 #: (rule function, the file kinds it applies to, whether it needs a policy), in report order.
 RULE_TABLE: tuple[tuple[RuleFunction, frozenset[str], bool], ...] = (
@@ -266,4 +302,4 @@ RULE_TABLE: tuple[tuple[RuleFunction, frozenset[str], bool], ...] = (
     (exported_symbols, frozenset({"extension"}), True),
 )
 #: Rules over the whole wheel, yielding ``(file, rule, detail)``.
-WHEEL_RULES = (duplicate_libraries, unreachable_libraries)
+WHEEL_RULES = (duplicate_libraries, unreachable_libraries, undeclared_bundles, record_mismatches)

@@ -1,0 +1,273 @@
+"""What a wheel bundles, said the way scanners read it: a CycloneDX 1.6 SBOM (PEP 770,
+``<name>.dist-info/sboms/geonox.cdx.json``) with one component per bundled dependency,
+static or grafted, and the dependencies' license texts under ``.dist-info/licenses/``.
+
+auditwheel (6.5+) writes its own SBOM for grafted libraries an OS package manager owns;
+libraries built from source are invisible to it, and static copies to everyone.  This
+module writes geonox's beside it (never over it) and reads both back (``geonox sbom``).
+
+The document is a function of its inputs only (no clock, no random serial number): the
+serial number is a UUID derived from the content, the timestamp ``SOURCE_DATE_EPOCH``'s.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote
+
+SBOM_NAME = "geonox.cdx.json"
+SPEC_VERSION = "1.6"
+#: A namespace of geonox's own for content-derived serial numbers.
+_SERIAL_NAMESPACE = uuid.UUID("0b5c3e5e-6a7e-4c41-9d0a-6e6f78736f6d")
+
+
+@dataclass(frozen=True)
+class Bundled:
+    """One dependency inside a wheel, and where it came from."""
+
+    name: str  # "proj"
+    version: str  # "9.1.1"
+    url: str  # the upstream source archive
+    sha256: str  # of that archive, as verified before the build read it
+    link: str  # "static" or "shared"
+    license: str  # an SPDX license expression: "MIT", "LGPL-2.1-or-later", "blessing"
+    supplier: str  # "OSGeo"
+    cpe: str  # "cpe:2.3:a:osgeo:proj:9.1.1:*:*:*:*:*:*:*"
+    depends: tuple[str, ...] = ()  # names of other bundled dependencies it links
+    #: license texts: (file name under licenses/<name>/, bytes)
+    license_files: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def purl(self) -> str:
+        url = quote(self.url, safe="")
+        return f"pkg:generic/{self.name}@{self.version}?download_url={url}&checksum=sha256:{self.sha256}"
+
+
+@dataclass(frozen=True)
+class BuildFacts:
+    """Who built the wheel, with what: the SBOM's metadata."""
+
+    geonox_version: str
+    toolchain: str  # the toolchain identity ("gcc-… (cc (Debian 12.2.0-14) 12.2.0)")
+    image: str | None = None  # the container image digest that built it, if one did
+    source_date_epoch: int | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+def _license(expression: str) -> list[dict]:
+    if any(op in expression for op in (" AND ", " OR ", " WITH ", "(")):
+        return [{"expression": expression}]
+    return [{"license": {"id": expression}}]
+
+
+def license_paths(dist_info: str, dep: Bundled) -> list[str]:
+    return [f"{dist_info}/licenses/{dep.name}/{name}" for name, _text in dep.license_files]
+
+
+def document(dist: str, version: str, dist_info: str, deps: Sequence[Bundled],
+             facts: BuildFacts) -> dict:
+    """The CycloneDX 1.6 document for wheel ``dist`` ``version`` bundling ``deps``."""
+    top = f"pkg:pypi/{dist.lower().replace('_', '-')}@{version}"
+    components = []
+    for dep in deps:
+        properties = [{"name": "geonox:link", "value": dep.link}]
+        properties += [{"name": "geonox:license-file", "value": p} for p in license_paths(dist_info, dep)]
+        components.append({
+            "type": "library",
+            "bom-ref": dep.ref,
+            "supplier": {"name": dep.supplier},
+            "name": dep.name,
+            "version": dep.version,
+            "licenses": _license(dep.license),
+            "cpe": dep.cpe,
+            "purl": dep.purl,
+            "externalReferences": [{
+                "type": "source-distribution",
+                "url": dep.url,
+                "hashes": [{"alg": "SHA-256", "content": dep.sha256}],
+            }],
+            "properties": properties,
+        })
+    names = {d.name: d for d in deps}
+    dependencies = [{"ref": top, "dependsOn": [d.ref for d in deps]}]
+    dependencies += [{"ref": d.ref, "dependsOn": [names[n].ref for n in d.depends if n in names]}
+                     for d in deps]
+    properties = [{"name": "geonox:toolchain", "value": facts.toolchain}]
+    if facts.image:
+        properties.append({"name": "geonox:image", "value": facts.image})
+    properties += [{"name": f"geonox:{k}", "value": v} for k, v in sorted(facts.extra.items())]
+    epoch = facts.source_date_epoch if facts.source_date_epoch is not None else 0
+    metadata = {
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)),
+        "tools": {"components": [{"type": "application", "name": "geonox",
+                                  "version": facts.geonox_version}]},
+        "component": {"type": "library", "bom-ref": top, "name": dist, "version": version,
+                      "purl": top},
+        "properties": properties,
+    }
+    body = {"metadata": metadata, "components": components, "dependencies": dependencies}
+    serial = uuid.uuid5(_SERIAL_NAMESPACE, json.dumps(body, sort_keys=True))
+    return {
+        "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
+        "bomFormat": "CycloneDX",
+        "specVersion": SPEC_VERSION,
+        "serialNumber": serial.urn,
+        "version": 1,
+        **body,
+    }
+
+
+def dist_info_dir(names: Sequence[str]) -> str:
+    """The wheel's ``*.dist-info`` directory (the one holding WHEEL)."""
+    found = sorted({PurePosixPath(n).parts[0] for n in names
+                    if PurePosixPath(n).parts[0].endswith(".dist-info")
+                    and PurePosixPath(n).name == "WHEEL"})
+    if len(found) != 1:
+        raise ValueError(f"expected one .dist-info directory with a WHEEL file, found {found}")
+    return found[0]
+
+
+def add_to_wheel(wheel: Path, deps: Sequence[Bundled], facts: BuildFacts) -> str:
+    """Write the SBOM and the license texts into ``wheel`` (in place; RECORD rewritten with
+    their hashes and sizes).  Returns the SBOM's path inside the wheel."""
+    from auditwheel.wheeltools import InWheel
+
+    with zipfile.ZipFile(wheel) as zf:
+        dist_info = dist_info_dir(zf.namelist())
+    dist, version = dist_info[:-len(".dist-info")].split("-", 1)
+    doc = document(dist, version, dist_info, deps, facts)
+    tmp = wheel.with_name(wheel.name + ".sbom")
+    with InWheel(wheel, tmp):
+        root = Path.cwd()
+        sbom = root / dist_info / "sboms" / SBOM_NAME
+        sbom.parent.mkdir(parents=True, exist_ok=True)
+        sbom.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        for dep in deps:
+            for name, text in dep.license_files:
+                path = root / dist_info / "licenses" / dep.name / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(text)
+    tmp.replace(wheel)
+    return f"{dist_info}/sboms/{SBOM_NAME}"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One component some SBOM in a wheel names (geonox's or auditwheel's)."""
+
+    name: str
+    version: str
+    sha256: str | None
+    license: str | None
+    link: str | None
+    purl: str | None
+    sbom: str  # the SBOM file it was read from
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "version": self.version, "sha256": self.sha256,
+                "license": self.license, "link": self.link, "purl": self.purl, "sbom": self.sbom}
+
+
+def _component(raw: dict, sbom: str) -> Component:
+    sha = None
+    for ref in raw.get("externalReferences", []):
+        for h in ref.get("hashes", []):
+            if h.get("alg") == "SHA-256":
+                sha = h.get("content")
+    for h in raw.get("hashes", []):
+        if sha is None and h.get("alg") == "SHA-256":
+            sha = h.get("content")
+    licenses = []
+    for entry in raw.get("licenses", []):
+        if "expression" in entry:
+            licenses.append(entry["expression"])
+        elif "license" in entry:
+            lic = entry["license"]
+            licenses.append(lic.get("id") or lic.get("name") or "")
+    link = next((p.get("value") for p in raw.get("properties", [])
+                 if p.get("name") == "geonox:link"), None)
+    return Component(name=raw.get("name", "?"), version=raw.get("version", "?"), sha256=sha,
+                     license=" AND ".join(x for x in licenses if x) or None, link=link,
+                     purl=raw.get("purl"), sbom=sbom)
+
+
+def read_wheel(wheel: Path) -> list[Component]:
+    """Every component of every CycloneDX JSON SBOM under ``*.dist-info/sboms/``."""
+    found: list[Component] = []
+    with zipfile.ZipFile(wheel) as zf:
+        for name in sorted(zf.namelist()):
+            parts = PurePosixPath(name).parts
+            if len(parts) == 3 and parts[0].endswith(".dist-info") and parts[1] == "sboms" \
+                    and name.endswith(".json"):
+                try:
+                    doc = json.loads(zf.read(name))
+                except ValueError:
+                    continue
+                if doc.get("bomFormat") != "CycloneDX":
+                    continue
+                found += [_component(c, name) for c in doc.get("components", [])]
+    return found
+
+
+def license_texts(src: Path, paths: Sequence[str]) -> tuple[tuple[str, bytes], ...]:
+    """The license texts at ``paths`` of an extracted source tree, as (file name, bytes).
+    A C source file stands for its first comment block that states a license or
+    disclaims copyright (SQLite's blessing, near the head of sqlite3.c; the 9 MB around
+    it is not a license text).  Nested paths keep their
+    directories in the name (``src/deps/ryu/LICENSE`` -> ``src-deps-ryu-LICENSE``)."""
+    texts = []
+    for rel in paths:
+        path = src / rel
+        data = path.read_bytes()
+        name = rel.replace("/", "-")
+        if rel.endswith(".c"):
+            blocks = re.findall(rb"/\*.*?\*/", data[:200_000], flags=re.S)
+            notice = [b for b in blocks if re.search(rb"disclaims copyright|[Ll]icen[sc]e", b)]
+            data = (notice or blocks)[0] + b"\n"
+            name = rel.rsplit("/", 1)[-1].removesuffix(".c") + "-LICENSE"
+        texts.append((name, data))
+    return tuple(texts)
+
+
+def libraries_in(wheel: Path) -> dict[str, set[str]]:
+    """Which recipes' libraries the ELF files of ``wheel`` carry (verify's evidence: an
+    exported API symbol, or bytes only the implementation holds), per recipe name:
+    {"proj": {"geodemo/_geodemo.abi3.so"}, ...}."""
+    import tempfile
+
+    from geonox.recipes import registry
+    from geonox.verify.facts import WheelFacts, unpack
+
+    owner = {lib.name: recipe.name for recipe in registry().values() for lib in recipe.libraries}
+    found: dict[str, set[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="geonox-sbom-") as tmp:
+        root = Path(tmp)
+        unpack(wheel, root)
+        facts = WheelFacts.collect(root, None)
+        for rel, libs in facts.contains.items():
+            for lib in libs:
+                found.setdefault(owner[lib], set()).add(rel)
+    return found
+
+
+def license_texts_from_archive(archive: Path, paths: Sequence[str]) -> tuple[tuple[str, bytes], ...]:
+    """:func:`license_texts` read straight from a (verified) source archive: the files
+    under its one top-level directory."""
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="geonox-licenses-") as tmp, tarfile.open(archive) as tf:
+        top = tf.getnames()[0].split("/")[0]
+        members = [tf.getmember(f"{top}/{p}") for p in paths]
+        tf.extractall(tmp, members=members, filter="data")
+        return license_texts(Path(tmp) / top, paths)

@@ -1,0 +1,188 @@
+"""The SBOM geonox writes into a wheel: CycloneDX 1.6, schema-valid (cyclonedx-python-lib's
+validator), naming the mirror's real PROJ/GEOS/SQLite releases with their sha256, licenses
+and license texts (taken from the real source archives), in a real repaired wheel that
+pip still installs, with a RECORD that matches."""
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, skip_or_fail
+from geonox import __version__ as GEONOX_VERSION
+from geonox.recipes import registry
+from geonox.sbom import BuildFacts, Bundled, add_to_wheel, document, license_texts, read_wheel
+
+MIRROR_FILES = {"proj": "proj-9.1.1.tar.gz", "geos": "geos-3.13.1.tar.bz2",
+                "sqlite": "sqlite-autoconf-3520000.tar.gz"}
+VERSIONS = {"proj": "9.1.1", "geos": "3.13.1", "sqlite": "3.52.0"}
+
+
+def bundled(mirror: Path, tmp_path: Path, link: str = "static") -> list[Bundled]:
+    deps = []
+    recipes = registry()
+    for name in ("sqlite", "geos", "proj"):
+        recipe, version = recipes[name], VERSIONS[name]
+        source = recipe.releases[version]
+        archive = mirror / MIRROR_FILES[name]
+        assert hashlib.sha256(archive.read_bytes()).hexdigest() == source.sha256
+        with tarfile.open(archive) as tf:
+            top = tf.getnames()[0].split("/")[0]
+            wanted = [f"{top}/{p}" for p in recipe.provenance.license_files]
+            tf.extractall(tmp_path / "src", members=[tf.getmember(w) for w in wanted],
+                          filter="data")
+        prov = recipe.provenance
+        deps.append(Bundled(name=name, version=version, url=source.url, sha256=source.sha256,
+                            link=link, license=prov.license, supplier=prov.supplier,
+                            cpe=prov.cpe(version), depends=recipe.depends,
+                            license_files=license_texts(tmp_path / "src" / top, prov.license_files)))
+    return deps
+
+
+def test_sbom_is_schema_valid_cyclonedx_1_6(mirror, tmp_path):
+    pytest.importorskip("cyclonedx.validation.json")
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    deps = bundled(mirror, tmp_path)
+    doc = document("geodemo", "0.1.0", "geodemo-0.1.0.dist-info", deps,
+                   BuildFacts(GEONOX_VERSION, "gcc-123 (cc 12.2.0)", image="sha256:" + "0" * 64,
+                              source_date_epoch=1700000000))
+    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(doc))
+    assert error is None, error
+    by_name = {c["name"]: c for c in doc["components"]}
+    assert by_name["proj"]["cpe"] == "cpe:2.3:a:osgeo:proj:9.1.1:*:*:*:*:*:*:*"
+    assert by_name["geos"]["cpe"] == "cpe:2.3:a:osgeo:geos:3.13.1:*:*:*:*:*:*:*"
+    assert by_name["sqlite"]["cpe"] == "cpe:2.3:a:sqlite:sqlite:3.52.0:*:*:*:*:*:*:*"
+    assert by_name["proj"]["externalReferences"][0]["hashes"][0]["content"] == \
+        "003cd4010e52bb5eb8f7de1c143753aa830c8902b6ed01209f294846e40e6d39"
+    assert by_name["proj"]["purl"].endswith(
+        "checksum=sha256:003cd4010e52bb5eb8f7de1c143753aa830c8902b6ed01209f294846e40e6d39")
+    assert by_name["proj"]["licenses"] == [{"license": {"id": "MIT"}}]
+    assert {"ref": "proj@9.1.1", "dependsOn": ["sqlite@3.52.0"]} in doc["dependencies"]
+    assert doc["metadata"]["timestamp"] == "2023-11-14T22:13:20Z"
+    # the same inputs, the same bytes (no clock, no random serial number)
+    again = document("geodemo", "0.1.0", "geodemo-0.1.0.dist-info", bundled(mirror, tmp_path / "b"),
+                     BuildFacts(GEONOX_VERSION, "gcc-123 (cc 12.2.0)", image="sha256:" + "0" * 64,
+                                source_date_epoch=1700000000))
+    assert json.dumps(again, sort_keys=True) == json.dumps(doc, sort_keys=True)
+
+
+def _record_matches(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        record = next(n for n in zf.namelist() if n.endswith(".dist-info/RECORD"))
+        rows = {r[0]: r for r in csv.reader(io.StringIO(zf.read(record).decode()))}
+        for name in zf.namelist():
+            if name == record or name.endswith("/"):
+                continue
+            data = zf.read(name)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert rows[name][1:] == [f"sha256={digest}", str(len(data))], name
+
+
+def test_sbom_and_licenses_in_a_real_wheel_that_pip_installs(mirror, tmp_path):
+    wheels = sorted((REPO / "examples" / "geodemo" / "wheelhouse").glob("geodemo-*.whl"))
+    if not wheels:
+        skip_or_fail("no repaired example wheel: run the main job first")
+    wheel = tmp_path / wheels[0].name
+    wheel.write_bytes(wheels[0].read_bytes())
+    path = add_to_wheel(wheel, bundled(mirror, tmp_path), BuildFacts(GEONOX_VERSION, "gcc-x"))
+    assert path == "geodemo-0.1.0.dist-info/sboms/geonox.cdx.json"
+    _record_matches(wheel)
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        assert "geodemo-0.1.0.dist-info/licenses/geos/COPYING" in names
+        assert b"GNU LESSER GENERAL PUBLIC LICENSE" in zf.read("geodemo-0.1.0.dist-info/licenses/geos/COPYING")
+        blessing = zf.read("geodemo-0.1.0.dist-info/licenses/sqlite/sqlite3-LICENSE")
+        assert b"May you do good and not evil" in blessing and len(blessing) < 4000
+    components = {c.name: c for c in read_wheel(wheel)}
+    assert set(components) == {"proj", "geos", "sqlite"}
+    assert components["geos"].license == "LGPL-2.1-or-later AND (Apache-2.0 OR BSL-1.0)"
+    assert components["sqlite"].sha256 == registry()["sqlite"].releases["3.52.0"].sha256
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    installed = subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps",
+                                "--no-index", wheel], capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr
+
+
+def test_geonox_sbom_lists_what_a_wheel_says_it_bundles(mirror, tmp_path):
+    """``python -m geonox sbom`` on a wheel with geonox's SBOM, and on one with none."""
+    wheels = sorted((REPO / "examples" / "geodemo" / "wheelhouse").glob("geodemo-*.whl"))
+    if not wheels:
+        skip_or_fail("no repaired example wheel: run the main job first")
+    plain = tmp_path / wheels[0].name
+    plain.write_bytes(wheels[0].read_bytes())
+    tagged = tmp_path / "with" / wheels[0].name
+    tagged.parent.mkdir()
+    tagged.write_bytes(plain.read_bytes())
+    add_to_wheel(tagged, bundled(mirror, tmp_path), BuildFacts(GEONOX_VERSION, "gcc-x"))
+    out = subprocess.run([sys.executable, "-m", "geonox", "sbom", "--json", tagged, plain],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert [c["name"] for c in report[0]["components"]] == ["sqlite", "geos", "proj"]
+    assert report[0]["components"][2]["sha256"] == registry()["proj"].releases["9.1.1"].sha256
+    assert report[1]["components"] == []
+    text = subprocess.run([sys.executable, "-m", "geonox", "sbom", plain], capture_output=True, text=True)
+    assert "0 bundled component(s) (no SBOM under .dist-info/sboms/)" in text.stdout
+    bad = subprocess.run([sys.executable, "-m", "geonox", "sbom", tmp_path / "nope.whl"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "nope.whl" in bad.stderr
+
+
+def test_verify_knows_undeclared_bundles_and_a_wrong_record(mirror, tmp_path):
+    """verify: a wheel carrying PROJ/GEOS/SQLite with no SBOM naming them is an error where
+    an SBOM is required (geonox's gate), a warning elsewhere; once the SBOM names them,
+    nothing; a member changed behind RECORD's back is an error."""
+    from geonox.verify import verify_wheel
+
+    wheels = sorted((REPO / "examples" / "geodemo" / "wheelhouse").glob("geodemo-*.whl"))
+    if not wheels:
+        skip_or_fail("no repaired example wheel: run the main job first")
+    plain = tmp_path / wheels[0].name
+    plain.write_bytes(wheels[0].read_bytes())
+
+    def findings(wheel, rule, **kw):
+        return [(v.severity, v.detail) for v in verify_wheel(wheel, **kw).violations if v.rule == rule]
+
+    required = findings(plain, "undeclared-bundle", require_sbom=True)
+    assert sorted(d.split(" (")[0].removeprefix("carries ") for _s, d in required) == ["geos", "proj", "sqlite"]
+    assert {s for s, _d in required} == {"error"} and "no SBOM" in required[0][1]
+    assert {s for s, _d in findings(plain, "undeclared-bundle")} == {"warning"}
+    assert findings(plain, "record") == []
+    declared = tmp_path / "sbom" / plain.name
+    declared.parent.mkdir()
+    declared.write_bytes(plain.read_bytes())
+    add_to_wheel(declared, bundled(mirror, tmp_path), BuildFacts(GEONOX_VERSION, "gcc-x"))
+    assert findings(declared, "undeclared-bundle", require_sbom=True) == []
+    assert verify_wheel(declared, require_sbom=True).passes(False)
+    # one component dropped from the SBOM: named as undeclared
+    partial = tmp_path / "partial" / plain.name
+    partial.parent.mkdir()
+    partial.write_bytes(plain.read_bytes())
+    add_to_wheel(partial, [d for d in bundled(mirror, tmp_path) if d.name != "geos"],
+                 BuildFacts(GEONOX_VERSION, "gcc-x"))
+    (only,) = findings(partial, "undeclared-bundle", require_sbom=True)
+    assert only[1].startswith("carries geos") and "does not name it" in only[1]
+    # a member rewritten without RECORD
+    tampered = tmp_path / "tampered" / plain.name
+    tampered.parent.mkdir()
+    with zipfile.ZipFile(declared) as src, zipfile.ZipFile(tampered, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.endswith("/__init__.py"):
+                data += b"\n# changed\n"
+            dst.writestr(item, data)
+    problems = findings(tampered, "record")
+    assert problems and all(s == "error" for s, _d in problems), problems
+    assert any("does not match its sha256 in RECORD" in d for _s, d in problems)
