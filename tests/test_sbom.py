@@ -9,6 +9,7 @@ import csv
 import hashlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -49,7 +50,6 @@ def bundled(mirror: Path, tmp_path: Path, link: str = "static") -> list[Bundled]
 
 
 def test_sbom_is_schema_valid_cyclonedx_1_6(mirror, tmp_path):
-    pytest.importorskip("cyclonedx.validation.json")
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator
 
@@ -89,12 +89,55 @@ def _record_matches(wheel: Path) -> None:
             assert rows[name][1:] == [f"sha256={digest}", str(len(data))], name
 
 
-def test_sbom_and_licenses_in_a_real_wheel_that_pip_installs(mirror, tmp_path):
+def main_job_wheel() -> Path:
+    """A wheel the main job repaired (its SBOM written by geonox's repair step)."""
     wheels = sorted((REPO / "examples" / "geodemo" / "wheelhouse").glob("geodemo-*.whl"))
     if not wheels:
         skip_or_fail("no repaired example wheel: run the main job first")
-    wheel = tmp_path / wheels[0].name
-    wheel.write_bytes(wheels[0].read_bytes())
+    return wheels[0]
+
+
+def without_sbom(wheel: Path, dest: Path) -> Path:
+    """A copy of ``wheel`` with its SBOMs and bundled license texts removed (RECORD rewritten
+    by auditwheel's InWheel): what a wheel looks like when nobody declared what it bundles."""
+    from auditwheel.wheeltools import InWheel
+
+    dest.mkdir(parents=True, exist_ok=True)
+    out = dest / wheel.name
+    with InWheel(wheel, out):
+        for dist_info in Path.cwd().glob("*.dist-info"):
+            for sub in ("sboms", "licenses"):
+                shutil.rmtree(dist_info / sub, ignore_errors=True)
+    with zipfile.ZipFile(out) as zf:
+        assert not [n for n in zf.namelist() if "/sboms/" in n]
+    return out
+
+
+def test_the_main_jobs_wheel_declares_what_it_bundles(mirror):
+    """The repair step of the main job wrote a schema-valid SBOM naming the mirror's PROJ,
+    GEOS and SQLite with their sha256 and licenses, and their license texts; RECORD matches."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    wheel = main_job_wheel()
+    _record_matches(wheel)
+    with zipfile.ZipFile(wheel) as zf:
+        doc = zf.read("geodemo-0.1.0.dist-info/sboms/geonox.cdx.json").decode()
+        names = zf.namelist()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(doc) is None
+    assert "geodemo-0.1.0.dist-info/licenses/geos/COPYING" in names
+    assert "geodemo-0.1.0.dist-info/licenses/sqlite/sqlite3-LICENSE" in names
+    components = {c.name: c for c in read_wheel(wheel)}
+    assert {n: c.version for n, c in components.items()} == VERSIONS
+    for name, component in components.items():
+        archive = mirror / MIRROR_FILES[name]
+        assert component.sha256 == hashlib.sha256(archive.read_bytes()).hexdigest()
+        assert component.license == registry()[name].provenance.license
+        assert component.link == "static"
+
+
+def test_sbom_and_licenses_added_to_a_wheel_that_pip_installs(mirror, tmp_path):
+    wheel = without_sbom(main_job_wheel(), tmp_path / "plain")
     path = add_to_wheel(wheel, bundled(mirror, tmp_path), BuildFacts(GEONOX_VERSION, "gcc-x"))
     assert path == "geodemo-0.1.0.dist-info/sboms/geonox.cdx.json"
     _record_matches(wheel)
@@ -117,21 +160,16 @@ def test_sbom_and_licenses_in_a_real_wheel_that_pip_installs(mirror, tmp_path):
 
 def test_geonox_sbom_lists_what_a_wheel_says_it_bundles(mirror, tmp_path):
     """``python -m geonox sbom`` on a wheel with geonox's SBOM, and on one with none."""
-    wheels = sorted((REPO / "examples" / "geodemo" / "wheelhouse").glob("geodemo-*.whl"))
-    if not wheels:
-        skip_or_fail("no repaired example wheel: run the main job first")
-    plain = tmp_path / wheels[0].name
-    plain.write_bytes(wheels[0].read_bytes())
-    tagged = tmp_path / "with" / wheels[0].name
-    tagged.parent.mkdir()
-    tagged.write_bytes(plain.read_bytes())
-    add_to_wheel(tagged, bundled(mirror, tmp_path), BuildFacts(GEONOX_VERSION, "gcc-x"))
+    tagged = main_job_wheel()
+    plain = without_sbom(tagged, tmp_path / "plain")
     out = subprocess.run([sys.executable, "-m", "geonox", "sbom", "--json", tagged, plain],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
-    assert [c["name"] for c in report[0]["components"]] == ["sqlite", "geos", "proj"]
-    assert report[0]["components"][2]["sha256"] == registry()["proj"].releases["9.1.1"].sha256
+    listed = {c["name"]: c for c in report[0]["components"]}
+    assert sorted(listed) == ["geos", "proj", "sqlite"]
+    assert listed["proj"]["sha256"] == registry()["proj"].releases["9.1.1"].sha256
+    assert listed["geos"]["link"] == "static"
     assert report[1]["components"] == []
     text = subprocess.run([sys.executable, "-m", "geonox", "sbom", plain], capture_output=True, text=True)
     assert "0 bundled component(s) (no SBOM under .dist-info/sboms/)" in text.stdout
@@ -146,11 +184,7 @@ def test_verify_knows_undeclared_bundles_and_a_wrong_record(mirror, tmp_path):
     nothing; a member changed behind RECORD's back is an error."""
     from geonox.verify import verify_wheel
 
-    wheels = sorted((REPO / "examples" / "geodemo" / "wheelhouse").glob("geodemo-*.whl"))
-    if not wheels:
-        skip_or_fail("no repaired example wheel: run the main job first")
-    plain = tmp_path / wheels[0].name
-    plain.write_bytes(wheels[0].read_bytes())
+    plain = without_sbom(main_job_wheel(), tmp_path / "plain")
 
     def findings(wheel, rule, **kw):
         return [(v.severity, v.detail) for v in verify_wheel(wheel, **kw).violations if v.rule == rule]
