@@ -124,6 +124,14 @@ def _cmd_sbom(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from geonox.wheeldiff import diff_wheels, render
+
+    diff = diff_wheels(Path(args.a), Path(args.b))
+    print(json.dumps(diff.to_dict(), indent=2) if args.json else render(diff))
+    return 0 if diff.identical else 1
+
+
 def _ago(seconds: float) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
@@ -230,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("wheels", nargs="+", metavar="WHEEL")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_sbom)
+
+    p = sub.add_parser("diff", help="where two wheels differ: the first differing member and, "
+                                    "for ELF files, the sections (exit 1 when they differ)")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_diff)
 
     p = sub.add_parser("pin", help="resolve each arch's build image to its digest and write "
                                    "geonox-images.lock")

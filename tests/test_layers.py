@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "geonox"
 #: Lowest first.  A module may import its own layer and the ones below.
 LAYERS = (
     {"errors", "command", "targets", "environment", "signals", "zigcc", "crossbuild"},
-    {"policy", "elf", "cache"},
+    {"policy", "elf", "cache", "wheeldiff"},
     {"sources", "verify", "recipes", "images", "sbom"},
     {"config"},
     {"executors", "containers"},
