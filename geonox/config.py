@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,9 @@ BACKENDS: tuple[BackendName, ...] = ("auto", "host", "docker", "podman", "zig")
 CONTAINER_MODES: tuple[ContainerMode, ...] = ("auto", "bind", "copy")
 DEFAULT_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 
+#: 1980-01-01T00:00:00Z: the earliest time a zip entry can hold, and the last resort.
+ZIP_EPOCH = 315532800
+
 #: Every key of [tool.geonox] and its default.  ``None`` for archs and python means "derived":
 #: the host's arch; the project's classifiers or requires-python, else DEFAULT_PYTHONS.
 DEFAULTS: Mapping[str, Any] = {
@@ -66,6 +70,7 @@ DEFAULTS: Mapping[str, Any] = {
     "dockerfile": None,
     "verify-strict": False,
     "ccache": True,
+    "source-date-epoch": None,  # None: the project's last commit, else the sdist's, else 1980
     # project hooks, as cibuildwheel users know them
     "build-env": {},
     "before-build": None,
@@ -115,6 +120,7 @@ class Config:
     dockerfile: Path | None = None  # build image on top of the pinned one (build-image)
     verify_strict: bool = False  # the ldd session fails on verify's warnings too
     ccache: bool = True  # compile through ccache where one is available (GEONOX_CCACHE=0: off)
+    source_date_epoch: int = ZIP_EPOCH  # the time stamped into wheels and SBOMs (reproducible)
     build_env: Mapping[str, str] = field(default_factory=dict)  # values may hold placeholders
     before_build: str | None = None
     build_constraints: tuple[str, ...] = ()  # pins for build isolation (PIP_CONSTRAINT)
@@ -325,12 +331,37 @@ def _layers(project: Path, overrides: Mapping[str, Any], env: Environment,
         values["offline"] = env.offline
     if env.ccache is not None:
         values["ccache"] = env.ccache
+    if env.source_date_epoch is not None:
+        values["source-date-epoch"] = env.source_date_epoch
     values.update(keywords)
     values["mirrors"] = [*env.mirrors, *_str_list("mirrors", values["mirrors"])]
     for key in drop:
         if key in DEFAULTS:
             values[key] = DEFAULTS[key]
     return pyproject, values
+
+
+def _source_date_epoch(value: Any, project: Path, sdist: Path | None) -> int:
+    """The time stamped into the wheels and SBOMs: the configured value, else the project's
+    last commit (git, limited to the project's directory), else the time of the sdist's
+    PKG-INFO, else 1980-01-01.  Never the clock: the same inputs give the same bytes."""
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < ZIP_EPOCH:
+            raise _err("source-date-epoch", value, f"expected whole seconds since 1970, at least "
+                       f"{ZIP_EPOCH} (1980-01-01, the earliest a zip entry can hold)")
+        return value
+    if sdist is None:
+        try:
+            out = subprocess.run(["git", "log", "-1", "--format=%ct", "--", "."], cwd=project,
+                                 capture_output=True, text=True, timeout=30)
+            if out.returncode == 0 and out.stdout.strip().isdigit():
+                return max(int(out.stdout.strip()), ZIP_EPOCH)
+        except (OSError, subprocess.SubprocessError):
+            pass  # no git: the next source
+    pkg_info = project / "PKG-INFO"
+    if sdist is not None and pkg_info.is_file():
+        return max(int(pkg_info.stat().st_mtime), ZIP_EPOCH)
+    return ZIP_EPOCH
 
 
 def is_sdist(path: Path) -> bool:
@@ -490,6 +521,7 @@ def _load(project_arg: str | Path, overrides: Mapping[str, Any], environ: Mappin
         dockerfile=dockerfile,
         verify_strict=_bool("verify-strict", v["verify-strict"]),
         ccache=_bool("ccache", v["ccache"]),
+        source_date_epoch=_source_date_epoch(v["source-date-epoch"], project, sdist),
         build_env=_str_table("build-env", v["build-env"]),
         before_build=before_build,
         build_constraints=tuple(_str_list("build-constraints", v["build-constraints"])),

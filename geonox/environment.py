@@ -14,6 +14,7 @@ cache``, :func:`geonox.sources.fetch` called on its own) calls :func:`read` itse
 ``GEONOX_TIMEOUT``     download read timeout in seconds
 ``GEONOX_DOCKER``      the docker client to run (default: ``docker`` on PATH)
 ``GEONOX_PODMAN``      the podman client to run (default: ``podman`` on PATH)
+``SOURCE_DATE_EPOCH``  (the reproducible-builds.org variable) overrides ``source-date-epoch``
 =====================  ==================================================================
 """
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Environment:
     cache_dir: Path = field(default_factory=lambda: default_cache_dir())
     timeout: float | None = None
     engines: Mapping[str, str] = field(default_factory=dict)  # "docker" -> client path
+    source_date_epoch: int | None = None  # SOURCE_DATE_EPOCH, when set
 
 
 def default_cache_dir() -> Path:
@@ -75,6 +77,10 @@ def read(environ: Mapping[str, str] | None = None) -> Environment:
                        "expected a number of seconds such as 60, or unset it (default: connect "
                        "10 s, read 60 s)")
     cache = env.get("GEONOX_CACHE_DIR", "").strip()
+    epoch_text = env.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch_text and not epoch_text.isdigit():
+        raise _bad("SOURCE_DATE_EPOCH", epoch_text,
+                   "expected whole seconds since 1970 (e.g. $(git log -1 --format=%ct)), or unset it")
     return Environment(
         mirrors=tuple(env.get("GEONOX_MIRROR", "").split()),
         offline=_flag(env, "GEONOX_OFFLINE"),
@@ -84,4 +90,5 @@ def read(environ: Mapping[str, str] | None = None) -> Environment:
         timeout=timeout,
         engines={kind: env[f"GEONOX_{kind.upper()}"] for kind in ("docker", "podman")
                  if env.get(f"GEONOX_{kind.upper()}")},
+        source_date_epoch=int(epoch_text) if epoch_text else None,
     )

@@ -320,3 +320,49 @@ def test_an_sdist_is_a_project(tmp_path, monkeypatch):
     # nothing half-unpacked: the only directory is the first sdist's
     dirs = [p for p in (tmp_path / "cache" / "sdists").iterdir() if p.is_dir()]
     assert dirs == [cfg.project.parents[1]], dirs
+
+
+def test_source_date_epoch_from_table_environment_git_sdist_or_1980(tmp_path, monkeypatch):
+    """The time stamped into wheels: SOURCE_DATE_EPOCH > source-date-epoch > the project's
+    last commit (real git) > the sdist's PKG-INFO time > 1980-01-01; bad values are named."""
+    import tarfile
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    write_project(plain, "")
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    assert load_config(plain, environ={}).source_date_epoch == 315532800
+    write_project(plain, "source-date-epoch = 1700000000\n")
+    assert load_config(plain, environ={}).source_date_epoch == 1700000000
+    assert load_config(plain, environ={"SOURCE_DATE_EPOCH": "1710000000"}).source_date_epoch == 1710000000
+    with pytest.raises(ConfigError, match="SOURCE_DATE_EPOCH='yesterday'"):
+        load_config(plain, environ={"SOURCE_DATE_EPOCH": "yesterday"})
+    write_project(plain, 'source-date-epoch = "2024-01-01"\n')
+    with pytest.raises(ConfigError, match="source-date-epoch"):
+        load_config(plain, environ={})
+
+    repo = tmp_path / "repo"
+    (repo / "ext").mkdir(parents=True)
+    write_project(repo / "ext", "")
+    git = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@e", "GIT_COMMITTER_DATE": "1690000000 +0000",
+           "GIT_AUTHOR_DATE": "1690000000 +0000", "PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    for argv in (["git", "init", "-q"], ["git", "add", "."], ["git", "commit", "-q", "-m", "x"]):
+        subprocess.run(argv, cwd=repo, env=git, check=True)
+    # a later commit elsewhere in the repository does not move the extension's time
+    (repo / "other.txt").write_text("x")
+    git.update(GIT_COMMITTER_DATE="1695000000 +0000", GIT_AUTHOR_DATE="1695000000 +0000")
+    for argv in (["git", "add", "."], ["git", "commit", "-q", "-m", "y"]):
+        subprocess.run(argv, cwd=repo, env=git, check=True)
+    assert load_config(repo / "ext", environ={}).source_date_epoch == 1690000000
+
+    src = tmp_path / "src" / "demo-1.0"
+    src.mkdir(parents=True)
+    write_project(src, "")
+    (src / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
+    os.utime(src / "PKG-INFO", (1650000000, 1650000000))
+    sdist = tmp_path / "demo-1.0.tar.gz"
+    with tarfile.open(sdist, "w:gz") as tar:
+        tar.add(src, arcname="demo-1.0")
+    cfg = load_config(sdist, environ={"GEONOX_CACHE_DIR": str(tmp_path / "cache")})
+    assert cfg.source_date_epoch == 1650000000

