@@ -52,8 +52,17 @@ def _cmake(ctx: BuildContext, *extra: str) -> list[Command]:
         f"-DSQLite3_INCLUDE_DIR={include}", f"-DSQLite3_LIBRARY={ctx.lib('sqlite3', 'sqlite')}",
         f"-DEXE_SQLITE3={ctx.deps['sqlite-shell']}/bin/sqlite3",
     )
+    # PROJ compiles its install data directory in (PROJ_DATA, a fallback search path): in a
+    # wheel that is a path into the build machine's cache -- on users' machines a dead
+    # path, or worse one under /tmp anybody may create -- and it makes the bytes depend on
+    # where the cache is.  Every consumer here points PROJ at its data (pyproj's bundled
+    # proj_dir, PROJ_DATA, proj_context_set_search_paths), so geonox leaves it out: the
+    # flags come after PROJ's own -D on the compile line.
+    unset = "-UPROJ_DATA"
+    flags = (f"-DCMAKE_C_FLAGS={' '.join((*ctx.toolchain.cflags, unset))}",
+             f"-DCMAKE_CXX_FLAGS={' '.join((*ctx.toolchain.cxxflags, unset))}")
     return cmake_commands(
-        ctx, *sqlite, "-DBUILD_TESTING=OFF", "-DBUILD_APPS=OFF", "-DBUILD_PROJSYNC=OFF",
+        ctx, *sqlite, *flags, "-DBUILD_TESTING=OFF", "-DBUILD_APPS=OFF", "-DBUILD_PROJSYNC=OFF",
         "-DNLOHMANN_JSON=internal",  # never pick up a system nlohmann_json
         f"-DENABLE_TIFF={_onoff(ctx.options['tiff'])}",
         f"-DENABLE_CURL={_onoff(ctx.options['curl'])}", *extra)
