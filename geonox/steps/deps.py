@@ -42,6 +42,7 @@ from geonox.recipes import BuildContext, Recipe, registry
 from geonox.steps.base import Step, say_where
 from geonox.targets import PythonVersion
 from geonox.toolchains import Ccache
+from geonox.tools import BUILD_TOOLS, build_tools_bin, pinned
 
 STAMP = PREFIX_MARKER
 #: part of every prefix key: bump when assembling writes something different
@@ -131,7 +132,8 @@ def plan_builds(project: Project, backend: Backend) -> list[DepBuild]:
     with their keys (nothing is built)."""
     config, executor, toolchain = project.config, backend.executor, backend.toolchain
     recipes = registry()
-    cmake = executor.capture(["cmake", "--version"]).splitlines()[0]
+    # the pinned CMake geonox installs where the build runs (geonox.tools.build_tools_bin)
+    cmake = " ".join(pinned(BUILD_TOOLS, project.build_python(None)))
     target = {"arch": backend.arch, "executor": executor.identity(),
               "toolchain": toolchain.identity, "cmake": cmake}
     builds: dict[str, DepBuild] = {}
@@ -266,6 +268,9 @@ def _build_one(project: Project, backend: Backend, b: DepBuild, by_name: dict[st
                        launcher=(ccache.exe,) if ccache else ())
         stats = work / "ccache-stats.log"  # what each compile did (read back where visible)
         env = ccache.env(backend.toolchain, stats_log=stats) if ccache else {}
+        tools = build_tools_bin(executor, project.cache, project.build_python(None),
+                                log=logs / "build-tools.log")
+        env = {**env, "PATH": f"{tools}:{env.get('PATH', executor.default_path())}"}
         for cmd in b.recipe.commands(ctx):
             executor.run(dataclasses.replace(cmd, env={**env, **cmd.env}),
                          log=logs / f"{b.name}-{cmd.name}.log")
