@@ -54,7 +54,7 @@ def check_selftest_lines(output: str, expected_count: int) -> None:
         assert abs(float(area) - area_true) < 1e-6
 
 
-def check_repaired_wheel(wheel: Path, env: dict) -> None:
+def check_repaired_wheel(wheel: Path, env: dict, project: Path = None) -> None:
     # auditwheel agrees with the tag the wheel carries
     shown = run([sys.executable, "-m", "auditwheel", "show", wheel], cwd=wheel.parent, env=env)
     assert shown.returncode == 0, shown.stdout
@@ -71,6 +71,19 @@ def check_repaired_wheel(wheel: Path, env: dict) -> None:
         assert sos == ["geodemo/_geodemo.abi3.so"], sos
         target = Path(env["GEONOX_CACHE_DIR"]) / "inspect.so"
         target.write_bytes(zf.read(sos[0]))
+        # reproducible: no build path in any member (PROJ's compiled-in data directory was
+        # one), and every entry stamped with the example's last commit, not the clock
+        for name in names:
+            data = zf.read(name)
+            for path in (env["GEONOX_CACHE_DIR"], str(REPO)):
+                assert path.encode() not in data, (name, path)
+        # (a copy outside any git checkout: 1980-01-01, the earliest a zip can hold)
+        committed = run(["git", "log", "-1", "--format=%ct", "--", "."], cwd=project or EXAMPLE, env=env)
+        import datetime
+        epoch = int(committed.stdout) if committed.returncode == 0 and committed.stdout.strip().isdigit() \
+            else 315532800
+        when = datetime.datetime.fromtimestamp(epoch - epoch % 2, tz=datetime.timezone.utc)
+        assert {i.date_time for i in zf.infolist()} == {when.timetuple()[:6]}  # zip: 2 s steps
     info = read_elf(target)
     assert [s.name for s in info.exported] == ["PyInit__geodemo"]
     assert info.needed and not any("proj" in n or "geos" in n or "sqlite" in n for n in info.needed)
@@ -177,7 +190,7 @@ def test_outside_project_with_prefix(main_job, geonox_env, tmp_path):
     check_selftest_lines(out, expected_count=2)
     wheels = sorted((project / "dist-wheels").glob("*.whl"))
     assert len(wheels) == 1
-    check_repaired_wheel(wheels[0], geonox_env)
+    check_repaired_wheel(wheels[0], geonox_env, project)
 
 
 def test_a_project_needing_a_subset_compiles_no_dependency(main_job, geonox_env, tmp_path):
@@ -273,10 +286,16 @@ int main(void)
 
 
 def _main_prefix(geonox_env) -> Path:
-    prefixes = [p for p in (Path(geonox_env["GEONOX_CACHE_DIR"]) / "prefixes").glob("x86_64-*")
-                if (p / "lib" / "libproj.a").is_file() and (p / "lib" / "libgeos_c.a").is_file()]
-    assert prefixes, "the main job's static PROJ/GEOS/SQLite prefix"
-    return prefixes[0]
+    """The main job's static PROJ/GEOS/SQLite prefix, as ``geonox plan`` names it (a kept
+    test cache may hold others)."""
+    import json
+
+    planned = run([sys.executable, "-m", "geonox", "plan", "--json", "--project", EXAMPLE], cwd=REPO,
+                  env=geonox_env)
+    assert planned.returncode == 0, planned.stdout
+    prefix = Path(json.loads(planned.stdout)["targets"][0]["prefix"])
+    assert (prefix / "lib" / "libproj.a").is_file() and (prefix / "lib" / "libgeos_c.a").is_file()
+    return prefix
 
 
 def test_static_prefix_publishes_a_working_link_line(main_job, geonox_env, tmp_path):

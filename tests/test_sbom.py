@@ -16,8 +16,6 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-import pytest
-
 from conftest import REPO, skip_or_fail
 from geonox import __version__ as GEONOX_VERSION
 from geonox.recipes import registry

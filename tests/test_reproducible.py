@@ -1,0 +1,136 @@
+"""Reproducible wheels: the same project built twice in caches at different paths, on the
+same backend, gives byte-identical repaired wheels -- with the host's compilers and with
+zig (the container backend: test_containers.py).  Each build is real: the SQLite tarball
+fetched from the mirror and compiled (the second in a clean cache with ccache off, so no
+object is carried over from the first), the extension, auditwheel's repair and geonox's
+SBOM.  ``python -m geonox diff`` says so,
+and names what differs when the time stamped in (SOURCE_DATE_EPOCH) is changed."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+from conftest import REPO, nox, run, skip_or_fail
+from geonox.targets import host_arch
+
+SQLEXT = REPO / "tests" / "data" / "sqlext"
+
+
+def project_at(path: Path, backend: str) -> Path:
+    shutil.copytree(SQLEXT, path, ignore=shutil.ignore_patterns("build", "wheelhouse"))
+    text = (path / "pyproject.toml").read_text()
+    (path / "pyproject.toml").write_text(text[:text.index("[tool.geonox]")] + textwrap.dedent(f"""\
+        [tool.geonox]
+        backend = "{backend}"
+        deps = ["sqlite"]
+        python = ["3.12"]
+        test-command = "python -c 'import sqlext; sqlext.selftest()'"
+        [tool.geonox.versions]
+        sqlite = "3.52.0"
+        """))
+    (path / "noxfile.py").write_text("import geonox\ngeonox.register()\n")
+    return path
+
+
+def clean_env(cache: Path, mirror: Path, **extra: str) -> dict:
+    """A fresh cache at ``cache``, ccache off (every object compiled in this build)."""
+    env = dict(os.environ, GEONOX_CACHE_DIR=str(cache), GEONOX_MIRROR=str(mirror), GEONOX_CCACHE="0",
+               **extra)
+    for var in ("GEONOX_OFFLINE", "CCACHE_DIR", "SOURCE_DATE_EPOCH"):
+        if var not in extra:
+            env.pop(var, None)
+    return env
+
+
+def build(project: Path, env: dict, *, compiled: bool = True) -> Path:
+    done = nox("-s", f"wheels-{host_arch()}", cwd=project, env=env, timeout=2400)
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert "sqlext OK" in done.stdout
+    if compiled:
+        assert "sqlite 3.52.0 (static) built in" in done.stdout  # compiled here, not reused
+    (wheel,) = sorted((project / "wheelhouse").glob("*.whl"))
+    return wheel
+
+
+def same_wheel(first: Path, second: Path, tmp_path: Path, *paths: Path) -> None:
+    """``geonox diff`` finds them identical, their sha256 agree, and no member holds any of
+    ``paths`` (the caches and projects that differ between the builds)."""
+    assert first.name == second.name
+    code, report = diff(first, second, tmp_path)
+    assert code == 0 and report["identical"], report
+    assert hashlib.sha256(first.read_bytes()).digest() == hashlib.sha256(second.read_bytes()).digest()
+    with zipfile.ZipFile(first) as zf:
+        for name in zf.namelist():
+            data = zf.read(name)
+            for path in paths:
+                assert str(path).encode() not in data, (name, path)
+
+
+def diff(a: Path, b: Path, cwd: Path) -> tuple[int, dict]:
+    out = run([sys.executable, "-m", "geonox", "diff", "--json", a, b], cwd=cwd, env=dict(os.environ))
+    assert out.returncode in (0, 1), out.stdout
+    return out.returncode, json.loads(out.stdout)
+
+
+def test_two_host_builds_at_two_paths_give_the_same_wheel(mirror, geonox_env, tmp_path):
+    """The first build in the test session's cache (SQLite built there once, shared with
+    other tests), the second in a clean cache at another path with ccache off.  (zig:
+    test_zig.py, after its sqlext build; docker: test_containers.py.)"""
+    if not shutil.which("python3.12"):
+        skip_or_fail("needs python3.12 on PATH")
+    backend = "host"
+    first = build(project_at(tmp_path / "one" / "sqlext", backend), geonox_env, compiled=False)
+    fresh = tmp_path / "another-cache"
+    second = build(project_at(tmp_path / "elsewhere" / "deeper" / "sqlext", backend),
+                   clean_env(fresh, mirror))
+    same_wheel(first, second, tmp_path, fresh, Path(geonox_env["GEONOX_CACHE_DIR"]), tmp_path)
+    with zipfile.ZipFile(first) as zf:
+        sbom = json.loads(zf.read(next(n for n in zf.namelist() if n.endswith("sboms/geonox.cdx.json"))))
+        stamps = {i.date_time for i in zf.infolist()}
+    # with no git history and no sdist, the time stamped in is 1980-01-01 (never the clock)
+    assert stamps == {(1980, 1, 1, 0, 0, 0)}, stamps
+    assert sbom["metadata"]["timestamp"] == "1980-01-01T00:00:00Z"
+    tools = {t["name"]: t["version"] for t in sbom["metadata"]["tools"]["components"]}
+    assert tools["cmake"] == "4.4.5" and tools["auditwheel"] == "6.8.2", tools
+
+    # The same project again with SOURCE_DATE_EPOCH set: the wheels differ only in their
+    # zip time stamps and the SBOM's, and geonox diff says which.
+    stamped = build(project_at(tmp_path / "b" / "sqlext", "host"),
+                    dict(geonox_env, SOURCE_DATE_EPOCH="1700000000"), compiled=False)
+    with zipfile.ZipFile(stamped) as zf:
+        assert {i.date_time for i in zf.infolist()} == {(2023, 11, 14, 22, 13, 20)}
+    code, report = diff(first, stamped, tmp_path)
+    assert code == 1 and not report["identical"]
+    kinds = {m["member"]: m["what"] for m in report["members"]}
+    sbom = next(n for n in kinds if n.endswith("sboms/geonox.cdx.json"))
+    assert kinds.pop(sbom) == "bytes"  # its timestamp
+    assert kinds.pop(sbom.replace("sboms/geonox.cdx.json", "RECORD")) == "bytes"  # the SBOM's hash
+    assert set(kinds.values()) == {"zip metadata"}, report
+    text = run([sys.executable, "-m", "geonox", "diff", first, stamped], cwd=tmp_path, env=dict(os.environ))
+    assert text.returncode == 1 and "first difference: " in text.stdout
+
+    # an extension module changed in one section: diff names the member and that section
+    from elftools.elf.elffile import ELFFile
+
+    changed = tmp_path / "changed" / first.name
+    changed.parent.mkdir()
+    with zipfile.ZipFile(first) as src, zipfile.ZipFile(changed, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.endswith(".so"):
+                import io
+                comment = ELFFile(io.BytesIO(data)).get_section_by_name(".comment")
+                at = comment["sh_offset"]
+                data = data[:at] + bytes([data[at] ^ 0x20]) + data[at + 1:]
+                module = item.filename
+            dst.writestr(item, data)
+    code, report = diff(first, changed, tmp_path)
+    assert code == 1
+    (member,) = report["members"]
+    assert member["member"] == module and member["what"] == "bytes" and member["sections"] == [".comment"]
