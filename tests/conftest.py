@@ -190,6 +190,15 @@ def make_project(tmp_path: Path, source: Path, table: str, name: str = "proj") -
     return project
 
 
+def rewrite_members(src: Path, dst: Path, change) -> None:
+    """A copy of the wheel ``src`` at ``dst`` whose members are ``change(name, data)``
+    (zip metadata kept, RECORD not updated: a wheel changed behind its RECORD's back)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            zout.writestr(item, change(item.filename, zin.read(item)))
+
+
 def sqlite_project(path: Path, source: str = '[tool.geonox.versions]\nsqlite = "3.52.0"\n') -> Path:
     """A host-backend project that builds only SQLite (the quick recipe), with a noxfile.
     ``source`` is the TOML that picks the SQLite source (a version pin by default)."""

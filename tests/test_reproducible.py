@@ -8,34 +8,32 @@ and names what differs when the time stamped in (SOURCE_DATE_EPOCH) is changed."
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
 import sys
-import textwrap
 import zipfile
 from pathlib import Path
 
-from conftest import REPO, nox, run, skip_or_fail
+from conftest import REPO, make_project, nox, rewrite_members, run, skip_or_fail
 from geonox.targets import host_arch
 
 SQLEXT = REPO / "tests" / "data" / "sqlext"
 
 
-def project_at(path: Path, backend: str) -> Path:
-    shutil.copytree(SQLEXT, path, ignore=shutil.ignore_patterns("build", "wheelhouse"))
-    text = (path / "pyproject.toml").read_text()
-    (path / "pyproject.toml").write_text(text[:text.index("[tool.geonox]")] + textwrap.dedent(f"""\
+def project_at(path: Path, backend: str, extra: str = "") -> Path:
+    """sqlext at ``path`` for CPython 3.12 on ``backend`` (``extra``: more [tool.geonox] lines)."""
+    return make_project(path.parent, SQLEXT, f"""\
         [tool.geonox]
         backend = "{backend}"
+        {extra}
         deps = ["sqlite"]
         python = ["3.12"]
         test-command = "python -c 'import sqlext; sqlext.selftest()'"
         [tool.geonox.versions]
         sqlite = "3.52.0"
-        """))
-    (path / "noxfile.py").write_text("import geonox\ngeonox.register()\n")
-    return path
+        """, name=path.name)
 
 
 def clean_env(cache: Path, mirror: Path, **extra: str) -> dict:
@@ -49,7 +47,7 @@ def clean_env(cache: Path, mirror: Path, **extra: str) -> dict:
 
 
 def build(project: Path, env: dict, *, compiled: bool = True) -> Path:
-    done = nox("-s", f"wheels-{host_arch()}", cwd=project, env=env, timeout=2400)
+    done = nox("-s", f"geo-wheels-{host_arch()}", cwd=project, env=env, timeout=2400)
     assert done.returncode == 0, done.stdout[-4000:]
     assert "sqlext OK" in done.stdout
     if compiled:
@@ -119,17 +117,15 @@ def test_two_host_builds_at_two_paths_give_the_same_wheel(mirror, geonox_env, tm
     from elftools.elf.elffile import ELFFile
 
     changed = tmp_path / "changed" / first.name
-    changed.parent.mkdir()
-    with zipfile.ZipFile(first) as src, zipfile.ZipFile(changed, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename.endswith(".so"):
-                import io
-                comment = ELFFile(io.BytesIO(data)).get_section_by_name(".comment")
-                at = comment["sh_offset"]
-                data = data[:at] + bytes([data[at] ^ 0x20]) + data[at + 1:]
-                module = item.filename
-            dst.writestr(item, data)
+
+    def flip_comment(name: str, data: bytes) -> bytes:
+        if not name.endswith(".so"):
+            return data
+        at = ELFFile(io.BytesIO(data)).get_section_by_name(".comment")["sh_offset"]
+        return data[:at] + bytes([data[at] ^ 0x20]) + data[at + 1:]
+
+    rewrite_members(first, changed, flip_comment)
+    (module,) = [n for n in zipfile.ZipFile(first).namelist() if n.endswith(".so")]
     code, report = diff(first, changed, tmp_path)
     assert code == 1
     (member,) = report["members"]

@@ -16,7 +16,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from conftest import REPO, skip_or_fail
+from conftest import REPO, rewrite_members, skip_or_fail
 from geonox import __version__ as GEONOX_VERSION
 from geonox.recipes import registry
 from geonox.sbom import BuildFacts, Bundled, add_to_wheel, document, license_texts, read_wheel
@@ -208,13 +208,8 @@ def test_verify_knows_undeclared_bundles_and_a_wrong_record(mirror, tmp_path):
     assert only[1].startswith("carries geos") and "does not name it" in only[1]
     # a member rewritten without RECORD
     tampered = tmp_path / "tampered" / plain.name
-    tampered.parent.mkdir()
-    with zipfile.ZipFile(declared) as src, zipfile.ZipFile(tampered, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item)
-            if item.filename.endswith("/__init__.py"):
-                data += b"\n# changed\n"
-            dst.writestr(item, data)
+    rewrite_members(declared, tampered,
+                    lambda name, data: data + b"\n# changed\n" if name.endswith("/__init__.py") else data)
     problems = findings(tampered, "record")
     assert problems and all(s == "error" for s, _d in problems), problems
     assert any("does not match its sha256 in RECORD" in d for _s, d in problems)

@@ -356,20 +356,11 @@ def test_zig_x86_64_module_per_python_imports_on_every_python(tmp_path, geonox_e
 
     # Reproducible under zig: the same project (CPython 3.12 only) at another path, in a
     # clean cache with ccache off (SQLite compiled again by zig), gives the same cp312 wheel.
-    from test_reproducible import clean_env, same_wheel
+    from test_reproducible import clean_env, project_at, same_wheel
 
     fresh = tmp_path / "elsewhere" / "clean-cache"
-    again = make_project(tmp_path / "elsewhere" / "deeper", SQLEXT, f"""\
-        [tool.geonox]
-        backend = "zig"
-        archs = ["x86_64"]
-        policy = "manylinux2014"
-        deps = ["sqlite"]
-        python = ["3.12"]
-        test-command = "python -c 'import sqlext; sqlext.selftest()'"
-        [tool.geonox.versions]
-        sqlite = "3.52.0"
-        """, name="sqlext")
+    again = project_at(tmp_path / "elsewhere" / "deeper" / "sqlext", "zig",
+                       'archs = ["x86_64"]\n        policy = "manylinux2014"')
     result = nox("-s", "geo-wheels-x86_64", cwd=again, env=clean_env(fresh, geonox_env["GEONOX_MIRROR"]))
     assert result.returncode == 0, result.stdout[-6000:]
     assert "sqlite 3.52.0 (static) built in" in result.stdout
