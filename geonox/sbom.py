@@ -219,7 +219,10 @@ def read_wheel(wheel: Path) -> list[Component]:
                     continue
                 if doc.get("bomFormat") != "CycloneDX":
                     continue
-                found += [_component(c, name) for c in doc.get("components", [])]
+                # auditwheel names the wheel itself among its components: not bundled
+                itself = (doc.get("metadata") or {}).get("component", {}).get("bom-ref")
+                found += [_component(c, name) for c in doc.get("components", [])
+                          if itself is None or c.get("bom-ref") != itself]
     return found
 
 

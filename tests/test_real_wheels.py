@@ -88,3 +88,41 @@ def test_ldd_on_a_grafted_library_alone_would_be_a_false_error(tmp_path):
     assert "libgeos-" in alone.stdout and "not found" in alone.stdout
     through = subprocess.run(["ldd", "-r", str(module)], capture_output=True, text=True)
     assert "not found" not in through.stdout and str(Path(geos_c).name) in through.stdout
+
+
+def test_auditwheels_own_sbom_is_read_and_kept_beside_geonoxs(tmp_path, mirror):
+    """xgboost 3.4.1's release wheel carries the SBOM auditwheel 6.8 wrote (libgomp, grafted
+    from AlmaLinux's rpm): ``geonox sbom`` lists that library (and not the wheel itself,
+    which auditwheel also names), verify finds no error in it, and geonox's SBOM written
+    into the same wheel sits beside auditwheel's file without touching it."""
+    import json
+    import subprocess
+    import sys
+
+    from geonox import __version__
+    from geonox.sbom import BuildFacts, Bundled, add_to_wheel, read_wheel
+
+    wheel = pypi_download("xgboost==3.4.1", "--only-binary", ":all:", "--platform",
+                          "manylinux_2_28_x86_64", "--python-version", "3.12")
+    theirs = "xgboost-3.4.1.dist-info/sboms/auditwheel.cdx.json"
+    with zipfile.ZipFile(wheel) as zf:
+        original = zf.read(theirs)
+    (gomp,) = read_wheel(wheel)
+    assert gomp.name == "libgomp" and gomp.purl.startswith("pkg:rpm/almalinux/libgomp@")
+    assert gomp.sbom == theirs
+    report = verify_wheel(wheel)
+    assert report.ok, format_table([report])
+    listed = subprocess.run([sys.executable, "-m", "geonox", "sbom", wheel], capture_output=True, text=True)
+    assert listed.returncode == 0 and "libgomp 8.5.0" in listed.stdout and "auditwheel.cdx.json" in listed.stdout
+
+    both = tmp_path / wheel.name
+    shutil.copy(wheel, both)
+    sqlite = Bundled(name="sqlite", version="3.52.0", url="https://sqlite.org/x.tar.gz",
+                     sha256="0" * 64, link="static", license="blessing", supplier="SQLite",
+                     cpe="cpe:2.3:a:sqlite:sqlite:3.52.0:*:*:*:*:*:*:*", depends=(), license_files=())
+    ours = add_to_wheel(both, [sqlite], BuildFacts(__version__, "gcc-x"))
+    with zipfile.ZipFile(both) as zf:
+        assert zf.read(theirs) == original  # never clobbered
+        assert json.loads(zf.read(ours))["components"][0]["name"] == "sqlite"
+    assert sorted(c.name for c in read_wheel(both)) == ["libgomp", "sqlite"]
+    assert not [v for v in verify_wheel(both).violations if v.rule == "record"]
