@@ -112,8 +112,13 @@ def write_sbom(project: Project, backend: Backend, wheel: Path, py: PythonVersio
                             image=None if prefix.manifest["executor"].startswith("host:")
                             else prefix.manifest["executor"],
                             source_date_epoch=config.source_date_epoch,
-                            tools=dict(r.split("==") for r in
-                                       pinned((*BUILD_TOOLS, *REPAIR_PACKAGES), project.build_python(py))))
+                            # the pinned tools (PyPI); a container's dependencies were built
+                            # by the image's own CMake, named as the keys name it
+                            tools=dict(r.split("==") for r in pinned(
+                                (*(BUILD_TOOLS if backend.executor.local else ()), *REPAIR_PACKAGES),
+                                project.build_python(py))),
+                            extra={} if backend.executor.local or not prefix.libraries else
+                            {"cmake": str(prefix.libraries[0].manifest.get("cmake", ""))})
     path = sbom.add_to_wheel(wheel, deps, facts)
     return f"{path}: " + ", ".join(f"{d.name} {d.version} ({d.link})" for d in deps)
 
