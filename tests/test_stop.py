@@ -82,7 +82,9 @@ def test_sigterm_stops_the_host_compiler_and_the_next_run_rebuilds(tmp_path, geo
 def test_sigterm_stops_the_compiler_in_the_container(tmp_path, geonox_env):
     image = standin_or_skip("x86_64")
     cache = tmp_path / "cache"
-    env = dict(geonox_env, GEONOX_CACHE_DIR=str(cache))
+    # ccache off: an earlier test's docker SQLite compile would be a hit that finishes
+    # before it could be interrupted
+    env = dict(geonox_env, GEONOX_CACHE_DIR=str(cache), GEONOX_CCACHE="0")
     project = sqlite_project(tmp_path / "p", '[tool.geonox.versions]\nsqlite = "3.52.0"\n').resolve()
     text = (project / "pyproject.toml").read_text().replace(
         'backend = "host"', f'backend = "docker"\npolicy = "manylinux_2_31"\n'
