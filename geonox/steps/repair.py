@@ -25,7 +25,7 @@ from geonox.project import Project
 from geonox.steps.base import Key, Step, only_wheel, say_where
 from geonox.steps.deps import planned_prefix
 from geonox.targets import PythonVersion
-from geonox.tools import BUILD_TOOLS, REPAIR_PACKAGES, pinned, repair_python
+from geonox.tools import REPAIR_PACKAGES, pinned, repair_python
 
 
 def drop_build_rpaths(wheel: Path) -> dict[str, list[str]]:
@@ -107,18 +107,21 @@ def write_sbom(project: Project, backend: Backend, wheel: Path, py: PythonVersio
             link=b.spec.link, license=prov.license, supplier=prov.supplier,
             cpe=prov.cpe(source.version), depends=tuple(d for d in b.recipe.depends if d in present),
             license_files=sbom.license_texts_from_archive(archive, prov.license_files)))
+    # The pinned repair tools; the CMake that built the dependencies as their keys name it:
+    # a PyPI pin ("cmake==4.4.5") is a tool, an image's own ("cmake version 3.18.4") a property.
+    tools = dict(r.split("==") for r in pinned(REPAIR_PACKAGES, project.build_python(py)))
+    extra = {}
+    cmake = str(prefix.libraries[0].manifest.get("cmake", "")) if prefix.libraries else ""
+    if cmake.startswith("cmake=="):
+        tools["cmake"] = cmake.split("==", 1)[1]
+    elif cmake:
+        extra["cmake"] = cmake
     facts = sbom.BuildFacts(geonox_version=geonox.__version__,
                             toolchain=prefix.manifest["toolchain"],
                             image=None if prefix.manifest["executor"].startswith("host:")
                             else prefix.manifest["executor"],
                             source_date_epoch=config.source_date_epoch,
-                            # the pinned tools (PyPI); a container's dependencies were built
-                            # by the image's own CMake, named as the keys name it
-                            tools=dict(r.split("==") for r in pinned(
-                                (*(BUILD_TOOLS if backend.executor.local else ()), *REPAIR_PACKAGES),
-                                project.build_python(py))),
-                            extra={} if backend.executor.local or not prefix.libraries else
-                            {"cmake": str(prefix.libraries[0].manifest.get("cmake", ""))})
+                            tools=tools, extra=extra)
     path = sbom.add_to_wheel(wheel, deps, facts)
     return f"{path}: " + ", ".join(f"{d.name} {d.version} ({d.link})" for d in deps)
 
@@ -201,12 +204,11 @@ class RepairStep(Step):
         repaired = only_wheel(out, "auditwheel's output")
         with source_date_epoch(config.source_date_epoch):  # auditwheel's InWheel reads it
             cleaned = drop_build_rpaths(repaired)
+            sbom = write_sbom(project, backend, repaired, py)
         if cleaned:
             project.log(f"{session}: removed build-machine RPATH/RUNPATH entries auditwheel left "
                         f"(in files it did not graft for): "
                         + "; ".join(f"{rel}: {', '.join(paths)}" for rel, paths in cleaned.items()))
-        with source_date_epoch(config.source_date_epoch):
-            sbom = write_sbom(project, backend, repaired, py)
         project.log(f"{session}: SBOM {sbom}")
         why = backend.judge_repaired(raw, repaired)
         config.wheelhouse.mkdir(parents=True, exist_ok=True)
