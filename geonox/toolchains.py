@@ -161,9 +161,9 @@ class Ccache:
             return None
         return sum(1 for c in compiles if "cache_miss" not in c), len(compiles)
 
-    def cmake_env(self, toolchain: Toolchain) -> dict[str, str]:
+    def cmake_env(self, toolchain: Toolchain, stats_log: Path | None = None) -> dict[str, str]:
         """For a CMake-based build of the extension (CMake reads the launchers from the
         environment since 3.17)."""
-        return {**self.env(toolchain), "CMAKE_C_COMPILER_LAUNCHER": self.exe,
+        return {**self.env(toolchain, stats_log), "CMAKE_C_COMPILER_LAUNCHER": self.exe,
                 "CMAKE_CXX_COMPILER_LAUNCHER": self.exe}
 

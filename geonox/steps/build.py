@@ -12,6 +12,7 @@ from geonox.project import Project
 from geonox.steps.base import Key, Step, expand, only_wheel, say_where
 from geonox.steps.deps import build_deps, consumer_env
 from geonox.targets import PythonVersion
+from geonox.toolchains import Ccache
 from geonox.tools import build_frontend, uv_bin
 
 #: Left out of the fresh copy a build starts from: what earlier builds leave in a project
@@ -87,8 +88,9 @@ class BuildStep(Step):
             # CMake-driven builds (scikit-build-core) compile through ccache: a warm build's
             # compiles are hits.  (A kept build directory would not survive: scikit-build-core
             # clears it whenever its isolated environment's path changes, i.e. every build.)
+            stats = dist / ".ccache-stats.log"  # what each compile did (ccache >= 4.5 writes it)
             if backend.ccache:
-                env.update(backend.ccache.cmake_env(toolchain))
+                env.update(backend.ccache.cmake_env(toolchain, stats_log=stats))
             env.update({k: expand(v, values) for k, v in config.build_env.items()})
             if config.build_constraints:
                 constraints = project.work_dir / "constraints" / f"{arch}-{project.build_id(py)}.txt"
@@ -117,8 +119,11 @@ class BuildStep(Step):
                 executor.run(Command("build", (*frontend, "--wheel", "--outdir", str(dist),
                                                str(tree)), env=env), log=log)
             executor.sync_out(dist)
+            hits = Ccache.hits(stats) if backend.ccache else None
+            stats.unlink(missing_ok=True)
             wheel = only_wheel(dist, "the build step's output")
-            project.log(f"{session}: built {wheel.name}")
+            project.log(f"{session}: built {wheel.name}"
+                        + (f" (ccache: {hits[0]} of {hits[1]} compiles were hits)" if hits else ""))
 
 
 BUILD = BuildStep()
