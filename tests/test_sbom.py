@@ -16,7 +16,9 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from conftest import REPO, rewrite_members, skip_or_fail
+import pytest
+
+from conftest import rewrite_members
 from geonox import __version__ as GEONOX_VERSION
 from geonox.recipes import registry
 from geonox.sbom import BuildFacts, Bundled, add_to_wheel, document, license_texts, read_wheel
@@ -87,12 +89,13 @@ def _record_matches(wheel: Path) -> None:
             assert rows[name][1:] == [f"sha256={digest}", str(len(data))], name
 
 
-def main_job_wheel() -> Path:
-    """A wheel the main job repaired (its SBOM written by geonox's repair step)."""
-    wheels = sorted((REPO / "examples" / "geodemo" / "wheelhouse").glob("geodemo-*.whl"))
-    if not wheels:
-        skip_or_fail("no repaired example wheel: run the main job first")
-    return wheels[0]
+@pytest.fixture
+def main_job_wheel(main_job) -> Path:
+    """The wheel the main job repaired (its SBOM written by geonox's repair step)."""
+    result, wheelhouse = main_job
+    assert result.returncode == 0, result.stdout[-3000:]
+    (wheel,) = sorted(wheelhouse.glob("geodemo-*.whl"))
+    return wheel
 
 
 def without_sbom(wheel: Path, dest: Path) -> Path:
@@ -111,13 +114,13 @@ def without_sbom(wheel: Path, dest: Path) -> Path:
     return out
 
 
-def test_the_main_jobs_wheel_declares_what_it_bundles(mirror):
+def test_the_main_jobs_wheel_declares_what_it_bundles(main_job_wheel, mirror):
     """The repair step of the main job wrote a schema-valid SBOM naming the mirror's PROJ,
     GEOS and SQLite with their sha256 and licenses, and their license texts; RECORD matches."""
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator
 
-    wheel = main_job_wheel()
+    wheel = main_job_wheel
     _record_matches(wheel)
     with zipfile.ZipFile(wheel) as zf:
         doc = zf.read("geodemo-0.1.0.dist-info/sboms/geonox.cdx.json").decode()
@@ -134,8 +137,8 @@ def test_the_main_jobs_wheel_declares_what_it_bundles(mirror):
         assert component.link == "static"
 
 
-def test_sbom_and_licenses_added_to_a_wheel_that_pip_installs(mirror, tmp_path):
-    wheel = without_sbom(main_job_wheel(), tmp_path / "plain")
+def test_sbom_and_licenses_added_to_a_wheel_that_pip_installs(main_job_wheel, mirror, tmp_path):
+    wheel = without_sbom(main_job_wheel, tmp_path / "plain")
     path = add_to_wheel(wheel, bundled(mirror, tmp_path), BuildFacts(GEONOX_VERSION, "gcc-x"))
     assert path == "geodemo-0.1.0.dist-info/sboms/geonox.cdx.json"
     _record_matches(wheel)
@@ -156,9 +159,9 @@ def test_sbom_and_licenses_added_to_a_wheel_that_pip_installs(mirror, tmp_path):
     assert installed.returncode == 0, installed.stderr
 
 
-def test_geonox_sbom_lists_what_a_wheel_says_it_bundles(mirror, tmp_path):
+def test_geonox_sbom_lists_what_a_wheel_says_it_bundles(main_job_wheel, mirror, tmp_path):
     """``python -m geonox sbom`` on a wheel with geonox's SBOM, and on one with none."""
-    tagged = main_job_wheel()
+    tagged = main_job_wheel
     plain = without_sbom(tagged, tmp_path / "plain")
     out = subprocess.run([sys.executable, "-m", "geonox", "sbom", "--json", tagged, plain],
                          capture_output=True, text=True)
@@ -176,13 +179,13 @@ def test_geonox_sbom_lists_what_a_wheel_says_it_bundles(mirror, tmp_path):
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "nope.whl" in bad.stderr
 
 
-def test_verify_knows_undeclared_bundles_and_a_wrong_record(mirror, tmp_path):
+def test_verify_knows_undeclared_bundles_and_a_wrong_record(main_job_wheel, mirror, tmp_path):
     """verify: a wheel carrying PROJ/GEOS/SQLite with no SBOM naming them is an error where
     an SBOM is required (geonox's gate), a warning elsewhere; once the SBOM names them,
     nothing; a member changed behind RECORD's back is an error."""
     from geonox.verify import verify_wheel
 
-    plain = without_sbom(main_job_wheel(), tmp_path / "plain")
+    plain = without_sbom(main_job_wheel, tmp_path / "plain")
 
     def findings(wheel, rule, **kw):
         return [(v.severity, v.detail) for v in verify_wheel(wheel, **kw).violations if v.rule == rule]
