@@ -92,6 +92,27 @@ def monkeypatch_module():
     mp.undo()
 
 
+def test_zig_objects_carry_no_debug_info(tmp_path, zig_aarch64):
+    """zig cc writes DWARF by default, gcc does not: the toolchain's flags say -g0, so a
+    C++ object compiled with them has no .debug_* section (and one without them has)."""
+    from elftools.elf.elffile import ELFFile
+
+    src = tmp_path / "t.cc"
+    src.write_text("#include <string>\nstd::string twice(const std::string& s) { return s + s; }\n")
+
+    def debug_sections(flags) -> list[str]:
+        obj = tmp_path / "t.o"
+        done = subprocess.run([*zig_aarch64.cxx, *flags, "-c", str(src), "-o", str(obj)],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        with open(obj, "rb") as fh:
+            return [sec.name for sec in ELFFile(fh).iter_sections() if sec.name.startswith(".debug")]
+
+    assert "-g0" in zig_aarch64.cxxflags
+    assert debug_sections(zig_aarch64.cxxflags) == []
+    assert debug_sections([f for f in zig_aarch64.cxxflags if f != "-g0"])  # zig's default
+
+
 def test_wrappers_survive_every_trap_with_real_zig(tmp_path, zig_aarch64):
     src = tmp_path / "m.cc"
     src.write_text(textwrap.dedent("""\
