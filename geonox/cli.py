@@ -32,7 +32,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     config = project.config
     specs = session_specs(config, args.prefix)
     targets = []
+    if args.arch and args.arch not in config.archs:
+        raise UserError(f"--arch {args.arch} is not one of this project's archs "
+                        f"({', '.join(config.archs)}); pick one of them or drop --arch.")
     for arch in config.archs:
+        if args.arch and arch != args.arch:
+            continue
         entry = {"arch": arch, "policy": config.policy,
                  "platform_tag": project.target(arch).platform_tag}
         try:
@@ -81,6 +86,25 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     for s in specs:
         req = f"  <- {', '.join(s.requires)}" if s.requires else ""
         print(f"  {s.name}{req}")
+    return 0
+
+
+def _cmd_ci(args: argparse.Namespace) -> int:
+    import geonox
+    from geonox.ci import github_workflow
+
+    text = github_workflow(_project(args).config,
+                           geonox_requirement=args.geonox or f"geonox=={geonox.__version__}",
+                           prefix=args.prefix)
+    if not args.output:
+        print(text, end="")
+        return 0
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    print(f"wrote {out}")
     return 0
 
 
@@ -218,7 +242,19 @@ def build_parser() -> argparse.ArgumentParser:
     project_arg(p)
     p.add_argument("--prefix", default="", help="session name prefix, as register(prefix=...)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--arch", help="only this arch's target (its backend alone is asked)")
     p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("ci", help="write a CI workflow from the plan: one job per arch on its "
+                                  "native runner, the dependency cache, publishing on tags")
+    p.add_argument("provider", choices=("github",))
+    project_arg(p)
+    p.add_argument("--output", metavar="PATH",
+                   help="write it there (e.g. .github/workflows/wheels.yml); default: stdout")
+    p.add_argument("--prefix", default="", help="session name prefix, as register(prefix=...)")
+    p.add_argument("--geonox", metavar="REQUIREMENT",
+                   help="how the jobs install geonox (default: this version from PyPI)")
+    p.set_defaults(func=_cmd_ci)
 
     p = sub.add_parser("verify", help="check every ELF file of wheels against their tag's policy")
     p.add_argument("wheels", nargs="+", metavar="WHEEL")
