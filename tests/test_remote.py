@@ -225,3 +225,29 @@ def test_cache_remote_is_checked_where_it_is_set(tmp_path):
     assert config.cache_push is True
     assert RemoteSpec.parse("oci://ghcr.io/org/cache").scheme == "https"
     assert RemoteSpec.parse("oci+http://registry.lan:5000/cache").scheme == "http"
+
+
+@pytest.mark.parametrize("backend", ["host", "zig"])
+def test_keys_hold_no_cache_path(tmp_path, geonox_env, backend):
+    """The same project planned from two caches at different paths has the same keys (a
+    zig toolchain lives in the cache, and its files are in the build commands), so a remote
+    artifact is found whatever path the puller's cache has."""
+    project = make_project(tmp_path, EXAMPLE, f"""\
+        [tool.geonox]
+        backend = "{backend}"
+        archs = ["x86_64"]
+        python = ["3.12"]
+        [tool.geonox.versions]
+        proj = "9.1.1"
+        geos = "3.13.1"
+        sqlite = "3.52.0"
+        """)
+    keys = []
+    for cache in (tmp_path / "one", tmp_path / "deeper" / "two"):
+        planned = run([sys.executable, "-m", "geonox", "plan", "--json", "--project", project],
+                      cwd=tmp_path, env=env_for(geonox_env, cache))
+        assert planned.returncode == 0, planned.stdout
+        (target,) = json.loads(planned.stdout)["targets"]
+        keys.append([target["prefix_key"], *(a["key"] for a in target["artifacts"])])
+        assert str(cache) in target["prefix"]
+    assert keys[0] == keys[1]

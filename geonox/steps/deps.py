@@ -138,6 +138,7 @@ def plan_builds(project: Project, backend: Backend) -> list[DepBuild]:
     target = {"arch": backend.arch, "executor": executor.identity(),
               "toolchain": toolchain.identity, "cmake": cmake}
     builds: dict[str, DepBuild] = {}
+    cache_root = str(project.cache.root)
 
     def build_machine() -> dict:
         cc = executor.capture([*toolchain.build_cc, "--version"]).splitlines()[0]
@@ -155,7 +156,9 @@ def plan_builds(project: Project, backend: Backend) -> list[DepBuild]:
         manifest = {
             "name": spec.name, "version": spec.source.version, "sha256": spec.source.sha256,
             "options": dict(spec.options), "link": spec.link,
-            "commands": [list(c.argv) for c in recipe.commands(placeholder)],
+            # never the cache's path (a zig toolchain lives there): one key on every machine
+            "commands": [[a.replace(cache_root, "@CACHE@") for a in c.argv]
+                         for c in recipe.commands(placeholder)],
             "consumer": recipe.consumer.revision if recipe.consumer else 0,
             "inputs": {n: builds[n].key for n in inputs},
             **(build_machine() if recipe.build_tool else target),
