@@ -32,7 +32,12 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     config = project.config
     specs = session_specs(config, args.prefix)
     targets = []
+    if args.arch and args.arch not in config.archs:
+        raise UserError(f"--arch {args.arch} is not one of this project's archs "
+                        f"({', '.join(config.archs)}); pick one of them or drop --arch.")
     for arch in config.archs:
+        if args.arch and arch != args.arch:
+            continue
         entry = {"arch": arch, "policy": config.policy,
                  "platform_tag": project.target(arch).platform_tag}
         try:
@@ -81,6 +86,25 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     for s in specs:
         req = f"  <- {', '.join(s.requires)}" if s.requires else ""
         print(f"  {s.name}{req}")
+    return 0
+
+
+def _cmd_ci(args: argparse.Namespace) -> int:
+    import geonox
+    from geonox.ci import github_workflow
+
+    text = github_workflow(_project(args).config,
+                           geonox_requirement=args.geonox or f"geonox=={geonox.__version__}",
+                           prefix=args.prefix)
+    if not args.output:
+        print(text, end="")
+        return 0
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    print(f"wrote {out}")
     return 0
 
 
@@ -159,6 +183,8 @@ def _parse_days(text: str) -> float:
 def _cmd_cache(args: argparse.Namespace) -> int:
     from geonox.cache import CacheLayout, human_size
 
+    if args.action in ("push", "pull"):
+        return _cache_remote(args)
     cache = CacheLayout.from_env()
     if args.action == "list":
         items = cache.entries()
@@ -183,6 +209,48 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     print(f"{args.action}: {len(result.removed)} entries removed, {human_size(result.freed)} freed"
           + (f"; {len(result.in_use)} in use kept" if result.in_use else ""))
     return 0
+
+
+def _cache_remote(args: argparse.Namespace) -> int:
+    """push: every library artifact of the project's prefixes this cache holds; pull: every
+    one it lacks, from the remote store (cache-remote / GEONOX_CACHE_REMOTE)."""
+    from geonox.remote import RemoteCache, RemoteError
+    from geonox.steps.deps import planned_prefix
+
+    project = _project(args)
+    config = project.config
+    if config.cache_remote is None:
+        raise UserError("no remote cache is configured: set cache-remote = \"oci://<registry>/"
+                        "<repository>\" in [tool.geonox], or GEONOX_CACHE_REMOTE.")
+    remote = RemoteCache(config.cache_remote, push=True, timeout=config.env.timeout or 60.0)
+    failed = 0
+    for arch in config.archs:
+        if args.arch and arch != args.arch:
+            continue
+        with project.backend(arch) as backend:
+            prefix = planned_prefix(project, backend)
+        for b in prefix.libraries:
+            try:
+                if args.action == "push":
+                    if not b.artifact.complete():
+                        print(f"{arch}: {b.label} [{b.key}] is not built here: nothing to push")
+                        continue
+                    with b.artifact.reading():
+                        print(f"{arch}: pushed {b.label} to {remote.push(b, project.cache.root)}")
+                elif b.artifact.complete():
+                    print(f"{arch}: {b.label} [{b.key}] is here already")
+                else:
+                    def fill(place: Path, b=b) -> dict:
+                        got = remote.pull(b, place, project.cache.root)
+                        if got is None:
+                            raise RemoteError(f"{remote} has no {b.path.name}")
+                        return got
+                    b.artifact.ensure(fill, in_place=True)
+                    print(f"{arch}: pulled {b.label} [{b.key}] from {remote}")
+            except RemoteError as exc:
+                failed += 1
+                print(f"{arch}: {b.label}: {exc}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -218,7 +286,19 @@ def build_parser() -> argparse.ArgumentParser:
     project_arg(p)
     p.add_argument("--prefix", default="", help="session name prefix, as register(prefix=...)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--arch", help="only this arch's target (its backend alone is asked)")
     p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("ci", help="write a CI workflow from the plan: one job per arch on its "
+                                  "native runner, the dependency cache, publishing on tags")
+    p.add_argument("provider", choices=("github",))
+    project_arg(p)
+    p.add_argument("--output", metavar="PATH",
+                   help="write it there (e.g. .github/workflows/wheels.yml); default: stdout")
+    p.add_argument("--prefix", default="", help="session name prefix, as register(prefix=...)")
+    p.add_argument("--geonox", metavar="REQUIREMENT",
+                   help="how the jobs install geonox (default: this version from PyPI)")
+    p.set_defaults(func=_cmd_ci)
 
     p = sub.add_parser("verify", help="check every ELF file of wheels against their tag's policy")
     p.add_argument("wheels", nargs="+", metavar="WHEEL")
@@ -257,8 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", help="also copy the verified files here, under upstream names")
     p.set_defaults(func=_cmd_fetch)
 
-    p = sub.add_parser("cache", help="list, prune or clear the geonox cache (GEONOX_CACHE_DIR)")
-    p.add_argument("action", choices=("list", "prune", "clear"))
+    p = sub.add_parser("cache", help="list, prune or clear the geonox cache (GEONOX_CACHE_DIR); "
+                                     "push or pull a project's artifacts to/from cache-remote")
+    p.add_argument("action", choices=("list", "prune", "clear", "push", "pull"))
+    project_arg(p)
+    p.add_argument("--arch", help="push/pull: only this arch's artifacts")
     p.add_argument("--older-than", type=_parse_days, metavar="DAYS",
                    help="prune: remove entries not used for DAYS days (default 30, or none "
                         "when only --max-size is given)")

@@ -26,6 +26,7 @@ from geonox.environment import Environment
 from geonox.errors import ConfigError
 from geonox.images import default_dockerfile
 from geonox.policy import canonical_policy, policy_aliases
+from geonox.remote import RemoteSpec
 from geonox.recipes import LINK_MODES, LinkMode, build_order, registry
 from geonox.sources.archives import extract
 from geonox.sources.model import Source
@@ -71,6 +72,8 @@ DEFAULTS: Mapping[str, Any] = {
     "verify-strict": False,
     "ccache": True,
     "source-date-epoch": None,  # None: the project's last commit, else the sdist's, else 1980
+    "cache-remote": None,  # oci://registry/repository: dependency artifacts shared by machines
+    "cache-push": False,  # upload what this machine builds there (CI's default branch only)
     # project hooks, as cibuildwheel users know them
     "build-env": {},
     "before-build": None,
@@ -127,6 +130,8 @@ class Config:
     test_requires: tuple[str, ...] = ()
     test_sources: tuple[str, ...] = ()  # paths relative to the project, copied beside the test
     sdist: Path | None = None  # the sdist the project was unpacked from, if it came as one
+    cache_remote: RemoteSpec | None = None  # dependency artifacts in an OCI registry
+    cache_push: bool = False  # upload what is built here to cache_remote
     env: Environment = field(default_factory=Environment)
 
     @property
@@ -333,6 +338,10 @@ def _layers(project: Path, overrides: Mapping[str, Any], env: Environment,
         values["ccache"] = env.ccache
     if env.source_date_epoch is not None:
         values["source-date-epoch"] = env.source_date_epoch
+    if env.cache_remote is not None:
+        values["cache-remote"] = env.cache_remote
+    if env.cache_push is not None:
+        values["cache-push"] = env.cache_push
     values.update(keywords)
     values["mirrors"] = [*env.mirrors, *_str_list("mirrors", values["mirrors"])]
     for key in drop:
@@ -528,5 +537,15 @@ def _load(project_arg: str | Path, overrides: Mapping[str, Any], environ: Mappin
         test_requires=tuple(_str_list("test-requires", v["test-requires"])),
         test_sources=tuple(test_sources),
         sdist=sdist,
+        cache_remote=_remote(v["cache-remote"]),
+        cache_push=_bool("cache-push", v["cache-push"]),
         env=env,
     )
+
+
+def _remote(value: Any) -> RemoteSpec | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _err("cache-remote", value, "expected oci://<registry>/<repository>")
+    return RemoteSpec.parse(value)

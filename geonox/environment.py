@@ -14,6 +14,9 @@ cache``, :func:`geonox.sources.fetch` called on its own) calls :func:`read` itse
 ``GEONOX_TIMEOUT``     download read timeout in seconds
 ``GEONOX_DOCKER``      the docker client to run (default: ``docker`` on PATH)
 ``GEONOX_PODMAN``      the podman client to run (default: ``podman`` on PATH)
+``GEONOX_CACHE_REMOTE`` an OCI repository of dependency artifacts (``oci://host/repo``):
+                      overrides ``cache-remote``
+``GEONOX_CACHE_PUSH``  ``1/true/yes/on`` or ``0/…``: overrides ``cache-push``
 ``SOURCE_DATE_EPOCH``  (the reproducible-builds.org variable) overrides ``source-date-epoch``
 =====================  ==================================================================
 """
@@ -31,7 +34,8 @@ from geonox.errors import ConfigError
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 VARIABLES = ("GEONOX_MIRROR", "GEONOX_OFFLINE", "GEONOX_CACHE_DIR", "GEONOX_TIMEOUT",
-             "GEONOX_DOCKER", "GEONOX_PODMAN", "GEONOX_CCACHE", "GEONOX_UV")
+             "GEONOX_DOCKER", "GEONOX_PODMAN", "GEONOX_CCACHE", "GEONOX_UV",
+             "GEONOX_CACHE_REMOTE", "GEONOX_CACHE_PUSH")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class Environment:
     timeout: float | None = None
     engines: Mapping[str, str] = field(default_factory=dict)  # "docker" -> client path
     source_date_epoch: int | None = None  # SOURCE_DATE_EPOCH, when set
+    cache_remote: str | None = None  # None: not set, the config decides
+    cache_push: bool | None = None
 
 
 def default_cache_dir() -> Path:
@@ -91,4 +97,6 @@ def read(environ: Mapping[str, str] | None = None) -> Environment:
         engines={kind: env[f"GEONOX_{kind.upper()}"] for kind in ("docker", "podman")
                  if env.get(f"GEONOX_{kind.upper()}")},
         source_date_epoch=int(epoch_text) if epoch_text else None,
+        cache_remote=env.get("GEONOX_CACHE_REMOTE", "").strip() or None,
+        cache_push=_flag(env, "GEONOX_CACHE_PUSH"),
     )

@@ -42,6 +42,7 @@ from geonox.recipes import BuildContext, Recipe, registry
 from geonox.steps.base import Step, say_where
 from geonox.targets import PythonVersion
 from geonox.toolchains import Ccache
+from geonox.remote import RemoteCache, RemoteError
 from geonox.tools import BUILD_TOOLS, build_tools_bin, pinned
 
 STAMP = PREFIX_MARKER
@@ -137,6 +138,7 @@ def plan_builds(project: Project, backend: Backend) -> list[DepBuild]:
     target = {"arch": backend.arch, "executor": executor.identity(),
               "toolchain": toolchain.identity, "cmake": cmake}
     builds: dict[str, DepBuild] = {}
+    cache_root = str(project.cache.root)
 
     def build_machine() -> dict:
         cc = executor.capture([*toolchain.build_cc, "--version"]).splitlines()[0]
@@ -154,7 +156,9 @@ def plan_builds(project: Project, backend: Backend) -> list[DepBuild]:
         manifest = {
             "name": spec.name, "version": spec.source.version, "sha256": spec.source.sha256,
             "options": dict(spec.options), "link": spec.link,
-            "commands": [list(c.argv) for c in recipe.commands(placeholder)],
+            # never the cache's path (a zig toolchain lives there): one key on every machine
+            "commands": [[a.replace(cache_root, "@CACHE@") for a in c.argv]
+                         for c in recipe.commands(placeholder)],
             "consumer": recipe.consumer.revision if recipe.consumer else 0,
             "inputs": {n: builds[n].key for n in inputs},
             **(build_machine() if recipe.build_tool else target),
@@ -196,6 +200,8 @@ def build_deps(project: Project, backend: Backend, *, session: str | None = None
         prefix.artifact.touch()
         project.log(f"{label}: cached (key {prefix.key}) at {prefix.path}")
         return prefix
+    remote = _remote_cache(project)
+    pulled = _pull_missing(project, remote, prefix, label) if remote else []
     needed = _needed(prefix)
     missing = [b for b in needed if not b.artifact.complete()]
     # Verify every source before building anything.
@@ -212,11 +218,16 @@ def build_deps(project: Project, backend: Backend, *, session: str | None = None
             in_place=True, on_wait=lambda lock, b=b: project.log(
                 f"{label}: waiting for another build of {b.label} ({lock})"))
         (built if made else reused).append(b)
+    if remote is not None and remote.push_enabled:
+        _push(project, remote, [b for b in built if not b.recipe.build_tool], label)
+    reused = [b for b in reused if b not in pulled]
     with contextlib.ExitStack() as stack:
         for b in prefix.libraries:
             stack.enter_context(b.artifact.reading())
         prefix.artifact.ensure(lambda place: _assemble(prefix, place))
     parts = []
+    if pulled:
+        parts.append(f"pulled from {remote} " + ", ".join(f"{b.label} [{b.key}]" for b in pulled))
     if reused:
         parts.append("reused " + ", ".join(f"{b.label} [{b.key}]" for b in reused))
     if built:
@@ -224,6 +235,56 @@ def build_deps(project: Project, backend: Backend, *, session: str | None = None
     project.log(f"{label}: prefix (key {prefix.key}) assembled in {time.monotonic() - started:.0f} s "
                 f"from {len(prefix.libraries)} artifacts: {'; '.join(parts)} -> {prefix.path}")
     return prefix
+
+
+class _NotInRemote(Exception):
+    pass
+
+
+def _remote_cache(project: Project) -> RemoteCache | None:
+    spec = project.config.cache_remote
+    if spec is None:
+        return None
+    return RemoteCache(spec, push=project.config.cache_push, timeout=project.config.env.timeout or 60.0)
+
+
+def _pull_missing(project: Project, remote: RemoteCache, prefix: DepPrefix, label: str) -> list[DepBuild]:
+    """Every library artifact the cache lacks, from the remote store when it holds it (its
+    tools are then not needed).  What it lacks, or holds wrong, is built here instead."""
+    pulled = []
+    for b in prefix.libraries:
+        if b.artifact.complete():
+            continue
+        t0 = time.monotonic()
+
+        def fill(place: Path, b: DepBuild = b) -> dict:
+            got = remote.pull(b, place, project.cache.root)
+            if got is None:
+                raise _NotInRemote()
+            return got
+
+        try:
+            if b.artifact.ensure(fill, in_place=True, on_wait=lambda lock, b=b: project.log(
+                    f"{label}: waiting for another build of {b.label} ({lock})")):
+                pulled.append(b)
+                project.log(f"{label}: pulled {b.label} [{b.key}] from {remote} in "
+                            f"{time.monotonic() - t0:.1f} s")
+        except _NotInRemote:
+            project.log(f"{label}: {remote} has no {b.label} [{b.key}]; building it here")
+        except RemoteError as exc:
+            project.log(f"{label}: warning: not using {remote} for {b.label}: {exc}; building it here")
+    return pulled
+
+
+def _push(project: Project, remote: RemoteCache, built: list[DepBuild], label: str) -> None:
+    """Upload what was built here; a refusal is a warning, never the build's failure."""
+    for b in built:
+        try:
+            ref = remote.push(b, project.cache.root)
+        except RemoteError as exc:
+            project.log(f"{label}: warning: could not push {b.label} to {remote}: {exc}")
+        else:
+            project.log(f"{label}: pushed {b.label} [{b.key}] to {ref}")
 
 
 def _needed(prefix: DepPrefix) -> list[DepBuild]:
