@@ -271,6 +271,27 @@ def test_copy_mode_and_env_allowlist(tmp_path, image_x86, geonox_env):
     assert len(tools) == 1 and tools[0].startswith("cmake-4.4.5-x86_64-"), tools
 
 
+def test_two_container_builds_at_two_paths_give_the_same_wheel(tmp_path, image_x86, geonox_env, mirror):
+    """Reproducible in the container too: sqlext built in the stand-in image from the test
+    session's cache, then from a clean cache at another path with ccache off (SQLite
+    compiled again in the container), gives the same bytes."""
+    from test_reproducible import clean_env, same_wheel
+
+    wheels = []
+    fresh = tmp_path / "elsewhere" / "clean-cache"
+    for name, env in (("one", geonox_env), ("two", clean_env(fresh, mirror))):
+        project = make_project(tmp_path / name / "deeper", SQLEXT, sqlext_table("x86_64", image_x86))
+        pin(project, env)
+        result = nox("-s", "geo-wheels-x86_64", cwd=project, env=env)
+        assert result.returncode == 0, result.stdout[-5000:]
+        assert "sqlext OK: SQLite 3.52.0 on x86_64" in result.stdout
+        (wheel,) = (project / "wheelhouse").glob("*.whl")
+        wheels.append(wheel)
+    assert "manylinux_2_31_x86_64" in wheels[0].name
+    assert list(fresh.glob("deps/sqlite-3.52.0-x86_64-*/lib/libsqlite3.a"))  # compiled there
+    same_wheel(*wheels, tmp_path, fresh, Path(geonox_env["GEONOX_CACHE_DIR"]), tmp_path)
+
+
 def test_x86_64_example_in_the_container_then_cached(tmp_path, image_x86, geonox_env):
     """The example's full path (PROJ/GEOS/SQLite from the mirror) inside the stand-in image,
     repaired as manylinux_2_31 (its honest glibc), verified and tested there."""

@@ -1,5 +1,6 @@
 """Reproducible wheels: the same project built twice in caches at different paths, on the
-same backend, gives byte-identical repaired wheels -- here with the host's compilers.  Each build is real: the SQLite tarball
+same backend, gives byte-identical repaired wheels -- with the host's compilers and with
+zig (the container backend: test_containers.py).  Each build is real: the SQLite tarball
 fetched from the mirror and compiled (the second in a clean cache with ccache off, so no
 object is carried over from the first), the extension, auditwheel's repair and geonox's
 SBOM.  ``python -m geonox diff`` says so,
@@ -77,8 +78,8 @@ def diff(a: Path, b: Path, cwd: Path) -> tuple[int, dict]:
 
 def test_two_host_builds_at_two_paths_give_the_same_wheel(mirror, geonox_env, tmp_path):
     """The first build in the test session's cache (SQLite built there once, shared with
-    other tests), the second in a clean cache at another path with ccache off.  (zig and
-    docker: measured by hand; their tests wait on branch issue-11-wip for CI time.)"""
+    other tests), the second in a clean cache at another path with ccache off.  (zig:
+    test_zig.py, after its sqlext build; docker: test_containers.py.)"""
     if not shutil.which("python3.12"):
         skip_or_fail("needs python3.12 on PATH")
     backend = "host"

@@ -395,6 +395,20 @@ def test_zig_x86_64_module_per_python_imports_on_every_python(tmp_path, geonox_e
         assert so["exported"] == ["PyInit__sqlext"] and so["machine"] == "x86_64"
         assert tuple(map(int, so["max_versions"]["GLIBC"].split("."))) <= (2, 17)
 
+    # Reproducible under zig: the same project (CPython 3.12 only) at another path, in a
+    # clean cache with ccache off (SQLite compiled again by zig), gives the same cp312 wheel.
+    from test_reproducible import clean_env, project_at, same_wheel
+
+    fresh = tmp_path / "elsewhere" / "clean-cache"
+    again = project_at(tmp_path / "elsewhere" / "deeper" / "sqlext", "zig",
+                       'archs = ["x86_64"]\n        policy = "manylinux2014"')
+    result = nox("-s", "geo-wheels-x86_64", cwd=again, env=clean_env(fresh, geonox_env["GEONOX_MIRROR"]))
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert "sqlite 3.52.0 (static) built in" in result.stdout
+    (second,) = (again / "wheelhouse").glob("*.whl")
+    (first,) = [w for w in wheels if w.name == second.name]
+    same_wheel(first, second, tmp_path, fresh, Path(geonox_env["GEONOX_CACHE_DIR"]), tmp_path)
+
 
 def test_zig_refuses_a_shared_cxx_recipe_that_cannot_keep_its_runtime_inside(monkeypatch):
     """Every shipped C++ recipe (GEOS, PROJ) keeps its C++ runtime inside one shared
