@@ -219,10 +219,10 @@ def _cache_remote(args: argparse.Namespace) -> int:
 
     project = _project(args)
     config = project.config
-    if config.cache_remote is None:
+    remote = RemoteCache.of(config, push=True)
+    if remote is None:
         raise UserError("no remote cache is configured: set cache-remote = \"oci://<registry>/"
                         "<repository>\" in [tool.geonox], or GEONOX_CACHE_REMOTE.")
-    remote = RemoteCache(config.cache_remote, push=True, timeout=config.env.timeout or 60.0)
     failed = 0
     for arch in config.archs:
         if args.arch and arch != args.arch:
@@ -239,13 +239,9 @@ def _cache_remote(args: argparse.Namespace) -> int:
                         print(f"{arch}: pushed {b.label} to {remote.push(b, project.cache.root)}")
                 elif b.artifact.complete():
                     print(f"{arch}: {b.label} [{b.key}] is here already")
+                elif remote.pull_into_cache(b, project.cache.root) is None:
+                    raise RemoteError(f"{remote} has no {b.path.name}")
                 else:
-                    def fill(place: Path, b=b) -> dict:
-                        got = remote.pull(b, place, project.cache.root)
-                        if got is None:
-                            raise RemoteError(f"{remote} has no {b.path.name}")
-                        return got
-                    b.artifact.ensure(fill, in_place=True)
                     print(f"{arch}: pulled {b.label} [{b.key}] from {remote}")
             except RemoteError as exc:
                 failed += 1

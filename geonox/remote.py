@@ -36,6 +36,7 @@ import requests
 from geonox.errors import ConfigError
 
 if TYPE_CHECKING:
+    from geonox.config import Config
     from geonox.steps.deps import DepBuild
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
@@ -92,6 +93,10 @@ def _docker_auth(registry: str) -> str | None:
     return None
 
 
+class _NotInRemote(Exception):
+    pass
+
+
 class RemoteCache:
     def __init__(self, spec: RemoteSpec, *, push: bool, timeout: float = 60.0) -> None:
         self.spec = spec
@@ -99,6 +104,15 @@ class RemoteCache:
         self.timeout = timeout
         self._session = requests.Session()
         self._auth: dict[str, str] = {}  # scope -> Authorization header value
+
+    @classmethod
+    def of(cls, config: Config, *, push: bool | None = None) -> "RemoteCache | None":
+        """The project's remote store (None when none is configured); ``push`` overrides
+        ``cache-push``."""
+        if config.cache_remote is None:
+            return None
+        return cls(config.cache_remote, push=config.cache_push if push is None else push,
+                   timeout=config.env.timeout or 60.0)
 
     def __str__(self) -> str:
         return f"{self.spec.registry}/{self.spec.repository}"
@@ -215,6 +229,21 @@ class RemoteCache:
                 tar.extractall(place, filter="data")
         relocate(place, config["cache_root"], str(cache_root))
         return dict(config["artifact"], pulled=f"{self}:{tag}")
+
+    def pull_into_cache(self, build: DepBuild, cache_root: Path, on_wait=None) -> bool | None:
+        """The artifact ``build`` pulled into its place in the cache, under its lock: True
+        when pulled now, False when it was complete already, None when the registry does not
+        hold it (nothing is left behind then, nor when RemoteError is raised)."""
+        def fill(place: Path) -> dict[str, Any]:
+            got = self.pull(build, place, cache_root)
+            if got is None:
+                raise _NotInRemote()
+            return got
+
+        try:
+            return build.artifact.ensure(fill, in_place=True, on_wait=on_wait)
+        except _NotInRemote:
+            return None
 
     def push(self, build: DepBuild, cache_root: Path) -> str:
         """Upload the complete artifact ``build`` (tag, config, layer); returns its reference."""

@@ -41,8 +41,8 @@ from geonox.project import Project
 from geonox.recipes import BuildContext, Recipe, registry
 from geonox.steps.base import Step, say_where
 from geonox.targets import PythonVersion
-from geonox.toolchains import Ccache
 from geonox.remote import RemoteCache, RemoteError
+from geonox.toolchains import Ccache
 from geonox.tools import BUILD_TOOLS, build_tools_bin, pinned
 
 STAMP = PREFIX_MARKER
@@ -200,7 +200,7 @@ def build_deps(project: Project, backend: Backend, *, session: str | None = None
         prefix.artifact.touch()
         project.log(f"{label}: cached (key {prefix.key}) at {prefix.path}")
         return prefix
-    remote = _remote_cache(project)
+    remote = RemoteCache.of(project.config)
     pulled = _pull_missing(project, remote, prefix, label) if remote else []
     needed = _needed(prefix)
     missing = [b for b in needed if not b.artifact.complete()]
@@ -237,17 +237,6 @@ def build_deps(project: Project, backend: Backend, *, session: str | None = None
     return prefix
 
 
-class _NotInRemote(Exception):
-    pass
-
-
-def _remote_cache(project: Project) -> RemoteCache | None:
-    spec = project.config.cache_remote
-    if spec is None:
-        return None
-    return RemoteCache(spec, push=project.config.cache_push, timeout=project.config.env.timeout or 60.0)
-
-
 def _pull_missing(project: Project, remote: RemoteCache, prefix: DepPrefix, label: str) -> list[DepBuild]:
     """Every library artifact the cache lacks, from the remote store when it holds it (its
     tools are then not needed).  What it lacks, or holds wrong, is built here instead."""
@@ -256,23 +245,18 @@ def _pull_missing(project: Project, remote: RemoteCache, prefix: DepPrefix, labe
         if b.artifact.complete():
             continue
         t0 = time.monotonic()
-
-        def fill(place: Path, b: DepBuild = b) -> dict:
-            got = remote.pull(b, place, project.cache.root)
-            if got is None:
-                raise _NotInRemote()
-            return got
-
         try:
-            if b.artifact.ensure(fill, in_place=True, on_wait=lambda lock, b=b: project.log(
-                    f"{label}: waiting for another build of {b.label} ({lock})")):
-                pulled.append(b)
-                project.log(f"{label}: pulled {b.label} [{b.key}] from {remote} in "
-                            f"{time.monotonic() - t0:.1f} s")
-        except _NotInRemote:
-            project.log(f"{label}: {remote} has no {b.label} [{b.key}]; building it here")
+            got = remote.pull_into_cache(b, project.cache.root, on_wait=lambda lock, b=b: project.log(
+                f"{label}: waiting for another build of {b.label} ({lock})"))
         except RemoteError as exc:
             project.log(f"{label}: warning: not using {remote} for {b.label}: {exc}; building it here")
+            continue
+        if got is None:
+            project.log(f"{label}: {remote} has no {b.label} [{b.key}]; building it here")
+        elif got:
+            pulled.append(b)
+            project.log(f"{label}: pulled {b.label} [{b.key}] from {remote} in "
+                        f"{time.monotonic() - t0:.1f} s")
     return pulled
 
 
