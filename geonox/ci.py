@@ -69,8 +69,7 @@ def _default_branch(root: Path) -> str:
 
 
 def _rel(path: Path, root: Path) -> str:
-    rel = os.path.relpath(path, root)
-    return "." if rel == "." else rel
+    return os.path.relpath(path, root)
 
 
 def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> dict[str, Any]:
