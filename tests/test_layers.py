@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "geonox"
 LAYERS = (
     {"errors", "command", "targets", "environment", "signals", "zigcc", "crossbuild"},
     {"policy", "elf", "cache", "wheeldiff"},
-    {"sources", "verify", "recipes", "images", "sbom"},
+    {"sources", "verify", "recipes", "images", "sbom", "remote"},
     {"config"},
     {"executors", "containers"},
     {"toolchains", "zig"},
@@ -19,7 +19,7 @@ LAYERS = (
     {"backends"},
     {"project"},
     {"steps"},
-    {"plan"},
+    {"plan", "ci"},
     {"sessions", "cli", "__init__", "__main__"},
 )
 
