@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import re
 import json
 import os
 import shutil
@@ -128,6 +129,10 @@ def _tool_spec(config: Config, recipe: Recipe) -> DepSpec:
                    link="static")
 
 
+def _portable(arg: str, cache_root: str) -> str:
+    return re.sub(r"@CACHE@/toolchains/[^/\s]+", "@TOOLCHAIN@", arg.replace(cache_root, "@CACHE@"))
+
+
 def plan_builds(project: Project, backend: Backend) -> list[DepBuild]:
     """Every artifact the backend's prefix needs, dependencies and tools before their users,
     with their keys (nothing is built)."""
@@ -156,8 +161,10 @@ def plan_builds(project: Project, backend: Backend) -> list[DepBuild]:
         manifest = {
             "name": spec.name, "version": spec.source.version, "sha256": spec.source.sha256,
             "options": dict(spec.options), "link": spec.link,
-            # never the cache's path (a zig toolchain lives there): one key on every machine
-            "commands": [[a.replace(cache_root, "@CACHE@") for a in c.argv]
+            # never the cache's path, nor the name of a toolchain's directory in it (zig's
+            # wrappers: named after the interpreter that wrote them), whose identity is
+            # hashed below: one key on every machine, whatever Python runs geonox
+            "commands": [[_portable(a, cache_root) for a in c.argv]
                          for c in recipe.commands(placeholder)],
             "consumer": recipe.consumer.revision if recipe.consumer else 0,
             "inputs": {n: builds[n].key for n in inputs},
