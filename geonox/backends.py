@@ -279,7 +279,20 @@ class ZigBackend(Backend):
     def test_executor(self) -> Executor:
         if not self.foreign:
             return self.executor
-        return self._once("test", lambda: self._container(self.engines.get("auto").kind))
+        return self._once("test", self._foreign_test_container)
+
+    def _foreign_test_container(self) -> Executor:
+        from geonox.containers import Engine
+
+        engine, why = Engine.look("auto", self.config.env.engines)
+        if engine is None:
+            raise UserError(
+                f"cannot test the {self.arch} wheels on this {host_arch()} machine: they run "
+                f"under QEMU in a container of the {self.arch} image, and no container engine "
+                f"answers ({why}). Start docker or podman and register QEMU for {self.arch} "
+                f"(`apt-get install qemu-user-static binfmt-support`), or stop before the "
+                f"test: `nox -s ldd-{self.arch}-<python>`.")
+        return self._container(engine.kind)
 
     @property
     def runs_in_image(self) -> bool:
@@ -336,16 +349,14 @@ BACKENDS: dict[str, type[Backend]] = {
 
 
 def backend_name(config: Config, arch: str, engines: Engines) -> str:
-    """The backend that builds ``arch``: as configured, or for ``auto`` a container engine
-    when one answers, else this machine for its own arch."""
+    """The backend that builds ``arch``: as configured, or for ``auto`` the arch's own
+    manylinux image when a container engine answers and the arch is this machine's, else
+    zig (a foreign arch compiled under QEMU takes hours; zig cross-compiles it natively).
+    Either way the wheel is built for the configured policy, never for this host's glibc."""
     if config.backend != "auto":
         return config.backend
-    engine = engines.get("auto", required=False)
-    if engine is not None:
-        return engine.kind
     if arch == host_arch():
-        return "host"
-    raise UserError(
-        f"backend = \"auto\" found no way to build {arch} on this {host_arch()} machine: "
-        f"no container engine answers. Start docker or podman (with QEMU binfmt for "
-        f"{arch}), or drop {arch} from archs.")
+        engine = engines.get("auto", required=False)
+        if engine is not None:
+            return engine.kind
+    return "zig"

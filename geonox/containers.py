@@ -53,23 +53,32 @@ class Engine:
         """The engine for ``backend`` ("docker", "podman" or "auto"), answering, or a
         UserError saying how to get one.  ``exes`` names the clients to use (from
         ``GEONOX_DOCKER`` / ``GEONOX_PODMAN``); default: the one on PATH."""
+        engine, why = cls.look(backend, exes)
+        if engine is not None:
+            return engine
+        raise UserError(
+            f"backend = \"{backend}\" needs a container engine: {why}. "
+            "Start one (`sudo systemctl start docker`, `dockerd &` as root, or "
+            "`podman system service &`), or set backend = \"host\" (or \"zig\")."
+        )
+
+    @classmethod
+    def look(cls, backend: str, exes: Mapping[str, str] | None = None) -> tuple[Engine | None, str]:
+        """The first engine of ``backend`` that answers, else None and why none did."""
         kinds = ("docker", "podman") if backend == "auto" else (backend,)
         problems = []
         for kind in kinds:
-            exe = (exes or {}).get(kind) or shutil.which(kind)
+            named = (exes or {}).get(kind)
+            exe = shutil.which(named) if named else shutil.which(kind)
             if not exe:
-                problems.append(f"'{kind}' is not installed")
+                problems.append(f"'{kind}' is not installed" + (f" (no program at {named})" if named else ""))
                 continue
             engine = cls(kind, exe)  # type: ignore[arg-type]
             ok, detail = engine.answers()
             if ok:
-                return engine
+                return engine, ""
             problems.append(f"'{kind}' is installed but its engine does not answer ({detail})")
-        raise UserError(
-            f"backend = \"{backend}\" needs a container engine: " + "; ".join(problems) + ". "
-            "Start one (`sudo systemctl start docker`, `dockerd &` as root, or "
-            "`podman system service &`), or set backend = \"host\" (or \"zig\")."
-        )
+        return None, "; ".join(problems)
 
     def answers(self) -> tuple[bool, str]:
         try:

@@ -195,6 +195,37 @@ def test_stopped_engine_says_how_to_start_one(tmp_path, image_x86, geonox_env):
     assert 'backend = "host"' in result.stdout and "Traceback" not in result.stdout
 
 
+def test_auto_builds_the_own_arch_in_its_image_and_a_foreign_arch_with_zig(tmp_path, infra):
+    """backend "auto" as `geonox plan` resolves it: with docker answering, x86_64 (this
+    machine's arch) in its image and aarch64 with zig (not hours of QEMU compiles); with no
+    engine (as a fresh laptop, or docker stopped), both with zig.  Never the host, whose
+    wheels would carry this machine's glibc instead of the policy's tag."""
+    import json
+
+    project = make_project(tmp_path, EXAMPLE, """\
+        [tool.geonox]
+        archs = ["x86_64", "aarch64"]
+        allow-unpinned = true
+        [tool.geonox.versions]
+        proj = "9.1.1"
+        geos = "3.13.1"
+        sqlite = "3.52.0"
+        """)
+
+    def backends(env: dict) -> dict:
+        done = run([sys.executable, "-m", "geonox", "plan", "--json"], cwd=project, env=env)
+        assert done.returncode == 0, done.stdout
+        return {t["arch"]: (t["backend"], t["platform_tag"]) for t in json.loads(done.stdout)["targets"]}
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEONOX_")}
+    env["GEONOX_CACHE_DIR"] = str(tmp_path / "cache")
+    assert backends(env) == {"x86_64": ("docker", "manylinux_2_28_x86_64"),
+                             "aarch64": ("zig", "manylinux_2_28_aarch64")}
+    stopped = dict(env, DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock", GEONOX_PODMAN="/nonexistent/podman")
+    assert backends(stopped) == {"x86_64": ("zig", "manylinux_2_28_x86_64"),
+                                 "aarch64": ("zig", "manylinux_2_28_aarch64")}
+
+
 def test_missing_binfmt_is_detected(tmp_path, image_arm, geonox_env):
     project = make_project(tmp_path, SQLEXT, sqlext_table("aarch64", image_arm))
     pin(project, geonox_env)

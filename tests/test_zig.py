@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (REPO, grafted_once, keyword_noxfile, make_project, nox, pypi_sdist, run,
+from conftest import (NO_ENGINE, REPO, grafted_once, keyword_noxfile, make_project, nox, pypi_sdist, run,
                       skip_or_fail, standin_or_skip, suite_results, verify_errors)
 from geonox.elf import read_elf
 from geonox.policy import max_version
@@ -143,14 +143,15 @@ def test_wrappers_survive_every_trap_with_real_zig(tmp_path, zig_aarch64):
     assert read_elf(out).arch == "aarch64"
 
 
-def zig_project(tmp_path: Path, archs: str, pythons: str, image: str = "", link: str = "static") -> Path:
+def zig_project(tmp_path: Path, archs: str, pythons: str, image: str = "", link: str = "static",
+                backend: str = "zig") -> Path:
     project = tmp_path / "zigproj"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("wheelhouse", "build"))
     text = (project / "pyproject.toml").read_text()
     images = f'images = {{ aarch64 = "{image}" }}\ncontainer-env = ["PIP_CERT"]\n' if image else ""
     (project / "pyproject.toml").write_text(text[:text.index("[tool.geonox]")] + textwrap.dedent(f"""\
         [tool.geonox]
-        backend = "zig"
+        backend = "{backend}"
         archs = {archs}
         policy = "manylinux2014"
         link = "{link}"
@@ -203,9 +204,13 @@ def test_zig_aarch64_example_tested_under_qemu(tmp_path, geonox_env):
     (each one library with libc++ inside, grafted by auditwheel), manylinux2014, and its
     selftest run under QEMU in the arm64 stand-in.  One full zig prefix per run keeps CI
     inside its time: this shared one serves the one-library test below too; static PROJ and
-    GEOS under zig were checked the same way by hand (the x86_64 test keeps static SQLite)."""
+    GEOS under zig were checked the same way by hand (the x86_64 test keeps static SQLite).
+
+    The default backend, as the README's `nox -s wheels-aarch64`: a foreign arch is
+    compiled by zig even where docker answers (QEMU would compile for hours), and tested
+    in docker under QEMU; with no engine at all, the test session is one line saying so."""
     image = standin_or_skip("aarch64")
-    project = zig_project(tmp_path, '["aarch64"]', '["3.9"]', image, link="shared")
+    project = zig_project(tmp_path, '["aarch64"]', '["3.9"]', image, link="shared", backend="auto")
     pinned = run([sys.executable, "-m", "geonox", "pin", "--project", project], cwd=project,
                  env=geonox_env)
     assert pinned.returncode == 0, pinned.stdout
@@ -220,6 +225,14 @@ def test_zig_aarch64_example_tested_under_qemu(tmp_path, geonox_env):
     assert SELFTEST.search(result.stdout), result.stdout[-3000:]
     (wheel,) = (project / "wheelhouse").glob("*.whl")
     check_zig_wheel(wheel, "aarch64", geonox_env, tmp_path)
+    # the same machine without a container engine: it builds, then nothing runs aarch64
+    alone = nox("-s", "geo-test-aarch64-3.9", cwd=project, env=dict(geonox_env, **NO_ENGINE))
+    out = alone.stdout
+    assert alone.returncode != 0 and "Traceback" not in out, out[-3000:]
+    assert "geo-build-aarch64: runs on zig aarch64-linux-gnu.2.17" in out, out[-3000:]
+    (said,) = [line for line in out.splitlines() if "cannot test the aarch64 wheels" in line]
+    assert "no container engine answers ('docker' is not installed (no program at /nonexistent/docker)" in said
+    assert "qemu-user-static" in said and "nox -s ldd-aarch64-<python>" in said, said
 
 
 CAPI_STRESS = REPO / "tests" / "data" / "capistress"
