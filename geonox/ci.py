@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from geonox.config import Config
+from geonox.images import ImageLock, ImageRef, image_for
 
 #: The GitHub-hosted runner that runs each arch natively.
 NATIVE_RUNNERS = {"x86_64": "ubuntu-latest", "aarch64": "ubuntu-24.04-arm"}
@@ -70,6 +71,22 @@ def _default_branch(root: Path) -> str:
 
 def _rel(path: Path, root: Path) -> str:
     return os.path.relpath(path, root)
+
+
+def unpinned_images(config: Config) -> list[str]:
+    """The archs whose runner builds in a container image (backend docker, podman, or
+    auto, which finds docker on a runner) that neither the config nor the lock pins: those
+    jobs would refuse to build."""
+    if config.backend not in ("docker", "podman", "auto"):
+        return []
+    lock = ImageLock.load(config.home)
+    missing = []
+    for arch in config.archs:
+        image = image_for(config.images, config.policy, arch)
+        entry = lock.entries.get(arch)
+        if not ImageRef.parse(image).digest and not (entry and entry.image == image):
+            missing.append(arch)
+    return missing
 
 
 def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> dict[str, Any]:

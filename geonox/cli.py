@@ -91,11 +91,16 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 def _cmd_ci(args: argparse.Namespace) -> int:
     import geonox
-    from geonox.ci import github_workflow
+    from geonox.ci import github_workflow, unpinned_images
 
-    text = github_workflow(_project(args).config,
-                           geonox_requirement=args.geonox or f"geonox=={geonox.__version__}",
+    config = _project(args).config
+    text = github_workflow(config, geonox_requirement=args.geonox or f"geonox=={geonox.__version__}",
                            prefix=args.prefix)
+    unpinned = unpinned_images(config)
+    if unpinned:
+        print(f"note: on the runners the {', '.join(unpinned)} builds run in manylinux images "
+              f"(backend \"{config.backend}\") that nothing pins yet, and would refuse to build: "
+              f"run `python -m geonox pin` and commit geonox-images.lock.", file=sys.stderr)
     if not args.output:
         print(text, end="")
         return 0
