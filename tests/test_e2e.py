@@ -1,8 +1,11 @@
-"""End to end with the host backend: the real PROJ/GEOS/SQLite tarballs from the mirror,
-built once for the whole test session (the shared ``geonox_cache``), the example built,
-repaired, verified and imported on CPython 3.9-3.13.
+"""End to end with the default backend on a machine without a container engine (zig for
+manylinux_2_28): the real PROJ/GEOS/SQLite tarballs from the mirror, built once for the
+whole test session (the shared ``geonox_cache``), the example built, repaired, verified and
+imported on CPython 3.9-3.13.
 
-The main-job test runs the README's command (``nox -s wheels-x86_64`` at the repo root)."""
+The main-job test runs the README's command (``nox -s wheels-x86_64`` at the repo root);
+the fresh-clone test runs it again where only nox is installed (the noxfile's PEP 723
+header brings the rest)."""
 from __future__ import annotations
 
 import math
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, make_project, nox, repacked_sqlite, run, skip_or_fail
+from conftest import NO_ENGINE, REPO, make_project, nox, repacked_sqlite, run, skip_or_fail
 from geonox.elf import read_elf
 from geonox.targets import host_arch
 
@@ -28,10 +31,16 @@ SELFTEST = re.compile(r"geodemo 0\.1\.0 OK: PROJ (\S+), GEOS (\S+), SQLite (\S+)
                       r"Paris -> \(([\d.]+), ([\d.]+)\) m; 32-gon area ([\d.]+)")
 
 
+@pytest.fixture(scope="module")
+def geonox_env(geonox_env):
+    """The suite's environment without a container engine, as the main job has it."""
+    return dict(geonox_env, **NO_ENGINE)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def needs_x86_64_and_pythons():
     if host_arch() != "x86_64":
-        skip_or_fail(f"the host-backend end-to-end test builds x86_64, this is {host_arch()}")
+        skip_or_fail(f"the end-to-end tests run x86_64 wheels, this is {host_arch()}")
     missing = [v for v in ALL_PYTHONS if shutil.which(f"python{v}") is None]
     if missing:
         skip_or_fail(f"python{', python'.join(missing)} not on PATH")
@@ -98,17 +107,19 @@ def test_main_job_builds_repairs_verifies_and_tests_every_python(main_job, geono
     for v in ALL_PYTHONS:
         for step in ("repair", "ldd", "test", "wheels"):
             assert f"Session {step}-x86_64-{v} was successful" in out, (step, v)
-    # each session that builds, repairs or tests says where it runs
-    for session in ("deps-x86_64", "build-x86_64", "repair-x86_64-3.9", "test-x86_64-3.12"):
+    # each session that builds, repairs or tests says where it runs: no engine, so zig
+    # compiles for the policy's glibc; repair and test run here
+    for session in ("deps-x86_64", "build-x86_64"):
+        assert f"{session}: runs on zig x86_64-linux-gnu.2.28" in out, session
+    for session in ("repair-x86_64-3.9", "test-x86_64-3.12"):
         assert f"{session}: runs on host" in out, session
     # abi3: one build for every Python, and repaired once
     assert out.count("Session build-x86_64 was successful") == 1
     check_selftest_lines(out, expected_count=len(ALL_PYTHONS))
     wheels = sorted(wheelhouse.glob("*.whl"))
-    assert len(wheels) == 1 and wheels[0].name.startswith("geodemo-0.1.0-cp39-abi3-manylinux_")
+    # tagged with the configured policy, not this machine's glibc (2.36)
+    assert len(wheels) == 1 and wheels[0].name == "geodemo-0.1.0-cp39-abi3-manylinux_2_28_x86_64.whl", wheels
     check_repaired_wheel(wheels[0], geonox_env)
-    # the repair step says which tag the host allowed and why
-    assert re.search(r"repair-x86_64-3\.9: tagged manylinux_2_\d+_x86_64: .*GLIBC_2\.\d+", out), out
 
 
 def test_second_run_rebuilds_no_dependency(main_job, geonox_env):
@@ -156,7 +167,6 @@ def test_outside_project_with_prefix(main_job, geonox_env, tmp_path):
     (project / "pyproject.toml").write_text(text[:table] + textwrap.dedent("""\
         [tool.geonox]
         python = ["3.10", "3.13"]
-        backend = "host"
         deps = ["proj", "geos"]
         test-command = "python -c 'import geodemo; geodemo.selftest()'"
         wheelhouse = "dist-wheels"
@@ -189,7 +199,6 @@ def test_a_project_needing_a_subset_compiles_no_dependency(main_job, geonox_env,
     project = make_project(tmp_path, EXAMPLE, """\
         [tool.geonox]
         python = ["3.12"]
-        backend = "host"
         deps = ["geos", "sqlite"]
         [tool.geonox.versions]
         geos = "3.13.1"
@@ -229,7 +238,6 @@ def test_a_changed_sqlite_rebuilds_proj_over_it_and_reuses_geos(main_job, geonox
     project = make_project(tmp_path, EXAMPLE, f"""\
         [tool.geonox]
         python = ["3.12"]
-        backend = "host"
         deps = ["geos", "proj"]
         [tool.geonox.versions]
         geos = "3.13.1"
@@ -301,7 +309,10 @@ def test_static_prefix_publishes_a_working_link_line(main_job, geonox_env, tmp_p
     assert {"-lproj", "-lsqlite3", "-lstdc++", "-lgeos_c", "-lgeos", "-lm", "-lpthread"} <= set(libs.stdout.split())
     (tmp_path / "consumer.c").write_text(CONSUMER_C)
     cflags = run(["pkg-config", "--cflags", "proj", "geos", "sqlite3"], cwd=tmp_path, env=env).stdout.split()
-    linked = run(["cc", *cflags, "consumer.c", "-o", "consumer", *libs.stdout.split()], cwd=tmp_path, env=env)
+    # the prefix is zig's (C++ from zig's libc++): link with the same compiler, which reads
+    # -lstdc++ as its libc++, for the same glibc
+    linked = run([sys.executable, "-m", "ziglang", "cc", "-target", "x86_64-linux-gnu.2.28", *cflags,
+                  "consumer.c", "-o", "consumer", *libs.stdout.split()], cwd=tmp_path, env=env)
     assert linked.returncode == 0, linked.stdout
     ran = run([tmp_path / "consumer"], cwd=tmp_path, env=env)
     assert ran.stdout.startswith("PROJ 9.1.1 GEOS 3.13.1-CAPI-1.19.2 SQLite 3.52.0"), ran.stdout
@@ -332,3 +343,57 @@ def test_static_copy_beside_a_grafted_copy_fails_verify(main_job, geonox_env, tm
     text = " ".join(out.stdout.split())
     assert "duplicate-library" in text and "proj is in 2 files" in text
     assert "geodemo/_geodemo.abi3.so holds its code" in text and "geodemo.libs/libproj-" in text
+
+
+def test_the_noxfiles_header_brings_what_geonox_needs():
+    """The repo noxfile's PEP 723 header lists geonox's own dependencies (so a nox alone can
+    run it) and a nox that reads such headers."""
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+    from nox.project import load_toml
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    header = [Requirement(r) for r in load_toml(str(REPO / "noxfile.py"))["dependencies"]]
+    project = [Requirement(r) for r in
+               tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]]
+
+    def by_name(reqs):
+        return {r.name: (str(r.specifier), str(r.marker)) for r in reqs if r.name != "nox"}
+
+    assert by_name(header) == by_name(project)
+    (nox_req,) = [r for r in header if r.name == "nox"]
+    assert not nox_req.specifier.contains(Version("2024.10.9"))  # script mode: 2025.02.09
+
+
+def test_a_fresh_clone_with_only_nox_runs_the_main_job(main_job, geonox_env, tmp_path):
+    """The README's first command where only nox is installed: nox reads the noxfile's
+    header, makes the environment geonox needs and runs the example's sessions from the
+    clone (no engine: zig).  The cache is the main job's: the keys do not depend on which
+    interpreter runs geonox, so no dependency is compiled again."""
+    assert main_job[0].returncode == 0
+    clone = tmp_path / "clone"
+    listed = run(["git", "ls-files", "-z"], cwd=REPO, env=geonox_env)
+    for name in listed.stdout.split("\0"):
+        if name and (REPO / name).is_file():
+            (clone / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, clone / name)
+    venv = tmp_path / "only-nox"
+    assert run([sys.executable, "-m", "venv", venv], cwd=tmp_path, env=geonox_env).returncode == 0
+    installed = run([venv / "bin" / "python", "-m", "pip", "install", "-q", "nox"], cwd=tmp_path,
+                    env=geonox_env, timeout=600)
+    assert installed.returncode == 0, installed.stdout
+    env = {k: v for k, v in geonox_env.items()
+           if k not in ("NOX_SCRIPT_MODE", "PYTHONPATH", "VIRTUAL_ENV", "NOX_OUTER_PYTHONPATH")}
+    env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
+    result = run([venv / "bin" / "nox", "-s", "wheels-x86_64"], cwd=clone, env=env)
+    out = result.stdout
+    assert result.returncode == 0, out[-5000:]
+    assert (clone / ".nox" / "_nox_script_mode" / "bin" / "python").exists()  # the header's env
+    assert re.search(r"deps-x86_64: cached \(key [0-9a-f]{16}\)", out), out[-3000:]
+    assert "building" not in out.split("build-x86_64")[0], out[-3000:]
+    check_selftest_lines(out, expected_count=len(ALL_PYTHONS))
+    (wheel,) = (clone / "examples" / "geodemo" / "wheelhouse").glob("*.whl")
+    assert wheel.name == "geodemo-0.1.0-cp39-abi3-manylinux_2_28_x86_64.whl", wheel.name
