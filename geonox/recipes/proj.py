@@ -75,6 +75,9 @@ def _env(prefix: str, version: str) -> dict[str, str]:
             "PROJ_VERSION": version}
 
 
+CXX_RUNTIME = {"-lstdc++", "-lc++", "-lc++abi", "-lunwind", "-lgcc_s", "-lgcc", "-lc"}
+
+
 def _finish(prefix: Path, version: str, link: LinkMode) -> None:
     """proj.pc: relocatable, and in static mode its private libraries (SQLite, the C++
     runtime) are on the ``Libs`` line, since consumers rarely ask ``--static``."""
@@ -84,7 +87,12 @@ def _finish(prefix: Path, version: str, link: LinkMode) -> None:
     text = relocatable_pc(pc.read_text())
     if link == "static":
         private = re.search(r"^Libs.private: ?(.*)$", text, flags=re.M)
-        extra = private.group(1).strip() if private else ""
+        # PROJ writes the compiler's implicit C++ libraries there: under zig absolute paths
+        # into zig's own cache (as -l/root/.cache/zig/o/.../libc++abi.a, which no linker
+        # takes, naming a directory only that machine has). The runtime is -lstdc++ below,
+        # which geonox's zig wrapper reads as zig's libc++.
+        extra = " ".join(t for t in (private.group(1).split() if private else ())
+                         if not t.startswith(("-l/", "/")) and t not in CXX_RUNTIME)
         text = re.sub(r"^Libs: .*$", f"Libs: -L${{libdir}} -lproj {extra} -lstdc++".replace("  ", " "),
                       text, count=1, flags=re.M)
         text = re.sub(r"^Requires:.*$", "Requires: sqlite3", text, count=1, flags=re.M)
@@ -97,7 +105,8 @@ RECIPE = Recipe(
     releases=RELEASES,
     default_version="9.8.1",
     commands=commands,
-    consumer=Consumer(env=_env, finish=_finish, revision=2),  # 2: datarootdir relocatable too
+    # 2: datarootdir relocatable too; 3: no compiler runtime paths in Libs
+    consumer=Consumer(env=_env, finish=_finish, revision=3),
     libraries=(Library("proj", ("proj_", "_ZN5osgeo4proj"), rb"Rel\. \d+\.\d+\.\d+, "),),
     cxx=True,
     shared_with_static_runtime=True,  # one libproj.so exporting the C API only
