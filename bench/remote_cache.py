@@ -1,7 +1,7 @@
 """The example's x86_64 dependency prefix: a cold local build vs a pull from an OCI registry,
 measured in this run on this machine.
 
-    python bench/remote_cache.py [--registry 127.0.0.1:5000] [--project examples/geodemo]
+    python bench/remote_cache.py [--registry 127.0.0.1:5000] [--project examples/geodemo] [--backend zig]
 
 Cache A (empty, ccache off) builds the prefix (``nox -s deps-x86_64``) and pushes it
 (``GEONOX_CACHE_PUSH=1``) to a fresh repository of the registry; cache B (empty, another
@@ -39,6 +39,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--registry", default="127.0.0.1:5000")
     parser.add_argument("--project", default=str(REPO / "examples" / "geodemo"))
+    parser.add_argument("--backend", default="zig", choices=("zig", "host", "docker", "podman", "auto"),
+                        help="the copy's backend (default zig: the example's own on a machine "
+                             "without a container engine, whatever this machine runs)")
     args = parser.parse_args()
     remote = f"oci://{args.registry}/geonox-bench-{uuid.uuid4().hex[:8]}"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GEONOX_CACHE", "CCACHE_"))}
@@ -47,6 +50,9 @@ def main() -> None:
         project = Path(tmp) / "project"
         shutil.copytree(args.project, project, ignore=shutil.ignore_patterns("wheelhouse", "build"))
         (project / "noxfile.py").write_text("import geonox\ngeonox.register()\n")
+        pyproject = project / "pyproject.toml"
+        pyproject.write_text(pyproject.read_text().replace(
+            "[tool.geonox]\n", f'[tool.geonox]\nbackend = "{args.backend}"\n', 1))
         cold, out = run_deps(project, dict(base, GEONOX_CACHE_DIR=f"{tmp}/a", GEONOX_CCACHE="0",
                                            GEONOX_CACHE_REMOTE=remote, GEONOX_CACHE_PUSH="1"))
         pushed = re.findall(r"pushed (\S+ \S+) \(static\)", out)
@@ -55,6 +61,7 @@ def main() -> None:
         pulled = re.findall(r"pulled (\S+ \S+) \(static\)", out)
         if "built in" in out or len(pulled) != len(pushed):
             sys.exit(f"the pull built something or missed an artifact:\n{out[-3000:]}")
+    print(f"backend {args.backend}")
     print(f"cold build + push of {', '.join(pushed)}: {cold:.1f} s")
     print(f"pull into an empty cache elsewhere:      {pull:.1f} s")
     print(f"pull / cold build: {pull / cold:.3f} ({pull / cold * 100:.1f} %; goal <= 5 %)")
