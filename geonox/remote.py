@@ -12,10 +12,11 @@ own place under its lock, and rewrites the cache path the pusher had in its text
 works at whatever path the puller's cache is.
 
 A registry on a loopback address is spoken to over plain HTTP, as docker does for
-127.0.0.0/8; ``oci+http://`` forces it elsewhere.  Credentials are docker's: the
-``auths`` entries of ``$DOCKER_CONFIG/config.json`` (``docker login`` writes them), used
-for the registry's token flow or basic auth.  A credential helper (``credsStore``) is not
-asked.
+127.0.0.0/8; ``oci+http://`` forces it elsewhere.  Credentials are docker's, found as the
+docker client finds them in ``$DOCKER_CONFIG/config.json``: the registry's credential
+helper (``credHelpers``), else the default one (``credsStore``), each asked through the
+helper protocol (``docker-credential-<name> get``), else the ``auths`` entry ``docker
+login`` wrote; used for the registry's token flow or basic auth.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import io
 import json
 import os
 import re
+import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -77,13 +79,18 @@ def tag_of(build: DepBuild) -> str:
 
 
 def _docker_auth(registry: str) -> str | None:
-    """``user:password`` for ``registry`` from docker's config file, if it has them."""
-    config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
+    """``user:password`` for ``registry`` from docker's client config, if it has them."""
+    config_path = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "config.json"
     try:
-        auths = json.loads(config.read_text()).get("auths", {})
+        config = json.loads(config_path.read_text())
     except (OSError, ValueError):
         return None
-    for name, entry in auths.items():
+    helper = (config.get("credHelpers") or {}).get(registry) or config.get("credsStore")
+    if helper:
+        found = _helper_auth(str(helper), registry)
+        if found:
+            return found
+    for name, entry in (config.get("auths") or {}).items():
         host = re.sub(r"^https?://", "", name).split("/")[0]
         if host == registry and isinstance(entry, dict) and entry.get("auth"):
             try:
@@ -91,6 +98,21 @@ def _docker_auth(registry: str) -> str | None:
             except ValueError:
                 return None
     return None
+
+
+def _helper_auth(helper: str, registry: str) -> str | None:
+    """What ``docker-credential-<helper> get`` knows for ``registry`` (None when it knows
+    nothing, is missing, or holds an identity token, which basic auth cannot use)."""
+    try:
+        done = subprocess.run([f"docker-credential-{helper}", "get"], input=registry, text=True,
+                              capture_output=True, timeout=30)
+        answer = json.loads(done.stdout) if done.returncode == 0 else {}
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+    user, secret = answer.get("Username"), answer.get("Secret")
+    if not user or not secret or user == "<token>":
+        return None
+    return f"{user}:{secret}"
 
 
 class _NotInRemote(Exception):
@@ -136,12 +158,14 @@ class RemoteCache:
                 if hasattr(kwargs.get("data"), "seek"):
                     kwargs["data"].seek(0)
                 continue
+            if resp.status_code == 401:  # again, with the credentials it asked for
+                raise RemoteError(f"{self.spec.registry} refused the credentials for {scope} "
+                                  "(docker login to it, or check the token's rights)")
             if resp.status_code not in ok:
                 raise RemoteError(f"{self.spec.registry} answered HTTP {resp.status_code} to "
                                   f"{method} {url.split('/v2/', 1)[-1].split('?')[0]}")
             return resp
-        raise RemoteError(f"{self.spec.registry} refused the credentials for {scope} "
-                          "(docker login to it, or check the token's rights)")
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _authenticate(self, challenge: str, scope: str) -> None:
         creds = _docker_auth(self.spec.registry)

@@ -26,7 +26,7 @@ DOCKER_REGISTRY = "/usr/bin/docker-registry"
 
 
 class Registry:
-    def __init__(self, root: Path, readonly: bool = False) -> None:
+    def __init__(self, root: Path, readonly: bool = False, htpasswd: Path | None = None) -> None:
         if not Path(DOCKER_REGISTRY).is_file():
             skip_or_fail("Debian's docker-registry is not installed (bash scripts/ci_setup.sh)")
         with socket.socket() as s:
@@ -48,13 +48,16 @@ class Registry:
             http:
               addr: 127.0.0.1:{self.port}
             """))
+        if htpasswd:  # a login for everything (bcrypt entries), over plain HTTP on loopback
+            with config.open("a") as f:
+                f.write(f"auth:\n  htpasswd:\n    realm: geonox-test\n    path: {htpasswd}\n")
         self.log = open(root / "registry.log", "w")
         self.proc = subprocess.Popen([DOCKER_REGISTRY, "serve", str(config)], stdout=self.log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:
             try:
-                if requests.get(f"http://127.0.0.1:{self.port}/v2/", timeout=2).status_code == 200:
+                if requests.get(f"http://127.0.0.1:{self.port}/v2/", timeout=2).status_code in (200, 401):
                     break
             except requests.RequestException:
                 pass
@@ -166,6 +169,66 @@ def test_a_registry_that_refuses_pushes_does_not_fail_the_build(tmp_path, geonox
         geonox_env, tmp_path / "cache2", GEONOX_CACHE_REMOTE=f"oci://127.0.0.1:{readonly.port}/x"))
     assert gone.returncode == 0, gone.stdout[-3000:]
     assert "did not answer" in gone.stdout and "sqlite 3.52.0 (static) built in" in gone.stdout
+
+
+HELPER = """\
+#!/bin/sh
+# docker-credential-geonoxtest: the credential helper protocol (docker's, as
+# docker-credential-pass or -secretservice speak it) answering from this file
+[ "$1" = get ] || exit 1
+read server
+echo "$server" >> "$(dirname "$0")/asked"
+printf '{"ServerURL":"%s","Username":"ci","Secret":"%s"}' "$server" "$(cat "$(dirname "$0")/secret")"
+"""
+
+
+def test_a_registry_with_a_login_gets_the_credentials_docker_would_use(tmp_path, geonox_env):
+    """A registry that wants a login (htpasswd, basic auth): with none, the push is a warning
+    naming the fix and the build goes on; with docker login's ``auths`` entry it is pushed;
+    with a credential helper for that registry (``credHelpers``, asked through the helper
+    protocol) another cache pulls it; a helper's wrong secret is refused, and built here."""
+    import base64
+
+    import bcrypt
+
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("ci:" + bcrypt.hashpw(b"sesame", bcrypt.gensalt(rounds=4)).decode() + "\n")
+    reg = Registry(tmp_path / "auth-registry", htpasswd=htpasswd)
+    host = f"127.0.0.1:{reg.port}"
+    helpers = tmp_path / "bin"
+    helpers.mkdir()
+    (helpers / "docker-credential-geonoxtest").write_text(HELPER)
+    (helpers / "docker-credential-geonoxtest").chmod(0o755)
+    project = sqlite_project(tmp_path / "p")
+
+    def deps(name: str, docker_config: dict, push: bool = False) -> str:
+        where = tmp_path / f"docker-{name}"
+        where.mkdir()
+        (where / "config.json").write_text(json.dumps(docker_config))
+        env = env_for(geonox_env, tmp_path / f"cache-{name}", GEONOX_CACHE_REMOTE=reg.url("team/cache"),
+                      DOCKER_CONFIG=str(where), PATH=f"{helpers}:{geonox_env['PATH']}")
+        if push:
+            env["GEONOX_CACHE_PUSH"] = "1"
+        done = nox("-s", "deps-x86_64", cwd=project, env=env)
+        assert done.returncode == 0, done.stdout[-3000:]
+        return " ".join(done.stdout.split())
+
+    try:
+        out = deps("none", {}, push=True)
+        assert f"could not push sqlite 3.52.0 (static) to {host}/team/cache: {host} wants a login " \
+               f"(docker login {host})" in out, out[-3000:]
+        login = base64.b64encode(b"ci:sesame").decode()
+        out = deps("auths", {"auths": {host: {"auth": login}}}, push=True)
+        assert "pushed sqlite 3.52.0 (static)" in out, out[-3000:]
+        (helpers / "secret").write_text("sesame")
+        out = deps("helper", {"auths": {host: {}}, "credHelpers": {host: "geonoxtest"}})
+        assert "pulled sqlite 3.52.0 (static)" in out and " built in " not in out, out[-3000:]
+        assert (helpers / "asked").read_text().split() == [host]
+        (helpers / "secret").write_text("wrong")
+        out = deps("wrong", {"credsStore": "geonoxtest"})
+        assert f"{host} refused the credentials" in out and "sqlite 3.52.0 (static) built in" in out, out[-3000:]
+    finally:
+        reg.stop()
 
 
 def test_the_examples_prefix_from_the_registry_builds_and_tests_the_example(
