@@ -317,11 +317,15 @@ def test_keys_hold_no_cache_path(tmp_path, geonox_env, backend):
     assert keys[0] == keys[1]
     # nor the interpreter running geonox (nox's PEP 723 environment is another Python; zig's
     # wrappers are written per interpreter, in a directory named after it)
+    # (a bare venv that imports geonox and its dependencies from this interpreter's paths)
+    import site
+
     venv = tmp_path / "other-python"
-    assert run([sys.executable, "-m", "venv", "--system-site-packages", venv], cwd=tmp_path,
+    assert run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp_path,
                env=geonox_env).returncode == 0
+    paths = ":".join([str(REPO), *site.getsitepackages()])
     planned = run([venv / "bin" / "python", "-m", "geonox", "plan", "--json", "--project", project],
-                  cwd=tmp_path, env=dict(env_for(geonox_env, tmp_path / "one"), PYTHONPATH=str(REPO)))
+                  cwd=tmp_path, env=dict(env_for(geonox_env, tmp_path / "one"), PYTHONPATH=paths))
     assert planned.returncode == 0, planned.stdout
     (target,) = json.loads(planned.stdout)["targets"]
     assert [target["prefix_key"], *(a["key"] for a in target["artifacts"])] == keys[0]
