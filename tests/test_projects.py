@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -128,7 +129,15 @@ def test_build_constraints_pin_what_build_isolation_installs(sdist, geonox_env, 
 def test_meson_python_project_finds_sqlite_through_pkg_config(geonox_env, tmp_path):
     """Another PEP 517 backend, unchanged: tests/data/mesonext is meson-python, and its
     meson.build asks ``dependency('sqlite3')``, which meson answers through pkg-config from
-    the PKG_CONFIG_PATH geonox sets (the .pc file geonox writes for SQLite)."""
+    the PKG_CONFIG_PATH geonox sets (the .pc file geonox writes for SQLite).
+
+    Run as from a nox session in a uv venv (a maintainer's noxfile, or this suite under
+    `nox -s tests`): nox's UV_PYTHON and VIRTUAL_ENV name that venv, and the build's
+    isolated environment must still get meson-python, not the outer venv."""
+    outer = tmp_path / "outer-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", outer], check=True)
+    geonox_env = dict(geonox_env, VIRTUAL_ENV=str(outer), UV_PYTHON=str(outer),
+                      UV_PROJECT_ENVIRONMENT=str(outer))
     project = tmp_path / "mesonext"
     shutil.copytree(REPO / "tests" / "data" / "mesonext", project)
     shutil.copy(REPO / "tests" / "data" / "sqlext" / "src" / "sqlext" / "_sqlext.c", project / "src" / "mesonext")
@@ -148,3 +157,4 @@ def test_meson_python_project_finds_sqlite_through_pkg_config(geonox_env, tmp_pa
     assert [s.name for s in info.exported] == ["PyInit__sqlext"], info.exported
     assert not any(n.startswith("libsqlite3") for n in info.needed), info.needed  # static
     assert verify_errors(wheel, geonox_env, tmp_path) == []
+    assert not list(outer.glob("lib/python*/site-packages/mesonpy"))  # nothing landed outside
