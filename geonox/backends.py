@@ -49,19 +49,23 @@ class Engines:
 
     def __init__(self, exes: dict[str, str]) -> None:
         self._exes = exes
-        self._found: dict[str, Engine | None] = {}
+        self._found: dict[str, tuple[Engine | None, str]] = {}
+
+    def look(self, kind: str) -> tuple[Engine | None, str]:
+        """The engine of ``kind`` that answers, else None and why none did."""
+        from geonox.containers import Engine
+
+        if kind not in self._found:
+            self._found[kind] = Engine.look(kind, self._exes)
+        return self._found[kind]
 
     def get(self, kind: str, *, required: bool = True) -> Engine | None:
         from geonox.containers import Engine
 
-        if kind not in self._found:
-            try:
-                self._found[kind] = Engine.find(kind, self._exes)
-            except UserError:
-                if required:
-                    raise
-                self._found[kind] = None
-        return self._found[kind]
+        engine, why = self.look(kind)
+        if engine is None and required:
+            raise Engine.none_answers(kind, why)
+        return engine
 
 
 class Backend:
@@ -282,9 +286,7 @@ class ZigBackend(Backend):
         return self._once("test", self._foreign_test_container)
 
     def _foreign_test_container(self) -> Executor:
-        from geonox.containers import Engine
-
-        engine, why = Engine.look("auto", self.config.env.engines)
+        engine, why = self.engines.look("auto")
         if engine is None:
             raise UserError(
                 f"cannot test the {self.arch} wheels on this {host_arch()} machine: they run "

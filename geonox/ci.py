@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from geonox.config import Config
-from geonox.images import ImageLock, ImageRef, image_for
+from geonox.images import ImageLock, image_for, pinned_image
 
 #: The GitHub-hosted runner that runs each arch natively.
 NATIVE_RUNNERS = {"x86_64": "ubuntu-latest", "aarch64": "ubuntu-24.04-arm"}
@@ -69,31 +69,23 @@ def _default_branch(root: Path) -> str:
     return ref.split("/", 1)[1] if out.returncode == 0 and "/" in ref else "main"
 
 
-def _rel(path: Path, root: Path) -> str:
-    return os.path.relpath(path, root)
-
-
 def unpinned_images(config: Config) -> list[str]:
     """The archs whose runner builds in a container image (backend docker, podman, or
-    auto, which finds docker on a runner) that neither the config nor the lock pins: those
-    jobs would refuse to build."""
-    if config.backend not in ("docker", "podman", "auto"):
+    auto, which finds docker on a runner) that nothing pins: those jobs would refuse to
+    build (unless allow-unpinned says otherwise)."""
+    if config.backend not in ("docker", "podman", "auto") or config.allow_unpinned:
         return []
     lock = ImageLock.load(config.home)
-    missing = []
-    for arch in config.archs:
-        image = image_for(config.images, config.policy, arch)
-        entry = lock.entries.get(arch)
-        if not ImageRef.parse(image).digest and not (entry and entry.image == image):
-            missing.append(arch)
-    return missing
+    return [arch for arch in config.archs
+            if pinned_image(image_for(config.images, config.policy, arch), arch, lock,
+                            allow_unpinned=True).digest is None]
 
 
 def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> dict[str, Any]:
     """The workflow as data (what :func:`to_yaml` writes)."""
     root = _repo_root(config.project)
-    project = _rel(config.project, root)
-    wheelhouse = _rel(config.wheelhouse, root)
+    project = os.path.relpath(config.project, root)
+    wheelhouse = os.path.relpath(config.wheelhouse, root)
     include = [{"arch": arch, "runner": runner_for(arch, config.backend)} for arch in config.archs]
     # host and zig builds (and their tests) use the runner's CPythons; a container its image's
     # (on a GitHub runner, backend "auto" finds docker)
@@ -102,7 +94,7 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
     plan_args = "" if project == "." else f" --project {project}"
     # the project's own noxfile, else the repository's (which registers the project)
     own = config.project / "noxfile.py"
-    nox_args = f" -f {_rel(own, root)}" if project != "." and own.is_file() else ""
+    nox_args = f" -f {os.path.relpath(own, root)}" if project != "." and own.is_file() else ""
     steps: list[dict[str, Any]] = [
         {"uses": ACTIONS["checkout"]},
         {"uses": ACTIONS["setup-python"], "with": {
@@ -119,8 +111,8 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
     remote = config.cache_remote
     if remote is None:
         steps.append({"name": "Dependency prefix key", "id": "plan",
-         "run": (f"python{RUNNER_PYTHON} -m geonox plan --json --arch \"$ARCH\"{plan_args} > plan.json\n"
-                 f"python{RUNNER_PYTHON} -c 'import json; t = json.load(open(\"plan.json\"))[\"targets\"][0]; "
+         "run": (f"python{RUNNER_PYTHON} -m geonox plan --json --arch \"$ARCH\"{plan_args} |\n"
+                 f"python{RUNNER_PYTHON} -c 'import json, sys; t = json.load(sys.stdin)[\"targets\"][0]; "
                  "print(\"key=\" + t[\"prefix_key\"])' >> \"$GITHUB_OUTPUT\"\n"),
          "env": {"ARCH": "${{ matrix.arch }}"}})
         steps.append({"name": "Dependency cache", "uses": ACTIONS["cache"], "with": {

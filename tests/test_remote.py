@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import NO_ENGINE, REPO, make_project, nox, run, skip_or_fail, sqlite_project
+from conftest import REPO, make_project, nox, run, skip_or_fail, sqlite_project
 
 EXAMPLE = REPO / "examples" / "geodemo"
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
@@ -232,7 +232,7 @@ def test_a_registry_with_a_login_gets_the_credentials_docker_would_use(tmp_path,
 
 
 def test_the_examples_prefix_from_the_registry_builds_and_tests_the_example(
-        tmp_path, geonox_env, registry, main_job):
+        tmp_path, no_engine_env, registry, main_job):
     """The acceptance path: the main job's x86_64 prefix (cache A, the session's) pushed by
     hand; a copy of the example with a fresh cache at another path pulls every artifact,
     compiles no dependency, and its wheel is built, repaired, verified and tested."""
@@ -241,7 +241,7 @@ def test_the_examples_prefix_from_the_registry_builds_and_tests_the_example(
     repo = f"geonox-cache-{uuid.uuid4().hex[:8]}"
     remote = registry.url(repo)
     # the main job's machine: no container engine, so the example builds with zig
-    geonox_env = dict(geonox_env, **NO_ENGINE)
+    geonox_env = no_engine_env
     pushed = run([sys.executable, "-m", "geonox", "cache", "push", "--project", EXAMPLE],
                  cwd=REPO, env=dict(geonox_env, GEONOX_CACHE_REMOTE=remote))
     assert pushed.returncode == 0, pushed.stdout

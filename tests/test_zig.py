@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (NO_ENGINE, REPO, grafted_once, keyword_noxfile, make_project, nox, pypi_sdist, run,
+from conftest import (REPO, grafted_once, keyword_noxfile, make_project, nox, pypi_sdist, run,
                       skip_or_fail, standin_or_skip, suite_results, verify_errors)
 from geonox.elf import read_elf
 from geonox.policy import max_version
@@ -199,7 +199,7 @@ def check_zig_wheel(wheel: Path, arch: str, env: dict, tmp_path: Path) -> None:
         assert tuple(map(int, elf["max_versions"]["GLIBC"].split("."))) <= (2, 17), elf["path"]
 
 
-def test_zig_aarch64_example_tested_under_qemu(tmp_path, geonox_env):
+def test_zig_aarch64_example_tested_under_qemu(tmp_path, geonox_env, no_engine_env):
     """The example cross-built by zig for aarch64 against shared PROJ, GEOS and SQLite
     (each one library with libc++ inside, grafted by auditwheel), manylinux2014, and its
     selftest run under QEMU in the arm64 stand-in.  One full zig prefix per run keeps CI
@@ -226,7 +226,7 @@ def test_zig_aarch64_example_tested_under_qemu(tmp_path, geonox_env):
     (wheel,) = (project / "wheelhouse").glob("*.whl")
     check_zig_wheel(wheel, "aarch64", geonox_env, tmp_path)
     # the same machine without a container engine: it builds, then nothing runs aarch64
-    alone = nox("-s", "geo-test-aarch64-3.9", cwd=project, env=dict(geonox_env, **NO_ENGINE))
+    alone = nox("-s", "geo-test-aarch64-3.9", cwd=project, env=no_engine_env)
     out = alone.stdout
     assert alone.returncode != 0 and "Traceback" not in out, out[-3000:]
     assert "geo-build-aarch64: runs on zig aarch64-linux-gnu.2.17" in out, out[-3000:]

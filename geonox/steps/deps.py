@@ -26,9 +26,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import re
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
