@@ -47,8 +47,27 @@ geonox.register(project="examples/geodemo")
 
 
 @nox.session(venv_backend="uv|virtualenv", reuse_venv=True, default=True)
+def lint(session: nox.Session) -> None:
+    """ruff (lint and format) over the repository, mypy (strict) over geonox/: CI runs it
+    before the tests."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session(venv_backend="uv|virtualenv", reuse_venv=True, default=True)
 def tests(session: nox.Session) -> None:
     """geonox's test suite in a venv of its own, two workers sharing one cache (the
     README's test command; arguments after `--` go to pytest, e.g. `-- -n 0 -k zig`)."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", *(session.posargs or ("-n", "2", "-ra", "--durations=12")))
+
+
+@nox.session(venv_backend="uv|virtualenv", reuse_venv=True)
+def fast(session: nox.Session) -> None:
+    """The fast lane, for every edit: the tests not marked slow (no root, container engine,
+    source mirror, network or dependency compile), in a few minutes."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "pytest", "-m", "not slow", "-n", "2", "-q",
+                *session.posargs)
