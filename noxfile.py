@@ -30,6 +30,7 @@ geonox itself is imported from this checkout.
     nox -s tests                  # geonox's test suite
     nox --list -t geonox          # what was registered
 """
+
 import sys
 from pathlib import Path
 
@@ -61,7 +62,9 @@ def tests(session: nox.Session) -> None:
     """geonox's test suite in a venv of its own, two workers sharing one cache (the
     README's test command; arguments after `--` go to pytest, e.g. `-- -n 0 -k zig`)."""
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", *(session.posargs or ("-n", "2", "-ra", "--durations=12")))
+    session.run(
+        "python", "-m", "pytest", *(session.posargs or ("-n", "2", "-ra", "--durations=12"))
+    )
 
 
 @nox.session(venv_backend="uv|virtualenv", reuse_venv=True)
@@ -69,5 +72,4 @@ def fast(session: nox.Session) -> None:
     """The fast lane, for every edit: the tests not marked slow (no root, container engine,
     source mirror, network or dependency compile), in a few minutes."""
     session.install("-e", ".[test]")
-    session.run("python", "-m", "pytest", "-m", "not slow", "-n", "2", "-q",
-                *session.posargs)
+    session.run("python", "-m", "pytest", "-m", "not slow", "-n", "2", "-q", *session.posargs)

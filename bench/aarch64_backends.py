@@ -8,6 +8,7 @@ REF is a pinned-able aarch64 manylinux(-like) image, e.g. the stand-in the tests
 its [tool.geonox] table replaced, so the repo is not touched.  Prints seconds per backend
 and the ratio (goal of issue 5: zig at least 5x faster than QEMU).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,14 +27,29 @@ REPO = Path(__file__).resolve().parents[1]
 def project_copy(src: Path, dest: Path, backend: str, image: str, policy: str) -> Path:
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns("wheelhouse", "build"))
     text = (dest / "pyproject.toml").read_text()
-    table = text[text.index("[tool.geonox]"):]
-    versions = table[table.index("[tool.geonox.versions]"):] if "[tool.geonox.versions]" in table else ""
+    table = text[text.index("[tool.geonox]") :]
+    versions = (
+        table[table.index("[tool.geonox.versions]") :] if "[tool.geonox.versions]" in table else ""
+    )
     deps = re.search(r"^deps = .*$", table, re.M)
-    head = text[:text.index("[tool.geonox]")]
-    (dest / "pyproject.toml").write_text(head + "\n".join([
-        "[tool.geonox]", f'backend = "{backend}"', 'archs = ["aarch64"]', 'python = ["3.9"]',
-        f'policy = "{policy}"', f'images = {{ aarch64 = "{image}" }}', 'container-env = ["PIP_CERT"]',
-        deps.group(0) if deps else "", "", versions]))
+    head = text[: text.index("[tool.geonox]")]
+    (dest / "pyproject.toml").write_text(
+        head
+        + "\n".join(
+            [
+                "[tool.geonox]",
+                f'backend = "{backend}"',
+                'archs = ["aarch64"]',
+                'python = ["3.9"]',
+                f'policy = "{policy}"',
+                f'images = {{ aarch64 = "{image}" }}',
+                'container-env = ["PIP_CERT"]',
+                deps.group(0) if deps else "",
+                "",
+                versions,
+            ]
+        )
+    )
     (dest / "noxfile.py").write_text("import geonox\ngeonox.register()\n")
     return dest
 
@@ -50,19 +66,32 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="geonox-bench-") as tmp:
         for backend in args.backends.split(","):
-            proj = project_copy(Path(args.project), Path(tmp) / backend, backend, args.image,
-                                args.policy)
+            proj = project_copy(
+                Path(args.project), Path(tmp) / backend, backend, args.image, args.policy
+            )
             env["GEONOX_CACHE_DIR"] = str(Path(tmp) / f"cache-{backend}")
             if backend in ("docker", "podman"):
-                subprocess.run([sys.executable, "-m", "geonox", "pin", "--project", str(proj)],
-                               check=True, env=env)
-            sessions = ["deps-aarch64", "build-aarch64" if "wheel.py-api" in
-                        (proj / "pyproject.toml").read_text() else "build-aarch64-3.9"]
+                subprocess.run(
+                    [sys.executable, "-m", "geonox", "pin", "--project", str(proj)],
+                    check=True,
+                    env=env,
+                )
+            sessions = [
+                "deps-aarch64",
+                "build-aarch64"
+                if "wheel.py-api" in (proj / "pyproject.toml").read_text()
+                else "build-aarch64-3.9",
+            ]
             log = Path(tmp) / f"{backend}.log"
             start = time.monotonic()
             with open(log, "w") as fh:
-                proc = subprocess.run([sys.executable, "-m", "nox", "-s", *sessions], cwd=proj,
-                                      env=env, stdout=fh, stderr=subprocess.STDOUT)
+                proc = subprocess.run(
+                    [sys.executable, "-m", "nox", "-s", *sessions],
+                    cwd=proj,
+                    env=env,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                )
             results[backend] = time.monotonic() - start
             status = "ok" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
             print(f"{backend:<8} {results[backend]:8.1f} s  deps + wheel, {status}", flush=True)

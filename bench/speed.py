@@ -14,6 +14,7 @@
 
 Everything runs in a fresh temporary cache; nothing is asserted, the ratios are printed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "geodemo"
-ARCHIVES = {"sqlite": "sqlite-autoconf-3520000.tar.gz", "geos": "geos-3.13.1.tar.bz2",
-            "proj": "proj-9.1.1.tar.gz"}
+ARCHIVES = {
+    "sqlite": "sqlite-autoconf-3520000.tar.gz",
+    "geos": "geos-3.13.1.tar.bz2",
+    "proj": "proj-9.1.1.tar.gz",
+}
 VERSIONS = {"sqlite": "3.52.0", "geos": "3.13.1", "proj": "9.1.1"}
 
 
@@ -54,7 +58,9 @@ def project(root: Path, name: str, table: str) -> Path:
     dest = root / name
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("wheelhouse", "build"))
     text = (dest / "pyproject.toml").read_text()
-    (dest / "pyproject.toml").write_text(text[:text.index("[tool.geonox]")] + textwrap.dedent(table))
+    (dest / "pyproject.toml").write_text(
+        text[: text.index("[tool.geonox]")] + textwrap.dedent(table)
+    )
     (dest / "noxfile.py").write_text("import geonox\ngeonox.register()\n")
     return dest
 
@@ -69,6 +75,7 @@ def repacked(mirror: Path, dep: str, dest: Path, n: int) -> tuple[Path, str]:
         out = gzip.compress(gzip.decompress(data), mtime=int(time.time()) + n)
     else:
         import bz2
+
         out = bz2.compress(bz2.decompress(data), compresslevel=8 - n)  # upstream used 9
     path = dest / name
     path.write_bytes(out)
@@ -87,8 +94,10 @@ def verify_vs_show(tmp: Path, env: dict) -> tuple[float, float]:
     show_argv = [sys.executable, "-m", "auditwheel", "show", str(wheel)]
     timed(verify_argv, cwd=tmp, env=env, log=logs / "warm-up-verify.log")
     timed(show_argv, cwd=tmp, env=env, log=logs / "warm-up-show.log")
-    return (median(5, verify_argv, cwd=tmp, env=env, log=logs / "verify.log"),
-            median(5, show_argv, cwd=tmp, env=env, log=logs / "show.log"))
+    return (
+        median(5, verify_argv, cwd=tmp, env=env, log=logs / "verify.log"),
+        median(5, show_argv, cwd=tmp, env=env, log=logs / "show.log"),
+    )
 
 
 def row(what: str, value: str, goal: str) -> None:
@@ -97,10 +106,17 @@ def row(what: str, value: str, goal: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ccache-dep", choices=sorted(ARCHIVES), default="geos",
-                        help="the dependency rebuilt after a key-only change (default geos)")
-    parser.add_argument("--verify-only", action="store_true",
-                        help="only item 4, on the example's wheel already in its wheelhouse")
+    parser.add_argument(
+        "--ccache-dep",
+        choices=sorted(ARCHIVES),
+        default="geos",
+        help="the dependency rebuilt after a key-only change (default geos)",
+    )
+    parser.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="only item 4, on the example's wheel already in its wheelhouse",
+    )
     args = parser.parse_args()
     env = dict(os.environ)
     if args.verify_only:
@@ -126,7 +142,10 @@ def main() -> None:
         rebuilt = "built in" in (logs / "warm.log").read_text()
 
         # 2. a project needing a subset
-        subset = project(tmp, "subset", """\
+        subset = project(
+            tmp,
+            "subset",
+            """\
             [tool.geonox]
             backend = "host"
             deps = ["geos", "sqlite"]
@@ -134,7 +153,8 @@ def main() -> None:
             [tool.geonox.versions]
             geos = "3.13.1"
             sqlite = "3.52.0"
-            """)
+            """,
+        )
         second = timed([*nox, "-s", "deps-x86_64"], cwd=subset, env=env, log=logs / "subset.log")
         compiled = "building" in (logs / "subset.log").read_text()
 
@@ -146,17 +166,26 @@ def main() -> None:
 
         # 5. pip vs uv for the test step
         test = [*nox, "-s", "test-x86_64-3.12"]
-        with_pip = median(3, test, cwd=REPO, env=dict(env, GEONOX_UV="0"), log=logs / "test-pip.log")
+        with_pip = median(
+            3, test, cwd=REPO, env=dict(env, GEONOX_UV="0"), log=logs / "test-pip.log"
+        )
         with_uv = median(3, test, cwd=REPO, env=env, log=logs / "test-uv.log")
 
         # 6. key-only rebuild with and without ccache
         dep = args.ccache_dep
         times = {}
-        for label, ccache in (("cold", "1"), ("key-only, ccache", "1"), ("key-only, no ccache", "0")):
+        for label, ccache in (
+            ("cold", "1"),
+            ("key-only, ccache", "1"),
+            ("key-only, no ccache", "0"),
+        ):
             archive, sha = repacked(mirror, dep, tmp / f"src-{len(times)}", len(times))
             if label == "cold":
                 shutil.rmtree(tmp / "cache" / "ccache", ignore_errors=True)
-            one = project(tmp, f"one-{len(times)}", f"""\
+            one = project(
+                tmp,
+                f"one-{len(times)}",
+                f"""\
                 [tool.geonox]
                 backend = "host"
                 deps = ["{dep}"]
@@ -167,9 +196,12 @@ def main() -> None:
                 version = "{VERSIONS[dep]}"
                 url = "{archive.as_uri()}"
                 sha256 = "{sha}"
-                """)
+                """,
+            )
             log = logs / f"ccache-{len(times)}.log"
-            timed([*nox, "-s", "deps-x86_64"], cwd=one, env=dict(env, GEONOX_CCACHE=ccache), log=log)
+            timed(
+                [*nox, "-s", "deps-x86_64"], cwd=one, env=dict(env, GEONOX_CCACHE=ccache), log=log
+            )
             times[label] = _dep_seconds(log.read_text(), dep)
 
     print(f"geonox speed bench, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores")
@@ -177,8 +209,11 @@ def main() -> None:
     row("   warm (deps " + ("REBUILT" if rebuilt else "cached") + ")", f"{warm:.1f} s", "")
     row("   warm / cold", f"{100 * warm / cold:.1f} %", "<= 3 %")
     row("2. first project's deps-x86_64 (PROJ+GEOS+SQLite)", f"{first_deps:.1f} s", "")
-    row("   second's (GEOS+SQLite) " + ("COMPILED" if compiled else "nothing compiled"),
-        f"{second:.1f} s", "")
+    row(
+        "   second's (GEOS+SQLite) " + ("COMPILED" if compiled else "nothing compiled"),
+        f"{second:.1f} s",
+        "",
+    )
     row("   second / first", f"{100 * second / first_deps:.1f} %", "<= 3 %")
     row("3. no-op deps-x86_64 (median of 5)", f"{noop:.2f} s", "< 1 s")
     row("4. geonox verify (median of 5)", f"{verify:.2f} s", "")
@@ -190,7 +225,11 @@ def main() -> None:
     row(f"6. {dep} cold build (empty ccache)", f"{times['cold']:.1f} s", "")
     row(f"   {dep} key-only rebuild through ccache", f"{times['key-only, ccache']:.1f} s", "")
     row(f"   {dep} key-only rebuild without ccache", f"{times['key-only, no ccache']:.1f} s", "")
-    row("   with ccache / cold", f"{100 * times['key-only, ccache'] / times['cold']:.1f} %", "<= 25 %")
+    row(
+        "   with ccache / cold",
+        f"{100 * times['key-only, ccache'] / times['cold']:.1f} %",
+        "<= 25 %",
+    )
 
 
 def _deps_seconds(log: str) -> float:

@@ -1,5 +1,6 @@
 """geonox: reusable nox sessions that build manylinux wheels of geospatial C/C++
 extensions against static, verified PROJ, GEOS and SQLite."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

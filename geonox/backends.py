@@ -15,6 +15,7 @@ zig        zig cc for arch-gnu.glibc   here, or (foreign    ``--plat auto``; mus
            on this machine             arch) an image       policy
 =========  ==========================  ===================  ================================
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -73,8 +74,15 @@ class Backend:
 
     name: ClassVar[str]
 
-    def __init__(self, config: Config, arch: str, cache: CacheLayout, engines: Engines,
-                 log: Callable[[], Log], logs_dir: Callable[[], Path]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        arch: str,
+        cache: CacheLayout,
+        engines: Engines,
+        log: Callable[[], Log],
+        logs_dir: Callable[[], Path],
+    ) -> None:
         self.config = config
         self.arch = arch
         self.cache = cache
@@ -91,8 +99,12 @@ class Backend:
         self._depth += 1
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._depth -= 1
         if self._depth == 0:
             self._made.clear()
@@ -150,8 +162,11 @@ class Backend:
         if not exe:
             return None
         # a CCACHE_DIR of the user's own wins on this machine (a container sees only the cache)
-        directory = Path(os.environ.get("CCACHE_DIR") or self.cache.ccache) if executor.local \
+        directory = (
+            Path(os.environ.get("CCACHE_DIR") or self.cache.ccache)
+            if executor.local
             else self.cache.ccache
+        )
         directory.mkdir(parents=True, exist_ok=True)
         return Ccache(exe=exe, directory=str(directory), basedir=str(self.cache.root))
 
@@ -175,8 +190,10 @@ class Backend:
         """Refuse a link mode this backend cannot build soundly (UserError)."""
 
     def prepare_image(self) -> PinnedImage:
-        raise UserError(f"images-{self.arch}: backend {self.name!r} runs {self.arch} in no "
-                        f"container image; set backend = \"docker\" or \"podman\".")
+        raise UserError(
+            f"images-{self.arch}: backend {self.name!r} runs {self.arch} in no "
+            f'container image; set backend = "docker" or "podman".'
+        )
 
     def _make_executor(self) -> Executor:
         raise NotImplementedError
@@ -191,16 +208,29 @@ class Backend:
         image = image_for(config.images, config.policy, self.arch)
         pinned = pinned_image(image, self.arch, ImageLock.load(config.home), config.allow_unpinned)
         if config.dockerfile is not None:
-            self.log(f"images-{self.arch}: build image from {config.dockerfile.name} on "
-                     f"{pinned.run_ref}")
-            pinned = build_image(engine, pinned, self.arch, config.dockerfile, policy=config.policy,
-                                 log=self.logs_dir() / "image-build.log")
+            self.log(
+                f"images-{self.arch}: build image from {config.dockerfile.name} on {pinned.run_ref}"
+            )
+            pinned = build_image(
+                engine,
+                pinned,
+                self.arch,
+                config.dockerfile,
+                policy=config.policy,
+                log=self.logs_dir() / "image-build.log",
+            )
             self.log(f"images-{self.arch}: {pinned.run_ref} ({pinned.digest})")
         mounts = [config.project, self.cache.root, Path(geonox.__file__).resolve().parent]
         if config.wheelhouse not in mounts and config.project not in config.wheelhouse.parents:
             mounts.append(config.wheelhouse)
-        return ContainerExecutor(engine, pinned, self.arch, mounts=mounts,
-                                 env_allow=config.container_env, mode=config.container_mode)
+        return ContainerExecutor(
+            engine,
+            pinned,
+            self.arch,
+            mounts=mounts,
+            env_allow=config.container_env,
+            mode=config.container_mode,
+        )
 
 
 class HostBackend(Backend):
@@ -226,12 +256,18 @@ class HostBackend(Backend):
             for ns, version in f.max_versions.items():
                 if ns not in needs or not version_allowed(version, [needs[ns]]):
                     needs[ns] = version
-        needs_text = ", ".join(f"{k}_{v}" for k, v in sorted(needs.items())) or "no versioned symbols"
-        head = (f"tagged {best}: the most compatible tag the symbols built on this host "
-                f"(glibc {glibc}) allow; highest versions needed: {needs_text}.")
+        needs_text = (
+            ", ".join(f"{k}_{v}" for k, v in sorted(needs.items())) or "no versioned symbols"
+        )
+        head = (
+            f"tagged {best}: the most compatible tag the symbols built on this host "
+            f"(glibc {glibc}) allow; highest versions needed: {needs_text}."
+        )
         if best.startswith("manylinux_") and glibc_of(best) > glibc_of(wanted):
-            head += (f" That is newer than the configured policy {wanted}: build with "
-                     f"backend = \"docker\" (a {wanted} image) or \"zig\" to get {wanted}.")
+            head += (
+                f" That is newer than the configured policy {wanted}: build with "
+                f'backend = "docker" (a {wanted} image) or "zig" to get {wanted}.'
+            )
         return head
 
 
@@ -272,8 +308,12 @@ class ZigBackend(Backend):
     def toolchain(self) -> Toolchain:
         from geonox.zig import ZigToolchain
 
-        return self._once("toolchain", lambda: ZigToolchain(
-            arch=self.arch, policy=self.config.policy, executor=self.executor, cache=self.cache))
+        return self._once(
+            "toolchain",
+            lambda: ZigToolchain(
+                arch=self.arch, policy=self.config.policy, executor=self.executor, cache=self.cache
+            ),
+        )
 
     @property
     def foreign(self) -> bool:
@@ -293,7 +333,8 @@ class ZigBackend(Backend):
                 f"under QEMU in a container of the {self.arch} image, and no container engine "
                 f"answers ({why}). Start docker or podman and register QEMU for {self.arch} "
                 f"(`apt-get install qemu-user-static binfmt-support`), or stop before the "
-                f"test: `nox -s ldd-{self.arch}-<python>`.")
+                f"test: `nox -s ldd-{self.arch}-<python>`."
+            )
         return self._container(engine.kind)
 
     @property
@@ -311,16 +352,22 @@ class ZigBackend(Backend):
         from geonox.recipes import registry
 
         recipes = registry()
-        shared = [d.name for d in self.config.deps if d.link == "shared"
-                  and recipes[d.name].cxx and not recipes[d.name].shared_with_static_runtime]
+        shared = [
+            d.name
+            for d in self.config.deps
+            if d.link == "shared"
+            and recipes[d.name].cxx
+            and not recipes[d.name].shared_with_static_runtime
+        ]
         if shared:
             raise UserError(
-                f"link = \"shared\" for {', '.join(shared)} is not available with backend = \"zig\" "
+                f'link = "shared" for {", ".join(shared)} is not available with backend = "zig" '
                 f"yet: zig links libc++ statically into each shared library, and geonox cannot "
                 f"yet make {', '.join(shared)} one library that keeps its C++ objects and runtime "
                 f"inside (as it does for GEOS and PROJ). Build it static with zig "
-                f"([tool.geonox.options.{shared[0]}] link = \"static\"), or shared with "
-                f"backend = \"docker\"/\"podman\"/\"host\".")
+                f'([tool.geonox.options.{shared[0]}] link = "static"), or shared with '
+                f'backend = "docker"/"podman"/"host".'
+            )
 
     def repair_plat(self) -> str:
         # auditwheel's argparse refuses a plat of a foreign arch, and the wheel's symbols
@@ -333,9 +380,11 @@ class ZigBackend(Backend):
         tags = [t for t in wheel_platform_tags(repaired.name) if t.startswith("manylinux_")]
         best = most_compatible_manylinux(tags)
         if best is None or glibc_of(best) > wanted:
-            raise UserError(f"{repaired.name}: zig built for glibc {wanted[0]}.{wanted[1]} but "
-                            f"auditwheel tagged it {', '.join(tags) or 'linux'}; something linked a "
-                            f"newer symbol. Run `python -m geonox verify` on it for details.")
+            raise UserError(
+                f"{repaired.name}: zig built for glibc {wanted[0]}.{wanted[1]} but "
+                f"auditwheel tagged it {', '.join(tags) or 'linux'}; something linked a "
+                f"newer symbol. Run `python -m geonox verify` on it for details."
+            )
         return None
 
     def prepare_image(self) -> PinnedImage:
@@ -347,7 +396,8 @@ class ZigBackend(Backend):
 
 
 BACKENDS: dict[str, type[Backend]] = {
-    cls.name: cls for cls in (HostBackend, DockerBackend, PodmanBackend, ZigBackend)}
+    cls.name: cls for cls in (HostBackend, DockerBackend, PodmanBackend, ZigBackend)
+}
 
 
 def backend_name(config: Config, arch: str, engines: Engines) -> str:

@@ -26,6 +26,7 @@ marker's mtime), which is what ``cache prune`` goes by.  A build holds the artif
 exclusively; readers (a wheel build using a prefix) hold it shared; ``prune`` removes
 only what it can lock, so never an entry in use.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -137,7 +138,7 @@ def part_owner(name: str) -> str | None:
     """The artifact name an in-progress ``.name.<pid>.<random>.part`` belongs to."""
     if not (name.startswith(".") and name.endswith(".part")):
         return None
-    parts = name[1:-len(".part")].rsplit(".", 2)
+    parts = name[1 : -len(".part")].rsplit(".", 2)
     return parts[0] if len(parts) == 3 and parts[1].isdigit() else None
 
 
@@ -224,8 +225,13 @@ class Artifact:
             lock.acquire()
         return lock
 
-    def ensure(self, build: Callable[[Path], Any], *, in_place: bool = False,
-               on_wait: Callable[[str], None] | None = None) -> bool:
+    def ensure(
+        self,
+        build: Callable[[Path], Any],
+        *,
+        in_place: bool = False,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> bool:
         """Make the artifact complete; True if it was built now, False if it already was.
 
         ``build(place)`` fills ``place``: for a directory artifact a directory (it may
@@ -250,8 +256,10 @@ class Artifact:
                 meta = build(place)
                 if self.marker:
                     place.mkdir(parents=True, exist_ok=True)
-                    write_atomic(place / self.marker,
-                                 json.dumps(meta if meta is not None else {}, indent=2) + "\n")
+                    write_atomic(
+                        place / self.marker,
+                        json.dumps(meta if meta is not None else {}, indent=2) + "\n",
+                    )
                 if not in_place:
                     os.replace(place, self.path)
                     fsync_dir(self.path.parent)
@@ -277,11 +285,13 @@ class Artifact:
                 remove(p)
 
 
-def source_artifact(sources_dir: Path, sha256: str, filename: str,
-                    check: Callable[[Path], bool] | None = None) -> Artifact:
+def source_artifact(
+    sources_dir: Path, sha256: str, filename: str, check: Callable[[Path], bool] | None = None
+) -> Artifact:
     """``<sources_dir>/<sha256>/<filename>``, locked by ``<sources_dir>/.locks/<sha256>.lock``."""
-    return Artifact(sources_dir / sha256 / filename, sources_dir / ".locks" / f"{sha256}.lock",
-                    check=check)
+    return Artifact(
+        sources_dir / sha256 / filename, sources_dir / ".locks" / f"{sha256}.lock", check=check
+    )
 
 
 # ------------------------------------------------------------------ the layout
@@ -291,7 +301,9 @@ def source_artifact(sources_dir: Path, sha256: str, filename: str,
 class CacheEntry:
     """One removable thing in the cache."""
 
-    kind: str  # source, artifact, prefix, logs, tool, toolchain, sdist, work, scratch, partial, other
+    kind: (
+        str  # source, artifact, prefix, logs, tool, toolchain, sdist, work, scratch, partial, other
+    )
     path: Path
     size: int  # bytes on disk it alone holds (apparent size, symlinks not followed)
     description: str
@@ -383,7 +395,9 @@ class CacheLayout:
 
     # -- artifacts
 
-    def source(self, sha256: str, filename: str, check: Callable[[Path], bool] | None = None) -> Artifact:
+    def source(
+        self, sha256: str, filename: str, check: Callable[[Path], bool] | None = None
+    ) -> Artifact:
         return source_artifact(self.sources, sha256, filename, check)
 
     def prefix(self, name: str) -> Artifact:
@@ -453,8 +467,9 @@ class CacheLayout:
     def _entry_in(self, kind: _Kind, p: Path) -> CacheEntry:
         owner = part_owner(p.name)
         if owner is not None:
-            return _entry("partial", p, f"interrupted {kind.what} {owner}",
-                          p.with_name(owner + ".lock"))
+            return _entry(
+                "partial", p, f"interrupted {kind.what} {owner}", p.with_name(owner + ".lock")
+            )
         lock = self._lock_of(kind.kind, p)
         if not p.is_dir() or p.is_symlink():
             return _entry("other", p, f"unrecognised file in {kind.dirname}/", lock)
@@ -470,14 +485,20 @@ class CacheLayout:
         for d in _children(top):
             if _is_lock(d):
                 continue
-            if not (len(d.name) == 64 and set(d.name) <= SHA256_HEX and d.is_dir()
-                    and not d.is_symlink()):
+            if not (
+                len(d.name) == 64
+                and set(d.name) <= SHA256_HEX
+                and d.is_dir()
+                and not d.is_symlink()
+            ):
                 out.append(_entry("other", d, "unrecognised file in sources/", None))
                 continue
             lock = self.sources / ".locks" / f"{d.name}.lock"
             for f in _children(d):
                 if f.name.endswith(".part"):
-                    out.append(_entry("partial", f, f"interrupted download of {d.name[:12]}…", lock))
+                    out.append(
+                        _entry("partial", f, f"interrupted download of {d.name[:12]}…", lock)
+                    )
                 elif f.is_file() and not f.is_symlink() and not f.name.startswith("."):
                     out.append(_entry("source", f, f"{f.name} (sha256 {d.name[:12]}…)", lock))
                 else:
@@ -493,8 +514,13 @@ class CacheLayout:
         lock.release()
         return False
 
-    def prune(self, *, older_than: float | None = None, max_size: int | None = None,
-              now: float | None = None) -> PruneResult:
+    def prune(
+        self,
+        *,
+        older_than: float | None = None,
+        max_size: int | None = None,
+        now: float | None = None,
+    ) -> PruneResult:
         """Remove entries last used more than ``older_than`` seconds ago, then the least
         recently used ones until the cache holds at most ``max_size`` bytes.  An entry whose
         lock is held (a build, a reader) is never removed."""
@@ -520,7 +546,10 @@ class CacheLayout:
                 return False
             try:
                 remove(entry.path)
-                if entry.kind in ("source", "partial", "other") and entry.path.parent.parent == self.sources:
+                if (
+                    entry.kind in ("source", "partial", "other")
+                    and entry.path.parent.parent == self.sources
+                ):
                     with contextlib.suppress(OSError):
                         entry.path.parent.rmdir()  # the now-empty sources/<sha256>/
             finally:
@@ -573,8 +602,10 @@ def _describe(kind: _Kind, p: Path) -> str:
     if kind.kind == "prefix":
         try:
             meta = json.loads((p / PREFIX_MARKER).read_text())
-            deps = ", ".join(f"{d['name']} {d['version']} {d.get('link', 'static')}"
-                             for d in meta.get("deps", []))
+            deps = ", ".join(
+                f"{d['name']} {d['version']} {d.get('link', 'static')}"
+                for d in meta.get("deps", [])
+            )
             return f"{p.name} ({deps})"
         except (OSError, ValueError, KeyError, TypeError):
             return p.name
@@ -593,13 +624,16 @@ def _describe(kind: _Kind, p: Path) -> str:
     return p.name
 
 
-def _entry(kind: str, path: Path, description: str, lock: Path | None,
-           used: Path | None = None) -> CacheEntry:
+def _entry(
+    kind: str, path: Path, description: str, lock: Path | None, used: Path | None = None
+) -> CacheEntry:
     try:
         last = (used or path).lstat().st_mtime
     except OSError:
         last = 0.0
-    return CacheEntry(kind, path, tree_size(path, own_only=kind == "prefix"), description, last, lock)
+    return CacheEntry(
+        kind, path, tree_size(path, own_only=kind == "prefix"), description, last, lock
+    )
 
 
 def _is_lock(path: Path) -> bool:

@@ -8,6 +8,7 @@ cache configured, lets geonox pull from it and push on the default branch only),
 ``nox -s wheels-{arch}`` as its one build command and uploads the wheelhouse.  A publish
 job on tags uploads every wheel and the sdist with PyPI trusted publishing.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,8 +38,10 @@ ACTIONS = {
 }
 #: Push to the remote cache on pushes to the default branch only: a pull request cannot
 #: poison it.
-PUSH_ON_DEFAULT_BRANCH = ("${{ github.event_name == 'push' && github.ref == format('refs/heads/{0}', "
-                          "github.event.repository.default_branch) && '1' || '0' }}")
+PUSH_ON_DEFAULT_BRANCH = (
+    "${{ github.event_name == 'push' && github.ref == format('refs/heads/{0}', "
+    "github.event.repository.default_branch) && '1' || '0' }}"
+)
 #: geonox's own interpreter on the runner.
 RUNNER_PYTHON = "3.12"
 #: geonox's cache on a Linux runner (platformdirs' user cache directory): what
@@ -52,17 +55,29 @@ def runner_for(arch: str, backend: str) -> str:
 
 def _repo_root(project: Path) -> Path:
     try:
-        out = subprocess.run(["git", "-C", str(project), "rev-parse", "--show-toplevel"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            ["git", "-C", str(project), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return project
-    return Path(out.stdout.strip()).resolve() if out.returncode == 0 and out.stdout.strip() else project
+    return (
+        Path(out.stdout.strip()).resolve()
+        if out.returncode == 0 and out.stdout.strip()
+        else project
+    )
 
 
 def _default_branch(root: Path) -> str:
     try:
-        out = subprocess.run(["git", "-C", str(root), "symbolic-ref", "--short",
-                              "refs/remotes/origin/HEAD"], capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            ["git", "-C", str(root), "symbolic-ref", "--short", "refs/remotes/origin/HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return "main"
     ref = out.stdout.strip()
@@ -76,9 +91,14 @@ def unpinned_images(config: Config) -> list[str]:
     if config.backend not in ("docker", "podman", "auto") or config.allow_unpinned:
         return []
     lock = ImageLock.load(config.home)
-    return [arch for arch in config.archs
-            if pinned_image(image_for(config.images, config.policy, arch), arch, lock,
-                            allow_unpinned=True).digest is None]
+    return [
+        arch
+        for arch in config.archs
+        if pinned_image(
+            image_for(config.images, config.policy, arch), arch, lock, allow_unpinned=True
+        ).digest
+        is None
+    ]
 
 
 def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> dict[str, Any]:
@@ -97,49 +117,101 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
     nox_args = f" -f {os.path.relpath(own, root)}" if project != "." and own.is_file() else ""
     steps: list[dict[str, Any]] = [
         {"uses": ACTIONS["checkout"]},
-        {"uses": ACTIONS["setup-python"], "with": {
-            "python-version": "\n".join(sorted(set(pythons) | {RUNNER_PYTHON}, key=_version_key)
-                                        if host_pythons else [RUNNER_PYTHON]) + "\n"}},
-        {"name": "Install nox and geonox",
-         "run": f"python{RUNNER_PYTHON} -m pip install nox '{geonox_requirement}'"},
+        {
+            "uses": ACTIONS["setup-python"],
+            "with": {
+                "python-version": "\n".join(
+                    sorted(set(pythons) | {RUNNER_PYTHON}, key=_version_key)
+                    if host_pythons
+                    else [RUNNER_PYTHON]
+                )
+                + "\n"
+            },
+        },
+        {
+            "name": "Install nox and geonox",
+            "run": f"python{RUNNER_PYTHON} -m pip install nox '{geonox_requirement}'",
+        },
     ]
     if config.backend == "zig" and any(a != "x86_64" for a in config.archs):
-        steps.append({"name": "QEMU for the cross-built wheels' tests", "if": "matrix.arch != 'x86_64'",
-                      "uses": ACTIONS["qemu"]})
-    build = {"name": "Build, repair, check and test the wheels",
-             "run": f"nox{nox_args} -s {prefix}wheels-${{{{ matrix.arch }}}}"}
+        steps.append(
+            {
+                "name": "QEMU for the cross-built wheels' tests",
+                "if": "matrix.arch != 'x86_64'",
+                "uses": ACTIONS["qemu"],
+            }
+        )
+    build = {
+        "name": "Build, repair, check and test the wheels",
+        "run": f"nox{nox_args} -s {prefix}wheels-${{{{ matrix.arch }}}}",
+    }
     remote = config.cache_remote
     if remote is None:
-        steps.append({"name": "Dependency prefix key", "id": "plan",
-         "run": (f"python{RUNNER_PYTHON} -m geonox plan --json --arch \"$ARCH\"{plan_args} |\n"
-                 f"python{RUNNER_PYTHON} -c 'import json, sys; t = json.load(sys.stdin)[\"targets\"][0]; "
-                 "print(\"key=\" + t[\"prefix_key\"])' >> \"$GITHUB_OUTPUT\"\n"),
-         "env": {"ARCH": "${{ matrix.arch }}"}})
-        steps.append({"name": "Dependency cache", "uses": ACTIONS["cache"], "with": {
-            "path": "\n".join(f"{CACHE_DIR}/{d}" for d in ("sources", "deps", "prefixes")) + "\n",
-            "key": "geonox-${{ runner.os }}-${{ matrix.arch }}-${{ steps.plan.outputs.key }}"}})
+        steps.append(
+            {
+                "name": "Dependency prefix key",
+                "id": "plan",
+                "run": (
+                    f'python{RUNNER_PYTHON} -m geonox plan --json --arch "$ARCH"{plan_args} |\n'
+                    f'python{RUNNER_PYTHON} -c \'import json, sys; t = json.load(sys.stdin)["targets"][0]; '
+                    'print("key=" + t["prefix_key"])\' >> "$GITHUB_OUTPUT"\n'
+                ),
+                "env": {"ARCH": "${{ matrix.arch }}"},
+            }
+        )
+        steps.append(
+            {
+                "name": "Dependency cache",
+                "uses": ACTIONS["cache"],
+                "with": {
+                    "path": "\n".join(f"{CACHE_DIR}/{d}" for d in ("sources", "deps", "prefixes"))
+                    + "\n",
+                    "key": "geonox-${{ runner.os }}-${{ matrix.arch }}-${{ steps.plan.outputs.key }}",
+                },
+            }
+        )
     else:
         # geonox pulls every artifact it lacks from the registry; a failed login only
         # means building here (and no push)
         ghcr = remote.registry == "ghcr.io"
-        steps.append({"name": f"Log in to {remote.registry} (the dependency cache)",
-                      "uses": ACTIONS["login"], "continue-on-error": True, "with": {
-                          "registry": remote.registry,
-                          "username": "${{ github.actor }}" if ghcr else "${{ secrets.GEONOX_CACHE_USER }}",
-                          "password": "${{ secrets.GITHUB_TOKEN }}" if ghcr else "${{ secrets.GEONOX_CACHE_TOKEN }}"}})
+        steps.append(
+            {
+                "name": f"Log in to {remote.registry} (the dependency cache)",
+                "uses": ACTIONS["login"],
+                "continue-on-error": True,
+                "with": {
+                    "registry": remote.registry,
+                    "username": "${{ github.actor }}"
+                    if ghcr
+                    else "${{ secrets.GEONOX_CACHE_USER }}",
+                    "password": "${{ secrets.GITHUB_TOKEN }}"
+                    if ghcr
+                    else "${{ secrets.GEONOX_CACHE_TOKEN }}",
+                },
+            }
+        )
         build["env"] = {"GEONOX_CACHE_PUSH": PUSH_ON_DEFAULT_BRANCH}
     steps += [
         build,
-        {"uses": ACTIONS["upload"], "with": {
-            "name": "wheels-${{ matrix.arch }}", "path": f"{wheelhouse}/*.whl", "if-no-files-found": "error"}},
+        {
+            "uses": ACTIONS["upload"],
+            "with": {
+                "name": "wheels-${{ matrix.arch }}",
+                "path": f"{wheelhouse}/*.whl",
+                "if-no-files-found": "error",
+            },
+        },
     ]
     jobs: dict[str, Any] = {
         "wheels": {
             "name": "wheels-${{ matrix.arch }}",
             "runs-on": "${{ matrix.runner }}",
             "strategy": {"fail-fast": False, "matrix": {"include": include}},
-            **({"permissions": {"contents": "read", "packages": "write"}}
-               if config.cache_remote is not None and config.cache_remote.registry == "ghcr.io" else {}),
+            **(
+                {"permissions": {"contents": "read", "packages": "write"}}
+                if config.cache_remote is not None and config.cache_remote.registry == "ghcr.io"
+                else {}
+            ),
             "steps": steps,
         },
         "sdist": {
@@ -147,9 +219,17 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
             "steps": [
                 {"uses": ACTIONS["checkout"]},
                 {"uses": ACTIONS["setup-python"], "with": {"python-version": RUNNER_PYTHON}},
-                {"run": f"python -m pip install build\npython -m build --sdist --outdir dist {project}\n"},
-                {"uses": ACTIONS["upload"], "with": {"name": "sdist", "path": "dist/*.tar.gz",
-                                                     "if-no-files-found": "error"}},
+                {
+                    "run": f"python -m pip install build\npython -m build --sdist --outdir dist {project}\n"
+                },
+                {
+                    "uses": ACTIONS["upload"],
+                    "with": {
+                        "name": "sdist",
+                        "path": "dist/*.tar.gz",
+                        "if-no-files-found": "error",
+                    },
+                },
             ],
         },
         "publish": {
@@ -166,11 +246,16 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
     }
     return {
         "name": "wheels",
-        "on": {"push": {"branches": [_default_branch(root)], "tags": ["v*"]}, "pull_request": {},
-               "workflow_dispatch": {}},
+        "on": {
+            "push": {"branches": [_default_branch(root)], "tags": ["v*"]},
+            "pull_request": {},
+            "workflow_dispatch": {},
+        },
         "permissions": {"contents": "read"},
-        "concurrency": {"group": "${{ github.workflow }}-${{ github.ref }}",
-                        "cancel-in-progress": True},
+        "concurrency": {
+            "group": "${{ github.workflow }}-${{ github.ref }}",
+            "cancel-in-progress": True,
+        },
         "jobs": jobs,
     }
 
@@ -206,9 +291,13 @@ def to_yaml(data: Any, indent: int = 0) -> str:
                 lines.append(to_yaml(value, indent + 2))
             elif isinstance(value, str) and "\n" in value:
                 lines.append(f"{pad}{k}: |")
-                lines += [f"{pad}  {line}" if line else "" for line in value.rstrip("\n").split("\n")]
+                lines += [
+                    f"{pad}  {line}" if line else "" for line in value.rstrip("\n").split("\n")
+                ]
             else:
-                lines.append(f"{pad}{k}: {'{}' if value == {} else '[]' if value == [] else _scalar(value)}")
+                lines.append(
+                    f"{pad}{k}: {'{}' if value == {} else '[]' if value == [] else _scalar(value)}"
+                )
     elif isinstance(data, list):
         for item in data:
             if isinstance(item, dict) and item:
@@ -223,7 +312,13 @@ def to_yaml(data: Any, indent: int = 0) -> str:
 
 
 def github_workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> str:
-    head = ("# Written by `python -m geonox ci github`: one job per arch on its native runner "
-            "(zig: cross on x86_64),\n# the dependency prefix cached by its key, "
-            "`nox -s wheels-<arch>` as the build, PyPI trusted publishing on tags.\n")
-    return head + to_yaml(workflow(config, geonox_requirement=geonox_requirement, prefix=prefix)) + "\n"
+    head = (
+        "# Written by `python -m geonox ci github`: one job per arch on its native runner "
+        "(zig: cross on x86_64),\n# the dependency prefix cached by its key, "
+        "`nox -s wheels-<arch>` as the build, PyPI trusted publishing on tags.\n"
+    )
+    return (
+        head
+        + to_yaml(workflow(config, geonox_requirement=geonox_requirement, prefix=prefix))
+        + "\n"
+    )

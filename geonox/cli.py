@@ -1,4 +1,5 @@
 """``python -m geonox``: plan, verify, fetch, pin and cache, usable without nox."""
+
 from __future__ import annotations
 
 import argparse
@@ -33,55 +34,91 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     specs = session_specs(config, args.prefix)
     targets = []
     if args.arch and args.arch not in config.archs:
-        raise UserError(f"--arch {args.arch} is not one of this project's archs "
-                        f"({', '.join(config.archs)}); pick one of them or drop --arch.")
+        raise UserError(
+            f"--arch {args.arch} is not one of this project's archs "
+            f"({', '.join(config.archs)}); pick one of them or drop --arch."
+        )
     for arch in config.archs:
         if args.arch and arch != args.arch:
             continue
-        entry = {"arch": arch, "policy": config.policy,
-                 "platform_tag": project.target(arch).platform_tag}
+        entry = {
+            "arch": arch,
+            "policy": config.policy,
+            "platform_tag": project.target(arch).platform_tag,
+        }
         try:
             with project.backend(arch) as backend:
                 entry["backend"] = backend.name
                 prefix = planned_prefix(project, backend)
-            entry.update(prefix_key=prefix.key, prefix=str(prefix.path),
-                         cached=prefix.artifact.complete(), toolchain=prefix.manifest["toolchain"],
-                         artifacts=[{"name": b.name, "version": b.spec.source.version,
-                                     "link": "tool" if b.recipe.build_tool else b.spec.link,
-                                     "key": b.key, "path": str(b.path), "cached": b.artifact.complete()}
-                                    for b in prefix.builds])
+            entry.update(
+                prefix_key=prefix.key,
+                prefix=str(prefix.path),
+                cached=prefix.artifact.complete(),
+                toolchain=prefix.manifest["toolchain"],
+                artifacts=[
+                    {
+                        "name": b.name,
+                        "version": b.spec.source.version,
+                        "link": "tool" if b.recipe.build_tool else b.spec.link,
+                        "key": b.key,
+                        "path": str(b.path),
+                        "cached": b.artifact.complete(),
+                    }
+                    for b in prefix.builds
+                ],
+            )
         except UserError as exc:
             entry["error"] = str(exc)
         targets.append(entry)
     data = {
-        "project": str(config.project), "name": config.name,
+        "project": str(config.project),
+        "name": config.name,
         "sdist": str(config.sdist) if config.sdist else None,
-        "abi3": config.abi3, "pythons": [p.version for p in config.pythons],
-        "deps": [{"name": d.name, "version": d.source.version, "sha256": d.source.sha256,
-                  "url": d.source.url, "options": dict(d.options), "link": d.link}
-                 for d in config.deps],
-        "wheelhouse": str(config.wheelhouse), "targets": targets,
-        "sessions": [{"name": s.name, "requires": list(s.requires), "tags": list(s.tags)}
-                     for s in specs],
+        "abi3": config.abi3,
+        "pythons": [p.version for p in config.pythons],
+        "deps": [
+            {
+                "name": d.name,
+                "version": d.source.version,
+                "sha256": d.source.sha256,
+                "url": d.source.url,
+                "options": dict(d.options),
+                "link": d.link,
+            }
+            for d in config.deps
+        ],
+        "wheelhouse": str(config.wheelhouse),
+        "targets": targets,
+        "sessions": [
+            {"name": s.name, "requires": list(s.requires), "tags": list(s.tags)} for s in specs
+        ],
     }
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
     print(f"project   {config.name} ({config.project})")
-    print(f"pythons   {', '.join(data['pythons'])}" + (f"  (abi3 {config.abi3}: one build per arch)"
-                                                        if config.abi3 else ""))
-    print("deps      " + ", ".join(f"{d['name']} {d['version']} ({d['link']})" for d in data["deps"]))
+    print(
+        f"pythons   {', '.join(data['pythons'])}"
+        + (f"  (abi3 {config.abi3}: one build per arch)" if config.abi3 else "")
+    )
+    print(
+        "deps      " + ", ".join(f"{d['name']} {d['version']} ({d['link']})" for d in data["deps"])
+    )
     print(f"wheelhouse {config.wheelhouse}")
     for t in targets:
         if "error" in t:
             print(f"target    {t['platform_tag']}: {t['error']}")
         else:
             state = "cached" if t["cached"] else "not built"
-            print(f"target    {t['platform_tag']} backend={t['backend']} key={t['prefix_key']} "
-                  f"({state}) {t['toolchain']}")
+            print(
+                f"target    {t['platform_tag']} backend={t['backend']} key={t['prefix_key']} "
+                f"({state}) {t['toolchain']}"
+            )
             for a in t["artifacts"]:
-                print(f"  artifact {a['name']} {a['version']} ({a['link']}) key={a['key']} "
-                      f"({'cached' if a['cached'] else 'not built'})")
+                print(
+                    f"  artifact {a['name']} {a['version']} ({a['link']}) key={a['key']} "
+                    f"({'cached' if a['cached'] else 'not built'})"
+                )
     print("sessions")
     for s in specs:
         req = f"  <- {', '.join(s.requires)}" if s.requires else ""
@@ -94,13 +131,19 @@ def _cmd_ci(args: argparse.Namespace) -> int:
     from geonox.ci import github_workflow, unpinned_images
 
     config = _project(args).config
-    text = github_workflow(config, geonox_requirement=args.geonox or f"geonox=={geonox.__version__}",
-                           prefix=args.prefix)
+    text = github_workflow(
+        config,
+        geonox_requirement=args.geonox or f"geonox=={geonox.__version__}",
+        prefix=args.prefix,
+    )
     unpinned = unpinned_images(config)
     if unpinned:
-        print(f"note: on the runners the {', '.join(unpinned)} builds run in manylinux images "
-              f"(backend \"{config.backend}\") that nothing pins yet, and would refuse to build: "
-              f"run `python -m geonox pin` and commit geonox-images.lock.", file=sys.stderr)
+        print(
+            f"note: on the runners the {', '.join(unpinned)} builds run in manylinux images "
+            f'(backend "{config.backend}") that nothing pins yet, and would refuse to build: '
+            f"run `python -m geonox pin` and commit geonox-images.lock.",
+            file=sys.stderr,
+        )
     if not args.output:
         print(text, end="")
         return 0
@@ -123,8 +166,13 @@ def _cmd_pin(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from geonox.verify import run_verify_command
 
-    return run_verify_command(args.wheels, args.json, exit_zero=args.exit_zero, strict=args.strict,
-                              require_sbom=args.require_sbom)
+    return run_verify_command(
+        args.wheels,
+        args.json,
+        exit_zero=args.exit_zero,
+        strict=args.strict,
+        require_sbom=args.require_sbom,
+    )
 
 
 def _cmd_sbom(args: argparse.Namespace) -> int:
@@ -138,18 +186,23 @@ def _cmd_sbom(args: argparse.Namespace) -> int:
         try:
             components = read_wheel(path)
         except (OSError, zipfile.BadZipFile) as exc:
-            raise UserError(f"{name}: cannot read it as a wheel ({exc}). Pass the path of a "
-                            f".whl file.") from None
+            raise UserError(
+                f"{name}: cannot read it as a wheel ({exc}). Pass the path of a .whl file."
+            ) from None
         report.append({"wheel": path.name, "components": [c.to_dict() for c in components]})
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     for entry in report:
-        print(f"{entry['wheel']}: {len(entry['components'])} bundled component(s)"
-              + ("" if entry["components"] else " (no SBOM under .dist-info/sboms/)"))
+        print(
+            f"{entry['wheel']}: {len(entry['components'])} bundled component(s)"
+            + ("" if entry["components"] else " (no SBOM under .dist-info/sboms/)")
+        )
         for c in entry["components"]:
-            print(f"  {c['name']} {c['version']}  {c['link'] or '-'}  {c['license'] or '-'}  "
-                  f"sha256 {c['sha256'] or '-'}  [{c['sbom'].split('/')[-1]}]")
+            print(
+                f"  {c['name']} {c['version']}  {c['link'] or '-'}  {c['license'] or '-'}  "
+                f"sha256 {c['sha256'] or '-'}  [{c['sbom'].split('/')[-1]}]"
+            )
     return 0
 
 
@@ -203,16 +256,22 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     if args.action == "clear":
         result = cache.clear()
     else:
-        older = args.older_than if args.older_than is not None else \
-            (None if args.max_size is not None else 30.0)
-        result = cache.prune(older_than=None if older is None else older * 86400,
-                             max_size=args.max_size)
+        older = (
+            args.older_than
+            if args.older_than is not None
+            else (None if args.max_size is not None else 30.0)
+        )
+        result = cache.prune(
+            older_than=None if older is None else older * 86400, max_size=args.max_size
+        )
     for e in result.removed:
         print(f"  removed {e.kind} {e.path} ({human_size(e.size)})")
     for e in result.in_use:
         print(f"  kept {e.kind} {e.path}: in use (its lock is held)")
-    print(f"{args.action}: {len(result.removed)} entries removed, {human_size(result.freed)} freed"
-          + (f"; {len(result.in_use)} in use kept" if result.in_use else ""))
+    print(
+        f"{args.action}: {len(result.removed)} entries removed, {human_size(result.freed)} freed"
+        + (f"; {len(result.in_use)} in use kept" if result.in_use else "")
+    )
     return 0
 
 
@@ -226,8 +285,10 @@ def _cache_remote(args: argparse.Namespace) -> int:
     config = project.config
     remote = RemoteCache.of(config, push=True)
     if remote is None:
-        raise UserError("no remote cache is configured: set cache-remote = \"oci://<registry>/"
-                        "<repository>\" in [tool.geonox], or GEONOX_CACHE_REMOTE.")
+        raise UserError(
+            'no remote cache is configured: set cache-remote = "oci://<registry>/'
+            '<repository>" in [tool.geonox], or GEONOX_CACHE_REMOTE.'
+        )
     failed = 0
     for arch in config.archs:
         if args.arch and arch != args.arch:
@@ -263,8 +324,12 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
     if dest:
         dest.mkdir(parents=True, exist_ok=True)
     for dep in config.deps:
-        path = sources.fetch(dep.source, mirrors=config.mirrors, offline=config.offline,
-                             cache_dir=project.cache.sources)
+        path = sources.fetch(
+            dep.source,
+            mirrors=config.mirrors,
+            offline=config.offline,
+            cache_dir=project.cache.sources,
+        )
         if dest:
             target = dest / dep.source.filename
             tmp = dest / f".{dep.source.filename}.tmp"
@@ -290,65 +355,103 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", help="only this arch's target (its backend alone is asked)")
     p.set_defaults(func=_cmd_plan)
 
-    p = sub.add_parser("ci", help="write a CI workflow from the plan: one job per arch on its "
-                                  "native runner, the dependency cache, publishing on tags")
+    p = sub.add_parser(
+        "ci",
+        help="write a CI workflow from the plan: one job per arch on its "
+        "native runner, the dependency cache, publishing on tags",
+    )
     p.add_argument("provider", choices=("github",))
     project_arg(p)
-    p.add_argument("--output", metavar="PATH",
-                   help="write it there (e.g. .github/workflows/wheels.yml); default: stdout")
+    p.add_argument(
+        "--output",
+        metavar="PATH",
+        help="write it there (e.g. .github/workflows/wheels.yml); default: stdout",
+    )
     p.add_argument("--prefix", default="", help="session name prefix, as register(prefix=...)")
-    p.add_argument("--geonox", metavar="REQUIREMENT",
-                   help="how the jobs install geonox (default: this version from PyPI)")
+    p.add_argument(
+        "--geonox",
+        metavar="REQUIREMENT",
+        help="how the jobs install geonox (default: this version from PyPI)",
+    )
     p.set_defaults(func=_cmd_ci)
 
     p = sub.add_parser("verify", help="check every ELF file of wheels against their tag's policy")
     p.add_argument("wheels", nargs="+", metavar="WHEEL")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--exit-zero", action="store_true",
-                   help="exit 0 even when a rule is broken (for scripts that read --json)")
-    p.add_argument("--strict", action="store_true",
-                   help="fail on warnings too (house style: extra exports, unversioned imports "
-                        "that the policy's glibc has)")
-    p.add_argument("--require-sbom", action="store_true",
-                   help="a bundled PROJ/GEOS/SQLite that no SBOM of the wheel names is an error "
-                        "(geonox's own gate does this; a warning otherwise)")
+    p.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help="exit 0 even when a rule is broken (for scripts that read --json)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on warnings too (house style: extra exports, unversioned imports "
+        "that the policy's glibc has)",
+    )
+    p.add_argument(
+        "--require-sbom",
+        action="store_true",
+        help="a bundled PROJ/GEOS/SQLite that no SBOM of the wheel names is an error "
+        "(geonox's own gate does this; a warning otherwise)",
+    )
     p.set_defaults(func=_cmd_verify)
 
-    p = sub.add_parser("sbom", help="list what wheels say they bundle (their CycloneDX SBOMs: "
-                                    "geonox's and auditwheel's)")
+    p = sub.add_parser(
+        "sbom",
+        help="list what wheels say they bundle (their CycloneDX SBOMs: geonox's and auditwheel's)",
+    )
     p.add_argument("wheels", nargs="+", metavar="WHEEL")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_sbom)
 
-    p = sub.add_parser("diff", help="where two wheels differ: the first differing member and, "
-                                    "for ELF files, the sections (exit 1 when they differ)")
+    p = sub.add_parser(
+        "diff",
+        help="where two wheels differ: the first differing member and, "
+        "for ELF files, the sections (exit 1 when they differ)",
+    )
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_diff)
 
-    p = sub.add_parser("pin", help="resolve each arch's build image to its digest and write "
-                                   "geonox-images.lock")
+    p = sub.add_parser(
+        "pin", help="resolve each arch's build image to its digest and write geonox-images.lock"
+    )
     project_arg(p)
     p.set_defaults(func=_cmd_pin)
 
-    p = sub.add_parser("fetch", help="download and verify every source the config uses "
-                                     "(seed an offline cache, or a mirror directory with --dest)")
+    p = sub.add_parser(
+        "fetch",
+        help="download and verify every source the config uses "
+        "(seed an offline cache, or a mirror directory with --dest)",
+    )
     project_arg(p)
     p.add_argument("--dest", help="also copy the verified files here, under upstream names")
     p.set_defaults(func=_cmd_fetch)
 
-    p = sub.add_parser("cache", help="list, prune or clear the geonox cache (GEONOX_CACHE_DIR); "
-                                     "push or pull a project's artifacts to/from cache-remote")
+    p = sub.add_parser(
+        "cache",
+        help="list, prune or clear the geonox cache (GEONOX_CACHE_DIR); "
+        "push or pull a project's artifacts to/from cache-remote",
+    )
     p.add_argument("action", choices=("list", "prune", "clear", "push", "pull"))
     project_arg(p)
     p.add_argument("--arch", help="push/pull: only this arch's artifacts")
-    p.add_argument("--older-than", type=_parse_days, metavar="DAYS",
-                   help="prune: remove entries not used for DAYS days (default 30, or none "
-                        "when only --max-size is given)")
-    p.add_argument("--max-size", type=_parse_size, metavar="SIZE",
-                   help="prune: then remove the least recently used entries until the cache "
-                        "holds at most SIZE (e.g. 20G)")
+    p.add_argument(
+        "--older-than",
+        type=_parse_days,
+        metavar="DAYS",
+        help="prune: remove entries not used for DAYS days (default 30, or none "
+        "when only --max-size is given)",
+    )
+    p.add_argument(
+        "--max-size",
+        type=_parse_size,
+        metavar="SIZE",
+        help="prune: then remove the least recently used entries until the cache "
+        "holds at most SIZE (e.g. 20G)",
+    )
     p.set_defaults(func=_cmd_cache)
     return parser
 
@@ -364,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"geonox: {exc}", file=sys.stderr)
         return 2
     except Interrupted as exc:
-        print(f"geonox: stopped by signal {exc.signum}; nothing was marked complete",
-              file=sys.stderr)
+        print(
+            f"geonox: stopped by signal {exc.signum}; nothing was marked complete", file=sys.stderr
+        )
         return 128 + exc.signum

@@ -1,5 +1,6 @@
 """A command: an argument list (never a shell string), its working directory and the
 variables it adds to the environment.  Recipes render them; executors run them."""
+
 from __future__ import annotations
 
 import shlex

@@ -7,6 +7,7 @@ the configured ``mirrors`` rather than replacing them) > ``[tool.geonox]`` > the
 :data:`DEFAULTS` below, stated once.  Every error names the key, the bad value and what is
 allowed; an unknown key suggests the nearest known one.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -150,17 +151,20 @@ class Config:
 
 
 def _err(key: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"[tool.geonox] {key} = {value!r} is not valid: {allowed}.",
-                       key=key.split(".")[0])
+    return ConfigError(
+        f"[tool.geonox] {key} = {value!r} is not valid: {allowed}.", key=key.split(".")[0]
+    )
 
 
 def _unknown(key: str, value: Any, known: Sequence[str], where: str = "") -> ConfigError:
     close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}? " if close else ""
     prefix = f"{where}." if where else ""
-    return ConfigError(f"[tool.geonox] {prefix}{key} = {value!r} is not valid: unknown key; "
-                       f"{hint}known keys: {', '.join(sorted(known))}.",
-                       key=(where or key).split(".")[0])
+    return ConfigError(
+        f"[tool.geonox] {prefix}{key} = {value!r} is not valid: unknown key; "
+        f"{hint}known keys: {', '.join(sorted(known))}.",
+        key=(where or key).split(".")[0],
+    )
 
 
 def _str_list(key: str, value: Any) -> list[str]:
@@ -192,8 +196,11 @@ def _table(key: str, value: Any, example: str) -> dict:
 
 def _default_pythons(project_table: Mapping[str, Any]) -> list[str]:
     classifiers = project_table.get("classifiers", [])
-    listed = [c.rsplit("::", 1)[1].strip() for c in classifiers
-              if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
+    listed = [
+        c.rsplit("::", 1)[1].strip()
+        for c in classifiers
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    ]
     listed = [v for v in listed if v in SUPPORTED_PYTHONS]
     if listed:
         return sorted(set(listed), key=lambda v: PythonVersion(v).sort_key())
@@ -211,8 +218,11 @@ def _pythons(value: Any) -> list[PythonVersion]:
     versions = _str_list("python", value)
     for v in versions:
         if not re.fullmatch(r"3\.\d+", v) or v not in SUPPORTED_PYTHONS:
-            raise _err("python", v, "expected CPython versions like \"3.12\"; supported: "
-                       + ", ".join(SUPPORTED_PYTHONS))
+            raise _err(
+                "python",
+                v,
+                'expected CPython versions like "3.12"; supported: ' + ", ".join(SUPPORTED_PYTHONS),
+            )
     ordered = sorted(set(versions), key=lambda v: PythonVersion(v).sort_key())
     return [PythonVersion(v) for v in ordered]
 
@@ -228,9 +238,10 @@ def _custom_source(name: str, table: Any) -> Source:
     if not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise ConfigError(
             f"[tool.geonox.sources.{name}] has no valid sha256 (got {table.get('sha256')!r}): "
-            f"geonox never builds an unverified source. Add sha256 = \"<64 hex digits>\" as "
+            f'geonox never builds an unverified source. Add sha256 = "<64 hex digits>" as '
             f"published by upstream (or computed with `sha256sum` on a file you trust).",
-            key="sources")
+            key="sources",
+        )
     for k in ("version", "url"):
         if not isinstance(table.get(k), str) or not table[k]:
             raise _err(f"{key}.{k}", table.get(k), "expected a non-empty string")
@@ -240,12 +251,15 @@ def _custom_source(name: str, table: Any) -> Source:
 def _deps(values: Mapping[str, Any]) -> list[DepSpec]:
     recipes = {n: r for n, r in registry().items() if not r.build_tool}  # what a project configures
     names = _choose("deps", _str_list("deps", values["deps"]), tuple(recipes))
-    versions = _table("versions", values["versions"], "{ proj = \"9.1.1\" }")
+    versions = _table("versions", values["versions"], '{ proj = "9.1.1" }')
     sources = _table("sources", values["sources"], "[tool.geonox.sources.proj]")
     for name in list(versions) + list(sources):
         if name not in recipes:
-            raise _err(f"versions.{name}" if name in versions else f"sources.{name}", name,
-                       "known recipes: " + ", ".join(recipes))
+            raise _err(
+                f"versions.{name}" if name in versions else f"sources.{name}",
+                name,
+                "known recipes: " + ", ".join(recipes),
+            )
     options = _table("options", values["options"], "[tool.geonox.options.proj]")
     link = values["link"]
     if link not in LINK_MODES:
@@ -258,9 +272,13 @@ def _deps(values: Mapping[str, Any]) -> list[DepSpec]:
         else:
             version = versions.get(name, recipe.default_version)
             if version not in recipe.releases:
-                raise _err(f"versions.{name}", version,
-                           "known releases: " + ", ".join(recipe.releases)
-                           + f" (or pin any release with [tool.geonox.sources.{name}])")
+                raise _err(
+                    f"versions.{name}",
+                    version,
+                    "known releases: "
+                    + ", ".join(recipe.releases)
+                    + f" (or pin any release with [tool.geonox.sources.{name}])",
+                )
             source = recipe.releases[version]
         opts = dict(recipe.options)
         given = options.get(name, {})
@@ -270,17 +288,20 @@ def _deps(values: Mapping[str, Any]) -> list[DepSpec]:
             raise _err(f"options.{name}.link", dep_link, "allowed: " + ", ".join(LINK_MODES))
         for k, v in given.items():
             if k not in recipe.options or not isinstance(v, bool):
-                raise _err(f"options.{name}.{k}" if k else f"options.{name}", v,
-                           f"{name} options: " + (", ".join(f"{o} (true/false)" for o in
-                                                            recipe.options) or "none")
-                           + "; link (\"static\"/\"shared\")")
+                raise _err(
+                    f"options.{name}.{k}" if k else f"options.{name}",
+                    v,
+                    f"{name} options: "
+                    + (", ".join(f"{o} (true/false)" for o in recipe.options) or "none")
+                    + '; link ("static"/"shared")',
+                )
             opts[k] = v
         specs.append(DepSpec(name=name, source=source, options=opts, link=dep_link))
     return specs
 
 
 def _repair(value: Any) -> RepairConfig:
-    table = _table("repair", value, "{ exclude = [...], lib-sdir = \".libs\" }")
+    table = _table("repair", value, '{ exclude = [...], lib-sdir = ".libs" }')
     for k in table:
         if k not in _TABLE_KEYS["repair"]:
             raise _unknown(k, table[k], _TABLE_KEYS["repair"], where="repair")
@@ -288,7 +309,7 @@ def _repair(value: Any) -> RepairConfig:
     exclude = tuple(_str_list("repair.exclude", merged["exclude"]))
     lib_sdir = merged["lib-sdir"]
     if not isinstance(lib_sdir, str) or not lib_sdir or "/" in lib_sdir:
-        raise _err("repair.lib-sdir", lib_sdir, "expected a directory name such as \".libs\"")
+        raise _err("repair.lib-sdir", lib_sdir, 'expected a directory name such as ".libs"')
     return RepairConfig(exclude=exclude, lib_sdir=lib_sdir)
 
 
@@ -311,14 +332,17 @@ def read_pyproject(project: Path) -> dict[str, Any]:
     except FileNotFoundError:
         if (project / "PKG-INFO").is_file():
             return {}  # an sdist of a setup.py-only project: everything from register()
-        raise ConfigError(f"no pyproject.toml in {project}: geonox needs the extension "
-                          f"project's directory (register(project=...)).") from None
+        raise ConfigError(
+            f"no pyproject.toml in {project}: geonox needs the extension "
+            f"project's directory (register(project=...))."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from None
 
 
-def _layers(project: Path, overrides: Mapping[str, Any], env: Environment,
-            drop: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def _layers(
+    project: Path, overrides: Mapping[str, Any], env: Environment, drop: set[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The pyproject, and every key's value after the cascade defaults -> [tool.geonox]
     -> environment -> keywords (the keys in ``drop`` fall back to their defaults)."""
     pyproject = read_pyproject(project)
@@ -356,13 +380,22 @@ def _source_date_epoch(value: Any, project: Path, sdist: Path | None) -> int:
     PKG-INFO, else 1980-01-01.  Never the clock: the same inputs give the same bytes."""
     if value is not None:
         if isinstance(value, bool) or not isinstance(value, int) or value < ZIP_EPOCH:
-            raise _err("source-date-epoch", value, f"expected whole seconds since 1970, at least "
-                       f"{ZIP_EPOCH} (1980-01-01, the earliest a zip entry can hold)")
+            raise _err(
+                "source-date-epoch",
+                value,
+                f"expected whole seconds since 1970, at least "
+                f"{ZIP_EPOCH} (1980-01-01, the earliest a zip entry can hold)",
+            )
         return value
     if sdist is None:
         try:
-            out = subprocess.run(["git", "log", "-1", "--format=%ct", "--", "."], cwd=project,
-                                 capture_output=True, text=True, timeout=30)
+            out = subprocess.run(
+                ["git", "log", "-1", "--format=%ct", "--", "."],
+                cwd=project,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             if out.returncode == 0 and out.stdout.strip().isdigit():
                 return max(int(out.stdout.strip()), ZIP_EPOCH)
         except (OSError, subprocess.SubprocessError):
@@ -381,8 +414,10 @@ def unpack_sdist(sdist: Path, env: Environment) -> Path:
     """The project directory of ``sdist``, unpacked (safely, once per content) in the cache:
     building from it proves the sdist is complete, as a release pipeline should."""
     if not sdist.is_file():
-        raise ConfigError(f"project {str(sdist)!r} is named like an sdist but is not a file; "
-                          "pass an sdist (.tar.gz) or the project's directory.")
+        raise ConfigError(
+            f"project {str(sdist)!r} is named like an sdist but is not a file; "
+            "pass an sdist (.tar.gz) or the project's directory."
+        )
     sha256 = file_sha256(sdist)
     stem = sdist.name[: -len(next(s for s in SDIST_SUFFIXES if sdist.name.lower().endswith(s)))]
     artifact = CacheLayout(env.cache_dir).sdist(f"{stem}-{sha256[:16]}")
@@ -415,14 +450,17 @@ def _resolve_project(project: str | Path, env: Environment) -> tuple[Path, Path 
     return path, None
 
 
-def load_config(project: str | Path = ".", *, environ: Mapping[str, str] | None = None,
-                **overrides: Any) -> Config:
+def load_config(
+    project: str | Path = ".", *, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Config:
     """Read and validate the configuration of ``project`` (a directory or an sdist; see the
     module docstring)."""
     return _load(project, overrides, environ, drop=set())
 
 
-def load_config_lenient(project: str | Path = ".", **overrides: Any) -> tuple[Config | None, ConfigError | None]:
+def load_config_lenient(
+    project: str | Path = ".", **overrides: Any
+) -> tuple[Config | None, ConfigError | None]:
     """The config, or the first error and a config with every bad key at its default (so
     the session names a broken config would have had can still be registered)."""
     path = project
@@ -444,26 +482,34 @@ def _str_table(key: str, value: Any) -> dict[str, str]:
     table = _table(key, value, '{ KEY = "value" }')
     for k, v in table.items():
         if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
-            raise _err(f"{key}.{k}", v, "expected NAME = \"string\" entries")
+            raise _err(f"{key}.{k}", v, 'expected NAME = "string" entries')
     return dict(table)
 
 
-def _load(project_arg: str | Path, overrides: Mapping[str, Any], environ: Mapping[str, str] | None,
-          drop: set[str]) -> Config:
+def _load(
+    project_arg: str | Path,
+    overrides: Mapping[str, Any],
+    environ: Mapping[str, str] | None,
+    drop: set[str],
+) -> Config:
     env = environment.read(environ)
     project, sdist = _resolve_project(project_arg, env)
     pyproject, v = _layers(project, overrides, env, drop)
     project_table = pyproject.get("project", {})
 
-    archs = _choose("archs", _str_list("archs", v["archs"] if v["archs"] is not None
-                                       else [host_arch()]), ARCHS)
+    archs = _choose(
+        "archs", _str_list("archs", v["archs"] if v["archs"] is not None else [host_arch()]), ARCHS
+    )
     if v["python"] is not None:
         pythons = _pythons(v["python"])
     else:
         pythons = [PythonVersion(x) for x in _default_pythons(project_table)]
     if not pythons:
-        raise _err("python", v["python"] or project_table.get("requires-python"),
-                   "no supported CPython version left; supported: " + ", ".join(SUPPORTED_PYTHONS))
+        raise _err(
+            "python",
+            v["python"] or project_table.get("requires-python"),
+            "no supported CPython version left; supported: " + ", ".join(SUPPORTED_PYTHONS),
+        )
     backend = v["backend"]
     if backend not in BACKENDS:
         raise _err("backend", backend, "allowed: " + ", ".join(BACKENDS))
@@ -476,7 +522,7 @@ def _load(project_arg: str | Path, overrides: Mapping[str, Any], environ: Mappin
     wheelhouse = v["wheelhouse"]
     if not isinstance(wheelhouse, str) or not wheelhouse:
         raise _err("wheelhouse", wheelhouse, "expected a directory path")
-    images = _table("images", v["images"], "{ x86_64 = \"quay.io/…:tag\" }")
+    images = _table("images", v["images"], '{ x86_64 = "quay.io/…:tag" }')
     for arch, ref in images.items():
         if arch not in ARCHS:
             raise _err(f"images.{arch}", arch, "allowed: " + ", ".join(ARCHS))
@@ -493,7 +539,9 @@ def _load(project_arg: str | Path, overrides: Mapping[str, Any], environ: Mappin
     dockerfile = v["dockerfile"]
     if dockerfile is not None:
         if not isinstance(dockerfile, str) or not (project / dockerfile).is_file():
-            raise _err("dockerfile", dockerfile, f"expected a Dockerfile path relative to {project}")
+            raise _err(
+                "dockerfile", dockerfile, f"expected a Dockerfile path relative to {project}"
+            )
         dockerfile = (project / dockerfile).resolve()
     elif build_image:
         dockerfile = default_dockerfile(policy)

@@ -16,6 +16,7 @@ Environment: commands see the image's environment, the step's own variables, and
 the host variables listed in ``env_allow``.  A listed variable whose value is an existing
 host file (``PIP_CERT=/etc/ssl/certs/ca.pem``) is mounted read-only at the same path.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,9 +52,9 @@ class Engine:
     @staticmethod
     def none_answers(backend: str, why: str) -> UserError:
         return UserError(
-            f"backend = \"{backend}\" needs a container engine: {why}. "
+            f'backend = "{backend}" needs a container engine: {why}. '
             "Start one (`sudo systemctl start docker`, `dockerd &` as root, or "
-            "`podman system service &`), or set backend = \"host\" (or \"zig\")."
+            '`podman system service &`), or set backend = "host" (or "zig").'
         )
 
     @classmethod
@@ -68,7 +69,9 @@ class Engine:
             named = (exes or {}).get(kind)
             exe = shutil.which(named) if named else shutil.which(kind)
             if not exe:
-                problems.append(f"'{kind}' is not installed" + (f" (no program at {named})" if named else ""))
+                problems.append(
+                    f"'{kind}' is not installed" + (f" (no program at {named})" if named else "")
+                )
                 continue
             engine = cls(kind, exe)  # type: ignore[arg-type]
             ok, detail = engine.answers()
@@ -79,8 +82,12 @@ class Engine:
 
     def answers(self) -> tuple[bool, str]:
         try:
-            proc = subprocess.run([self.exe, "info", "--format", "{{json .}}"], text=True,
-                                  capture_output=True, timeout=30)
+            proc = subprocess.run(
+                [self.exe, "info", "--format", "{{json .}}"],
+                text=True,
+                capture_output=True,
+                timeout=30,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return False, str(exc)
         if proc.returncode != 0:
@@ -88,11 +95,13 @@ class Engine:
         return True, ""
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        proc = run_child([self.exe, *args], text=True, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+        proc = run_child(
+            [self.exe, *args], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         if check and proc.returncode != 0:
-            raise UserError(f"`{self.kind} {shlex.join(args)}` failed: "
-                            f"{(proc.stderr or '').strip()[:800]}")
+            raise UserError(
+                f"`{self.kind} {shlex.join(args)}` failed: {(proc.stderr or '').strip()[:800]}"
+            )
         return proc
 
     @property
@@ -109,31 +118,37 @@ def check_binfmt(arch: str) -> None:
     if arch == host_arch():
         return
     root = Path("/proc/sys/fs/binfmt_misc")
-    entries = [p for p in root.glob("*") if p.name not in ("register", "status")] \
-        if root.is_dir() else []
+    entries = (
+        [p for p in root.glob("*") if p.name not in ("register", "status")] if root.is_dir() else []
+    )
     for entry in entries:
         try:
             text = entry.read_text()
         except OSError:
             continue
         magic = next((ln.split()[1] for ln in text.splitlines() if ln.startswith("magic ")), "")
-        flags = next((ln.split(":", 1)[1].strip() for ln in text.splitlines()
-                      if ln.startswith("flags:")), "")
+        flags = next(
+            (ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("flags:")), ""
+        )
         if text.startswith("enabled") and magic[36:40] == _BINFMT_MACHINE.get(arch, "?"):
             if "F" not in flags:
                 raise UserError(
                     f"{entry} runs {arch} binaries but without the F (fix-binary) flag, so "
                     f"containers cannot use it. Re-register QEMU with it: `apt-get install "
                     f"qemu-user-static binfmt-support` (Debian registers with F), or "
-                    f"`docker run --privileged --rm tonistiigi/binfmt --install {OCI_ARCH[arch]}`.")
+                    f"`docker run --privileged --rm tonistiigi/binfmt --install {OCI_ARCH[arch]}`."
+                )
             return
-    mounted = "" if root.joinpath("status").exists() else \
-        "mount it (`mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc`), then "
+    mounted = (
+        ""
+        if root.joinpath("status").exists()
+        else "mount it (`mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc`), then "
+    )
     raise UserError(
         f"building {arch} in a container on this {host_arch()} machine needs QEMU registered "
         f"with binfmt_misc, and none is: {mounted}install it (`apt-get install "
         f"qemu-user-static binfmt-support`, or `docker run --privileged --rm "
-        f"tonistiigi/binfmt --install {OCI_ARCH[arch]}`). Or use backend = \"zig\" for {arch}."
+        f'tonistiigi/binfmt --install {OCI_ARCH[arch]}`). Or use backend = "zig" for {arch}.'
     )
 
 
@@ -142,9 +157,16 @@ class ContainerExecutor(Executor):
 
     local = False
 
-    def __init__(self, engine: Engine, image: PinnedImage, arch: str, *,
-                 mounts: Sequence[Path] = (), env_allow: Sequence[str] = (),
-                 mode: ContainerMode = "auto") -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        image: PinnedImage,
+        arch: str,
+        *,
+        mounts: Sequence[Path] = (),
+        env_allow: Sequence[str] = (),
+        mode: ContainerMode = "auto",
+    ) -> None:
         self.engine = engine
         self.image = image
         self.arch = arch
@@ -162,7 +184,9 @@ class ContainerExecutor(Executor):
         return {k: os.environ[k] for k in self._env_allow if k in os.environ}
 
     def _host_files(self) -> list[Path]:
-        return [Path(v) for v in self._host_env().values() if os.path.isabs(v) and os.path.isfile(v)]
+        return [
+            Path(v) for v in self._host_env().values() if os.path.isabs(v) and os.path.isfile(v)
+        ]
 
     def _ensure_image(self) -> None:
         ref, oci = self.image.run_ref, OCI_ARCH[self.arch]
@@ -172,7 +196,8 @@ class ContainerExecutor(Executor):
                 raise UserError(
                     f"could not pull {ref} for {self.arch}: {pulled.stderr.strip()[:400]}. "
                     f"If the digest in {self.image.image!r}'s lock entry was changed by hand "
-                    f"or the registry no longer has it, run `python -m geonox pin` again.")
+                    f"or the registry no longer has it, run `python -m geonox pin` again."
+                )
         info = json.loads(self.engine("image", "inspect", ref).stdout)[0]
         if self.image.digest:
             digests = [d.split("@", 1)[1] for d in info.get("RepoDigests", []) if "@" in d]
@@ -180,10 +205,13 @@ class ContainerExecutor(Executor):
                 raise UserError(
                     f"image {ref} does not carry the pinned digest {self.image.digest} (it has "
                     f"{', '.join(digests) or 'none'}): refusing to build with it. Re-pin with "
-                    f"`python -m geonox pin` if the change is intended.")
+                    f"`python -m geonox pin` if the change is intended."
+                )
         if info.get("Architecture") != oci:
-            raise UserError(f"image {ref} is linux/{info.get('Architecture')}, not linux/{oci}: "
-                            f"set images.{self.arch} to an {self.arch} image.")
+            raise UserError(
+                f"image {ref} is linux/{info.get('Architecture')}, not linux/{oci}: "
+                f"set images.{self.arch} to an {self.arch} image."
+            )
 
     def start(self) -> str:
         """Pull and check the pinned image and start the container (once)."""
@@ -192,8 +220,20 @@ class ContainerExecutor(Executor):
         check_binfmt(self.arch)
         self._ensure_image()
         name = f"geonox-{self.arch}-{uuid.uuid4().hex[:10]}"
-        args = ["run", "-d", "--name", name, "--platform", f"linux/{OCI_ARCH[self.arch]}",
-                "--label", "geonox=1", "--label", f"geonox.pid={os.getpid()}", "--entrypoint", ""]
+        args = [
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--platform",
+            f"linux/{OCI_ARCH[self.arch]}",
+            "--label",
+            "geonox=1",
+            "--label",
+            f"geonox.pid={os.getpid()}",
+            "--entrypoint",
+            "",
+        ]
         if self.mode == "bind":
             for m in sorted(set(self._mounts)):
                 args += ["-v", f"{m}:{m}"]
@@ -226,26 +266,38 @@ class ContainerExecutor(Executor):
 
     def run(self, cmd: Command, *, log: Path) -> None:
         try:
-            rc = run_logged(self._exec_argv(cmd.argv, cmd.env, cmd.cwd), log,
-                            header=f"[{self.engine.kind} {self.image.run_ref}] {cmd.display()}")
+            rc = run_logged(
+                self._exec_argv(cmd.argv, cmd.env, cmd.cwd),
+                log,
+                header=f"[{self.engine.kind} {self.image.run_ref}] {cmd.display()}",
+            )
         except BaseException:
             # Killing the exec client does not stop the command inside: remove the container.
             self.close()
             raise
         if rc != 0:
-            raise command_failed(cmd, log, f"exit status {rc} in {self.engine.kind} "
-                                           f"container of {self.image.run_ref}")
+            raise command_failed(
+                cmd,
+                log,
+                f"exit status {rc} in {self.engine.kind} container of {self.image.run_ref}",
+            )
 
     def _exec(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
         try:
-            proc = run_child(self._exec_argv(argv, env or {}, None), text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            proc = run_child(
+                self._exec_argv(argv, env or {}, None),
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
         except BaseException:
             self.close()
             raise
         if proc.returncode != 0:
-            raise UserError(f"`{shlex.join(argv)}` failed in the container of "
-                            f"{self.image.run_ref}: {(proc.stdout + proc.stderr).strip()[-400:]}")
+            raise UserError(
+                f"`{shlex.join(argv)}` failed in the container of "
+                f"{self.image.run_ref}: {(proc.stdout + proc.stderr).strip()[-400:]}"
+            )
         return proc.stdout
 
     def capture(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> str:
@@ -253,8 +305,9 @@ class ContainerExecutor(Executor):
 
     def succeeds(self, argv: Sequence[str]) -> bool:
         """Whether a probe command exits 0 inside."""
-        proc = run_child(self._exec_argv(argv, {}, None), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+        proc = run_child(
+            self._exec_argv(argv, {}, None), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         return proc.returncode == 0
 
     def default_path(self) -> str:
@@ -269,7 +322,8 @@ class ContainerExecutor(Executor):
                 raise UserError(
                     f"image {self.image.image} has no {exe} (CPython {py.version}); it has: "
                     f"{', '.join(have) or 'no /opt/python at all'}. Remove {py.version} from "
-                    f"[tool.geonox] python or choose a manylinux image that ships it.")
+                    f"[tool.geonox] python or choose a manylinux image that ships it."
+                )
             self._checked_pythons.add(exe)
         return exe
 
@@ -313,8 +367,9 @@ class ContainerExecutor(Executor):
         self.engine("cp", f"{name}:{path}/.", str(path))
 
 
-def build_image(engine: Engine, base: PinnedImage, arch: str, dockerfile: Path, *,
-                policy: str, log: Path) -> PinnedImage:
+def build_image(
+    engine: Engine, base: PinnedImage, arch: str, dockerfile: Path, *, policy: str, log: Path
+) -> PinnedImage:
     """Build ``dockerfile`` on top of the pinned ``base`` (passed as ``--build-arg BASE``)
     for ``arch``, once per content: the tag hashes the Dockerfile, the base digest and the
     arch.  The result is pinned by its image ID."""
@@ -331,12 +386,23 @@ def build_image(engine: Engine, base: PinnedImage, arch: str, dockerfile: Path, 
         with tempfile.TemporaryDirectory(prefix="geonox-image-") as ctx:
             # The context holds only the Dockerfile, so its hash is the whole input.
             (Path(ctx) / "Dockerfile").write_bytes(content)
-            argv = [engine.exe, "build", "--platform", f"linux/{OCI_ARCH[arch]}",
-                    "--build-arg", f"BASE={base.run_ref}", "-t", tag, ctx]
+            argv = [
+                engine.exe,
+                "build",
+                "--platform",
+                f"linux/{OCI_ARCH[arch]}",
+                "--build-arg",
+                f"BASE={base.run_ref}",
+                "-t",
+                tag,
+                ctx,
+            ]
             rc = run_logged(argv, log, header=shlex.join(argv))
             if rc != 0:
-                raise BuildError(f"building the {arch} build image from {dockerfile} on "
-                                 f"{base.run_ref} failed (exit {rc}); log: {log}\n"
-                                 f"{log_tail(log).rstrip()}")
+                raise BuildError(
+                    f"building the {arch} build image from {dockerfile} on "
+                    f"{base.run_ref} failed (exit {rc}); log: {log}\n"
+                    f"{log_tail(log).rstrip()}"
+                )
     image_id = engine("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip()
     return PinnedImage(arch, f"{base.image} + {dockerfile.name}", tag, image_id)

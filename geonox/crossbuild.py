@@ -8,6 +8,7 @@ compiles, setuptools links.  pip and uv both pick wheels for ``_PYTHON_HOST_PLAT
 the requirements are installed with the variable unset and the backend then builds with it
 set.  Arguments as ``python -m build``'s: ``--wheel --outdir DIR SRCDIR``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,10 @@ def main(argv: list[str]) -> int:
     target = os.environ.pop("_PYTHON_HOST_PLATFORM", None)
     with DefaultIsolatedEnv() as env:
         builder = ProjectBuilder.from_isolated_env(env, args.srcdir)
-        print(f"* build requirements for this machine: {sorted(builder.build_system_requires)}",
-              flush=True)
+        print(
+            f"* build requirements for this machine: {sorted(builder.build_system_requires)}",
+            flush=True,
+        )
         env.install(builder.build_system_requires)
         env.install(builder.get_requires_for_build("wheel"))
         if target is not None:

@@ -5,6 +5,7 @@ DT_RPATH/DT_RUNPATH, the symbol versions required from each library, the undefin
 dynamic symbols (with the version each one is bound to, if any) and the defined dynamic
 symbols the file exports.  Policy (what is allowed) lives in :mod:`geonox.verify`.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,12 @@ _ARCHES: dict[tuple[str, int, bool], str] = {
 }
 
 # st_info.bind values; STB_LOOS (10) is STB_GNU_UNIQUE on GNU systems.
-_BINDINGS = {"STB_GLOBAL": "GLOBAL", "STB_WEAK": "WEAK", "STB_LOOS": "UNIQUE", "STB_GNU_UNIQUE": "UNIQUE"}
+_BINDINGS = {
+    "STB_GLOBAL": "GLOBAL",
+    "STB_WEAK": "WEAK",
+    "STB_LOOS": "UNIQUE",
+    "STB_GNU_UNIQUE": "UNIQUE",
+}
 _EXPORT_VISIBILITY = ("STV_DEFAULT", "STV_PROTECTED")
 _NOT_A_SYMBOL_TYPE = ("STT_SECTION", "STT_FILE")
 
@@ -207,4 +213,12 @@ def _read_dynsym(
             )
 
 
-__all__ = ["DynamicSymbol", "ELFError", "ElfInfo", "ELF_MAGIC", "is_elf", "machine_to_arch", "read_elf"]
+__all__ = [
+    "DynamicSymbol",
+    "ELFError",
+    "ElfInfo",
+    "ELF_MAGIC",
+    "is_elf",
+    "machine_to_arch",
+    "read_elf",
+]

@@ -20,6 +20,7 @@ cache``, :func:`geonox.sources.fetch` called on its own) calls :func:`read` itse
 ``SOURCE_DATE_EPOCH``  (the reproducible-builds.org variable) overrides ``source-date-epoch``
 =====================  ==================================================================
 """
+
 from __future__ import annotations
 
 import os
@@ -33,9 +34,18 @@ from geonox.errors import ConfigError
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-VARIABLES = ("GEONOX_MIRROR", "GEONOX_OFFLINE", "GEONOX_CACHE_DIR", "GEONOX_TIMEOUT",
-             "GEONOX_DOCKER", "GEONOX_PODMAN", "GEONOX_CCACHE", "GEONOX_UV",
-             "GEONOX_CACHE_REMOTE", "GEONOX_CACHE_PUSH")
+VARIABLES = (
+    "GEONOX_MIRROR",
+    "GEONOX_OFFLINE",
+    "GEONOX_CACHE_DIR",
+    "GEONOX_TIMEOUT",
+    "GEONOX_DOCKER",
+    "GEONOX_PODMAN",
+    "GEONOX_CCACHE",
+    "GEONOX_UV",
+    "GEONOX_CACHE_REMOTE",
+    "GEONOX_CACHE_PUSH",
+)
 
 
 @dataclass(frozen=True)
@@ -79,14 +89,20 @@ def read(environ: Mapping[str, str] | None = None) -> Environment:
         except ValueError:
             timeout = -1.0
         if not timeout > 0:
-            raise _bad("GEONOX_TIMEOUT", timeout_text,
-                       "expected a number of seconds such as 60, or unset it (default: connect "
-                       "10 s, read 60 s)")
+            raise _bad(
+                "GEONOX_TIMEOUT",
+                timeout_text,
+                "expected a number of seconds such as 60, or unset it (default: connect "
+                "10 s, read 60 s)",
+            )
     cache = env.get("GEONOX_CACHE_DIR", "").strip()
     epoch_text = env.get("SOURCE_DATE_EPOCH", "").strip()
     if epoch_text and not epoch_text.isdigit():
-        raise _bad("SOURCE_DATE_EPOCH", epoch_text,
-                   "expected whole seconds since 1970 (e.g. $(git log -1 --format=%ct)), or unset it")
+        raise _bad(
+            "SOURCE_DATE_EPOCH",
+            epoch_text,
+            "expected whole seconds since 1970 (e.g. $(git log -1 --format=%ct)), or unset it",
+        )
     return Environment(
         mirrors=tuple(env.get("GEONOX_MIRROR", "").split()),
         offline=_flag(env, "GEONOX_OFFLINE"),
@@ -94,8 +110,11 @@ def read(environ: Mapping[str, str] | None = None) -> Environment:
         uv=_flag(env, "GEONOX_UV") is not False,
         cache_dir=Path(cache).expanduser().resolve() if cache else default_cache_dir(),
         timeout=timeout,
-        engines={kind: env[f"GEONOX_{kind.upper()}"] for kind in ("docker", "podman")
-                 if env.get(f"GEONOX_{kind.upper()}")},
+        engines={
+            kind: env[f"GEONOX_{kind.upper()}"]
+            for kind in ("docker", "podman")
+            if env.get(f"GEONOX_{kind.upper()}")
+        },
         source_date_epoch=int(epoch_text) if epoch_text else None,
         cache_remote=env.get("GEONOX_CACHE_REMOTE", "").strip() or None,
         cache_push=_flag(env, "GEONOX_CACHE_PUSH"),

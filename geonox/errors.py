@@ -6,6 +6,7 @@ paragraph without a traceback.  Any other exception is a bug in geonox and keeps
 traceback.  :class:`Interrupted` is a stop request (SIGTERM, SIGINT) turned into an
 exception, so every ``with`` on the way out stops what it started.
 """
+
 from __future__ import annotations
 
 

@@ -12,6 +12,7 @@ Every child runs in a process group of its own; if the wait for it is interrupte
 group -- ``cmake --build``, ``make`` and every compiler under them -- is stopped before the
 exception goes on.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,13 +58,26 @@ def stop_group(proc: subprocess.Popen, grace: float = STOP_GRACE) -> None:
         proc.wait(grace)
 
 
-def run_child(argv: Sequence[str], *, stdout: object = None, stderr: object = None,
-              env: Mapping[str, str] | None = None, cwd: str | None = None,
-              text: bool = False) -> subprocess.CompletedProcess:
+def run_child(
+    argv: Sequence[str],
+    *,
+    stdout: object = None,
+    stderr: object = None,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    text: bool = False,
+) -> subprocess.CompletedProcess:
     """``subprocess.run`` in a new process group that is stopped if the wait is interrupted."""
-    proc = subprocess.Popen(list(argv), cwd=cwd, env=None if env is None else dict(env),
-                            stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, text=text,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        stdout=stdout,
+        stderr=stderr,
+        stdin=subprocess.DEVNULL,
+        text=text,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate()
     except BaseException:
@@ -72,8 +86,14 @@ def run_child(argv: Sequence[str], *, stdout: object = None, stderr: object = No
     return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
 
 
-def run_logged(argv: Sequence[str], log: Path, *, header: str, env: Mapping[str, str] | None = None,
-               cwd: str | None = None) -> int:
+def run_logged(
+    argv: Sequence[str],
+    log: Path,
+    *,
+    header: str,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> int:
     """Run ``argv`` with stdout and stderr appended to ``log`` after a ``$ header`` line;
     return its exit status."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -111,8 +131,12 @@ class Executor(ABC):
     def __enter__(self) -> Executor:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -168,9 +192,20 @@ class Executor(ABC):
 #: sets UV_PYTHON and VIRTUAL_ENV for a session in a uv venv (``uv pip install`` then fills
 #: that venv instead of a build's isolated one), an activated venv or conda env sets theirs.
 #: A build's isolated environment and a test venv must each be their own.
-OUTER_ENVIRONMENT = frozenset({
-    "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONHOME", "UV_PYTHON", "UV_PROJECT_ENVIRONMENT",
-    "UV_SYSTEM_PYTHON", "PIP_PREFIX", "PIP_TARGET", "PIP_USER", "PIP_REQUIRE_VIRTUALENV"})
+OUTER_ENVIRONMENT = frozenset(
+    {
+        "VIRTUAL_ENV",
+        "CONDA_PREFIX",
+        "PYTHONHOME",
+        "UV_PYTHON",
+        "UV_PROJECT_ENVIRONMENT",
+        "UV_SYSTEM_PYTHON",
+        "PIP_PREFIX",
+        "PIP_TARGET",
+        "PIP_USER",
+        "PIP_REQUIRE_VIRTUALENV",
+    }
+)
 
 
 class HostExecutor(Executor):
@@ -181,7 +216,7 @@ class HostExecutor(Executor):
         if self.arch != host_arch() and not cross:
             raise UserError(
                 f"backend 'host' builds only for this machine's arch ({host_arch()}), not "
-                f"'{self.arch}'. Use backend = \"zig\" or \"docker\" for {self.arch}, or "
+                f'\'{self.arch}\'. Use backend = "zig" or "docker" for {self.arch}, or '
                 f"drop it from archs."
             )
 
@@ -196,7 +231,9 @@ class HostExecutor(Executor):
 
     def run(self, cmd: Command, *, log: Path) -> None:
         try:
-            rc = run_logged(cmd.argv, log, header=cmd.display(), env=self._env(cmd.env), cwd=cmd.cwd)
+            rc = run_logged(
+                cmd.argv, log, header=cmd.display(), env=self._env(cmd.env), cwd=cmd.cwd
+            )
         except FileNotFoundError:
             raise BuildError(
                 f"step '{cmd.name}' could not start: '{cmd.argv[0]}' is not installed or "
@@ -207,13 +244,20 @@ class HostExecutor(Executor):
 
     def capture(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> str:
         try:
-            proc = run_child(argv, env=self._env(env or {}), text=True, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT)
+            proc = run_child(
+                argv,
+                env=self._env(env or {}),
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
         except OSError as exc:
             raise UserError(f"'{shlex.join(argv)}' failed on this machine: {exc}") from None
         if proc.returncode != 0:
-            raise UserError(f"'{shlex.join(argv)}' failed on this machine (exit "
-                            f"{proc.returncode}): {proc.stdout.strip()[-400:]}")
+            raise UserError(
+                f"'{shlex.join(argv)}' failed on this machine (exit "
+                f"{proc.returncode}): {proc.stdout.strip()[-400:]}"
+            )
         return proc.stdout
 
     def python(self, py: PythonVersion) -> str:

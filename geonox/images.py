@@ -6,6 +6,7 @@ the image reference as configured (with its tag) and the digest the registry rep
 for that arch.  Builds run the image by digest and refuse an unpinned one unless
 ``allow-unpinned = true``.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,7 +57,9 @@ class ImageRef:
     def parse(cls, text: str) -> "ImageRef":
         rest, digest = (text.split("@", 1) + [None])[:2] if "@" in text else (text, None)
         if digest is not None and not DIGEST_RE.fullmatch(digest):
-            raise UserError(f"image reference {text!r} has a malformed digest (want sha256:<64 hex>).")
+            raise UserError(
+                f"image reference {text!r} has a malformed digest (want sha256:<64 hex>)."
+            )
         first, _, remainder = rest.partition("/")
         if remainder and ("." in first or ":" in first or first == "localhost"):
             registry, path = first, remainder
@@ -64,8 +67,10 @@ class ImageRef:
             registry, path = "docker.io", rest
         name, _, tag = path.rpartition(":") if ":" in path.rsplit("/", 1)[-1] else (path, "", "")
         if not name or not re.fullmatch(r"[a-z0-9]+(?:[._/-][a-z0-9]+)*", name):
-            raise UserError(f"{text!r} is not an image reference like "
-                            f"quay.io/pypa/manylinux_2_28_x86_64:latest.")
+            raise UserError(
+                f"{text!r} is not an image reference like "
+                f"quay.io/pypa/manylinux_2_28_x86_64:latest."
+            )
         if registry == "docker.io":
             registry = "registry-1.docker.io"
             if "/" not in name:
@@ -83,7 +88,11 @@ class ImageRef:
         return f"{self.name}@{digest}"
 
     def __str__(self) -> str:
-        return self.name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
+        return (
+            self.name
+            + (f":{self.tag}" if self.tag else "")
+            + (f"@{self.digest}" if self.digest else "")
+        )
 
 
 def image_for(images: Mapping[str, str], policy: str, arch: str) -> str:
@@ -92,8 +101,10 @@ def image_for(images: Mapping[str, str], policy: str, arch: str) -> str:
         return images[arch]
     template = DEFAULT_IMAGES.get(policy)
     if template is None:
-        raise UserError(f"no default manylinux image for policy {policy}; set "
-                        f"images = {{ {arch} = \"…\" }} in [tool.geonox].")
+        raise UserError(
+            f"no default manylinux image for policy {policy}; set "
+            f'images = {{ {arch} = "…" }} in [tool.geonox].'
+        )
     return template.format(arch=arch)
 
 
@@ -101,8 +112,10 @@ def default_dockerfile(policy: str) -> Path:
     """geonox's build-image Dockerfile for a policy (shipped in the package)."""
     name = DEFAULT_DOCKERFILES.get(policy)
     if name is None:
-        raise UserError(f"geonox ships no build-image Dockerfile for {policy} (it has "
-                        f"{' and '.join(DEFAULT_DOCKERFILES.values())}); set dockerfile = \"…\".")
+        raise UserError(
+            f"geonox ships no build-image Dockerfile for {policy} (it has "
+            f'{" and ".join(DEFAULT_DOCKERFILES.values())}); set dockerfile = "…".'
+        )
     return Path(__file__).parent / "dockerfiles" / f"{name}.Dockerfile"
 
 
@@ -111,7 +124,9 @@ def default_dockerfile(policy: str) -> Path:
 
 def _scheme(registry: str) -> str:
     host = registry.split(":")[0]
-    return "http" if host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.") else "https"
+    return (
+        "http" if host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.") else "https"
+    )
 
 
 def _bearer_token(session: requests.Session, challenge: str, ref: ImageRef) -> str:
@@ -119,13 +134,17 @@ def _bearer_token(session: requests.Session, challenge: str, ref: ImageRef) -> s
     params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
     realm = params.pop("realm", None)
     if not realm:
-        raise UserError(f"{ref.registry} asked for authentication without a token realm "
-                        f"({challenge!r}); pin this image by hand (images = {{…@sha256:…}}).")
+        raise UserError(
+            f"{ref.registry} asked for authentication without a token realm "
+            f"({challenge!r}); pin this image by hand (images = {{…@sha256:…}})."
+        )
     params.setdefault("scope", f"repository:{ref.repository}:pull")
     resp = session.get(realm, params=params, timeout=30)
     if resp.status_code != 200:
-        raise UserError(f"{ref.registry} refused an anonymous pull token for {ref.repository} "
-                        f"(HTTP {resp.status_code} from {realm}); is the image private?")
+        raise UserError(
+            f"{ref.registry} refused an anonymous pull token for {ref.repository} "
+            f"(HTTP {resp.status_code} from {realm}); is the image private?"
+        )
     body = resp.json()
     token = body.get("token") or body.get("access_token")
     if not token:
@@ -133,8 +152,9 @@ def _bearer_token(session: requests.Session, challenge: str, ref: ImageRef) -> s
     return token
 
 
-def _get_manifest(session: requests.Session, ref: ImageRef, reference: str,
-                  token: str | None) -> tuple[requests.Response, str | None]:
+def _get_manifest(
+    session: requests.Session, ref: ImageRef, reference: str, token: str | None
+) -> tuple[requests.Response, str | None]:
     url = f"{_scheme(ref.registry)}://{ref.registry}/v2/{ref.repository}/manifests/{reference}"
     headers = {"Accept": ", ".join(INDEX_TYPES + MANIFEST_TYPES)}
     if token:
@@ -142,15 +162,22 @@ def _get_manifest(session: requests.Session, ref: ImageRef, reference: str,
     try:
         resp = session.get(url, headers=headers, timeout=30)
     except requests.RequestException as exc:
-        raise UserError(f"could not reach registry {ref.registry} to resolve {ref} ({exc}). "
-                        f"Check the network, or pin the image by digest by hand.") from None
-    if resp.status_code == 401 and token is None and "bearer" in \
-            resp.headers.get("WWW-Authenticate", "").lower():
+        raise UserError(
+            f"could not reach registry {ref.registry} to resolve {ref} ({exc}). "
+            f"Check the network, or pin the image by digest by hand."
+        ) from None
+    if (
+        resp.status_code == 401
+        and token is None
+        and "bearer" in resp.headers.get("WWW-Authenticate", "").lower()
+    ):
         token = _bearer_token(session, resp.headers["WWW-Authenticate"], ref)
         return _get_manifest(session, ref, reference, token)
     if resp.status_code == 404:
-        raise UserError(f"{ref.registry} has no manifest {reference!r} for {ref.repository} "
-                        f"(HTTP 404). Check the image name and tag.")
+        raise UserError(
+            f"{ref.registry} has no manifest {reference!r} for {ref.repository} "
+            f"(HTTP 404). Check the image name and tag."
+        )
     if resp.status_code != 200:
         raise UserError(f"{ref.registry} answered HTTP {resp.status_code} for {url}.")
     return resp, token
@@ -173,22 +200,31 @@ def resolve_digest(reference: str, arch: str) -> str:
                 platform = entry.get("platform", {})
                 if platform.get("os") == "linux" and platform.get("architecture") == oci:
                     return entry["digest"]
-            found = sorted({m.get("platform", {}).get("architecture", "?")
-                            for m in body.get("manifests", [])})
-            raise UserError(f"{reference} is a multi-arch index without linux/{oci} "
-                            f"(it has: {', '.join(found)}); choose an image for {arch}.")
-        digest = resp.headers.get("Docker-Content-Digest") or \
-            "sha256:" + hashlib.sha256(resp.content).hexdigest()
+            found = sorted(
+                {m.get("platform", {}).get("architecture", "?") for m in body.get("manifests", [])}
+            )
+            raise UserError(
+                f"{reference} is a multi-arch index without linux/{oci} "
+                f"(it has: {', '.join(found)}); choose an image for {arch}."
+            )
+        digest = (
+            resp.headers.get("Docker-Content-Digest")
+            or "sha256:" + hashlib.sha256(resp.content).hexdigest()
+        )
         config = body.get("config", {}).get("digest")
         if config:  # single-arch manifest: make sure it is the arch we want
-            blob_url = f"{_scheme(ref.registry)}://{ref.registry}/v2/{ref.repository}/blobs/{config}"
+            blob_url = (
+                f"{_scheme(ref.registry)}://{ref.registry}/v2/{ref.repository}/blobs/{config}"
+            )
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             cfg = session.get(blob_url, headers=headers, timeout=30)
             if cfg.status_code == 200:
                 image_arch = cfg.json().get("architecture")
                 if image_arch and image_arch != OCI_ARCH[arch]:
-                    raise UserError(f"{reference} is a linux/{image_arch} image, not "
-                                    f"linux/{OCI_ARCH[arch]}: choose the {arch} image.")
+                    raise UserError(
+                        f"{reference} is a linux/{image_arch} image, not "
+                        f"linux/{OCI_ARCH[arch]}: choose the {arch} image."
+                    )
         return digest
 
 
@@ -217,25 +253,35 @@ class ImageLock:
         try:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{path} is not valid TOML ({exc}); run `python -m geonox pin` "
-                            f"to write it again.") from None
+            raise UserError(
+                f"{path} is not valid TOML ({exc}); run `python -m geonox pin` to write it again."
+            ) from None
         entries = {}
         for arch, table in data.get("images", {}).items():
             digest = table.get("digest", "")
             if not DIGEST_RE.fullmatch(digest):
-                raise UserError(f"{path}: images.{arch}.digest = {digest!r} is not a sha256 "
-                                f"digest; run `python -m geonox pin`.")
+                raise UserError(
+                    f"{path}: images.{arch}.digest = {digest!r} is not a sha256 "
+                    f"digest; run `python -m geonox pin`."
+                )
             entries[arch] = LockEntry(arch, table.get("image", ""), digest)
         return cls(path, entries)
 
     def save(self) -> None:
-        lines = ["# Written by `python -m geonox pin` (or `nox -s pin-images`); commit this file.",
-                 "# Each image is run by the digest below; the tag is kept for humans and for",
-                 "# `pin` to resolve again.", ""]
+        lines = [
+            "# Written by `python -m geonox pin` (or `nox -s pin-images`); commit this file.",
+            "# Each image is run by the digest below; the tag is kept for humans and for",
+            "# `pin` to resolve again.",
+            "",
+        ]
         for arch in sorted(self.entries):
             e = self.entries[arch]
-            lines += [f"[images.{arch}]", f"image = {json.dumps(e.image)}",
-                      f"digest = {json.dumps(e.digest)}", ""]
+            lines += [
+                f"[images.{arch}]",
+                f"image = {json.dumps(e.image)}",
+                f"digest = {json.dumps(e.digest)}",
+                "",
+            ]
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text("\n".join(lines))
         tmp.replace(self.path)
@@ -259,15 +305,25 @@ def pinned_image(image: str, arch: str, lock: ImageLock, allow_unpinned: bool) -
         return PinnedImage(arch, image, ref.with_digest(entry.digest), entry.digest)
     if allow_unpinned:
         return PinnedImage(arch, image, str(ref), None)
-    why = (f"{lock.path.name} pins {entry.image!r} for {arch}, but the config now says {image!r}"
-           if entry else f"{image} has no digest in {lock.path}")
-    raise UserError(f"refusing to build with an unpinned image: {why}. Run `python -m geonox pin` "
-                    f"(or `nox -s pin-images`) and commit {lock.path.name}, or set "
-                    f"allow-unpinned = true in [tool.geonox] to accept whatever the tag points to.")
+    why = (
+        f"{lock.path.name} pins {entry.image!r} for {arch}, but the config now says {image!r}"
+        if entry
+        else f"{image} has no digest in {lock.path}"
+    )
+    raise UserError(
+        f"refusing to build with an unpinned image: {why}. Run `python -m geonox pin` "
+        f"(or `nox -s pin-images`) and commit {lock.path.name}, or set "
+        f"allow-unpinned = true in [tool.geonox] to accept whatever the tag points to."
+    )
 
 
-def pin_images(project: Path, policy: str, archs: Sequence[str], images: Mapping[str, str],
-               log: Callable[[str], None] = print) -> ImageLock:
+def pin_images(
+    project: Path,
+    policy: str,
+    archs: Sequence[str],
+    images: Mapping[str, str],
+    log: Callable[[str], None] = print,
+) -> ImageLock:
     """Resolve every arch's configured image to its digest and write the lock file."""
     lock = ImageLock.load(project)
     for arch in archs:
@@ -279,8 +335,15 @@ def pin_images(project: Path, policy: str, archs: Sequence[str], images: Mapping
         digest = resolve_digest(image, arch)
         old = lock.entries.get(arch)
         lock.entries[arch] = LockEntry(arch, image, digest)
-        change = "" if old is None else (" (unchanged)" if old.digest == digest and old.image == image
-                                         else f" (was {old.digest})")
+        change = (
+            ""
+            if old is None
+            else (
+                " (unchanged)"
+                if old.digest == digest and old.image == image
+                else f" (was {old.digest})"
+            )
+        )
         log(f"{arch}: {image} -> {digest}{change}")
     lock.save()
     log(f"wrote {lock.path}")

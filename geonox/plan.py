@@ -4,6 +4,7 @@ Both the nox registration (sessions.py) and ``python -m geonox plan`` read this,
 session names, their ``requires`` chain and tags are decided in one place, from the step
 objects in :data:`geonox.steps.STEPS`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,9 +38,21 @@ def session_specs(config: Config, prefix: str = "") -> list[SessionSpec]:
             if (step.scope == "project") != (arch is None):
                 continue
             for py in step.pythons(config):
-                requires = tuple(dict.fromkeys(session_name(config, k, prefix)
-                                               for k in step.requires(config, arch, py)))
+                requires = tuple(
+                    dict.fromkeys(
+                        session_name(config, k, prefix) for k in step.requires(config, arch, py)
+                    )
+                )
                 tags = ("geonox", step.name) + ((arch,) if arch else ()) + ((py.tag,) if py else ())
-                specs.append(SessionSpec(prefix + step.session_name(arch, py), step, arch, py,
-                                         requires, tags, step.doc(config, arch, py)))
+                specs.append(
+                    SessionSpec(
+                        prefix + step.session_name(arch, py),
+                        step,
+                        arch,
+                        py,
+                        requires,
+                        tags,
+                        step.doc(config, arch, py),
+                    )
+                )
     return specs

@@ -5,6 +5,7 @@ One :class:`Policy` object per (policy, arch), looked up by name (``Policy.named
 wheel's platform tag (:func:`resolve_policy`).  Config validation, the repair step, verify
 and the zig toolchain all read policies and platform tags through this module.
 """
+
 from __future__ import annotations
 
 import functools
@@ -161,7 +162,10 @@ class Policy:
                 lib = f"libc.musl-{_MUSL_LIBC_ARCH.get(arch, arch)}.so.1"
             whitelist.append(lib)
         return cls(
-            name=entry["name"], arch=arch, libc=libc, priority=int(entry["priority"]),
+            name=entry["name"],
+            arch=arch,
+            libc=libc,
+            priority=int(entry["priority"]),
             whitelist=frozenset(whitelist),
             symbol_versions={k: frozenset(v) for k, v in entry["symbol_versions"][arch].items()},
             blacklist={k: frozenset(v) for k, v in entry.get("blacklist", {}).items()},
@@ -203,7 +207,9 @@ def resolve_policy(platform_tag: str) -> Policy:
         (num, entry)
         for entry in entries
         for num in [_numbered(entry["name"])]
-        if num is not None and wanted is not None and num[1:] <= wanted[1:]
+        if num is not None
+        and wanted is not None
+        and num[1:] <= wanted[1:]
         and arch in entry["symbol_versions"]
     ]
     if not older:

@@ -2,6 +2,7 @@
 
 Steps receive a :class:`Project`; the nox sessions and the CLI make one from the config.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,14 @@ class Project:
         """The backend that builds ``arch`` (resolved once; use it in a ``with``)."""
         if arch not in self._backends:
             cls = BACKENDS[backend_name(self.config, arch, self.engines)]
-            self._backends[arch] = cls(self.config, arch, self.cache, self.engines,
-                                       lambda: self.log, lambda: self.logs_dir(arch))
+            self._backends[arch] = cls(
+                self.config,
+                arch,
+                self.cache,
+                self.engines,
+                lambda: self.log,
+                lambda: self.logs_dir(arch),
+            )
         return self._backends[arch]
 
     def image_archs(self) -> tuple[str, ...]:
@@ -47,9 +54,13 @@ class Project:
         config = self.config
         digest = hashlib.sha256(str(config.project).encode()).hexdigest()[:12]
         artifact = self.cache.work_dir(f"{config.name}-{digest}")
-        artifact.ensure(lambda place: (place.mkdir(parents=True, exist_ok=True),
-                                       {"project": str(config.project), "name": config.name})[1],
-                        in_place=True)
+        artifact.ensure(
+            lambda place: (
+                place.mkdir(parents=True, exist_ok=True),
+                {"project": str(config.project), "name": config.name},
+            )[1],
+            in_place=True,
+        )
         return artifact
 
     @property

@@ -18,6 +18,7 @@ helper (``credHelpers``), else the default one (``credsStore``), each asked thro
 helper protocol (``docker-credential-<name> get``), else the ``auths`` entry ``docker
 login`` wrote; used for the registry's token flow or basic auth.
 """
+
 from __future__ import annotations
 
 import base64
@@ -63,14 +64,20 @@ class RemoteSpec:
 
     @classmethod
     def parse(cls, text: str, key: str = "cache-remote") -> "RemoteSpec":
-        m = re.fullmatch(r"(oci|oci\+http|oci\+https)://([^/\s]+)/([a-z0-9]+(?:[._/-][a-z0-9]+)*)/?", text or "")
+        m = re.fullmatch(
+            r"(oci|oci\+http|oci\+https)://([^/\s]+)/([a-z0-9]+(?:[._/-][a-z0-9]+)*)/?", text or ""
+        )
         if not m:
-            raise ConfigError(f"{key} = {text!r} is not an OCI repository URL: expected "
-                              "oci://<registry>/<repository> (e.g. oci://ghcr.io/org/geonox-cache; "
-                              "oci+http:// for a plain-HTTP registry).", key=key)
+            raise ConfigError(
+                f"{key} = {text!r} is not an OCI repository URL: expected "
+                "oci://<registry>/<repository> (e.g. oci://ghcr.io/org/geonox-cache; "
+                "oci+http:// for a plain-HTTP registry).",
+                key=key,
+            )
         kind, registry, repository = m.groups()
-        scheme = {"oci+http": "http", "oci+https": "https"}.get(kind) or \
-            ("http" if _LOOPBACK.match(registry) else "https")
+        scheme = {"oci+http": "http", "oci+https": "https"}.get(kind) or (
+            "http" if _LOOPBACK.match(registry) else "https"
+        )
         return cls(url=text, scheme=scheme, registry=registry, repository=repository)
 
 
@@ -104,8 +111,13 @@ def _helper_auth(helper: str, registry: str) -> str | None:
     """What ``docker-credential-<helper> get`` knows for ``registry`` (None when it knows
     nothing, is missing, or holds an identity token, which basic auth cannot use)."""
     try:
-        done = subprocess.run([f"docker-credential-{helper}", "get"], input=registry, text=True,
-                              capture_output=True, timeout=30)
+        done = subprocess.run(
+            [f"docker-credential-{helper}", "get"],
+            input=registry,
+            text=True,
+            capture_output=True,
+            timeout=30,
+        )
         answer = json.loads(done.stdout) if done.returncode == 0 else {}
     except (OSError, ValueError, subprocess.TimeoutExpired):
         return None
@@ -133,8 +145,11 @@ class RemoteCache:
         ``cache-push``."""
         if config.cache_remote is None:
             return None
-        return cls(config.cache_remote, push=config.cache_push if push is None else push,
-                   timeout=config.env.timeout or 60.0)
+        return cls(
+            config.cache_remote,
+            push=config.cache_push if push is None else push,
+            timeout=config.env.timeout or 60.0,
+        )
 
     def __str__(self) -> str:
         return f"{self.spec.registry}/{self.spec.repository}"
@@ -144,16 +159,22 @@ class RemoteCache:
     def _url(self, path: str) -> str:
         return f"{self.spec.scheme}://{self.spec.registry}/v2/{self.spec.repository}/{path}"
 
-    def _request(self, method: str, url: str, *, scope: str, ok: tuple[int, ...], **kwargs: Any) -> requests.Response:
+    def _request(
+        self, method: str, url: str, *, scope: str, ok: tuple[int, ...], **kwargs: Any
+    ) -> requests.Response:
         headers = dict(kwargs.pop("headers", {}))
 
         def send() -> requests.Response:
             if scope in self._auth:
                 headers["Authorization"] = self._auth[scope]
             try:
-                return self._session.request(method, url, headers=headers, timeout=self.timeout, **kwargs)
+                return self._session.request(
+                    method, url, headers=headers, timeout=self.timeout, **kwargs
+                )
             except requests.RequestException as exc:
-                raise RemoteError(f"{self.spec.registry} did not answer ({type(exc).__name__})") from None
+                raise RemoteError(
+                    f"{self.spec.registry} did not answer ({type(exc).__name__})"
+                ) from None
 
         resp = send()
         if resp.status_code == 401:  # once more, with the credentials it asks for
@@ -162,24 +183,32 @@ class RemoteCache:
                 kwargs["data"].seek(0)
             resp = send()
             if resp.status_code == 401:
-                raise RemoteError(f"{self.spec.registry} refused the credentials for {scope} "
-                                  "(docker login to it, or check the token's rights)")
+                raise RemoteError(
+                    f"{self.spec.registry} refused the credentials for {scope} "
+                    "(docker login to it, or check the token's rights)"
+                )
         if resp.status_code not in ok:
-            raise RemoteError(f"{self.spec.registry} answered HTTP {resp.status_code} to "
-                              f"{method} {url.split('/v2/', 1)[-1].split('?')[0]}")
+            raise RemoteError(
+                f"{self.spec.registry} answered HTTP {resp.status_code} to "
+                f"{method} {url.split('/v2/', 1)[-1].split('?')[0]}"
+            )
         return resp
 
     def _authenticate(self, challenge: str, scope: str) -> None:
         creds = _docker_auth(self.spec.registry)
         if challenge.lower().startswith("basic"):
             if not creds:
-                raise RemoteError(f"{self.spec.registry} wants a login (docker login {self.spec.registry})")
+                raise RemoteError(
+                    f"{self.spec.registry} wants a login (docker login {self.spec.registry})"
+                )
             self._auth[scope] = "Basic " + base64.b64encode(creds.encode()).decode()
             return
         params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
         realm = params.pop("realm", None)
         if not realm:
-            raise RemoteError(f"{self.spec.registry} asked for authentication without a token realm")
+            raise RemoteError(
+                f"{self.spec.registry} asked for authentication without a token realm"
+            )
         params["scope"] = f"repository:{self.spec.repository}:{scope}"
         auth = tuple(creds.split(":", 1)) if creds and ":" in creds else None
         try:
@@ -188,12 +217,16 @@ class RemoteCache:
             raise RemoteError(f"{realm} did not answer ({type(exc).__name__})") from None
         token = resp.json().get("token") or resp.json().get("access_token") if resp.ok else None
         if not token:
-            raise RemoteError(f"{realm} gave no token for {params['scope']} (HTTP {resp.status_code})")
+            raise RemoteError(
+                f"{realm} gave no token for {params['scope']} (HTTP {resp.status_code})"
+            )
         self._auth[scope] = f"Bearer {token}"
 
     def _blob(self, digest: str, dest: io.BufferedIOBase | None = None) -> bytes | None:
         """A blob, its sha256 checked (into ``dest`` as it streams when given)."""
-        resp = self._request("GET", self._url(f"blobs/{digest}"), scope="pull", ok=(200,), stream=True)
+        resp = self._request(
+            "GET", self._url(f"blobs/{digest}"), scope="pull", ok=(200,), stream=True
+        )
         sha = hashlib.sha256()
         chunks = []
         for chunk in resp.iter_content(1 << 20):
@@ -204,11 +237,15 @@ class RemoteCache:
                 dest.write(chunk)
         got = "sha256:" + sha.hexdigest()
         if got != digest:
-            raise RemoteError(f"blob {digest[:19]}… arrived as {got[:19]}… (digest mismatch): refused")
+            raise RemoteError(
+                f"blob {digest[:19]}… arrived as {got[:19]}… (digest mismatch): refused"
+            )
         return b"".join(chunks) if dest is None else None
 
     def _upload(self, data: bytes | Path, digest: str, size: int) -> None:
-        exists = self._request("HEAD", self._url(f"blobs/{digest}"), scope="pull,push", ok=(200, 404))
+        exists = self._request(
+            "HEAD", self._url(f"blobs/{digest}"), scope="pull,push", ok=(200, 404)
+        )
         if exists.status_code == 200:
             return
         start = self._request("POST", self._url("blobs/uploads/"), scope="pull,push", ok=(202,))
@@ -218,9 +255,14 @@ class RemoteCache:
         sep = "&" if "?" in location else "?"
         body = data.open("rb") if isinstance(data, Path) else io.BytesIO(data)
         with body:
-            self._request("PUT", f"{location}{sep}digest={digest}", scope="pull,push", ok=(201,),
-                          data=body, headers={"Content-Type": "application/octet-stream",
-                                              "Content-Length": str(size)})
+            self._request(
+                "PUT",
+                f"{location}{sep}digest={digest}",
+                scope="pull,push",
+                ok=(201,),
+                data=body,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+            )
 
     # ---------------------------------------------------------------- artifacts
 
@@ -230,22 +272,36 @@ class RemoteCache:
         something that is not that artifact, or could not be read (nothing is left in
         ``place``'s parent then but what the caller removes)."""
         tag = tag_of(build)
-        resp = self._request("GET", self._url(f"manifests/{tag}"), scope="pull", ok=(200, 404),
-                             headers={"Accept": MANIFEST_TYPE})
+        resp = self._request(
+            "GET",
+            self._url(f"manifests/{tag}"),
+            scope="pull",
+            ok=(200, 404),
+            headers={"Accept": MANIFEST_TYPE},
+        )
         if resp.status_code == 404:
             return None
         try:
             manifest = resp.json()
             config_desc, (layer,) = manifest["config"], manifest["layers"]
         except (ValueError, KeyError, TypeError):
-            raise RemoteError(f"{tag} in {self} is not a geonox artifact (unexpected manifest)") from None
+            raise RemoteError(
+                f"{tag} in {self} is not a geonox artifact (unexpected manifest)"
+            ) from None
         if config_desc.get("mediaType") != CONFIG_TYPE or layer.get("mediaType") != LAYER_TYPE:
-            raise RemoteError(f"{tag} in {self} is not a geonox artifact ({config_desc.get('mediaType')})")
+            raise RemoteError(
+                f"{tag} in {self} is not a geonox artifact ({config_desc.get('mediaType')})"
+            )
         config = json.loads(self._blob(config_desc["digest"]))
-        if config.get("format") != FORMAT or config.get("key") != build.key or \
-                _comparable(config.get("artifact", {})) != _comparable(build.manifest):
-            raise RemoteError(f"{tag} in {self} was made from other inputs than this build's key "
-                              "says (a different recipe, source or toolchain): refused")
+        if (
+            config.get("format") != FORMAT
+            or config.get("key") != build.key
+            or _comparable(config.get("artifact", {})) != _comparable(build.manifest)
+        ):
+            raise RemoteError(
+                f"{tag} in {self} was made from other inputs than this build's key "
+                "says (a different recipe, source or toolchain): refused"
+            )
         place.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=place.parent) as tmp:
             self._blob(layer["digest"], tmp)
@@ -260,6 +316,7 @@ class RemoteCache:
         """The artifact ``build`` pulled into its place in the cache, under its lock: True
         when pulled now, False when it was complete already, None when the registry does not
         hold it (nothing is left behind then, nor when RemoteError is raised)."""
+
         def fill(place: Path) -> dict[str, Any]:
             got = self.pull(build, place, cache_root)
             if got is None:
@@ -276,8 +333,10 @@ class RemoteCache:
         from geonox.cache import DEP_MARKER
 
         marker = json.loads((build.path / DEP_MARKER).read_text())
-        config = json.dumps({"format": FORMAT, "key": build.key, "artifact": marker,
-                             "cache_root": str(cache_root)}, sort_keys=True).encode()
+        config = json.dumps(
+            {"format": FORMAT, "key": build.key, "artifact": marker, "cache_root": str(cache_root)},
+            sort_keys=True,
+        ).encode()
         with tempfile.NamedTemporaryFile(suffix=".tar.gz") as tmp:
             _pack(build.path, Path(tmp.name), skip={DEP_MARKER})
             layer = Path(tmp.name)
@@ -287,15 +346,32 @@ class RemoteCache:
         config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
         self._upload(config, config_digest, len(config))
         tag = tag_of(build)
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": MANIFEST_TYPE, "artifactType": ARTIFACT_TYPE,
-            "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": len(config)},
-            "layers": [{"mediaType": LAYER_TYPE, "digest": layer_digest, "size": layer_size,
-                        "annotations": {"org.opencontainers.image.title": f"{tag}.tar.gz"}}],
-            "annotations": {"dev.geonox.key": build.key},
-        }, sort_keys=True).encode()
-        self._request("PUT", self._url(f"manifests/{tag}"), scope="pull,push", ok=(201,),
-                      data=manifest, headers={"Content-Type": MANIFEST_TYPE})
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": MANIFEST_TYPE,
+                "artifactType": ARTIFACT_TYPE,
+                "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": len(config)},
+                "layers": [
+                    {
+                        "mediaType": LAYER_TYPE,
+                        "digest": layer_digest,
+                        "size": layer_size,
+                        "annotations": {"org.opencontainers.image.title": f"{tag}.tar.gz"},
+                    }
+                ],
+                "annotations": {"dev.geonox.key": build.key},
+            },
+            sort_keys=True,
+        ).encode()
+        self._request(
+            "PUT",
+            self._url(f"manifests/{tag}"),
+            scope="pull,push",
+            ok=(201,),
+            data=manifest,
+            headers={"Content-Type": MANIFEST_TYPE},
+        )
         return f"{self}:{tag}"
 
 
@@ -323,8 +399,11 @@ def _pack(root: Path, dest: Path, skip: set[str]) -> None:
         return info
 
     entries = sorted(p for p in root.rglob("*") if p.relative_to(root).parts[0] not in skip)
-    with open(dest, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with (
+        open(dest, "wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
         for path in entries:
             tar.add(path, arcname=str(path.relative_to(root)), recursive=False, filter=normal)
 
@@ -341,7 +420,12 @@ def relocate(root: Path, old: str, new: str) -> list[str]:
         if path.is_symlink() or not path.is_file() or path.stat().st_size > 4 << 20:
             continue
         data = path.read_bytes()
-        if data[:4] == b"\x7fELF" or data[:8] == b"!<arch>\n" or b"\0" in data[:8192] or was not in data:
+        if (
+            data[:4] == b"\x7fELF"
+            or data[:8] == b"!<arch>\n"
+            or b"\0" in data[:8192]
+            or was not in data
+        ):
             continue
         mode = path.stat().st_mode
         path.write_bytes(data.replace(was, now))

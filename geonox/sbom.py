@@ -9,6 +9,7 @@ module writes geonox's beside it (never over it) and reads both back (``geonox s
 The document is a function of its inputs only (no clock, no random serial number): the
 serial number is a UUID derived from the content, the timestamp ``SOURCE_DATE_EPOCH``'s.
 """
+
 from __future__ import annotations
 
 import json
@@ -62,7 +63,9 @@ class BuildFacts:
     image: str | None = None  # the container image digest that built it, if one did
     source_date_epoch: int | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
-    tools: Mapping[str, str] = field(default_factory=dict)  # the pinned build tools: name -> version
+    tools: Mapping[str, str] = field(
+        default_factory=dict
+    )  # the pinned build tools: name -> version
 
 
 def _license(expression: str) -> list[dict]:
@@ -75,34 +78,42 @@ def license_paths(dist_info: str, dep: Bundled) -> list[str]:
     return [f"{dist_info}/licenses/{dep.name}/{name}" for name, _text in dep.license_files]
 
 
-def document(dist: str, version: str, dist_info: str, deps: Sequence[Bundled],
-             facts: BuildFacts) -> dict:
+def document(
+    dist: str, version: str, dist_info: str, deps: Sequence[Bundled], facts: BuildFacts
+) -> dict:
     """The CycloneDX 1.6 document for wheel ``dist`` ``version`` bundling ``deps``."""
     top = f"pkg:pypi/{dist.lower().replace('_', '-')}@{version}"
     components = []
     for dep in deps:
         properties = [{"name": "geonox:link", "value": dep.link}]
-        properties += [{"name": "geonox:license-file", "value": p} for p in license_paths(dist_info, dep)]
-        components.append({
-            "type": "library",
-            "bom-ref": dep.ref,
-            "supplier": {"name": dep.supplier},
-            "name": dep.name,
-            "version": dep.version,
-            "licenses": _license(dep.license),
-            "cpe": dep.cpe,
-            "purl": dep.purl,
-            "externalReferences": [{
-                "type": "source-distribution",
-                "url": dep.url,
-                "hashes": [{"alg": "SHA-256", "content": dep.sha256}],
-            }],
-            "properties": properties,
-        })
+        properties += [
+            {"name": "geonox:license-file", "value": p} for p in license_paths(dist_info, dep)
+        ]
+        components.append(
+            {
+                "type": "library",
+                "bom-ref": dep.ref,
+                "supplier": {"name": dep.supplier},
+                "name": dep.name,
+                "version": dep.version,
+                "licenses": _license(dep.license),
+                "cpe": dep.cpe,
+                "purl": dep.purl,
+                "externalReferences": [
+                    {
+                        "type": "source-distribution",
+                        "url": dep.url,
+                        "hashes": [{"alg": "SHA-256", "content": dep.sha256}],
+                    }
+                ],
+                "properties": properties,
+            }
+        )
     names = {d.name: d for d in deps}
     dependencies = [{"ref": top, "dependsOn": [d.ref for d in deps]}]
-    dependencies += [{"ref": d.ref, "dependsOn": [names[n].ref for n in d.depends if n in names]}
-                     for d in deps]
+    dependencies += [
+        {"ref": d.ref, "dependsOn": [names[n].ref for n in d.depends if n in names]} for d in deps
+    ]
     properties = [{"name": "geonox:toolchain", "value": facts.toolchain}]
     if facts.image:
         properties.append({"name": "geonox:image", "value": facts.image})
@@ -110,13 +121,27 @@ def document(dist: str, version: str, dist_info: str, deps: Sequence[Bundled],
     epoch = facts.source_date_epoch if facts.source_date_epoch is not None else 0
     metadata = {
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch)),
-        "tools": {"components": [{"type": "application", "name": "geonox",
-                                  "version": facts.geonox_version},
-                                 *({"type": "application", "name": name, "version": version,
-                                    "purl": f"pkg:pypi/{name}@{version}"}
-                                   for name, version in sorted(facts.tools.items()))]},
-        "component": {"type": "library", "bom-ref": top, "name": dist, "version": version,
-                      "purl": top},
+        "tools": {
+            "components": [
+                {"type": "application", "name": "geonox", "version": facts.geonox_version},
+                *(
+                    {
+                        "type": "application",
+                        "name": name,
+                        "version": version,
+                        "purl": f"pkg:pypi/{name}@{version}",
+                    }
+                    for name, version in sorted(facts.tools.items())
+                ),
+            ]
+        },
+        "component": {
+            "type": "library",
+            "bom-ref": top,
+            "name": dist,
+            "version": version,
+            "purl": top,
+        },
         "properties": properties,
     }
     body = {"metadata": metadata, "components": components, "dependencies": dependencies}
@@ -133,9 +158,13 @@ def document(dist: str, version: str, dist_info: str, deps: Sequence[Bundled],
 
 def dist_info_dir(names: Sequence[str]) -> str:
     """The wheel's ``*.dist-info`` directory (the one holding WHEEL)."""
-    found = sorted({PurePosixPath(n).parts[0] for n in names
-                    if PurePosixPath(n).parts[0].endswith(".dist-info")
-                    and PurePosixPath(n).name == "WHEEL"})
+    found = sorted(
+        {
+            PurePosixPath(n).parts[0]
+            for n in names
+            if PurePosixPath(n).parts[0].endswith(".dist-info") and PurePosixPath(n).name == "WHEEL"
+        }
+    )
     if len(found) != 1:
         raise ValueError(f"expected one .dist-info directory with a WHEEL file, found {found}")
     return found[0]
@@ -148,7 +177,7 @@ def add_to_wheel(wheel: Path, deps: Sequence[Bundled], facts: BuildFacts) -> str
 
     with zipfile.ZipFile(wheel) as zf:
         dist_info = dist_info_dir(zf.namelist())
-    dist, version = dist_info[:-len(".dist-info")].split("-", 1)
+    dist, version = dist_info[: -len(".dist-info")].split("-", 1)
     doc = document(dist, version, dist_info, deps, facts)
     tmp = wheel.with_name(wheel.name + ".sbom")
     with InWheel(wheel, tmp):
@@ -178,8 +207,15 @@ class Component:
     sbom: str  # the SBOM file it was read from
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "version": self.version, "sha256": self.sha256,
-                "license": self.license, "link": self.link, "purl": self.purl, "sbom": self.sbom}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "license": self.license,
+            "link": self.link,
+            "purl": self.purl,
+            "sbom": self.sbom,
+        }
 
 
 def _component(raw: dict, sbom: str) -> Component:
@@ -198,11 +234,18 @@ def _component(raw: dict, sbom: str) -> Component:
         elif "license" in entry:
             lic = entry["license"]
             licenses.append(lic.get("id") or lic.get("name") or "")
-    link = next((p.get("value") for p in raw.get("properties", [])
-                 if p.get("name") == "geonox:link"), None)
-    return Component(name=raw.get("name", "?"), version=raw.get("version", "?"), sha256=sha,
-                     license=" AND ".join(x for x in licenses if x) or None, link=link,
-                     purl=raw.get("purl"), sbom=sbom)
+    link = next(
+        (p.get("value") for p in raw.get("properties", []) if p.get("name") == "geonox:link"), None
+    )
+    return Component(
+        name=raw.get("name", "?"),
+        version=raw.get("version", "?"),
+        sha256=sha,
+        license=" AND ".join(x for x in licenses if x) or None,
+        link=link,
+        purl=raw.get("purl"),
+        sbom=sbom,
+    )
 
 
 def read_wheel(wheel: Path) -> list[Component]:
@@ -211,8 +254,12 @@ def read_wheel(wheel: Path) -> list[Component]:
     with zipfile.ZipFile(wheel) as zf:
         for name in sorted(zf.namelist()):
             parts = PurePosixPath(name).parts
-            if len(parts) == 3 and parts[0].endswith(".dist-info") and parts[1] == "sboms" \
-                    and name.endswith(".json"):
+            if (
+                len(parts) == 3
+                and parts[0].endswith(".dist-info")
+                and parts[1] == "sboms"
+                and name.endswith(".json")
+            ):
                 try:
                     doc = json.loads(zf.read(name))
                 except ValueError:
@@ -221,8 +268,11 @@ def read_wheel(wheel: Path) -> list[Component]:
                     continue
                 # auditwheel names the wheel itself among its components: not bundled
                 itself = (doc.get("metadata") or {}).get("component", {}).get("bom-ref")
-                found += [_component(c, name) for c in doc.get("components", [])
-                          if itself is None or c.get("bom-ref") != itself]
+                found += [
+                    _component(c, name)
+                    for c in doc.get("components", [])
+                    if itself is None or c.get("bom-ref") != itself
+                ]
     return found
 
 
@@ -267,7 +317,9 @@ def libraries_in(wheel: Path) -> dict[str, set[str]]:
     return found
 
 
-def license_texts_from_archive(archive: Path, paths: Sequence[str]) -> tuple[tuple[str, bytes], ...]:
+def license_texts_from_archive(
+    archive: Path, paths: Sequence[str]
+) -> tuple[tuple[str, bytes], ...]:
     """:func:`license_texts` read straight from a (verified) source archive: the files
     under its one top-level directory."""
     import tarfile

@@ -4,6 +4,7 @@ A broken ``[tool.geonox]`` does not take the maintainer's noxfile down: the erro
 printed once, the maintainer's own sessions run as usual, and every geonox session (named
 as the config would have named them, bad keys at their defaults) fails with that message.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,13 +58,21 @@ def register(prefix: str = "", project: str = ".", **overrides: Any) -> list[str
     names = []
     for spec in session_specs(config, prefix):
         if error is None:
+
             def body(session: Any, spec: SessionSpec = spec) -> None:
                 proj.log = session.log
                 run_step(proj, spec)
         else:
+
             def body(session: Any, message: str = str(error)) -> None:
                 raise UserError(message)
-        nox.session(name=spec.name, python=False, tags=list(spec.tags),
-                    requires=list(spec.requires), default=False)(_session_func(spec, body))
+
+        nox.session(
+            name=spec.name,
+            python=False,
+            tags=list(spec.tags),
+            requires=list(spec.requires),
+            default=False,
+        )(_session_func(spec, body))
         names.append(spec.name)
     return names

@@ -3,6 +3,7 @@ cancel) and SIGINT raise :class:`~geonox.errors.Interrupted` in the main thread,
 ``with`` on the way out does its part: the running command's process group is killed
 (:func:`geonox.executors.run_child`), containers are removed, and an artifact being built
 is removed instead of being marked complete.  The process then exits non-zero."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,5 +1,6 @@
 """Targets: architectures and CPython versions, and the names derived from them.
 Policies (what a platform tag allows) live in :mod:`geonox.policy`."""
+
 from __future__ import annotations
 
 import platform
@@ -12,8 +13,13 @@ ARCHS: tuple[Arch, ...] = ("x86_64", "aarch64")
 OCI_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 SUPPORTED_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 
-_ARCH_ALIASES = {"amd64": "x86_64", "arm64": "aarch64", "i386": "i686", "i586": "i686",
-                 "armv8l": "armv7l"}
+_ARCH_ALIASES = {
+    "amd64": "x86_64",
+    "arm64": "aarch64",
+    "i386": "i686",
+    "i586": "i686",
+    "armv8l": "armv7l",
+}
 
 
 def host_arch() -> str:

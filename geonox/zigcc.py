@@ -5,6 +5,7 @@ the standard library (the wrappers run Python with ``-S``): a few milliseconds a
 instead of the tenths of a second importing geonox's own dependencies would cost.
 :func:`translate` handles zig's traps; see :mod:`geonox.zig`.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,12 @@ import shutil
 import subprocess
 import sys
 
-_X86_LEVELS = {"x86-64": "x86_64", "x86-64-v2": "x86_64_v2", "x86-64-v3": "x86_64_v3",
-               "x86-64-v4": "x86_64_v4"}
+_X86_LEVELS = {
+    "x86-64": "x86_64",
+    "x86-64-v2": "x86_64_v2",
+    "x86-64-v3": "x86_64_v3",
+    "x86-64-v4": "x86_64_v4",
+}
 
 
 def _mcpu(arch: str, march: str) -> str:
@@ -22,7 +27,7 @@ def _mcpu(arch: str, march: str) -> str:
         if march in ("armv8-a", "armv8"):
             return "generic"
         if march.startswith("armv8.") and march.endswith("-a"):
-            return "generic+v8_" + march[len("armv8."):-2] + "a"
+            return "generic+v8_" + march[len("armv8.") : -2] + "a"
         return march.replace("-", "_")
     return _X86_LEVELS.get(march, march.replace("-", "_"))
 
@@ -41,13 +46,13 @@ def translate(tool: str, target: str, args: list[str]) -> list[str]:
             continue
         if arg == "-Xlinker" and i + 1 < len(args) and args[i + 1].startswith("--exclude-libs"):
             # Clang spelling of CMake's LINKER: flags: -Xlinker --exclude-libs -Xlinker ALL
-            separate = args[i + 1] == "--exclude-libs" and args[i + 2:i + 3] == ["-Xlinker"]
+            separate = args[i + 1] == "--exclude-libs" and args[i + 2 : i + 3] == ["-Xlinker"]
             skip = 3 if separate else 1
             continue
         if arg.startswith(("--target=", "-target=")):
             continue
         if arg.startswith("-march="):
-            out.append(f"-mcpu={_mcpu(arch, arg[len('-march='):])}")
+            out.append(f"-mcpu={_mcpu(arch, arg[len('-march=') :])}")
             continue
         if arg.startswith("-mtune="):
             continue
@@ -85,7 +90,7 @@ def sh_wrapper(tool: str, target: str, zig: str) -> str:
     tests hold it to :func:`translate` argument list by argument list."""
     z = _sh_quote(zig)
     if tool in ("ar", "ranlib"):
-        return f"#!/bin/sh\nexec {z} {tool} \"$@\"\n"
+        return f'#!/bin/sh\nexec {z} {tool} "$@"\n'
     arch = target.split("-", 1)[0]
     if arch == "aarch64":
         mcpu = """        armv8-a|armv8) a=generic ;;
@@ -93,7 +98,7 @@ def sh_wrapper(tool: str, target: str, zig: str) -> str:
         *) a=$(printf %s "$a" | tr - _) ;;"""
     else:
         known = "\n".join(f"        {k}) a={v} ;;" for k, v in _X86_LEVELS.items())
-        mcpu = known + "\n        *) a=$(printf %s \"$a\" | tr - _) ;;"
+        mcpu = known + '\n        *) a=$(printf %s "$a" | tr - _) ;;'
     return f"""#!/bin/sh
 # geonox zig {tool} for {target} (generated; see geonox.zigcc.translate)
 n=$#
@@ -171,14 +176,17 @@ def wrapper_main(tool: str, target: str, argv: list[str], zig: str | None = None
             if llvm and subprocess.call([llvm, "--strip-all", f]) == 0:
                 continue
             tmp = f"{f}.geonox-strip"
-            if subprocess.call([zig, "objcopy", "--strip-all", f, tmp],
-                               stderr=subprocess.DEVNULL) == 0 and os.path.getsize(tmp):
+            if subprocess.call(
+                [zig, "objcopy", "--strip-all", f, tmp], stderr=subprocess.DEVNULL
+            ) == 0 and os.path.getsize(tmp):
                 os.replace(tmp, f)
                 continue
             if os.path.exists(tmp):
                 os.unlink(tmp)
-            print(f"geonox: {f} left unstripped (no llvm-strip on PATH; zig objcopy cannot "
-                  f"strip it)", file=sys.stderr)
+            print(
+                f"geonox: {f} left unstripped (no llvm-strip on PATH; zig objcopy cannot strip it)",
+                file=sys.stderr,
+            )
         return 0
     else:
         raise SystemExit(f"geonox zig wrapper: unknown tool {tool}")

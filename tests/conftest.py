@@ -11,6 +11,7 @@
   geonox's per-artifact locks make the second worker wait for, then reuse, what the first
   is building.  Heavy test files are scheduled first (longest first).
 """
+
 from __future__ import annotations
 
 import json
@@ -63,7 +64,9 @@ def mirror() -> Path:
     return path.resolve()
 
 
-PYPI_CACHE = Path(os.environ.get("GEONOX_TEST_PYPI", Path.home() / ".cache" / "geonox-test" / "pypi"))
+PYPI_CACHE = Path(
+    os.environ.get("GEONOX_TEST_PYPI", Path.home() / ".cache" / "geonox-test" / "pypi")
+)
 
 
 def pypi_download(requirement: str, *pip_args: str) -> Path:
@@ -87,9 +90,23 @@ def _pypi_download(key: str, requirement: str, pip_args: tuple[str, ...]) -> Pat
     tmp = PYPI_CACHE / f".{key}.tmp"
     subprocess.run(["rm", "-rf", str(tmp)], check=True)
     tmp.mkdir(parents=True)
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                           "--dest", str(tmp), *pip_args, requirement],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--dest",
+            str(tmp),
+            *pip_args,
+            requirement,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     got = sorted(tmp.iterdir())
     if proc.returncode != 0 or len(got) != 1:
         skip_or_fail(f"pip download {requirement} failed: {proc.stderr[-500:]}")
@@ -111,8 +128,11 @@ def pypi_sdist(name: str, version: str) -> Path:
     if dest.is_file():
         return dest
     try:
-        index = requests.get(f"https://pypi.org/simple/{name}/", timeout=120,
-                             headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        index = requests.get(
+            f"https://pypi.org/simple/{name}/",
+            timeout=120,
+            headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+        )
         index.raise_for_status()
         (entry,) = [f for f in index.json()["files"] if f["filename"] == filename]
         body = requests.get(entry["url"], timeout=600)
@@ -143,11 +163,14 @@ def repacked_sqlite(mirror: Path, dest: Path, mtime: int) -> tuple[Path, str]:
 
 def ccache_counters(argv: list, env: dict | None = None) -> dict[str, int]:
     """``<argv> --print-stats`` (a ccache, on the host or in an image) as {"hits", "misses"}."""
-    out = subprocess.run([*argv, "--print-stats"], env=env, capture_output=True, text=True,
-                         timeout=300, check=True).stdout
+    out = subprocess.run(
+        [*argv, "--print-stats"], env=env, capture_output=True, text=True, timeout=300, check=True
+    ).stdout
     stats = {k: int(v) for k, v in (line.split("\t") for line in out.splitlines() if "\t" in line)}
-    return {"hits": stats["direct_cache_hit"] + stats["preprocessed_cache_hit"],
-            "misses": stats["cache_miss"]}
+    return {
+        "hits": stats["direct_cache_hit"] + stats["preprocessed_cache_hit"],
+        "misses": stats["cache_miss"],
+    }
 
 
 def _session_dir(tmp_path_factory, name: str) -> Path:
@@ -216,17 +239,29 @@ def main_job(no_engine_env, tmp_path_factory):
             result = nox("-s", "wheels-x86_64", cwd=REPO, env=no_engine_env)
             if wheelhouse.is_dir():
                 shutil.copytree(wheelhouse, shared / "wheelhouse")
-            done.write_text(json.dumps({"args": result.args, "returncode": result.returncode,
-                                        "stdout": result.stdout}))
+            done.write_text(
+                json.dumps(
+                    {"args": result.args, "returncode": result.returncode, "stdout": result.stdout}
+                )
+            )
         data = json.loads(done.read_text())
-    return (subprocess.CompletedProcess(data["args"], data["returncode"], data["stdout"]),
-            shared / "wheelhouse")
+    return (
+        subprocess.CompletedProcess(data["args"], data["returncode"], data["stdout"]),
+        shared / "wheelhouse",
+    )
 
 
 def run(argv, *, cwd, env, timeout=3600) -> subprocess.CompletedProcess:
     """Run a command, output captured as text (stdout and stderr merged)."""
-    return subprocess.run([str(a) for a in argv], cwd=cwd, env=env, text=True, timeout=timeout,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.run(
+        [str(a) for a in argv],
+        cwd=cwd,
+        env=env,
+        text=True,
+        timeout=timeout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def nox(*args, cwd, env, timeout=3600) -> subprocess.CompletedProcess:
@@ -239,7 +274,7 @@ def make_project(tmp_path: Path, source: Path, table: str, name: str = "proj") -
     project = tmp_path / name
     shutil.copytree(source, project, ignore=shutil.ignore_patterns("wheelhouse", "build"))
     text = (project / "pyproject.toml").read_text()
-    head = text[:text.index("[tool.geonox]")] if "[tool.geonox]" in text else text
+    head = text[: text.index("[tool.geonox]")] if "[tool.geonox]" in text else text
     (project / "pyproject.toml").write_text(head + textwrap.dedent(table))
     (project / "noxfile.py").write_text("import geonox\ngeonox.register(prefix='geo-')\n")
     return project
@@ -258,7 +293,8 @@ def sqlite_project(path: Path, source: str = '[tool.geonox.versions]\nsqlite = "
     """A host-backend project that builds only SQLite (the quick recipe), with a noxfile.
     ``source`` is the TOML that picks the SQLite source (a version pin by default)."""
     path.mkdir(parents=True, exist_ok=True)
-    (path / "pyproject.toml").write_text(textwrap.dedent("""\
+    (path / "pyproject.toml").write_text(
+        textwrap.dedent("""\
         [project]
         name = "sq"
         version = "1.0"
@@ -266,7 +302,9 @@ def sqlite_project(path: Path, source: str = '[tool.geonox.versions]\nsqlite = "
         deps = ["sqlite"]
         python = ["3.12"]
         backend = "host"
-        """) + source)
+        """)
+        + source
+    )
     (path / "noxfile.py").write_text("import geonox\ngeonox.register()\n")
     return path
 
@@ -277,7 +315,7 @@ TWOMOD_KEYWORDS = {
     "versions": {"sqlite": "3.52.0"},
     "build_env": {"TWOMOD_BUILT_FOR": "{arch}"},
     # writes src/twomod/_built.py in the build's copy of the tree: ARCH = "x86_64" ...
-    "before_build": "printf 'ARCH = \"%s\"\\nPYTHON = \"%s\"\\n' {arch} {python} > src/twomod/_built.py",
+    "before_build": 'printf \'ARCH = "%s"\\nPYTHON = "%s"\\n\' {arch} {python} > src/twomod/_built.py',
     "test_requires": ["pytest"],
     "test_sources": ["tests"],
     "test_command": "python -m pytest -q -p no:cacheprovider tests",
@@ -288,26 +326,45 @@ TWOMOD_KEYWORDS = {
 def twomod_sdist(tmp_path_factory) -> Path:
     """tests/data/twomod's sdist, made with pypa/build as its release would be."""
     out = tmp_path_factory.mktemp("twomod-sdist")
-    built = run([sys.executable, "-m", "build", "--sdist", "--outdir", out,
-                 REPO / "tests" / "data" / "twomod"], cwd=out, env=None)
+    built = run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--sdist",
+            "--outdir",
+            out,
+            REPO / "tests" / "data" / "twomod",
+        ],
+        cwd=out,
+        env=None,
+    )
     assert built.returncode == 0, built.stdout[-3000:]
     (path,) = out.glob("twomod-1.0.tar.gz")
     return path
 
 
-def twomod_noxfile(where: Path, sdist: Path, link: str, pythons: list, wheelhouse: str,
-                   **extra) -> Path:
+def twomod_noxfile(
+    where: Path, sdist: Path, link: str, pythons: list, wheelhouse: str, **extra
+) -> Path:
     """A noxfile outside the sdist that registers geonox for it (everything from keywords:
     an sdist you do not own has no [tool.geonox]); ``extra`` adds register() keywords."""
     where.mkdir(parents=True, exist_ok=True)
-    keywords = dict(TWOMOD_KEYWORDS, project=str(sdist), link=link, python=pythons,
-                    wheelhouse=wheelhouse, backend="host")
+    keywords = dict(
+        TWOMOD_KEYWORDS,
+        project=str(sdist),
+        link=link,
+        python=pythons,
+        wheelhouse=wheelhouse,
+        backend="host",
+    )
     keywords.update(extra)
     (where / "noxfile.py").write_text(f"import geonox\n\ngeonox.register(**{keywords!r})\n")
     return where
 
 
 # ------------------------------------------------ real projects (sdists from PyPI)
+
 
 def keyword_noxfile(where: Path, **keywords) -> Path:
     """A noxfile outside the project that registers geonox with ``keywords`` only."""
@@ -326,8 +383,9 @@ def suite_results(out: str) -> list[tuple[int, int]]:
     return found
 
 
-def grafted_once(wheel: Path, package: str, libraries: dict[str, str], api: tuple[str, ...],
-                 tmp_path: Path) -> None:
+def grafted_once(
+    wheel: Path, package: str, libraries: dict[str, str], api: tuple[str, ...], tmp_path: Path
+) -> None:
     """Each library in ``libraries`` (soname stem -> version suffix) is grafted exactly
     once, every module that needs it names that one copy, and no module defines the
     library's API (no static copy beside the grafted one)."""
@@ -335,7 +393,11 @@ def grafted_once(wheel: Path, package: str, libraries: dict[str, str], api: tupl
         names = zf.namelist()
         libs = [n for n in names if n.startswith(f"{package}.libs/") and not n.endswith("/")]
         for stem, suffix in libraries.items():
-            copies = [n for n in libs if re.fullmatch(rf"{package}\.libs/{stem}-[0-9a-f]{{8}}\.so\.{suffix}", n)]
+            copies = [
+                n
+                for n in libs
+                if re.fullmatch(rf"{package}\.libs/{stem}-[0-9a-f]{{8}}\.so\.{suffix}", n)
+            ]
             assert len(copies) == 1, (stem, libs)
         assert len(libs) == len(libraries), libs
         modules = [n for n in names if n.endswith(".so") and not n.startswith(f"{package}.libs/")]
@@ -345,7 +407,9 @@ def grafted_once(wheel: Path, package: str, libraries: dict[str, str], api: tupl
             path = tmp_path / Path(module).name
             path.write_bytes(zf.read(module))
             info = read_elf(path)
-            bundled = [n for n in info.needed if any(n.startswith(stem + "-") for stem in libraries)]
+            bundled = [
+                n for n in info.needed if any(n.startswith(stem + "-") for stem in libraries)
+            ]
             users += bool(bundled)
             assert all(f"{package}.libs/{n}" in libs for n in bundled), (module, info.needed)
             assert not any(s.name.startswith(api) for s in info.exported), module
@@ -354,8 +418,9 @@ def grafted_once(wheel: Path, package: str, libraries: dict[str, str], api: tupl
 
 
 def verify_errors(wheel: Path, env: dict, cwd: Path) -> list:
-    report = json.loads(run([sys.executable, "-m", "geonox", "verify", "--json", wheel],
-                            cwd=cwd, env=env).stdout)[0]
+    report = json.loads(
+        run([sys.executable, "-m", "geonox", "verify", "--json", wheel], cwd=cwd, env=env).stdout
+    )[0]
     errors = [v for v in report["violations"] if v["severity"] == "error"]
     assert report["ok"] == (not errors) and report["errors"] == len(errors), report
     return errors

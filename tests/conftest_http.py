@@ -26,6 +26,7 @@ shared mirror of real tarballs), or 404.  Steps:
 The server speaks HTTP/1.1 with keep-alive, like real servers, so clients reuse
 connections across retries.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,10 @@ from typing import Callable, Iterator
 import pytest
 
 # The shared mirror beside the repository (../shared/mirror), or GEONOX_TEST_MIRROR.
-MIRROR = Path(os.environ.get("GEONOX_TEST_MIRROR")
-              or Path(__file__).resolve().parents[2] / "shared" / "mirror")
+MIRROR = Path(
+    os.environ.get("GEONOX_TEST_MIRROR")
+    or Path(__file__).resolve().parents[2] / "shared" / "mirror"
+)
 
 # The real tarballs and their published checksums (mirror README / SHA256SUMS).
 SQLITE = "sqlite-autoconf-3520000.tar.gz"
@@ -102,8 +105,9 @@ class FaultServer:
         self.stopping = threading.Event()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     # -- lifecycle
     def start(self) -> "FaultServer":
@@ -224,8 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif step.kind == "reset":
             self._send(body[: int(len(body) * step.fraction)], None)
             time.sleep(0.05)  # let the client start reading
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                       struct.pack("ii", 1, 0))
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
             self.connection.close()  # RST
         elif step.kind == "stall":
@@ -238,7 +241,7 @@ class _Handler(BaseHTTPRequestHandler):
         for i in range(0, len(data), chunk):
             if self.server.owner.stopping.is_set():
                 raise ConnectionAbortedError("server stopping")
-            self.wfile.write(data[i:i + chunk])
+            self.wfile.write(data[i : i + chunk])
             if rate:
                 time.sleep(chunk / rate)
 

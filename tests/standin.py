@@ -24,6 +24,7 @@ serialise on a per-arch file lock.
 
 ``python tests/standin.py [x86_64] [aarch64]`` builds/pushes and prints refs and timings.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,19 @@ GLIBC = "2.31"
 PYTHON_TAG = "cp39-cp39"
 PYTHON = f"/opt/python/{PYTHON_TAG}/bin/python"
 PACKAGES = (
-    "build-essential", "cmake", "python3", "python3-dev", "python3-venv", "python3-pip",
-    "ca-certificates", "file", "patch", "pkg-config", "curl", "xz-utils", "bzip2",
+    "build-essential",
+    "cmake",
+    "python3",
+    "python3-dev",
+    "python3-venv",
+    "python3-pip",
+    "ca-certificates",
+    "file",
+    "patch",
+    "pkg-config",
+    "curl",
+    "xz-utils",
+    "bzip2",
     # manylinux images carry ccache; geonox uses an image's own, its directory in the cache
     "ccache",
 )
@@ -65,12 +77,22 @@ PACKAGES = (
 #: Python-3.11.2.tgz, reachable here through the Debian mirror, sha256 from bookworm's
 #: Sources.  Not for arm64: compiling CPython under QEMU would take most of an hour.
 EXTRA_PYTHON = {
-    "x86_64": ("cp311-cp311", "pool/main/p/python3.11/python3.11_3.11.2.orig.tar.gz",
-               "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849"),
+    "x86_64": (
+        "cp311-cp311",
+        "pool/main/p/python3.11/python3.11_3.11.2.orig.tar.gz",
+        "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849",
+    ),
 }
 #: What CPython's build needs (ssl for pip's https, the stdlib's compression, sqlite3, ...).
-CPYTHON_BUILD_PACKAGES = ("libssl-dev", "zlib1g-dev", "libffi-dev", "libbz2-dev", "liblzma-dev",
-                          "libsqlite3-dev", "uuid-dev")
+CPYTHON_BUILD_PACKAGES = (
+    "libssl-dev",
+    "zlib1g-dev",
+    "libffi-dev",
+    "libbz2-dev",
+    "liblzma-dev",
+    "libsqlite3-dev",
+    "uuid-dev",
+)
 
 
 def packages(arch: str) -> tuple[str, ...]:
@@ -99,12 +121,14 @@ _BASE_ENV = {
     "LANG": "C.UTF-8",
     "DEBIAN_FRONTEND": "noninteractive",
 }
-_MANIFEST_TYPES = ", ".join((
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-))
+_MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    )
+)
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -133,8 +157,13 @@ def recipe_key(arch: str) -> str:
     """12 hex digits over everything that shapes the image for ``arch``."""
     arch = canonical_arch(arch)
     h = hashlib.sha256()
-    shape = {"suite": SUITE, "arch": OCI_ARCH[arch], "packages": sorted(packages(arch)),
-             "layout": LAYOUT_VERSION, "python": PYTHON}
+    shape = {
+        "suite": SUITE,
+        "arch": OCI_ARCH[arch],
+        "packages": sorted(packages(arch)),
+        "layout": LAYOUT_VERSION,
+        "python": PYTHON,
+    }
     if arch in EXTRA_PYTHON:
         shape["extra_python"] = EXTRA_PYTHON[arch]
     h.update(json.dumps(shape, sort_keys=True).encode())
@@ -174,8 +203,12 @@ def debian_mirror() -> str:
 
 def _quiet(argv, timeout=30) -> bool:
     try:
-        return subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              timeout=timeout).returncode == 0
+        return (
+            subprocess.run(
+                argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout
+            ).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
 
@@ -224,15 +257,24 @@ def ensure_infra() -> None:
     if not missing:
         return
     if os.geteuid() != 0:
-        raise RuntimeError(f"container test infrastructure missing: {'; '.join(missing)}; "
-                           f"run `sudo bash {SETUP_SCRIPT}`")
-    proc = subprocess.run(["bash", str(SETUP_SCRIPT)], text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, timeout=900)
+        raise RuntimeError(
+            f"container test infrastructure missing: {'; '.join(missing)}; "
+            f"run `sudo bash {SETUP_SCRIPT}`"
+        )
+    proc = subprocess.run(
+        ["bash", str(SETUP_SCRIPT)],
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=900,
+    )
     missing = missing_infra()
     if proc.returncode != 0 or missing:
-        raise RuntimeError(f"container test infrastructure missing after {SETUP_SCRIPT} "
-                           f"(exit {proc.returncode}): {'; '.join(missing) or 'see output'}\n"
-                           f"{proc.stdout[-3000:]}")
+        raise RuntimeError(
+            f"container test infrastructure missing after {SETUP_SCRIPT} "
+            f"(exit {proc.returncode}): {'; '.join(missing) or 'see output'}\n"
+            f"{proc.stdout[-3000:]}"
+        )
 
 
 # ----------------------------------------------------------------------------- registry
@@ -242,8 +284,11 @@ def registry_has(ref: str) -> bool:
     """The local registry holds a manifest for ``ref`` (``127.0.0.1:5000/name:tag``)."""
     rest = ref.split("/", 1)[1]
     name, tag = rest.rsplit(":", 1)
-    req = urllib.request.Request(f"http://{REGISTRY}/v2/{name}/manifests/{tag}",
-                                 method="HEAD", headers={"Accept": _MANIFEST_TYPES})
+    req = urllib.request.Request(
+        f"http://{REGISTRY}/v2/{name}/manifests/{tag}",
+        method="HEAD",
+        headers={"Accept": _MANIFEST_TYPES},
+    )
     try:
         with _NO_PROXY.open(req, timeout=10) as r:
             return r.status == 200
@@ -255,11 +300,20 @@ def registry_has(ref: str) -> bool:
 
 
 def _check(argv, what: str, *, env=None, timeout=3600, cwd=None) -> str:
-    proc = subprocess.run([str(a) for a in argv], text=True, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, env=env, timeout=timeout, cwd=cwd)
+    proc = subprocess.run(
+        [str(a) for a in argv],
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        timeout=timeout,
+        cwd=cwd,
+    )
     if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}): {' '.join(map(str, argv))}\n"
-                           f"{proc.stdout[-4000:]}")
+        raise RuntimeError(
+            f"{what} failed (exit {proc.returncode}): {' '.join(map(str, argv))}\n"
+            f"{proc.stdout[-4000:]}"
+        )
     return proc.stdout
 
 
@@ -288,9 +342,19 @@ def rootfs_tarball(arch: str) -> Path:
     try:
         root = work / "root"
         try:
-            _check(["debootstrap", "--variant=minbase", f"--arch={OCI_ARCH[arch]}",
-                    "--include=" + ",".join(packages(arch)), SUITE, root, debian_mirror()],
-                   f"debootstrap {SUITE} {OCI_ARCH[arch]}", env=env)
+            _check(
+                [
+                    "debootstrap",
+                    "--variant=minbase",
+                    f"--arch={OCI_ARCH[arch]}",
+                    "--include=" + ",".join(packages(arch)),
+                    SUITE,
+                    root,
+                    debian_mirror(),
+                ],
+                f"debootstrap {SUITE} {OCI_ARCH[arch]}",
+                env=env,
+            )
         except RuntimeError as e:
             log = root / "debootstrap" / "debootstrap.log"
             tail = log.read_text(errors="replace")[-3000:] if log.is_file() else ""
@@ -299,10 +363,16 @@ def rootfs_tarball(arch: str) -> Path:
         if arch in EXTRA_PYTHON:  # before layout.sh, which trims /tmp and the caches
             shutil.copy(python_source(arch), root / "tmp" / "python3.11.orig.tar.gz")
             shutil.copy(RECIPE_DIR / "cpython.sh", root / "tmp" / "cpython.sh")
-            _check(["chroot", root, "/bin/sh", "/tmp/cpython.sh"],
-                   f"cpython.sh in the {arch} rootfs", env=_BASE_ENV)
-        _check(["chroot", root, "/bin/sh", "/tmp/layout.sh"], f"layout.sh in the {arch} rootfs",
-               env=_BASE_ENV)
+            _check(
+                ["chroot", root, "/bin/sh", "/tmp/cpython.sh"],
+                f"cpython.sh in the {arch} rootfs",
+                env=_BASE_ENV,
+            )
+        _check(
+            ["chroot", root, "/bin/sh", "/tmp/layout.sh"],
+            f"layout.sh in the {arch} rootfs",
+            env=_BASE_ENV,
+        )
         # the engine provides these at run time
         for sub in ("dev", "proc", "sys", "run"):
             d = root / sub
@@ -315,8 +385,10 @@ def rootfs_tarball(arch: str) -> Path:
         for f in ("etc/resolv.conf", "etc/hostname"):
             (root / f).unlink(missing_ok=True)
         part = work / "rootfs.tar"
-        _check(["tar", "--numeric-owner", "--xattrs", "-C", root, "-cf", part, "."],
-               f"packing the {arch} rootfs")
+        _check(
+            ["tar", "--numeric-owner", "--xattrs", "-C", root, "-cf", part, "."],
+            f"packing the {arch} rootfs",
+        )
         os.replace(part, tar)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -347,12 +419,26 @@ def _import_and_push(arch: str, ref: str, tar: Path) -> None:
     shutil.copy(RECIPE_DIR / "Dockerfile", ctx / "Dockerfile")
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}
     t0 = time.monotonic()
-    _check([DOCKER, "build", "--progress=plain", "--platform", platform(arch),
-            "--label", f"geonox.standin.key={recipe_key(arch)}", "-t", ref, ctx],
-           f"docker build of {ref}", env=env)
+    _check(
+        [
+            DOCKER,
+            "build",
+            "--progress=plain",
+            "--platform",
+            platform(arch),
+            "--label",
+            f"geonox.standin.key={recipe_key(arch)}",
+            "-t",
+            ref,
+            ctx,
+        ],
+        f"docker build of {ref}",
+        env=env,
+    )
     TIMINGS[f"import-{arch}"] = round(time.monotonic() - t0, 1)
-    got = _check([DOCKER, "image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", ref],
-                 "docker image inspect").strip()
+    got = _check(
+        [DOCKER, "image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", ref], "docker image inspect"
+    ).strip()
     if got != platform(arch):
         raise RuntimeError(f"{ref} was built as {got}, expected {platform(arch)}")
     t0 = time.monotonic()

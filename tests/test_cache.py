@@ -2,6 +2,7 @@
 
 The first tests use the helper directly; the last runs two real projects (the SQLite test
 extension, host backend) on one cache and prunes it while one of them is compiling."""
+
 from __future__ import annotations
 
 import json
@@ -73,13 +74,21 @@ def test_interrupted_build_leaves_nothing_and_is_rebuilt(tmp_path):
 def test_entries_prune_by_age_and_size_never_what_is_locked(tmp_path):
     layout = CacheLayout(tmp_path / "c")
     entries = {}
-    for name, days, size in (("old", 40, 100), ("fresh", 1, 300), ("locked", 40, 50),
-                             ("big-old", 10, 1000)):
+    for name, days, size in (
+        ("old", 40, 100),
+        ("fresh", 1, 300),
+        ("locked", 40, 50),
+        ("big-old", 10, 1000),
+    ):
         art = layout.prefix(f"x86_64-{name}")
-        art.ensure(lambda place, size=size: ((place / "lib").mkdir(parents=True),
-                                              (place / "lib" / "l.a").write_bytes(b"z" * size),
-                                              {"deps": [{"name": "sqlite", "version": "3.52.0"}]})[2],
-                   in_place=True)
+        art.ensure(
+            lambda place, size=size: (
+                (place / "lib").mkdir(parents=True),
+                (place / "lib" / "l.a").write_bytes(b"z" * size),
+                {"deps": [{"name": "sqlite", "version": "3.52.0"}]},
+            )[2],
+            in_place=True,
+        )
         age(art.marker_path, days)
         entries[name] = art
     listed = {e.path: e for e in layout.entries()}
@@ -104,21 +113,37 @@ def test_prune_keeps_an_artifact_while_a_kept_prefix_uses_it(tmp_path):
 
     def artifact(name: str, days: float):
         art = layout.dep(name)
-        art.ensure(lambda place: ((place / "lib").mkdir(parents=True),
-                                  (place / "lib" / "l.a").write_bytes(b"a" * 100),
-                                  {"name": name, "version": "1", "link": "static", "seconds": 1})[2],
-                   in_place=True)
+        art.ensure(
+            lambda place: (
+                (place / "lib").mkdir(parents=True),
+                (place / "lib" / "l.a").write_bytes(b"a" * 100),
+                {"name": name, "version": "1", "link": "static", "seconds": 1},
+            )[2],
+            in_place=True,
+        )
         age(art.marker_path, days)
         return art
 
     def prefix(name: str, days: float, uses):
         art = layout.prefix(name)
-        art.ensure(lambda place: (place.mkdir(), {"deps": [
-            {"name": u.path.name, "version": "1", "artifact": u.path.name} for u in uses]})[1])
+        art.ensure(
+            lambda place: (
+                place.mkdir(),
+                {
+                    "deps": [
+                        {"name": u.path.name, "version": "1", "artifact": u.path.name} for u in uses
+                    ]
+                },
+            )[1]
+        )
         age(art.marker_path, days)
         return art
 
-    shared, alone, only_old = artifact("geos-a", 50), artifact("sqlite-b", 50), artifact("proj-c", 50)
+    shared, alone, only_old = (
+        artifact("geos-a", 50),
+        artifact("sqlite-b", 50),
+        artifact("proj-c", 50),
+    )
     fresh = prefix("x86_64-fresh", 1, [shared])
     old = prefix("x86_64-old", 40, [shared, only_old])
     listed = {e.path: e.kind for e in layout.entries()}
@@ -140,21 +165,33 @@ def test_a_prefix_counts_only_its_own_bytes_so_prune_by_size_takes_no_more_than_
 
     layout = CacheLayout(tmp_path / "c")
     used = layout.dep("geos-a")
-    used.ensure(lambda place: ((place / "lib").mkdir(parents=True),
-                               (place / "lib" / "libgeos.a").write_bytes(b"g" * 1000),
-                               {"name": "geos", "version": "1", "link": "static", "seconds": 1})[2],
-                in_place=True)
+    used.ensure(
+        lambda place: (
+            (place / "lib").mkdir(parents=True),
+            (place / "lib" / "libgeos.a").write_bytes(b"g" * 1000),
+            {"name": "geos", "version": "1", "link": "static", "seconds": 1},
+        )[2],
+        in_place=True,
+    )
     spare = layout.dep("sqlite-b")
-    spare.ensure(lambda place: ((place / "lib").mkdir(parents=True),
-                                (place / "lib" / "libsqlite3.a").write_bytes(b"s" * 500),
-                                {"name": "sqlite", "version": "1", "link": "static", "seconds": 1})[2],
-                 in_place=True)
+    spare.ensure(
+        lambda place: (
+            (place / "lib").mkdir(parents=True),
+            (place / "lib" / "libsqlite3.a").write_bytes(b"s" * 500),
+            {"name": "sqlite", "version": "1", "link": "static", "seconds": 1},
+        )[2],
+        in_place=True,
+    )
     age(spare.marker_path, 9)
     prefix = layout.prefix("x86_64-p")
-    prefix.ensure(lambda place: ((place / "lib").mkdir(parents=True),
-                                 os.link(used.path / "lib" / "libgeos.a", place / "lib" / "libgeos.a"),
-                                 (place / "lib" / "own.txt").write_bytes(b"o" * 10),
-                                 {"deps": [{"name": "geos", "version": "1", "artifact": used.path.name}]})[3])
+    prefix.ensure(
+        lambda place: (
+            (place / "lib").mkdir(parents=True),
+            os.link(used.path / "lib" / "libgeos.a", place / "lib" / "libgeos.a"),
+            (place / "lib" / "own.txt").write_bytes(b"o" * 10),
+            {"deps": [{"name": "geos", "version": "1", "artifact": used.path.name}]},
+        )[3]
+    )
     age(prefix.marker_path, 5)
     sizes = {e.path: e.size for e in layout.entries()}
     marker = (prefix.path / "geonox-prefix.json").stat().st_size
@@ -188,14 +225,17 @@ def test_cache_entries_prune_clear(tmp_path, monkeypatch):
     by_path = {e.path: e for e in layout.entries()}
     assert by_path[src].kind == "source" and by_path[src].size == 10
     assert by_path[part].kind == "partial" and by_path[unfinished].kind == "partial"
-    assert by_path[keep.path].kind == "prefix" and by_path[layout.logs / "x86_64-keep"].kind == "logs"
+    assert (
+        by_path[keep.path].kind == "prefix" and by_path[layout.logs / "x86_64-keep"].kind == "logs"
+    )
     assert not any(p.name.endswith(".lock") or p.name == ".locks" for p in by_path)
     removed = layout.prune(older_than=30 * DAY).removed
     assert {e.path for e in removed} == {src, part, unfinished}
     assert not (layout.sources / sha).exists()  # the emptied sources/<sha256>/ goes too
     assert {e.path for e in layout.entries()} == {keep.path, layout.logs / "x86_64-keep"}
-    assert layout.clear().freed == sum(e.size for e in by_path.values()
-                                       if e.path in (keep.path, layout.logs / "x86_64-keep"))
+    assert layout.clear().freed == sum(
+        e.size for e in by_path.values() if e.path in (keep.path, layout.logs / "x86_64-keep")
+    )
     assert layout.entries() == []
 
 
@@ -210,7 +250,9 @@ def sqlext_project(root: Path, name: str, policy: str, link: str = "static") -> 
     project = root / name
     shutil.copytree(SQLEXT, project, ignore=shutil.ignore_patterns("build", "wheelhouse"))
     text = (project / "pyproject.toml").read_text()
-    (project / "pyproject.toml").write_text(text[:text.index("[tool.geonox]")] + textwrap.dedent(f"""\
+    (project / "pyproject.toml").write_text(
+        text[: text.index("[tool.geonox]")]
+        + textwrap.dedent(f"""\
         [tool.geonox]
         backend = "host"
         deps = ["sqlite"]
@@ -220,10 +262,10 @@ def sqlext_project(root: Path, name: str, policy: str, link: str = "static") -> 
         test-command = "python -c 'import sqlext; sqlext.selftest()'"
         [tool.geonox.versions]
         sqlite = "3.52.0"
-        """))
+        """)
+    )
     (project / "noxfile.py").write_text("import geonox\ngeonox.register()\n")
     return project
-
 
 
 def test_two_projects_prune_keeps_what_a_running_build_holds(tmp_path, mirror):
@@ -231,7 +273,9 @@ def test_two_projects_prune_keeps_what_a_running_build_holds(tmp_path, mirror):
         skip_or_fail("needs an x86_64 host with python3.12 on PATH")
     cache = tmp_path / "cache"
     # ccache off: the second build must still be compiling while the cache is pruned
-    env = dict(os.environ, GEONOX_CACHE_DIR=str(cache), GEONOX_MIRROR=str(mirror), GEONOX_CCACHE="0")
+    env = dict(
+        os.environ, GEONOX_CACHE_DIR=str(cache), GEONOX_MIRROR=str(mirror), GEONOX_CCACHE="0"
+    )
     env.pop("GEONOX_OFFLINE", None)
     first = sqlext_project(tmp_path, "first", "manylinux_2_28")
     # another SQLite artifact: shared (the policy alone would not change a host build)
@@ -242,40 +286,72 @@ def test_two_projects_prune_keeps_what_a_running_build_holds(tmp_path, mirror):
     assert done.returncode == 0, done.stdout[-4000:]
     assert "sqlext OK" in done.stdout
     # a zig toolchain too, so every directory geonox makes is in the cache
-    made = run([sys.executable, "-c", "from geonox.executors import HostExecutor; "
-                "from geonox.zig import ZigToolchain; "
-                "print(ZigToolchain('aarch64', 'manylinux_2_17', HostExecutor('aarch64', cross=True)).bin_dir)"],
-               cwd=tmp_path, env=env)
+    made = run(
+        [
+            sys.executable,
+            "-c",
+            "from geonox.executors import HostExecutor; "
+            "from geonox.zig import ZigToolchain; "
+            "print(ZigToolchain('aarch64', 'manylinux_2_17', HostExecutor('aarch64', cross=True)).bin_dir)",
+        ],
+        cwd=tmp_path,
+        env=env,
+    )
     assert made.returncode == 0, made.stdout
 
     layout = CacheLayout(cache)
     before = {e.path: e for e in layout.entries()}
     kinds = {e.kind for e in before.values()}
     assert {"source", "artifact", "prefix", "logs", "tool", "toolchain", "work"} <= kinds, kinds
-    assert {p.name for p in cache.iterdir()} <= {"sources", "deps", "prefixes", "logs", "tools", "ccache",
-                                                 "toolchains", "work", "tmp"}
+    assert {p.name for p in cache.iterdir()} <= {
+        "sources",
+        "deps",
+        "prefixes",
+        "logs",
+        "tools",
+        "ccache",
+        "toolchains",
+        "work",
+        "tmp",
+    }
     listing = run([sys.executable, "-m", "geonox", "cache", "list"], cwd=tmp_path, env=env)
     assert listing.returncode == 0 and "unrecognised" not in listing.stdout, listing.stdout
     first_prefix = next(p for p, e in before.items() if e.kind == "prefix")
     first_sqlite = next(p for p, e in before.items() if e.kind == "artifact")
-    assert "artifact " + first_sqlite.name in listing.stdout and "(sqlite 3.52.0, static" in listing.stdout
+    assert (
+        "artifact " + first_sqlite.name in listing.stdout
+        and "(sqlite 3.52.0, static" in listing.stdout
+    )
 
     # the second project's dependency build runs while the cache is pruned
-    building = subprocess.Popen([sys.executable, "-m", "nox", "-s", f"deps-{arch}"], cwd=second,
-                                env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    building = subprocess.Popen(
+        [sys.executable, "-m", "nox", "-s", f"deps-{arch}"],
+        cwd=second,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
+
         def compiling() -> bool:  # the artifact dir exists, unfinished (its marker comes last)
-            return any(p.is_dir() and not (p / "geonox-dep.json").exists()
-                       for p in layout.deps.iterdir())
+            return any(
+                p.is_dir() and not (p / "geonox-dep.json").exists() for p in layout.deps.iterdir()
+            )
 
         assert wait_for(compiling, 120), "the second build never started"
         during = {e.path: e for e in layout.entries()}
-        partial = [e for e in during.values() if e.kind == "partial" and e.path.parent == layout.deps]
+        partial = [
+            e for e in during.values() if e.kind == "partial" and e.path.parent == layout.deps
+        ]
         assert len(partial) == 1 and layout.in_use(partial[0])
         listing = run([sys.executable, "-m", "geonox", "cache", "list"], cwd=tmp_path, env=env)
         assert "unrecognised" not in listing.stdout and "in use" in listing.stdout, listing.stdout
-        pruned = run([sys.executable, "-m", "geonox", "cache", "prune", "--older-than", "0"],
-                     cwd=tmp_path, env=env)
+        pruned = run(
+            [sys.executable, "-m", "geonox", "cache", "prune", "--older-than", "0"],
+            cwd=tmp_path,
+            env=env,
+        )
         assert pruned.returncode == 0, pruned.stdout
         assert f"removed prefix {first_prefix}" in pruned.stdout, pruned.stdout
         # its artifact went with it: no kept prefix uses it any more
@@ -292,5 +368,8 @@ def test_two_projects_prune_keeps_what_a_running_build_holds(tmp_path, mirror):
     prefixes = [e for e in remaining.values() if e.kind == "prefix"]
     assert len(prefixes) == 1 and prefixes[0].path != first_prefix
     assert not any(e.kind in ("tool", "toolchain", "source") for e in remaining.values())
-    assert json.loads((prefixes[0].path / "geonox-prefix.json").read_text())["policy"] == "manylinux_2_17"
+    assert (
+        json.loads((prefixes[0].path / "geonox-prefix.json").read_text())["policy"]
+        == "manylinux_2_17"
+    )
     assert json.loads((partial[0].path / "geonox-dep.json").read_text())["link"] == "shared"

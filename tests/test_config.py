@@ -1,4 +1,5 @@
 """[tool.geonox] parsing, the plan, and nox registration (no builds)."""
+
 from __future__ import annotations
 
 import os
@@ -18,14 +19,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def write_project(tmp_path: Path, geonox_table: str, extra: str = "") -> Path:
-    (tmp_path / "pyproject.toml").write_text(textwrap.dedent(f"""\
+    (tmp_path / "pyproject.toml").write_text(
+        textwrap.dedent(f"""\
         [project]
         name = "demo"
         version = "1.0"
         requires-python = ">=3.10"
         {extra}
         [tool.geonox]
-        """) + textwrap.dedent(geonox_table))
+        """)
+        + textwrap.dedent(geonox_table)
+    )
     return tmp_path
 
 
@@ -45,7 +49,10 @@ def test_defaults(tmp_path):
 
 
 def test_full_table_and_alias(tmp_path):
-    cfg = load_config(write_project(tmp_path, """\
+    cfg = load_config(
+        write_project(
+            tmp_path,
+            """\
         archs = ["x86_64", "aarch64"]
         python = ["3.13", "3.9", "3.12"]
         backend = "host"
@@ -58,7 +65,10 @@ def test_full_table_and_alias(tmp_path):
         [tool.geonox.repair]
         exclude = ["libfoo.so.1"]
         lib-sdir = ".mylibs"
-        """, extra='[tool.scikit-build]\nwheel.py-api = "cp39"'))
+        """,
+            extra='[tool.scikit-build]\nwheel.py-api = "cp39"',
+        )
+    )
     assert cfg.archs == ("x86_64", "aarch64")
     assert [p.version for p in cfg.pythons] == ["3.9", "3.12", "3.13"]
     assert cfg.policy == "manylinux_2_17"
@@ -80,32 +90,44 @@ def test_overrides_win(tmp_path):
 
 
 def test_python_from_classifiers(tmp_path):
-    project = write_project(tmp_path, "", extra=textwrap.dedent("""\
+    project = write_project(
+        tmp_path,
+        "",
+        extra=textwrap.dedent("""\
         classifiers = ["Programming Language :: Python :: 3.11",
-                       "Programming Language :: Python :: 3.13"]"""))
+                       "Programming Language :: Python :: 3.13"]"""),
+    )
     cfg = load_config(project)
     assert [p.version for p in cfg.pythons] == ["3.11", "3.13"]
 
 
-@pytest.mark.parametrize("table, key, bad, allowed", [
-    ('archs = ["x86_64", "riscv64"]', "archs", "riscv64", "x86_64, aarch64"),
-    ('python = ["3.12", "3"]', "python", "'3'", "3.9"),
-    ('python = ["3.12", "three"]', "python", "three", "supported"),
-    ('deps = ["gdal"]', "deps", "gdal", "sqlite, geos, proj"),
-    ('backend = "vagrant"', "backend", "vagrant", "zig"),
-    ('policy = "manylinux_2_99"', "policy", "manylinux_2_99", "manylinux_2_28"),
-    ('colour = "blue"', "colour", "blue", "known keys"),
-    ('[tool.geonox.versions]\nproj = "1.0"', "versions.proj", "1.0", "9.1.1"),
-    ('[tool.geonox.versions]\ngdal = "3.9"', "versions.gdal", "gdal", "known recipes"),
-    ('[tool.geonox.repair]\nstrip = true', "repair.strip", "True", "exclude, lib-sdir"),
-    ('[tool.geonox.options.proj]\nnetcdf = true', "options.proj.netcdf", "True", "tiff"),
-    ('link = "dynamic"', "link", "dynamic", "static, shared"),
-    ('[tool.geonox.options.geos]\nlink = "both"', "options.geos.link", "both", "static, shared"),
-    ('before-build = ""', "before-build", "''", "shell command"),
-    ('build-env = { "1X" = "a" }', "build-env.1X", "a", "NAME ="),
-    ('test-sources = ["../outside"]', "test-sources", "../outside", "paths inside"),
-    ('test-requires = ["pytest", 1]', "test-requires", "1", "list of strings"),
-])
+@pytest.mark.parametrize(
+    "table, key, bad, allowed",
+    [
+        ('archs = ["x86_64", "riscv64"]', "archs", "riscv64", "x86_64, aarch64"),
+        ('python = ["3.12", "3"]', "python", "'3'", "3.9"),
+        ('python = ["3.12", "three"]', "python", "three", "supported"),
+        ('deps = ["gdal"]', "deps", "gdal", "sqlite, geos, proj"),
+        ('backend = "vagrant"', "backend", "vagrant", "zig"),
+        ('policy = "manylinux_2_99"', "policy", "manylinux_2_99", "manylinux_2_28"),
+        ('colour = "blue"', "colour", "blue", "known keys"),
+        ('[tool.geonox.versions]\nproj = "1.0"', "versions.proj", "1.0", "9.1.1"),
+        ('[tool.geonox.versions]\ngdal = "3.9"', "versions.gdal", "gdal", "known recipes"),
+        ("[tool.geonox.repair]\nstrip = true", "repair.strip", "True", "exclude, lib-sdir"),
+        ("[tool.geonox.options.proj]\nnetcdf = true", "options.proj.netcdf", "True", "tiff"),
+        ('link = "dynamic"', "link", "dynamic", "static, shared"),
+        (
+            '[tool.geonox.options.geos]\nlink = "both"',
+            "options.geos.link",
+            "both",
+            "static, shared",
+        ),
+        ('before-build = ""', "before-build", "''", "shell command"),
+        ('build-env = { "1X" = "a" }', "build-env.1X", "a", "NAME ="),
+        ('test-sources = ["../outside"]', "test-sources", "../outside", "paths inside"),
+        ('test-requires = ["pytest", 1]', "test-requires", "1", "list of strings"),
+    ],
+)
 def test_errors_name_key_value_and_allowed(tmp_path, table, key, bad, allowed):
     with pytest.raises(ConfigError) as info:
         load_config(write_project(tmp_path, table))
@@ -115,23 +137,35 @@ def test_errors_name_key_value_and_allowed(tmp_path, table, key, bad, allowed):
 
 def test_custom_source_requires_sha256(tmp_path):
     with pytest.raises(ConfigError, match="no valid sha256"):
-        load_config(write_project(tmp_path, textwrap.dedent("""\
+        load_config(
+            write_project(
+                tmp_path,
+                textwrap.dedent("""\
             [tool.geonox.sources.proj]
             version = "9.7.1"
             url = "https://download.osgeo.org/proj/proj-9.7.1.tar.gz"
-            """)))
-    cfg = load_config(write_project(tmp_path, textwrap.dedent("""\
+            """),
+            )
+        )
+    cfg = load_config(
+        write_project(
+            tmp_path,
+            textwrap.dedent("""\
         [tool.geonox.sources.proj]
         version = "9.7.1"
         url = "https://download.osgeo.org/proj/proj-9.7.1.tar.gz"
         sha256 = "6c097dc803c561929cdfcc46e4bf9945ea977611fb31493ad14e88edaeae260f"
-        """)))
+        """),
+        )
+    )
     proj = [d for d in cfg.deps if d.name == "proj"][0]
     assert proj.source.version == "9.7.1" and proj.source.url.endswith("proj-9.7.1.tar.gz")
 
 
 def test_session_names_requires_and_tags(tmp_path):
-    cfg = load_config(write_project(tmp_path, 'archs = ["x86_64", "aarch64"]\npython = ["3.9", "3.12"]\n'))
+    cfg = load_config(
+        write_project(tmp_path, 'archs = ["x86_64", "aarch64"]\npython = ["3.9", "3.12"]\n')
+    )
     specs = {s.name: s for s in session_specs(cfg, prefix="geo-")}
     for arch in ("x86_64", "aarch64"):
         assert specs[f"geo-deps-{arch}"].requires == ()
@@ -141,16 +175,25 @@ def test_session_names_requires_and_tags(tmp_path):
             assert specs[f"geo-ldd-{arch}-{v}"].requires == (f"geo-repair-{arch}-{v}",)
             assert specs[f"geo-test-{arch}-{v}"].requires == (f"geo-repair-{arch}-{v}",)
             assert set(specs[f"geo-wheels-{arch}-{v}"].requires) == {
-                f"geo-ldd-{arch}-{v}", f"geo-test-{arch}-{v}"}
+                f"geo-ldd-{arch}-{v}",
+                f"geo-test-{arch}-{v}",
+            }
         assert set(specs[f"geo-wheels-{arch}"].requires) == {
-            f"geo-wheels-{arch}-3.9", f"geo-wheels-{arch}-3.12"}
+            f"geo-wheels-{arch}-3.9",
+            f"geo-wheels-{arch}-3.12",
+        }
     assert set(specs["geo-test-aarch64-3.12"].tags) == {"geonox", "test", "aarch64", "cp312"}
     assert all(s.doc for s in specs.values())
 
 
 def test_abi3_builds_once_per_arch(tmp_path):
-    cfg = load_config(write_project(tmp_path, 'python = ["3.9", "3.12"]\n',
-                                    extra='[tool.scikit-build]\nwheel.py-api = "cp39"'))
+    cfg = load_config(
+        write_project(
+            tmp_path,
+            'python = ["3.9", "3.12"]\n',
+            extra='[tool.scikit-build]\nwheel.py-api = "cp39"',
+        )
+    )
     names = [s.name for s in session_specs(cfg)]
     builds = [n for n in names if n.startswith("build-")]
     assert builds == [f"build-{host_arch()}"]
@@ -168,8 +211,13 @@ def mine(session):
 
 
 def run_nox(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nox", *args], cwd=project, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.run(
+        [sys.executable, "-m", "nox", *args],
+        cwd=project,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def test_register_in_a_foreign_noxfile(tmp_path):
@@ -178,9 +226,18 @@ def test_register_in_a_foreign_noxfile(tmp_path):
     listing = run_nox(project, "--list")
     assert listing.returncode == 0, listing.stdout
     arch = host_arch()
-    for name in (f"geo-deps-{arch}", f"geo-build-{arch}-3.12", f"geo-repair-{arch}-3.12",
-                 f"geo-ldd-{arch}-3.12", f"geo-test-{arch}-3.12", f"geo-wheels-{arch}-3.12",
-                 f"geo-wheels-{arch}", f"geo-images-{arch}", "geo-pin-images", "mine"):
+    for name in (
+        f"geo-deps-{arch}",
+        f"geo-build-{arch}-3.12",
+        f"geo-repair-{arch}-3.12",
+        f"geo-ldd-{arch}-3.12",
+        f"geo-test-{arch}-3.12",
+        f"geo-wheels-{arch}-3.12",
+        f"geo-wheels-{arch}",
+        f"geo-images-{arch}",
+        "geo-pin-images",
+        "mine",
+    ):
         assert f"- {name} " in listing.stdout or f"* {name} " in listing.stdout, name
     tagged = run_nox(project, "--list", "-t", "geonox")
     assert "* geo-deps" in tagged.stdout and "* mine" not in tagged.stdout
@@ -206,8 +263,10 @@ def test_config_error_in_noxfile_is_one_paragraph(tmp_path):
     assert "Session mine was successful" in own.stdout
     asked = run_nox(project, "-s", f"geo-deps-{host_arch()}")
     assert asked.returncode != 0
-    assert f"Session geo-deps-{host_arch()} aborted: [tool.geonox] archs = 'sparc' is not valid" \
-        in asked.stdout, asked.stdout
+    assert (
+        f"Session geo-deps-{host_arch()} aborted: [tool.geonox] archs = 'sparc' is not valid"
+        in asked.stdout
+    ), asked.stdout
     assert "Traceback" not in asked.stdout
 
 
@@ -226,18 +285,25 @@ def test_typo_in_table_suggests_the_key_and_keeps_the_noxfile_working(tmp_path):
 
 def test_cli_plan_and_error(tmp_path):
     project = write_project(tmp_path, 'deps = ["sqlite"]\nbackend = "host"\n')
-    ok = subprocess.run([sys.executable, "-m", "geonox", "plan", "--project", str(project), "--json"],
-                        text=True, capture_output=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "geonox", "plan", "--project", str(project), "--json"],
+        text=True,
+        capture_output=True,
+    )
     assert ok.returncode == 0, ok.stderr
     import json
 
     plan = json.loads(ok.stdout)
     assert plan["targets"][0]["prefix_key"] and len(plan["targets"][0]["prefix_key"]) == 16
     assert {s["name"] for s in plan["sessions"]} >= {f"deps-{host_arch()}", f"wheels-{host_arch()}"}
-    (project / "pyproject.toml").write_text((project / "pyproject.toml").read_text()
-                                            .replace('"sqlite"', '"sqlite", "gdal"'))
-    bad = subprocess.run([sys.executable, "-m", "geonox", "plan", "--project", str(project)],
-                         text=True, capture_output=True)
+    (project / "pyproject.toml").write_text(
+        (project / "pyproject.toml").read_text().replace('"sqlite"', '"sqlite", "gdal"')
+    )
+    bad = subprocess.run(
+        [sys.executable, "-m", "geonox", "plan", "--project", str(project)],
+        text=True,
+        capture_output=True,
+    )
     assert bad.returncode == 2
     assert "deps = 'gdal'" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -259,36 +325,53 @@ def test_artifact_keys_change_with_their_inputs_and_their_dependencies_only(tmp_
     assert keys(load_config(tmp_path)) == base
     every = {"prefix", "sqlite", "sqlite-shell", "geos", "proj"}
     for override, changed in (
-            ({"versions": {"proj": "9.1.1"}}, {"prefix", "proj"}),
-            ({"options": {"proj": {"tiff": True}}}, {"prefix", "proj"}),
-            ({"options": {"geos": {"link": "shared"}}}, {"prefix", "geos"}),
-            ({"options": {"sqlite": {"link": "shared"}}}, {"prefix", "sqlite", "proj"}),
-            ({"versions": {"sqlite": "3.52.0"}}, every - {"geos"}),
-            ({"link": "shared"}, every - {"sqlite-shell"}),
-            # the host's toolchain does not depend on the policy: same builds, reused
-            ({"policy": "manylinux_2_17"}, set())):
+        ({"versions": {"proj": "9.1.1"}}, {"prefix", "proj"}),
+        ({"options": {"proj": {"tiff": True}}}, {"prefix", "proj"}),
+        ({"options": {"geos": {"link": "shared"}}}, {"prefix", "geos"}),
+        ({"options": {"sqlite": {"link": "shared"}}}, {"prefix", "sqlite", "proj"}),
+        ({"versions": {"sqlite": "3.52.0"}}, every - {"geos"}),
+        ({"link": "shared"}, every - {"sqlite-shell"}),
+        # the host's toolchain does not depend on the policy: same builds, reused
+        ({"policy": "manylinux_2_17"}, set()),
+    ):
         other = keys(load_config(tmp_path, **override))
         assert {n for n in base if other[n] != base[n]} == changed, override
     # a project without PROJ shares the SQLite library artifact (no shell in it)
     (tmp_path / "small").mkdir()
-    small = keys(load_config(write_project(tmp_path / "small", 'deps = ["geos", "sqlite"]\nbackend = "host"\n')))
+    small = keys(
+        load_config(
+            write_project(tmp_path / "small", 'deps = ["geos", "sqlite"]\nbackend = "host"\n')
+        )
+    )
     assert small["sqlite"] == base["sqlite"] and small["geos"] == base["geos"]
     assert "sqlite-shell" not in small and small["prefix"] != base["prefix"]
 
 
 def test_link_mode_per_dependency(tmp_path):
-    project = write_project(tmp_path, 'deps = ["proj", "geos"]\nlink = "shared"\n'
-                                      '[tool.geonox.options.sqlite]\nlink = "static"\n')
+    project = write_project(
+        tmp_path,
+        'deps = ["proj", "geos"]\nlink = "shared"\n[tool.geonox.options.sqlite]\nlink = "static"\n',
+    )
     cfg = load_config(project)
-    assert {d.name: d.link for d in cfg.deps} == {"sqlite": "static", "geos": "shared", "proj": "shared"}
+    assert {d.name: d.link for d in cfg.deps} == {
+        "sqlite": "static",
+        "geos": "shared",
+        "proj": "shared",
+    }
     (tmp_path / "d").mkdir()
     assert load_config(write_project(tmp_path / "d", 'deps = ["geos"]\n')).deps[0].link == "static"
-    plan = subprocess.run([sys.executable, "-m", "geonox", "plan", "--project", str(project), "--json"],
-                          text=True, capture_output=True)
+    plan = subprocess.run(
+        [sys.executable, "-m", "geonox", "plan", "--project", str(project), "--json"],
+        text=True,
+        capture_output=True,
+    )
     import json
 
-    assert {d["name"]: d["link"] for d in json.loads(plan.stdout)["deps"]} == \
-        {"sqlite": "static", "geos": "shared", "proj": "shared"}
+    assert {d["name"]: d["link"] for d in json.loads(plan.stdout)["deps"]} == {
+        "sqlite": "static",
+        "geos": "shared",
+        "proj": "shared",
+    }
 
 
 def test_an_sdist_is_a_project(tmp_path, monkeypatch):
@@ -299,7 +382,9 @@ def test_an_sdist_is_a_project(tmp_path, monkeypatch):
     src = tmp_path / "src" / "demo-1.0"
     src.mkdir(parents=True)
     write_project(src, "")
-    (src / "pyproject.toml").write_text((src / "pyproject.toml").read_text().replace("[tool.geonox]\n", ""))
+    (src / "pyproject.toml").write_text(
+        (src / "pyproject.toml").read_text().replace("[tool.geonox]\n", "")
+    )
     (src / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n")
     sdist = tmp_path / "release" / "demo-1.0.tar.gz"
     sdist.parent.mkdir()
@@ -313,8 +398,12 @@ def test_an_sdist_is_a_project(tmp_path, monkeypatch):
     again = load_config(sdist, deps=["sqlite"])
     assert again.project == cfg.project  # the same content: unpacked once
     sdist.write_bytes(b"not a tarball")
-    bad = subprocess.run([sys.executable, "-m", "geonox", "plan", "--project", str(sdist)],
-                         text=True, capture_output=True, env=dict(os.environ))
+    bad = subprocess.run(
+        [sys.executable, "-m", "geonox", "plan", "--project", str(sdist)],
+        text=True,
+        capture_output=True,
+        env=dict(os.environ),
+    )
     assert bad.returncode != 0 and "demo-1.0.tar.gz" in bad.stderr, bad.stderr
     assert "Traceback" not in bad.stderr
     # nothing half-unpacked: the only directory is the first sdist's
@@ -334,7 +423,10 @@ def test_source_date_epoch_from_table_environment_git_sdist_or_1980(tmp_path, mo
     assert load_config(plain, environ={}).source_date_epoch == 315532800
     write_project(plain, "source-date-epoch = 1700000000\n")
     assert load_config(plain, environ={}).source_date_epoch == 1700000000
-    assert load_config(plain, environ={"SOURCE_DATE_EPOCH": "1710000000"}).source_date_epoch == 1710000000
+    assert (
+        load_config(plain, environ={"SOURCE_DATE_EPOCH": "1710000000"}).source_date_epoch
+        == 1710000000
+    )
     with pytest.raises(ConfigError, match="SOURCE_DATE_EPOCH='yesterday'"):
         load_config(plain, environ={"SOURCE_DATE_EPOCH": "yesterday"})
     write_project(plain, 'source-date-epoch = "2024-01-01"\n')
@@ -344,9 +436,16 @@ def test_source_date_epoch_from_table_environment_git_sdist_or_1980(tmp_path, mo
     repo = tmp_path / "repo"
     (repo / "ext").mkdir(parents=True)
     write_project(repo / "ext", "")
-    git = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@e", "GIT_COMMITTER_DATE": "1690000000 +0000",
-           "GIT_AUTHOR_DATE": "1690000000 +0000", "PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    git = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@e",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@e",
+        "GIT_COMMITTER_DATE": "1690000000 +0000",
+        "GIT_AUTHOR_DATE": "1690000000 +0000",
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+    }
     for argv in (["git", "init", "-q"], ["git", "add", "."], ["git", "commit", "-q", "-m", "x"]):
         subprocess.run(argv, cwd=repo, env=git, check=True)
     # a later commit elsewhere in the repository does not move the extension's time

@@ -2,6 +2,7 @@
 images (Debian bullseye from debootstrap, laid out like manylinux: no public registry is
 reachable here; see tests/standin.py).  Images are pinned through the same code users
 run (`python -m geonox pin`)."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,20 @@ import pytest
 import requests
 
 import standin
-from conftest import (REPO, ccache_counters, grafted_once, keyword_noxfile as noxfile, make_project, nox, pypi_sdist, run,
-                      skip_or_fail, suite_results, twomod_noxfile, verify_errors)
+from conftest import (
+    REPO,
+    ccache_counters,
+    grafted_once,
+    keyword_noxfile as noxfile,
+    make_project,
+    nox,
+    pypi_sdist,
+    run,
+    skip_or_fail,
+    suite_results,
+    twomod_noxfile,
+    verify_errors,
+)
 from geonox.images import ImageLock, resolve_digest
 
 pytestmark = pytest.mark.containers
@@ -51,20 +64,28 @@ def registry_digest(ref: str) -> str:
     """The digest the registry reports for a tag, asked directly (not through geonox)."""
     rest = ref.split("/", 1)[1]
     name, tag = rest.rsplit(":", 1)
-    resp = requests.head(f"http://{standin.REGISTRY}/v2/{name}/manifests/{tag}", headers={
-        "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
-                  "application/vnd.oci.image.manifest.v1+json"}, timeout=30)
+    resp = requests.head(
+        f"http://{standin.REGISTRY}/v2/{name}/manifests/{tag}",
+        headers={
+            "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+            "application/vnd.oci.image.manifest.v1+json"
+        },
+        timeout=30,
+    )
     resp.raise_for_status()
     return resp.headers["Docker-Content-Digest"]
 
 
 def pin(project: Path, env: dict) -> None:
-    result = run([sys.executable, "-m", "geonox", "pin", "--project", project], cwd=project, env=env)
+    result = run(
+        [sys.executable, "-m", "geonox", "pin", "--project", project], cwd=project, env=env
+    )
     assert result.returncode == 0, result.stdout
 
 
 def sqlext_table(arch: str, image: str, extra: str = "") -> str:
-    return textwrap.dedent(f"""\
+    return (
+        textwrap.dedent(f"""\
         [tool.geonox]
         backend = "docker"
         archs = ["{arch}"]
@@ -74,7 +95,10 @@ def sqlext_table(arch: str, image: str, extra: str = "") -> str:
         images = {{ {arch} = "{image}" }}
         container-env = ["PIP_CERT"]
         test-command = "python -c 'import sqlext; sqlext.selftest()'"
-        """) + textwrap.dedent(extra) + '[tool.geonox.versions]\nsqlite = "3.52.0"\n'
+        """)
+        + textwrap.dedent(extra)
+        + '[tool.geonox.versions]\nsqlite = "3.52.0"\n'
+    )
 
 
 # ------------------------------------------------------------------ pinning
@@ -113,18 +137,34 @@ class _TokenProxy(BaseHTTPRequestHandler):
         if self.path.startswith("/token"):
             self.hits["token"] = self.hits.get("token", 0) + 1
             assert "scope=repository" in self.path
-            return self._send(200, json.dumps({"token": self.token}).encode(),
-                              [("Content-Type", "application/json")])
+            return self._send(
+                200,
+                json.dumps({"token": self.token}).encode(),
+                [("Content-Type", "application/json")],
+            )
         if self.headers.get("Authorization") != f"Bearer {self.token}":
             self.hits["401"] = self.hits.get("401", 0) + 1
-            return self._send(401, b"{}", [("WWW-Authenticate",
-                              f'Bearer realm="http://127.0.0.1:{port}/token",service="fake"')])
-        req = urllib.request.Request(f"http://{standin.REGISTRY}{self.path}",
-                                     headers={"Accept": self.headers.get("Accept", "*/*")})
+            return self._send(
+                401,
+                b"{}",
+                [
+                    (
+                        "WWW-Authenticate",
+                        f'Bearer realm="http://127.0.0.1:{port}/token",service="fake"',
+                    )
+                ],
+            )
+        req = urllib.request.Request(
+            f"http://{standin.REGISTRY}{self.path}",
+            headers={"Accept": self.headers.get("Accept", "*/*")},
+        )
         with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req) as resp:
             body = resp.read()
-            headers = [(k, v) for k, v in resp.headers.items()
-                       if k in ("Content-Type", "Docker-Content-Digest")]
+            headers = [
+                (k, v)
+                for k, v in resp.headers.items()
+                if k in ("Content-Type", "Docker-Content-Digest")
+            ]
             self._send(resp.status, body, headers)
 
     do_HEAD = do_GET
@@ -145,9 +185,11 @@ def test_pin_follows_the_anonymous_bearer_token_flow(image_x86):
 def test_pin_picks_the_arch_manifest_of_a_multiarch_index(image_x86, image_arm):
     multi = f"{standin.REGISTRY}/geonox-standin/multiarch:{image_x86.rsplit('-', 1)[1]}"
     env = dict(os.environ, DOCKER_CLI_EXPERIMENTAL="enabled")
-    for argv in (["manifest", "rm", multi],
-                 ["manifest", "create", "--insecure", multi, image_x86, image_arm],
-                 ["manifest", "push", "--insecure", multi]):
+    for argv in (
+        ["manifest", "rm", multi],
+        ["manifest", "create", "--insecure", multi, image_x86, image_arm],
+        ["manifest", "push", "--insecure", multi],
+    ):
         proc = subprocess.run([standin.DOCKER, *argv], env=env, capture_output=True, text=True)
         assert proc.returncode == 0 or argv[1] == "rm", proc.stderr
     assert resolve_digest(multi, "aarch64") == registry_digest(image_arm)
@@ -163,8 +205,9 @@ def test_unpinned_image_is_refused_unless_allowed(tmp_path, image_x86, geonox_en
     assert refused.returncode != 0
     assert "refusing to build with an unpinned image" in refused.stdout
     assert "python -m geonox pin" in refused.stdout and "Traceback" not in refused.stdout
-    allowed = make_project(tmp_path, SQLEXT, sqlext_table("x86_64", image_x86,
-                                                          "allow-unpinned = true\n"), "allowed")
+    allowed = make_project(
+        tmp_path, SQLEXT, sqlext_table("x86_64", image_x86, "allow-unpinned = true\n"), "allowed"
+    )
     ok = nox("-s", "geo-images-x86_64", cwd=allowed, env=geonox_env)
     assert ok.returncode == 0, ok.stdout
     assert "(unpinned) is ready" in ok.stdout
@@ -202,7 +245,10 @@ def test_auto_builds_the_own_arch_in_its_image_and_a_foreign_arch_with_zig(tmp_p
     wheels would carry this machine's glibc instead of the policy's tag."""
     import json
 
-    project = make_project(tmp_path, EXAMPLE, """\
+    project = make_project(
+        tmp_path,
+        EXAMPLE,
+        """\
         [tool.geonox]
         archs = ["x86_64", "aarch64"]
         allow-unpinned = true
@@ -210,20 +256,29 @@ def test_auto_builds_the_own_arch_in_its_image_and_a_foreign_arch_with_zig(tmp_p
         proj = "9.1.1"
         geos = "3.13.1"
         sqlite = "3.52.0"
-        """)
+        """,
+    )
 
     def backends(env: dict) -> dict:
         done = run([sys.executable, "-m", "geonox", "plan", "--json"], cwd=project, env=env)
         assert done.returncode == 0, done.stdout
-        return {t["arch"]: (t["backend"], t["platform_tag"]) for t in json.loads(done.stdout)["targets"]}
+        return {
+            t["arch"]: (t["backend"], t["platform_tag"]) for t in json.loads(done.stdout)["targets"]
+        }
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEONOX_")}
     env["GEONOX_CACHE_DIR"] = str(tmp_path / "cache")
-    assert backends(env) == {"x86_64": ("docker", "manylinux_2_28_x86_64"),
-                             "aarch64": ("zig", "manylinux_2_28_aarch64")}
-    stopped = dict(env, DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock", GEONOX_PODMAN="/nonexistent/podman")
-    assert backends(stopped) == {"x86_64": ("zig", "manylinux_2_28_x86_64"),
-                                 "aarch64": ("zig", "manylinux_2_28_aarch64")}
+    assert backends(env) == {
+        "x86_64": ("docker", "manylinux_2_28_x86_64"),
+        "aarch64": ("zig", "manylinux_2_28_aarch64"),
+    }
+    stopped = dict(
+        env, DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock", GEONOX_PODMAN="/nonexistent/podman"
+    )
+    assert backends(stopped) == {
+        "x86_64": ("zig", "manylinux_2_28_x86_64"),
+        "aarch64": ("zig", "manylinux_2_28_aarch64"),
+    }
 
 
 def test_missing_binfmt_is_detected(tmp_path, image_arm, geonox_env):
@@ -243,8 +298,11 @@ def test_missing_binfmt_is_detected(tmp_path, image_arm, geonox_env):
 
 
 def test_image_without_the_python_is_named(tmp_path, image_x86, geonox_env):
-    project = make_project(tmp_path, SQLEXT, sqlext_table("x86_64", image_x86).replace(
-        'python = ["3.9"]', 'python = ["3.12"]'))
+    project = make_project(
+        tmp_path,
+        SQLEXT,
+        sqlext_table("x86_64", image_x86).replace('python = ["3.9"]', 'python = ["3.12"]'),
+    )
     pin(project, geonox_env)
     result = nox("-s", "geo-build-x86_64-3.12", cwd=project, env=geonox_env)
     assert result.returncode != 0
@@ -254,17 +312,22 @@ def test_image_without_the_python_is_named(tmp_path, image_x86, geonox_env):
 
 
 def test_build_image_from_a_dockerfile_on_the_pinned_base(tmp_path, image_x86, geonox_env):
-    project = make_project(tmp_path, SQLEXT, sqlext_table("x86_64", image_x86,
-                                                          'dockerfile = "ci.Dockerfile"\n'))
+    project = make_project(
+        tmp_path, SQLEXT, sqlext_table("x86_64", image_x86, 'dockerfile = "ci.Dockerfile"\n')
+    )
     (project / "ci.Dockerfile").write_text(
-        "ARG BASE\nFROM ${BASE}\nRUN echo geonox-built > /etc/geonox-built\n")
+        "ARG BASE\nFROM ${BASE}\nRUN echo geonox-built > /etc/geonox-built\n"
+    )
     pin(project, geonox_env)
     env = dict(geonox_env, GEONOX_DOCKER=standin.DOCKER)  # BuildKit-capable client
     first = nox("-s", "geo-images-x86_64", cwd=project, env=env)
     assert first.returncode == 0, first.stdout
     tag = re.search(r"(geonox-build/manylinux_2_31_x86_64:[0-9a-f]{16})", first.stdout).group(1)
-    out = subprocess.run([standin.DOCKER, "run", "--rm", tag, "cat", "/etc/geonox-built"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [standin.DOCKER, "run", "--rm", tag, "cat", "/etc/geonox-built"],
+        capture_output=True,
+        text=True,
+    )
     assert out.stdout.strip() == "geonox-built"
     base_digest = ImageLock.load(project).entries["x86_64"].digest
     assert f"on {image_x86.rsplit(':', 1)[0]}@{base_digest}" in first.stdout
@@ -278,11 +341,16 @@ def test_build_image_from_a_dockerfile_on_the_pinned_base(tmp_path, image_x86, g
 def test_copy_mode_and_env_allowlist(tmp_path, image_x86, geonox_env):
     """As for a remote engine: nothing bind-mounted, inputs and outputs copied; only the
     listed host variables reach the commands."""
-    table = sqlext_table("x86_64", image_x86, 'container-mode = "copy"\n').replace(
-        'container-env = ["PIP_CERT"]', 'container-env = ["PIP_CERT", "GEONOX_VISIBLE"]').replace(
-        "sqlext.selftest()'", "sqlext.selftest(); import os; "
-        "assert os.environ.get(\\\"GEONOX_VISIBLE\\\") == \\\"yes\\\"; "
-        "assert \\\"GEONOX_SECRET\\\" not in os.environ'")
+    table = (
+        sqlext_table("x86_64", image_x86, 'container-mode = "copy"\n')
+        .replace('container-env = ["PIP_CERT"]', 'container-env = ["PIP_CERT", "GEONOX_VISIBLE"]')
+        .replace(
+            "sqlext.selftest()'",
+            "sqlext.selftest(); import os; "
+            'assert os.environ.get(\\"GEONOX_VISIBLE\\") == \\"yes\\"; '
+            'assert \\"GEONOX_SECRET\\" not in os.environ\'',
+        )
+    )
     project = make_project(tmp_path, SQLEXT, table)
     pin(project, geonox_env)
     cache = tmp_path / "copy-cache"
@@ -302,7 +370,9 @@ def test_copy_mode_and_env_allowlist(tmp_path, image_x86, geonox_env):
     assert len(tools) == 1 and tools[0].startswith("cmake-4.4.5-x86_64-"), tools
 
 
-def test_two_container_builds_at_two_paths_give_the_same_wheel(tmp_path, image_x86, geonox_env, mirror):
+def test_two_container_builds_at_two_paths_give_the_same_wheel(
+    tmp_path, image_x86, geonox_env, mirror
+):
     """Reproducible in the container too: sqlext built in the stand-in image from the test
     session's cache, then from a clean cache at another path with ccache off (SQLite
     compiled again in the container), gives the same bytes."""
@@ -311,7 +381,9 @@ def test_two_container_builds_at_two_paths_give_the_same_wheel(tmp_path, image_x
     wheels = []
     fresh = tmp_path / "elsewhere" / "clean-cache"
     for name, env in (("one", geonox_env), ("two", clean_env(fresh, mirror))):
-        project = make_project(tmp_path / name / "deeper", SQLEXT, sqlext_table("x86_64", image_x86))
+        project = make_project(
+            tmp_path / name / "deeper", SQLEXT, sqlext_table("x86_64", image_x86)
+        )
         pin(project, env)
         result = nox("-s", "geo-wheels-x86_64", cwd=project, env=env)
         assert result.returncode == 0, result.stdout[-5000:]
@@ -326,7 +398,10 @@ def test_two_container_builds_at_two_paths_give_the_same_wheel(tmp_path, image_x
 def test_x86_64_example_in_the_container_then_cached(tmp_path, image_x86, geonox_env):
     """The example's full path (PROJ/GEOS/SQLite from the mirror) inside the stand-in image,
     repaired as manylinux_2_31 (its honest glibc), verified and tested there."""
-    project = make_project(tmp_path, EXAMPLE, textwrap.dedent(f"""\
+    project = make_project(
+        tmp_path,
+        EXAMPLE,
+        textwrap.dedent(f"""\
         [tool.geonox]
         backend = "docker"
         archs = ["x86_64"]
@@ -339,27 +414,44 @@ def test_x86_64_example_in_the_container_then_cached(tmp_path, image_x86, geonox
         proj = "9.1.1"
         geos = "3.13.1"
         sqlite = "3.52.0"
-        """))
+        """),
+    )
     pin(project, geonox_env)
     first = nox("-s", "geo-wheels-x86_64", cwd=project, env=geonox_env)
     assert first.returncode == 0, first.stdout[-6000:]
-    assert re.search(r"geodemo 0\.1\.0 OK: PROJ 9\.1\.1, GEOS 3\.13\.1\S*, SQLite 3\.52\.0; "
-                     r"Paris -> \(261845\.7, 6250564\.3\) m; 32-gon area 3\.1214452", first.stdout)
+    assert re.search(
+        r"geodemo 0\.1\.0 OK: PROJ 9\.1\.1, GEOS 3\.13\.1\S*, SQLite 3\.52\.0; "
+        r"Paris -> \(261845\.7, 6250564\.3\) m; 32-gon area 3\.1214452",
+        first.stdout,
+    )
     assert "(cc (Debian 10.2.1" in first.stdout  # the container's compiler built the deps
     # ... driven by geonox's pinned CMake, not the image's own (bullseye's 3.18)
-    own = run([standin.DOCKER, "run", "--rm", image_x86, "cmake", "--version"], cwd=tmp_path, env=geonox_env)
+    own = run(
+        [standin.DOCKER, "run", "--rm", image_x86, "cmake", "--version"],
+        cwd=tmp_path,
+        env=geonox_env,
+    )
     assert own.returncode == 0 and "cmake version 3.18" in own.stdout, own.stdout
     cache = Path(geonox_env["GEONOX_CACHE_DIR"])
-    proj = max((d for d in cache.glob("deps/proj-9.1.1-x86_64-*") if d.is_dir() and "Debian 10.2.1"
-                in json.loads((d / "geonox-dep.json").read_text())["toolchain"]),
-               key=lambda d: (d / "geonox-dep.json").stat().st_mtime)
+    proj = max(
+        (
+            d
+            for d in cache.glob("deps/proj-9.1.1-x86_64-*")
+            if d.is_dir()
+            and "Debian 10.2.1" in json.loads((d / "geonox-dep.json").read_text())["toolchain"]
+        ),
+        key=lambda d: (d / "geonox-dep.json").stat().st_mtime,
+    )
     # the export file CMake generated names the policies it knows: up to 4.x from the pin
     # (3.17 from bullseye's 3.18)
     exported = (proj / "lib" / "cmake" / "proj" / "proj-targets.cmake").read_text()
     known = re.search(r"cmake_policy\(VERSION [\d.]+\.\.\.(\d+)\.\d+\)", exported)
     assert known and int(known.group(1)) >= 4, exported[:400]
-    assert re.search(r"geo-build-x86_64: runs on docker 127\.0\.0\.1:5000/\S+@sha256:"
-                     r"[0-9a-f]{64} \(x86_64\)", first.stdout), first.stdout[-3000:]
+    assert re.search(
+        r"geo-build-x86_64: runs on docker 127\.0\.0\.1:5000/\S+@sha256:"
+        r"[0-9a-f]{64} \(x86_64\)",
+        first.stdout,
+    ), first.stdout[-3000:]
     wheels = list((project / "wheelhouse").glob("*.whl"))
     assert len(wheels) == 1
     tags = wheels[0].name[:-4].split("-")[-1].split(".")
@@ -370,17 +462,27 @@ def test_x86_64_example_in_the_container_then_cached(tmp_path, image_x86, geonox
     assert "built in" not in again.stdout
 
 
-def test_shared_library_grafted_in_the_container_from_an_sdist(tmp_path, image_x86, geonox_env,
-                                                               twomod_sdist):
+def test_shared_library_grafted_in_the_container_from_an_sdist(
+    tmp_path, image_x86, geonox_env, twomod_sdist
+):
     """link = "shared" on the container backend: SQLite built as a shared library in the
     stand-in image, twomod (setuptools, pkg-config) built from its sdist there, auditwheel
     grafting the one library there, twomod's own suite passing there.  Everything comes
     from register() keywords; the image lock and the wheelhouse go beside the sdist."""
     sdist = tmp_path / twomod_sdist.name
     shutil.copy(twomod_sdist, sdist)
-    where = twomod_noxfile(tmp_path / "release", sdist, "shared", ["3.9"], "wheelhouse",
-                           backend="docker", archs=["x86_64"], policy="manylinux_2_31",
-                           images={"x86_64": image_x86}, container_env=["PIP_CERT"])
+    where = twomod_noxfile(
+        tmp_path / "release",
+        sdist,
+        "shared",
+        ["3.9"],
+        "wheelhouse",
+        backend="docker",
+        archs=["x86_64"],
+        policy="manylinux_2_31",
+        images={"x86_64": image_x86},
+        container_env=["PIP_CERT"],
+    )
     pinned = nox("-s", "pin-images", cwd=where, env=geonox_env)
     assert pinned.returncode == 0, pinned.stdout[-3000:]
     assert ImageLock.load(tmp_path).entries["x86_64"].digest  # beside the sdist
@@ -397,44 +499,74 @@ def test_shared_library_grafted_in_the_container_from_an_sdist(tmp_path, image_x
 
     with zipfile.ZipFile(wheel) as zf:
         libs = [n for n in zf.namelist() if n.startswith("twomod.libs/") and not n.endswith("/")]
-    assert len(libs) == 1 and re.fullmatch(r"twomod\.libs/libsqlite3-[0-9a-f]{8}\.so\.3\.52\.0",
-                                           libs[0]), libs
+    assert len(libs) == 1 and re.fullmatch(
+        r"twomod\.libs/libsqlite3-[0-9a-f]{8}\.so\.3\.52\.0", libs[0]
+    ), libs
 
 
 def image_ccache_counters(image: str, cache: Path) -> dict[str, int]:
     """ccache's counters for geonox's ccache directory, as the image's own ccache reads them."""
-    return ccache_counters([standin.DOCKER, "run", "--rm", "-v", f"{cache}:{cache}", "-e",
-                            f"CCACHE_DIR={cache / 'ccache'}", image, "ccache"])
+    return ccache_counters(
+        [
+            standin.DOCKER,
+            "run",
+            "--rm",
+            "-v",
+            f"{cache}:{cache}",
+            "-e",
+            f"CCACHE_DIR={cache / 'ccache'}",
+            image,
+            "ccache",
+        ]
+    )
 
 
-def test_shapely_from_its_sdist_in_the_container_with_a_shared_geos(tmp_path, image_x86, geonox_env):
+def test_shapely_from_its_sdist_in_the_container_with_a_shared_geos(
+    tmp_path, image_x86, geonox_env
+):
     """A real project in the stand-in image for two CPythons: shapely 2.0.7's release
     sdist (it supports both of the image's Pythons, 3.9 from Debian and 3.11 built from
     source in the image), GEOS built shared by the image's gcc 10 (through the image's
     ccache, warm from the example's static GEOS: the compiles are hits), shapely's Cython
     modules built there per Python with numpy and Cython from the index, GEOS grafted once
     in each wheel, and shapely's own suite passing there on each Python."""
-    pythons = [f"3.{t[3:t.index('-')]}" for t in standin.python_tags("x86_64")]
+    pythons = [f"3.{t[3 : t.index('-')]}" for t in standin.python_tags("x86_64")]
     assert len(pythons) == 2, pythons
     sdist = tmp_path / "shapely-2.0.7.tar.gz"
     shutil.copy(pypi_sdist("shapely", "2.0.7"), sdist)
-    where = noxfile(tmp_path / "release", project=str(sdist), deps=["geos"],
-                    versions={"geos": "3.13.1"}, link="shared", backend="docker",
-                    archs=["x86_64"], policy="manylinux_2_31", python=pythons,
-                    images={"x86_64": image_x86}, container_env=["PIP_CERT"],
-                    test_requires=["pytest"],
-                    test_command="python -m pytest --pyargs shapely.tests -q -p no:cacheprovider")
+    where = noxfile(
+        tmp_path / "release",
+        project=str(sdist),
+        deps=["geos"],
+        versions={"geos": "3.13.1"},
+        link="shared",
+        backend="docker",
+        archs=["x86_64"],
+        policy="manylinux_2_31",
+        python=pythons,
+        images={"x86_64": image_x86},
+        container_env=["PIP_CERT"],
+        test_requires=["pytest"],
+        test_command="python -m pytest --pyargs shapely.tests -q -p no:cacheprovider",
+    )
     pinned = nox("-s", "pin-images", cwd=where, env=geonox_env)
     assert pinned.returncode == 0, pinned.stdout[-3000:]
     cache = Path(geonox_env["GEONOX_CACHE_DIR"])
-    static_geos = [m for m in (json.loads(f.read_text()) for f in cache.glob("deps/geos-3.13.1-x86_64-*/geonox-dep.json"))
-                   if m["link"] == "static" and "Debian 10.2.1" in m["toolchain"]]
+    static_geos = [
+        m
+        for m in (
+            json.loads(f.read_text())
+            for f in cache.glob("deps/geos-3.13.1-x86_64-*/geonox-dep.json")
+        )
+        if m["link"] == "static" and "Debian 10.2.1" in m["toolchain"]
+    ]
     before = image_ccache_counters(image_x86, cache)
     result = nox("-s", "wheels-x86_64", cwd=where, env=geonox_env)
     out = result.stdout
     assert result.returncode == 0, out[-6000:]
-    assert re.search(r"deps-x86_64: building geos 3\.13\.1 \(shared\) .*\(cc \(Debian 10\.2\.1.*, ccache,",
-                     out), out[-3000:]
+    assert re.search(
+        r"deps-x86_64: building geos 3\.13\.1 \(shared\) .*\(cc \(Debian 10\.2\.1.*, ccache,", out
+    ), out[-3000:]
     # the image's ccache ran every GEOS compile, its directory in the mounted cache (its
     # counters, read in the image: bullseye's ccache 4.2 writes no CCACHE_STATSLOG, so
     # geonox's "(ccache: N of M compiles were hits)" line needs a newer one); after the
@@ -451,6 +583,11 @@ def test_shapely_from_its_sdist_in_the_container_with_a_shared_geos(tmp_path, im
     assert [w.name.split("-")[2] for w in wheels] == ["cp311", "cp39"], wheels
     for wheel in wheels:
         assert wheel.name.endswith("manylinux_2_31_x86_64.whl"), wheel.name
-        grafted_once(wheel, "shapely", {"libgeos": r"3\.13\.1", "libgeos_c": r"1\.\d+\.\d+"},
-                     ("GEOS", "_ZN4geos"), tmp_path)
+        grafted_once(
+            wheel,
+            "shapely",
+            {"libgeos": r"3\.13\.1", "libgeos_c": r"1\.\d+\.\d+"},
+            ("GEOS", "_ZN4geos"),
+            tmp_path,
+        )
         assert verify_errors(wheel, geonox_env, tmp_path) == []

@@ -6,6 +6,7 @@ imported on CPython 3.9-3.13.
 The main-job test runs the README's command (``nox -s wheels-x86_64`` at the repo root);
 the fresh-clone test runs it again where only nox is installed (the noxfile's PEP 723
 header brings the rest)."""
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,10 @@ pytestmark = pytest.mark.e2e
 
 EXAMPLE = REPO / "examples" / "geodemo"
 ALL_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
-SELFTEST = re.compile(r"geodemo 0\.1\.0 OK: PROJ (\S+), GEOS (\S+), SQLite (\S+); "
-                      r"Paris -> \(([\d.]+), ([\d.]+)\) m; 32-gon area ([\d.]+)")
+SELFTEST = re.compile(
+    r"geodemo 0\.1\.0 OK: PROJ (\S+), GEOS (\S+), SQLite (\S+); "
+    r"Paris -> \(([\d.]+), ([\d.]+)\) m; 32-gon area ([\d.]+)"
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -61,8 +64,9 @@ def check_repaired_wheel(wheel: Path, env: dict, project: Path = None) -> None:
     # auditwheel agrees with the tag the wheel carries
     shown = run([sys.executable, "-m", "auditwheel", "show", wheel], cwd=wheel.parent, env=env)
     assert shown.returncode == 0, shown.stdout
-    consistent = re.search(r'consistent with the following platform tag:\s*"([^"]+)"',
-                           " ".join(shown.stdout.split()))
+    consistent = re.search(
+        r'consistent with the following platform tag:\s*"([^"]+)"', " ".join(shown.stdout.split())
+    )
     assert consistent, shown.stdout
     tag_in_name = wheel.name[:-4].split("-")[-1].split(".")
     assert consistent.group(1) in tag_in_name, (consistent.group(1), wheel.name)
@@ -81,10 +85,16 @@ def check_repaired_wheel(wheel: Path, env: dict, project: Path = None) -> None:
             for path in (env["GEONOX_CACHE_DIR"], str(REPO)):
                 assert path.encode() not in data, (name, path)
         # (a copy outside any git checkout: 1980-01-01, the earliest a zip can hold)
-        committed = run(["git", "log", "-1", "--format=%ct", "--", "."], cwd=project or EXAMPLE, env=env)
+        committed = run(
+            ["git", "log", "-1", "--format=%ct", "--", "."], cwd=project or EXAMPLE, env=env
+        )
         import datetime
-        epoch = int(committed.stdout) if committed.returncode == 0 and committed.stdout.strip().isdigit() \
+
+        epoch = (
+            int(committed.stdout)
+            if committed.returncode == 0 and committed.stdout.strip().isdigit()
             else 315532800
+        )
         when = datetime.datetime.fromtimestamp(epoch - epoch % 2, tz=datetime.timezone.utc)
         assert {i.date_time for i in zf.infolist()} == {when.timetuple()[:6]}  # zip: 2 s steps
     info = read_elf(target)
@@ -112,7 +122,9 @@ def test_main_job_builds_repairs_verifies_and_tests_every_python(main_job, no_en
     check_selftest_lines(out, expected_count=len(ALL_PYTHONS))
     wheels = sorted(wheelhouse.glob("*.whl"))
     # tagged with the configured policy, not this machine's glibc (2.36)
-    assert len(wheels) == 1 and wheels[0].name == "geodemo-0.1.0-cp39-abi3-manylinux_2_28_x86_64.whl", wheels
+    assert (
+        len(wheels) == 1 and wheels[0].name == "geodemo-0.1.0-cp39-abi3-manylinux_2_28_x86_64.whl"
+    ), wheels
     check_repaired_wheel(wheels[0], no_engine_env)
 
 
@@ -129,14 +141,18 @@ def test_second_run_rebuilds_no_dependency(main_job, no_engine_env):
     # the extension compiled through ccache: the warm build's compiles were hits (the build
     # step counts what its own compiles did, whatever else shares the ccache), all but
     # one: a try-compile of CMake's in a scratch directory of a new name each time
-    counted = re.search(r"build-x86_64: built geodemo-\S+ \(ccache: (\d+) of (\d+) compiles were hits\)",
-                        again.stdout)
+    counted = re.search(
+        r"build-x86_64: built geodemo-\S+ \(ccache: (\d+) of (\d+) compiles were hits\)",
+        again.stdout,
+    )
     assert counted, again.stdout[-3000:]
     hits, compiles = int(counted.group(1)), int(counted.group(2))
     assert compiles >= 3 and hits >= compiles - 1, counted.group(0)
     # and its test venvs were made by uv
-    assert re.search(r"test-x86_64-3\.9: installing geodemo-\S+ into a clean CPython 3\.9 venv \(uv\)",
-                     again.stdout)
+    assert re.search(
+        r"test-x86_64-3\.9: installing geodemo-\S+ into a clean CPython 3\.9 venv \(uv\)",
+        again.stdout,
+    )
 
 
 OUTSIDE_NOXFILE = """\
@@ -158,7 +174,9 @@ def test_outside_project_with_prefix(main_job, no_engine_env, tmp_path):
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("wheelhouse", "build"))
     text = (project / "pyproject.toml").read_text()
     table = text.index("[tool.geonox]")
-    (project / "pyproject.toml").write_text(text[:table] + textwrap.dedent("""\
+    (project / "pyproject.toml").write_text(
+        text[:table]
+        + textwrap.dedent("""\
         [tool.geonox]
         python = ["3.10", "3.13"]
         deps = ["proj", "geos"]
@@ -169,7 +187,8 @@ def test_outside_project_with_prefix(main_job, no_engine_env, tmp_path):
         proj = "9.1.1"
         geos = "3.13.1"
         sqlite = "3.52.0"
-        """))
+        """)
+    )
     (project / "noxfile.py").write_text(OUTSIDE_NOXFILE)
     result = nox("-s", "geo-wheels-x86_64", "lint", cwd=project, env=no_engine_env)
     assert result.returncode == 0, result.stdout[-6000:]
@@ -190,34 +209,50 @@ def test_a_project_needing_a_subset_compiles_no_dependency(main_job, no_engine_e
     """GEOS + SQLite at the main job's versions: both artifacts are reused from the main
     job's build (which also holds PROJ), the prefix is only assembled, no compiler runs."""
     assert main_job[0].returncode == 0
-    project = make_project(tmp_path, EXAMPLE, """\
+    project = make_project(
+        tmp_path,
+        EXAMPLE,
+        """\
         [tool.geonox]
         python = ["3.12"]
         deps = ["geos", "sqlite"]
         [tool.geonox.versions]
         geos = "3.13.1"
         sqlite = "3.52.0"
-        """)
+        """,
+    )
     import json
 
-    plan = json.loads(run([sys.executable, "-m", "geonox", "plan", "--json"], cwd=project,
-                          env=no_engine_env).stdout)
+    plan = json.loads(
+        run(
+            [sys.executable, "-m", "geonox", "plan", "--json"], cwd=project, env=no_engine_env
+        ).stdout
+    )
     assert [a["cached"] for a in plan["targets"][0]["artifacts"]] == [True, True]
     shutil.rmtree(plan["targets"][0]["prefix"], ignore_errors=True)  # a kept cache: assemble anew
     result = nox("-s", "geo-deps-x86_64", cwd=project, env=no_engine_env)
     out = result.stdout
     assert result.returncode == 0, out[-3000:]
     assert "building" not in out and "built in" not in out, out
-    assert re.search(r"geo-deps-x86_64: prefix \(key [0-9a-f]{16}\) assembled in \d+ s from 2 artifacts: "
-                     r"reused geos 3\.13\.1 \(static\) \[[0-9a-f]{16}\], sqlite 3\.52\.0 \(static\) "
-                     r"\[[0-9a-f]{16}\] ->", " ".join(out.split())), out
+    assert re.search(
+        r"geo-deps-x86_64: prefix \(key [0-9a-f]{16}\) assembled in \d+ s from 2 artifacts: "
+        r"reused geos 3\.13\.1 \(static\) \[[0-9a-f]{16}\], sqlite 3\.52\.0 \(static\) "
+        r"\[[0-9a-f]{16}\] ->",
+        " ".join(out.split()),
+    ), out
     prefix = Path(re.search(r"-> (\S+)", out).group(1))
-    assert (prefix / "lib" / "libgeos_c.a").is_file() and not (prefix / "lib" / "libproj.a").exists()
+    assert (prefix / "lib" / "libgeos_c.a").is_file() and not (
+        prefix / "lib" / "libproj.a"
+    ).exists()
     # the same files as the main job's prefix: both are hard links to one artifact
-    assert os.path.samefile(prefix / "lib" / "libgeos.a", _main_prefix(no_engine_env) / "lib" / "libgeos.a")
+    assert os.path.samefile(
+        prefix / "lib" / "libgeos.a", _main_prefix(no_engine_env) / "lib" / "libgeos.a"
+    )
 
 
-def test_a_changed_sqlite_rebuilds_proj_over_it_and_reuses_geos(main_job, no_engine_env, mirror, tmp_path):
+def test_a_changed_sqlite_rebuilds_proj_over_it_and_reuses_geos(
+    main_job, no_engine_env, mirror, tmp_path
+):
     """An artifact whose input changed is rebuilt with everything built on it: the main
     job's SQLite archive in other bytes (same files, another sha256) gives SQLite a new key,
     so PROJ (built against it) is rebuilt too, while GEOS (not built on SQLite) is reused.
@@ -229,7 +264,10 @@ def test_a_changed_sqlite_rebuilds_proj_over_it_and_reuses_geos(main_job, no_eng
     # bytes never built before in this cache (a kept GEONOX_TEST_CACHE included)
     archive, sha = repacked_sqlite(mirror, tmp_path / "src", mtime=int(time.time()) + 7)
     assert sha != hashlib.sha256((mirror / archive.name).read_bytes()).hexdigest()
-    project = make_project(tmp_path, EXAMPLE, f"""\
+    project = make_project(
+        tmp_path,
+        EXAMPLE,
+        f"""\
         [tool.geonox]
         python = ["3.12"]
         deps = ["geos", "proj"]
@@ -240,16 +278,22 @@ def test_a_changed_sqlite_rebuilds_proj_over_it_and_reuses_geos(main_job, no_eng
         version = "3.52.0"
         url = "{archive.as_uri()}"
         sha256 = "{sha}"
-        """)
+        """,
+    )
     result = nox("-s", "geo-deps-x86_64", cwd=project, env=no_engine_env)
     out = " ".join(result.stdout.split())
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "building sqlite 3.52.0 (static)" in out and "building proj 9.1.1 (static)" in out, out[-3000:]
+    assert "building sqlite 3.52.0 (static)" in out and "building proj 9.1.1 (static)" in out, out[
+        -3000:
+    ]
     assert "building geos" not in out, out[-3000:]
     assembled = re.search(r"assembled in \d+ s from \d+ artifacts: (.*?) -> (\S+)", out)
     assert assembled and "reused geos 3.13.1 (static)" in assembled.group(1), out[-3000:]
     assert re.search(r"built [^;]*proj 9\.1\.1 \(static\)", assembled.group(1)), assembled.group(1)
-    stats = re.search(r"proj 9\.1\.1 \(static\) built in [\d.]+ s \(ccache: (\d+) of (\d+) compiles were hits\)", out)
+    stats = re.search(
+        r"proj 9\.1\.1 \(static\) built in [\d.]+ s \(ccache: (\d+) of (\d+) compiles were hits\)",
+        out,
+    )
     assert stats and int(stats.group(2)) > 200, out[-3000:]
     assert int(stats.group(1)) >= 0.9 * int(stats.group(2)), stats.group(0)
     prefix, main = Path(assembled.group(2)), _main_prefix(no_engine_env)
@@ -281,8 +325,11 @@ def _main_prefix(no_engine_env) -> Path:
     test cache may hold others)."""
     import json
 
-    planned = run([sys.executable, "-m", "geonox", "plan", "--json", "--project", EXAMPLE], cwd=REPO,
-                  env=no_engine_env)
+    planned = run(
+        [sys.executable, "-m", "geonox", "plan", "--json", "--project", EXAMPLE],
+        cwd=REPO,
+        env=no_engine_env,
+    )
     assert planned.returncode == 0, planned.stdout
     prefix = Path(json.loads(planned.stdout)["targets"][0]["prefix"])
     assert (prefix / "lib" / "libproj.a").is_file() and (prefix / "lib" / "libgeos_c.a").is_file()
@@ -300,15 +347,25 @@ def test_static_prefix_publishes_a_working_link_line(main_job, no_engine_env, tm
     env = dict(no_engine_env, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig"))
     libs = run(["pkg-config", "--libs", "proj", "geos", "sqlite3"], cwd=tmp_path, env=env)
     assert libs.returncode == 0, libs.stdout
-    assert {"-lproj", "-lsqlite3", "-lstdc++", "-lgeos_c", "-lgeos", "-lm", "-lpthread"} <= set(libs.stdout.split())
+    assert {"-lproj", "-lsqlite3", "-lstdc++", "-lgeos_c", "-lgeos", "-lm", "-lpthread"} <= set(
+        libs.stdout.split()
+    )
     # no path of the compiler's own (zig's libc++ in its cache was one, as -l/…/libc++abi.a)
     assert not [t for t in libs.stdout.split() if t.startswith(("-l/", "/"))], libs.stdout
     (tmp_path / "consumer.c").write_text(CONSUMER_C)
-    cflags = run(["pkg-config", "--cflags", "proj", "geos", "sqlite3"], cwd=tmp_path, env=env).stdout.split()
+    cflags = run(
+        ["pkg-config", "--cflags", "proj", "geos", "sqlite3"], cwd=tmp_path, env=env
+    ).stdout.split()
     # the prefix is zig's (C++ from zig's libc++): link with the compiler that built it,
     # geonox's zig wrapper for the same glibc, which reads -lstdc++ as zig's libc++
-    cc = sorted(Path(no_engine_env["GEONOX_CACHE_DIR"]).glob("toolchains/zig-x86_64-linux-gnu.2.28-*/bin/cc"))[0]
-    linked = run([cc, *cflags, "consumer.c", "-o", "consumer", *libs.stdout.split()], cwd=tmp_path, env=env)
+    cc = sorted(
+        Path(no_engine_env["GEONOX_CACHE_DIR"]).glob(
+            "toolchains/zig-x86_64-linux-gnu.2.28-*/bin/cc"
+        )
+    )[0]
+    linked = run(
+        [cc, *cflags, "consumer.c", "-o", "consumer", *libs.stdout.split()], cwd=tmp_path, env=env
+    )
     assert linked.returncode == 0, linked.stdout
     ran = run([tmp_path / "consumer"], cwd=tmp_path, env=env)
     assert ran.stdout.startswith("PROJ 9.1.1 GEOS 3.13.1-CAPI-1.19.2 SQLite 3.52.0"), ran.stdout
@@ -327,8 +384,15 @@ def test_static_copy_beside_a_grafted_copy_fails_verify(main_job, no_engine_env,
     from conftest import pypi_download
 
     (wheel,) = sorted(main_job[1].glob("*.whl"))
-    pyproj = pypi_download("pyproj==3.6.1", "--only-binary", ":all:", "--platform",
-                           "manylinux2014_x86_64", "--python-version", "3.12")
+    pyproj = pypi_download(
+        "pyproj==3.6.1",
+        "--only-binary",
+        ":all:",
+        "--platform",
+        "manylinux2014_x86_64",
+        "--python-version",
+        "3.12",
+    )
     bad = tmp_path / wheel.name
     shutil.copy(wheel, bad)
     with zipfile.ZipFile(pyproj) as src, zipfile.ZipFile(bad, "a") as dst:
@@ -353,8 +417,10 @@ def test_the_noxfiles_header_brings_what_geonox_needs():
     from packaging.version import Version
 
     header = [Requirement(r) for r in load_toml(str(REPO / "noxfile.py"))["dependencies"]]
-    project = [Requirement(r) for r in
-               tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]]
+    project = [
+        Requirement(r)
+        for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    ]
 
     def by_name(reqs):
         return {r.name: (str(r.specifier), str(r.marker)) for r in reqs if r.name != "nox"}
@@ -377,12 +443,21 @@ def test_a_fresh_clone_with_only_nox_runs_the_main_job(main_job, no_engine_env, 
             (clone / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, clone / name)
     venv = tmp_path / "only-nox"
-    assert run([sys.executable, "-m", "venv", venv], cwd=tmp_path, env=no_engine_env).returncode == 0
-    installed = run([venv / "bin" / "python", "-m", "pip", "install", "-q", "nox"], cwd=tmp_path,
-                    env=no_engine_env, timeout=600)
+    assert (
+        run([sys.executable, "-m", "venv", venv], cwd=tmp_path, env=no_engine_env).returncode == 0
+    )
+    installed = run(
+        [venv / "bin" / "python", "-m", "pip", "install", "-q", "nox"],
+        cwd=tmp_path,
+        env=no_engine_env,
+        timeout=600,
+    )
     assert installed.returncode == 0, installed.stdout
-    env = {k: v for k, v in no_engine_env.items()
-           if k not in ("NOX_SCRIPT_MODE", "PYTHONPATH", "VIRTUAL_ENV", "NOX_OUTER_PYTHONPATH")}
+    env = {
+        k: v
+        for k, v in no_engine_env.items()
+        if k not in ("NOX_SCRIPT_MODE", "PYTHONPATH", "VIRTUAL_ENV", "NOX_OUTER_PYTHONPATH")
+    }
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
     result = run([venv / "bin" / "nox", "-s", "wheels-x86_64"], cwd=clone, env=env)
     out = result.stdout

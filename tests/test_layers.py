@@ -1,5 +1,6 @@
 """The module map's layering: no module imports (even lazily, inside a function) a module of
 a higher layer.  Imports under ``if TYPE_CHECKING:`` are for annotations only and exempt."""
+
 from __future__ import annotations
 
 import ast
@@ -43,7 +44,11 @@ def imports(path: Path) -> list[tuple[int, str]]:
         if id(node) in type_only:
             continue
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("geonox"):
-            names = [node.module] if node.module != "geonox" else [f"geonox.{a.name}" for a in node.names]
+            names = (
+                [node.module]
+                if node.module != "geonox"
+                else [f"geonox.{a.name}" for a in node.names]
+            )
             found += [(node.lineno, n) for n in names]
         elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.startswith("geonox")]
@@ -63,8 +68,10 @@ def test_every_module_is_in_a_layer_and_imports_only_downwards():
                 continue  # the package itself (its __file__, __version__)
             theirs = layer_of(imported)
             if theirs > mine:
-                problems.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {imported} "
-                                f"(layer {theirs} > {mine})")
+                problems.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{line} imports {imported} "
+                    f"(layer {theirs} > {mine})"
+                )
     assert problems == [], "\n".join(problems)
 
 
@@ -82,12 +89,20 @@ def test_verify_runs_with_only_auditwheels_packages(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys, runpy\n"
-            "for m in ('requests', 'urllib3', 'filelock', 'platformdirs', 'nox'):\n"
-            "    sys.modules[m] = None  # importing any of them now raises ImportError\n"
-            "sys.argv = ['geonox', 'verify', '--json', sys.argv[1]]\n"
-            "runpy.run_module('geonox', run_name='__main__')\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "x-1.0-py3-none-any.whl")],
-                          cwd=PACKAGE.parent, capture_output=True, text=True)
-    assert "ImportError" not in proc.stderr and "ModuleNotFoundError" not in proc.stderr, proc.stderr
+    code = (
+        "import sys, runpy\n"
+        "for m in ('requests', 'urllib3', 'filelock', 'platformdirs', 'nox'):\n"
+        "    sys.modules[m] = None  # importing any of them now raises ImportError\n"
+        "sys.argv = ['geonox', 'verify', '--json', sys.argv[1]]\n"
+        "runpy.run_module('geonox', run_name='__main__')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "x-1.0-py3-none-any.whl")],
+        cwd=PACKAGE.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert "ImportError" not in proc.stderr and "ModuleNotFoundError" not in proc.stderr, (
+        proc.stderr
+    )
     assert "does not exist" in proc.stdout + proc.stderr  # it got as far as looking at the wheel

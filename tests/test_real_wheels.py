@@ -3,6 +3,7 @@ pyproj and numpy install and work everywhere their tags admit (and ``auditwheel 
 accepts them), so verify must find no *error* in them; what it does find is house style
 (Cython's exported ``__pyx_module_is_main_*``, helper exports) and is reported as warnings.
 The wheels are downloaded once (tests/conftest.py ``pypi_download``)."""
+
 from __future__ import annotations
 
 import shutil
@@ -35,8 +36,11 @@ def test_release_wheels_have_no_error(name):
     table = format_table([report])
     assert report.ok, table
     assert report.warnings, table  # they are not perfect: the findings are still shown
-    assert {v.rule for v in report.warnings} <= {"exported-symbols", "unversioned-libc",
-                                                 "undeclared-bundle"}, table
+    assert {v.rule for v in report.warnings} <= {
+        "exported-symbols",
+        "unversioned-libc",
+        "undeclared-bundle",
+    }, table
     # no RECORD of a release wheel is wrong
     assert not [v for v in report.violations if v.rule == "record"], table
     # they bundle PROJ/GEOS and say so nowhere scanners look: a warning, or with
@@ -102,8 +106,15 @@ def test_auditwheels_own_sbom_is_read_and_kept_beside_geonoxs(tmp_path, mirror):
     from geonox import __version__
     from geonox.sbom import BuildFacts, Bundled, add_to_wheel, read_wheel
 
-    wheel = pypi_download("xgboost==3.4.1", "--only-binary", ":all:", "--platform",
-                          "manylinux_2_28_x86_64", "--python-version", "3.12")
+    wheel = pypi_download(
+        "xgboost==3.4.1",
+        "--only-binary",
+        ":all:",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--python-version",
+        "3.12",
+    )
     theirs = "xgboost-3.4.1.dist-info/sboms/auditwheel.cdx.json"
     with zipfile.ZipFile(wheel) as zf:
         original = zf.read(theirs)
@@ -112,14 +123,29 @@ def test_auditwheels_own_sbom_is_read_and_kept_beside_geonoxs(tmp_path, mirror):
     assert gomp.sbom == theirs
     report = verify_wheel(wheel)
     assert report.ok, format_table([report])
-    listed = subprocess.run([sys.executable, "-m", "geonox", "sbom", wheel], capture_output=True, text=True)
-    assert listed.returncode == 0 and "libgomp 8.5.0" in listed.stdout and "auditwheel.cdx.json" in listed.stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "geonox", "sbom", wheel], capture_output=True, text=True
+    )
+    assert (
+        listed.returncode == 0
+        and "libgomp 8.5.0" in listed.stdout
+        and "auditwheel.cdx.json" in listed.stdout
+    )
 
     both = tmp_path / wheel.name
     shutil.copy(wheel, both)
-    sqlite = Bundled(name="sqlite", version="3.52.0", url="https://sqlite.org/x.tar.gz",
-                     sha256="0" * 64, link="static", license="blessing", supplier="SQLite",
-                     cpe="cpe:2.3:a:sqlite:sqlite:3.52.0:*:*:*:*:*:*:*", depends=(), license_files=())
+    sqlite = Bundled(
+        name="sqlite",
+        version="3.52.0",
+        url="https://sqlite.org/x.tar.gz",
+        sha256="0" * 64,
+        link="static",
+        license="blessing",
+        supplier="SQLite",
+        cpe="cpe:2.3:a:sqlite:sqlite:3.52.0:*:*:*:*:*:*:*",
+        depends=(),
+        license_files=(),
+    )
     ours = add_to_wheel(both, [sqlite], BuildFacts(__version__, "gcc-x"))
     with zipfile.ZipFile(both) as zf:
         assert zf.read(theirs) == original  # never clobbered

@@ -3,6 +3,7 @@ distribution registry, on 127.0.0.1 -- started here with storage of its own, so 
 tamper with a blob on its disk): cache A builds and pushes, cache B at another path pulls,
 relocates and builds the example without compiling a dependency; a tampered blob is refused
 and built locally; a registry that refuses pushes does not fail the build."""
+
 from __future__ import annotations
 
 import json
@@ -35,29 +36,35 @@ class Registry:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         config = root / "config.yml"
-        config.write_text(textwrap.dedent(f"""\
+        config.write_text(
+            textwrap.dedent(f"""\
             version: 0.1
             log:
               level: warn
             storage:
               filesystem:
-                rootdirectory: {root / 'data'}
+                rootdirectory: {root / "data"}
               maintenance:
                 readonly:
-                  enabled: {'true' if readonly else 'false'}
+                  enabled: {"true" if readonly else "false"}
             http:
               addr: 127.0.0.1:{self.port}
-            """))
+            """)
+        )
         if htpasswd:  # a login for everything (bcrypt entries), over plain HTTP on loopback
             with config.open("a") as f:
                 f.write(f"auth:\n  htpasswd:\n    realm: geonox-test\n    path: {htpasswd}\n")
         self.log = open(root / "registry.log", "w")
-        self.proc = subprocess.Popen([DOCKER_REGISTRY, "serve", str(config)], stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [DOCKER_REGISTRY, "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
-                if requests.get(f"http://127.0.0.1:{self.port}/v2/", timeout=2).status_code in (200, 401):
+                if requests.get(f"http://127.0.0.1:{self.port}/v2/", timeout=2).status_code in (
+                    200,
+                    401,
+                ):
                     break
             except requests.RequestException:
                 pass
@@ -70,11 +77,25 @@ class Registry:
 
     def blob(self, digest: str) -> Path:
         hexd = digest.split(":", 1)[1]
-        return self.root / "data" / "docker" / "registry" / "v2" / "blobs" / "sha256" / hexd[:2] / hexd / "data"
+        return (
+            self.root
+            / "data"
+            / "docker"
+            / "registry"
+            / "v2"
+            / "blobs"
+            / "sha256"
+            / hexd[:2]
+            / hexd
+            / "data"
+        )
 
     def manifest(self, repository: str, tag: str) -> dict:
-        resp = requests.get(f"http://127.0.0.1:{self.port}/v2/{repository}/manifests/{tag}", timeout=10,
-                            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        resp = requests.get(
+            f"http://127.0.0.1:{self.port}/v2/{repository}/manifests/{tag}",
+            timeout=10,
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        )
         resp.raise_for_status()
         return resp.json()
 
@@ -96,15 +117,23 @@ def env_for(base: dict, cache: Path, **extra: str) -> dict:
     return dict(env, GEONOX_CACHE_DIR=str(cache), **extra)
 
 
-def test_sqlite_pushed_from_one_cache_is_pulled_relocated_into_another(tmp_path, geonox_env, registry):
+def test_sqlite_pushed_from_one_cache_is_pulled_relocated_into_another(
+    tmp_path, geonox_env, registry
+):
     repo = f"geonox-cache-{uuid.uuid4().hex[:8]}"
     project = sqlite_project(tmp_path / "p")
     a, b = tmp_path / "a" / "cache", tmp_path / "elsewhere" / "b-cache"
-    built = nox("-s", "deps-x86_64", cwd=project, env=env_for(
-        geonox_env, a, GEONOX_CACHE_REMOTE=registry.url(repo), GEONOX_CACHE_PUSH="1"))
+    built = nox(
+        "-s",
+        "deps-x86_64",
+        cwd=project,
+        env=env_for(geonox_env, a, GEONOX_CACHE_REMOTE=registry.url(repo), GEONOX_CACHE_PUSH="1"),
+    )
     assert built.returncode == 0, built.stdout[-3000:]
     assert "has no sqlite 3.52.0 (static)" in built.stdout  # looked there first
-    pushed = re.search(r"pushed sqlite 3\.52\.0 \(static\) \[([0-9a-f]{16})\] to (\S+)", built.stdout)
+    pushed = re.search(
+        r"pushed sqlite 3\.52\.0 \(static\) \[([0-9a-f]{16})\] to (\S+)", built.stdout
+    )
     assert pushed, built.stdout[-3000:]
     key = pushed.group(1)
     (art_a,) = a.glob(f"deps/sqlite-3.52.0-x86_64-{key}")
@@ -112,17 +141,28 @@ def test_sqlite_pushed_from_one_cache_is_pulled_relocated_into_another(tmp_path,
     assert manifest["artifactType"] == "application/vnd.geonox.dep.v1"
     assert manifest["annotations"]["dev.geonox.key"] == key
     # B pulls it: no compile, and its files name B's cache, not A's
-    pulled = nox("-s", "deps-x86_64", cwd=project, env=env_for(
-        geonox_env, b, GEONOX_CACHE_REMOTE=registry.url(repo)))
+    pulled = nox(
+        "-s",
+        "deps-x86_64",
+        cwd=project,
+        env=env_for(geonox_env, b, GEONOX_CACHE_REMOTE=registry.url(repo)),
+    )
     assert pulled.returncode == 0, pulled.stdout[-3000:]
-    assert f"pulled sqlite 3.52.0 (static) [{key}] from 127.0.0.1:{registry.port}/{repo}" in pulled.stdout
-    assert "building" not in pulled.stdout and "built in" not in pulled.stdout, pulled.stdout[-3000:]
+    assert (
+        f"pulled sqlite 3.52.0 (static) [{key}] from 127.0.0.1:{registry.port}/{repo}"
+        in pulled.stdout
+    )
+    assert "building" not in pulled.stdout and "built in" not in pulled.stdout, pulled.stdout[
+        -3000:
+    ]
     art_b = b / "deps" / art_a.name
     marker = json.loads((art_b / "geonox-dep.json").read_text())
     assert marker["key"] == key and marker["pulled"].endswith(art_a.name)
     files = sorted(str(p.relative_to(art_a)) for p in art_a.rglob("*"))
     assert sorted(str(p.relative_to(art_b)) for p in art_b.rglob("*")) == files
-    assert (art_b / "lib" / "libsqlite3.a").read_bytes() == (art_a / "lib" / "libsqlite3.a").read_bytes()
+    assert (art_b / "lib" / "libsqlite3.a").read_bytes() == (
+        art_a / "lib" / "libsqlite3.a"
+    ).read_bytes()
     # (SQLite's files name no path; PROJ's CMake files name SQLite's: the example's test
     # below checks that those are rewritten to the puller's cache)
 
@@ -131,8 +171,12 @@ def test_a_tampered_blob_is_refused_and_built_here(tmp_path, geonox_env, registr
     repo = f"geonox-cache-{uuid.uuid4().hex[:8]}"
     project = sqlite_project(tmp_path / "p")
     a, b = tmp_path / "a", tmp_path / "b"
-    built = nox("-s", "deps-x86_64", cwd=project, env=env_for(
-        geonox_env, a, GEONOX_CACHE_REMOTE=registry.url(repo), GEONOX_CACHE_PUSH="1"))
+    built = nox(
+        "-s",
+        "deps-x86_64",
+        cwd=project,
+        env=env_for(geonox_env, a, GEONOX_CACHE_REMOTE=registry.url(repo), GEONOX_CACHE_PUSH="1"),
+    )
     assert built.returncode == 0 and "pushed sqlite" in built.stdout, built.stdout[-3000:]
     (art,) = a.glob("deps/sqlite-3.52.0-x86_64-*[0-9a-f]")
     (layer,) = registry.manifest(repo, art.name)["layers"]
@@ -140,12 +184,19 @@ def test_a_tampered_blob_is_refused_and_built_here(tmp_path, geonox_env, registr
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte inside the compressed tar
     blob.write_bytes(bytes(data))
-    again = nox("-s", "deps-x86_64", cwd=project, env=env_for(
-        geonox_env, b, GEONOX_CACHE_REMOTE=registry.url(repo)))
+    again = nox(
+        "-s",
+        "deps-x86_64",
+        cwd=project,
+        env=env_for(geonox_env, b, GEONOX_CACHE_REMOTE=registry.url(repo)),
+    )
     out = again.stdout
     assert again.returncode == 0, out[-3000:]
-    assert re.search(r"warning: not using \S+ for sqlite 3\.52\.0 \(static\): blob sha256:\S+ arrived as "
-                     r"sha256:\S+ \(digest mismatch\): refused; building it here", out), out[-3000:]
+    assert re.search(
+        r"warning: not using \S+ for sqlite 3\.52\.0 \(static\): blob sha256:\S+ arrived as "
+        r"sha256:\S+ \(digest mismatch\): refused; building it here",
+        out,
+    ), out[-3000:]
     assert "sqlite 3.52.0 (static) built in" in out
     marker = json.loads((b / "deps" / art.name / "geonox-dep.json").read_text())
     assert "pulled" not in marker  # built here, not half-pulled
@@ -156,17 +207,36 @@ def test_a_registry_that_refuses_pushes_does_not_fail_the_build(tmp_path, geonox
     readonly = Registry(tmp_path / "ro-registry", readonly=True)
     try:
         project = sqlite_project(tmp_path / "p")
-        done = nox("-s", "deps-x86_64", cwd=project, env=env_for(
-            geonox_env, tmp_path / "cache", GEONOX_CACHE_REMOTE=readonly.url("geonox-cache"),
-            GEONOX_CACHE_PUSH="1"))
+        done = nox(
+            "-s",
+            "deps-x86_64",
+            cwd=project,
+            env=env_for(
+                geonox_env,
+                tmp_path / "cache",
+                GEONOX_CACHE_REMOTE=readonly.url("geonox-cache"),
+                GEONOX_CACHE_PUSH="1",
+            ),
+        )
     finally:
         readonly.stop()
     assert done.returncode == 0, done.stdout[-3000:]
-    assert re.search(r"warning: could not push sqlite 3\.52\.0 \(static\) to 127\.0\.0\.1:\d+/geonox-cache: "
-                     r"127\.0\.0\.1:\d+ answered HTTP (405|503)", done.stdout), done.stdout[-3000:]
+    assert re.search(
+        r"warning: could not push sqlite 3\.52\.0 \(static\) to 127\.0\.0\.1:\d+/geonox-cache: "
+        r"127\.0\.0\.1:\d+ answered HTTP (405|503)",
+        done.stdout,
+    ), done.stdout[-3000:]
     # an unreachable remote: a warning, and the build goes on
-    gone = nox("-s", "deps-x86_64", cwd=project, env=env_for(
-        geonox_env, tmp_path / "cache2", GEONOX_CACHE_REMOTE=f"oci://127.0.0.1:{readonly.port}/x"))
+    gone = nox(
+        "-s",
+        "deps-x86_64",
+        cwd=project,
+        env=env_for(
+            geonox_env,
+            tmp_path / "cache2",
+            GEONOX_CACHE_REMOTE=f"oci://127.0.0.1:{readonly.port}/x",
+        ),
+    )
     assert gone.returncode == 0, gone.stdout[-3000:]
     assert "did not answer" in gone.stdout and "sqlite 3.52.0 (static) built in" in gone.stdout
 
@@ -205,8 +275,13 @@ def test_a_registry_with_a_login_gets_the_credentials_docker_would_use(tmp_path,
         where = tmp_path / f"docker-{name}"
         where.mkdir()
         (where / "config.json").write_text(json.dumps(docker_config))
-        env = env_for(geonox_env, tmp_path / f"cache-{name}", GEONOX_CACHE_REMOTE=reg.url("team/cache"),
-                      DOCKER_CONFIG=str(where), PATH=f"{helpers}:{geonox_env['PATH']}")
+        env = env_for(
+            geonox_env,
+            tmp_path / f"cache-{name}",
+            GEONOX_CACHE_REMOTE=reg.url("team/cache"),
+            DOCKER_CONFIG=str(where),
+            PATH=f"{helpers}:{geonox_env['PATH']}",
+        )
         if push:
             env["GEONOX_CACHE_PUSH"] = "1"
         done = nox("-s", "deps-x86_64", cwd=project, env=env)
@@ -215,8 +290,10 @@ def test_a_registry_with_a_login_gets_the_credentials_docker_would_use(tmp_path,
 
     try:
         out = deps("none", {}, push=True)
-        assert f"could not push sqlite 3.52.0 (static) to {host}/team/cache: {host} wants a login " \
-               f"(docker login {host})" in out, out[-3000:]
+        assert (
+            f"could not push sqlite 3.52.0 (static) to {host}/team/cache: {host} wants a login "
+            f"(docker login {host})" in out
+        ), out[-3000:]
         login = base64.b64encode(b"ci:sesame").decode()
         out = deps("auths", {"auths": {host: {"auth": login}}}, push=True)
         assert "pushed sqlite 3.52.0 (static)" in out, out[-3000:]
@@ -226,13 +303,16 @@ def test_a_registry_with_a_login_gets_the_credentials_docker_would_use(tmp_path,
         assert (helpers / "asked").read_text().split() == [host]
         (helpers / "secret").write_text("wrong")
         out = deps("wrong", {"credsStore": "geonoxtest"})
-        assert f"{host} refused the credentials" in out and "sqlite 3.52.0 (static) built in" in out, out[-3000:]
+        assert (
+            f"{host} refused the credentials" in out and "sqlite 3.52.0 (static) built in" in out
+        ), out[-3000:]
     finally:
         reg.stop()
 
 
 def test_the_examples_prefix_from_the_registry_builds_and_tests_the_example(
-        tmp_path, no_engine_env, registry, main_job):
+    tmp_path, no_engine_env, registry, main_job
+):
     """The acceptance path: the main job's x86_64 prefix (cache A, the session's) pushed by
     hand; a copy of the example with a fresh cache at another path pulls every artifact,
     compiles no dependency, and its wheel is built, repaired, verified and tested."""
@@ -242,11 +322,17 @@ def test_the_examples_prefix_from_the_registry_builds_and_tests_the_example(
     remote = registry.url(repo)
     # the main job's machine: no container engine, so the example builds with zig
     geonox_env = no_engine_env
-    pushed = run([sys.executable, "-m", "geonox", "cache", "push", "--project", EXAMPLE],
-                 cwd=REPO, env=dict(geonox_env, GEONOX_CACHE_REMOTE=remote))
+    pushed = run(
+        [sys.executable, "-m", "geonox", "cache", "push", "--project", EXAMPLE],
+        cwd=REPO,
+        env=dict(geonox_env, GEONOX_CACHE_REMOTE=remote),
+    )
     assert pushed.returncode == 0, pushed.stdout
     assert len(re.findall(r"x86_64: pushed (sqlite|geos|proj) ", pushed.stdout)) == 3, pushed.stdout
-    project = make_project(tmp_path, EXAMPLE, """\
+    project = make_project(
+        tmp_path,
+        EXAMPLE,
+        """\
         [tool.geonox]
         archs = ["x86_64"]
         python = ["3.12"]
@@ -255,14 +341,26 @@ def test_the_examples_prefix_from_the_registry_builds_and_tests_the_example(
         proj = "9.1.1"
         geos = "3.13.1"
         sqlite = "3.52.0"
-        """, name="elsewhere")
+        """,
+        name="elsewhere",
+    )
     cache_b = tmp_path / "b" / "cache"
-    done = nox("-s", "geo-wheels-x86_64", cwd=project, env=env_for(
-        geonox_env, cache_b, GEONOX_CACHE_REMOTE=remote, CCACHE_DIR=str(tmp_path / "ccache-b")))
+    done = nox(
+        "-s",
+        "geo-wheels-x86_64",
+        cwd=project,
+        env=env_for(
+            geonox_env, cache_b, GEONOX_CACHE_REMOTE=remote, CCACHE_DIR=str(tmp_path / "ccache-b")
+        ),
+    )
     out = done.stdout
     assert done.returncode == 0, out[-5000:]
-    assert len(re.findall(r"geo-deps-x86_64: pulled (sqlite|geos|proj) \S+ \(static\)", out)) == 3, out[-3000:]
-    assert "building" not in out.split("geo-build-x86_64")[0] and " built in " not in out, out[-3000:]
+    assert (
+        len(re.findall(r"geo-deps-x86_64: pulled (sqlite|geos|proj) \S+ \(static\)", out)) == 3
+    ), out[-3000:]
+    assert "building" not in out.split("geo-build-x86_64")[0] and " built in " not in out, out[
+        -3000:
+    ]
     assert "geodemo 0.1.0 OK: PROJ 9.1.1, GEOS 3.13.1" in out
     assert "Session geo-ldd-x86_64-3.12 was successful" in out  # verify passed
     cache_a = Path(geonox_env["GEONOX_CACHE_DIR"])
@@ -281,11 +379,17 @@ def test_cache_remote_is_checked_where_it_is_set(tmp_path):
     project = sqlite_project(tmp_path / "p", 'cache-remote = "https://ghcr.io/org/cache"\n')
     with pytest.raises(ConfigError) as err:
         load_config(project)
-    assert "cache-remote = 'https://ghcr.io/org/cache' is not an OCI repository URL" in str(err.value)
+    assert "cache-remote = 'https://ghcr.io/org/cache' is not an OCI repository URL" in str(
+        err.value
+    )
     assert "oci://<registry>/<repository>" in str(err.value) and "\n" not in str(err.value)
-    env = dict(os.environ, GEONOX_CACHE_REMOTE="oci://127.0.0.1:5000/team/cache", GEONOX_CACHE_PUSH="yes")
+    env = dict(
+        os.environ, GEONOX_CACHE_REMOTE="oci://127.0.0.1:5000/team/cache", GEONOX_CACHE_PUSH="yes"
+    )
     config = load_config(sqlite_project(tmp_path / "q"), environ=env)
-    assert config.cache_remote == RemoteSpec("oci://127.0.0.1:5000/team/cache", "http", "127.0.0.1:5000", "team/cache")
+    assert config.cache_remote == RemoteSpec(
+        "oci://127.0.0.1:5000/team/cache", "http", "127.0.0.1:5000", "team/cache"
+    )
     assert config.cache_push is True
     assert RemoteSpec.parse("oci://ghcr.io/org/cache").scheme == "https"
     assert RemoteSpec.parse("oci+http://registry.lan:5000/cache").scheme == "http"
@@ -296,7 +400,10 @@ def test_keys_hold_no_cache_path(tmp_path, geonox_env, backend):
     """The same project planned from two caches at different paths has the same keys (a
     zig toolchain lives in the cache, and its files are in the build commands), so a remote
     artifact is found whatever path the puller's cache has."""
-    project = make_project(tmp_path, EXAMPLE, f"""\
+    project = make_project(
+        tmp_path,
+        EXAMPLE,
+        f"""\
         [tool.geonox]
         backend = "{backend}"
         archs = ["x86_64"]
@@ -305,11 +412,15 @@ def test_keys_hold_no_cache_path(tmp_path, geonox_env, backend):
         proj = "9.1.1"
         geos = "3.13.1"
         sqlite = "3.52.0"
-        """)
+        """,
+    )
     keys = []
     for cache in (tmp_path / "one", tmp_path / "deeper" / "two"):
-        planned = run([sys.executable, "-m", "geonox", "plan", "--json", "--project", project],
-                      cwd=tmp_path, env=env_for(geonox_env, cache))
+        planned = run(
+            [sys.executable, "-m", "geonox", "plan", "--json", "--project", project],
+            cwd=tmp_path,
+            env=env_for(geonox_env, cache),
+        )
         assert planned.returncode == 0, planned.stdout
         (target,) = json.loads(planned.stdout)["targets"]
         keys.append([target["prefix_key"], *(a["key"] for a in target["artifacts"])])
@@ -321,11 +432,18 @@ def test_keys_hold_no_cache_path(tmp_path, geonox_env, backend):
     import site
 
     venv = tmp_path / "other-python"
-    assert run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp_path,
-               env=geonox_env).returncode == 0
+    assert (
+        run(
+            [sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp_path, env=geonox_env
+        ).returncode
+        == 0
+    )
     paths = ":".join([str(REPO), *site.getsitepackages()])
-    planned = run([venv / "bin" / "python", "-m", "geonox", "plan", "--json", "--project", project],
-                  cwd=tmp_path, env=dict(env_for(geonox_env, tmp_path / "one"), PYTHONPATH=paths))
+    planned = run(
+        [venv / "bin" / "python", "-m", "geonox", "plan", "--json", "--project", project],
+        cwd=tmp_path,
+        env=dict(env_for(geonox_env, tmp_path / "one"), PYTHONPATH=paths),
+    )
     assert planned.returncode == 0, planned.stdout
     (target,) = json.loads(planned.stdout)["targets"]
     assert [target["prefix_key"], *(a["key"] for a in target["artifacts"])] == keys[0]

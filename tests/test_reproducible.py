@@ -5,6 +5,7 @@ fetched from the mirror and compiled (the second in a clean cache with ccache of
 object is carried over from the first), the extension, auditwheel's repair and geonox's
 SBOM.  ``python -m geonox diff`` says so,
 and names what differs when the time stamped in (SOURCE_DATE_EPOCH) is changed."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,7 +25,10 @@ SQLEXT = REPO / "tests" / "data" / "sqlext"
 
 def project_at(path: Path, backend: str, extra: str = "") -> Path:
     """sqlext at ``path`` for CPython 3.12 on ``backend`` (``extra``: more [tool.geonox] lines)."""
-    return make_project(path.parent, SQLEXT, f"""\
+    return make_project(
+        path.parent,
+        SQLEXT,
+        f"""\
         [tool.geonox]
         backend = "{backend}"
         {extra}
@@ -33,13 +37,20 @@ def project_at(path: Path, backend: str, extra: str = "") -> Path:
         test-command = "python -c 'import sqlext; sqlext.selftest()'"
         [tool.geonox.versions]
         sqlite = "3.52.0"
-        """, name=path.name)
+        """,
+        name=path.name,
+    )
 
 
 def clean_env(cache: Path, mirror: Path, **extra: str) -> dict:
     """A fresh cache at ``cache``, ccache off (every object compiled in this build)."""
-    env = dict(os.environ, GEONOX_CACHE_DIR=str(cache), GEONOX_MIRROR=str(mirror), GEONOX_CCACHE="0",
-               **extra)
+    env = dict(
+        os.environ,
+        GEONOX_CACHE_DIR=str(cache),
+        GEONOX_MIRROR=str(mirror),
+        GEONOX_CCACHE="0",
+        **extra,
+    )
     for var in ("GEONOX_OFFLINE", "CCACHE_DIR", "SOURCE_DATE_EPOCH"):
         if var not in extra:
             env.pop(var, None)
@@ -62,7 +73,9 @@ def same_wheel(first: Path, second: Path, tmp_path: Path, *paths: Path) -> None:
     assert first.name == second.name
     code, report = diff(first, second, tmp_path)
     assert code == 0 and report["identical"], report
-    assert hashlib.sha256(first.read_bytes()).digest() == hashlib.sha256(second.read_bytes()).digest()
+    assert (
+        hashlib.sha256(first.read_bytes()).digest() == hashlib.sha256(second.read_bytes()).digest()
+    )
     with zipfile.ZipFile(first) as zf:
         for name in zf.namelist():
             data = zf.read(name)
@@ -71,7 +84,9 @@ def same_wheel(first: Path, second: Path, tmp_path: Path, *paths: Path) -> None:
 
 
 def diff(a: Path, b: Path, cwd: Path) -> tuple[int, dict]:
-    out = run([sys.executable, "-m", "geonox", "diff", "--json", a, b], cwd=cwd, env=dict(os.environ))
+    out = run(
+        [sys.executable, "-m", "geonox", "diff", "--json", a, b], cwd=cwd, env=dict(os.environ)
+    )
     assert out.returncode in (0, 1), out.stdout
     return out.returncode, json.loads(out.stdout)
 
@@ -85,11 +100,14 @@ def test_two_host_builds_at_two_paths_give_the_same_wheel(mirror, geonox_env, tm
     backend = "host"
     first = build(project_at(tmp_path / "one" / "sqlext", backend), geonox_env, compiled=False)
     fresh = tmp_path / "another-cache"
-    second = build(project_at(tmp_path / "elsewhere" / "deeper" / "sqlext", backend),
-                   clean_env(fresh, mirror))
+    second = build(
+        project_at(tmp_path / "elsewhere" / "deeper" / "sqlext", backend), clean_env(fresh, mirror)
+    )
     same_wheel(first, second, tmp_path, fresh, Path(geonox_env["GEONOX_CACHE_DIR"]), tmp_path)
     with zipfile.ZipFile(first) as zf:
-        sbom = json.loads(zf.read(next(n for n in zf.namelist() if n.endswith("sboms/geonox.cdx.json"))))
+        sbom = json.loads(
+            zf.read(next(n for n in zf.namelist() if n.endswith("sboms/geonox.cdx.json")))
+        )
         stamps = {i.date_time for i in zf.infolist()}
     # with no git history and no sdist, the time stamped in is 1980-01-01 (never the clock)
     assert stamps == {(1980, 1, 1, 0, 0, 0)}, stamps
@@ -99,8 +117,11 @@ def test_two_host_builds_at_two_paths_give_the_same_wheel(mirror, geonox_env, tm
 
     # The same project again with SOURCE_DATE_EPOCH set: the wheels differ only in their
     # zip time stamps and the SBOM's, and geonox diff says which.
-    stamped = build(project_at(tmp_path / "b" / "sqlext", "host"),
-                    dict(geonox_env, SOURCE_DATE_EPOCH="1700000000"), compiled=False)
+    stamped = build(
+        project_at(tmp_path / "b" / "sqlext", "host"),
+        dict(geonox_env, SOURCE_DATE_EPOCH="1700000000"),
+        compiled=False,
+    )
     with zipfile.ZipFile(stamped) as zf:
         assert {i.date_time for i in zf.infolist()} == {(2023, 11, 14, 22, 13, 20)}
     code, report = diff(first, stamped, tmp_path)
@@ -110,7 +131,9 @@ def test_two_host_builds_at_two_paths_give_the_same_wheel(mirror, geonox_env, tm
     assert kinds.pop(sbom) == "bytes"  # its timestamp
     assert kinds.pop(sbom.replace("sboms/geonox.cdx.json", "RECORD")) == "bytes"  # the SBOM's hash
     assert set(kinds.values()) == {"zip metadata"}, report
-    text = run([sys.executable, "-m", "geonox", "diff", first, stamped], cwd=tmp_path, env=dict(os.environ))
+    text = run(
+        [sys.executable, "-m", "geonox", "diff", first, stamped], cwd=tmp_path, env=dict(os.environ)
+    )
     assert text.returncode == 1 and "first difference: " in text.stdout
 
     # an extension module changed in one section: diff names the member and that section
@@ -122,11 +145,15 @@ def test_two_host_builds_at_two_paths_give_the_same_wheel(mirror, geonox_env, tm
         if not name.endswith(".so"):
             return data
         at = ELFFile(io.BytesIO(data)).get_section_by_name(".comment")["sh_offset"]
-        return data[:at] + bytes([data[at] ^ 0x20]) + data[at + 1:]
+        return data[:at] + bytes([data[at] ^ 0x20]) + data[at + 1 :]
 
     rewrite_members(first, changed, flip_comment)
     (module,) = [n for n in zipfile.ZipFile(first).namelist() if n.endswith(".so")]
     code, report = diff(first, changed, tmp_path)
     assert code == 1
     (member,) = report["members"]
-    assert member["member"] == module and member["what"] == "bytes" and member["sections"] == [".comment"]
+    assert (
+        member["member"] == module
+        and member["what"] == "bytes"
+        and member["sections"] == [".comment"]
+    )

@@ -2,6 +2,7 @@
 validator), naming the mirror's real PROJ/GEOS/SQLite releases with their sha256, licenses
 and license texts (taken from the real source archives), in a real repaired wheel that
 pip still installs, with a RECORD that matches."""
+
 from __future__ import annotations
 
 import base64
@@ -23,8 +24,11 @@ from geonox import __version__ as GEONOX_VERSION
 from geonox.recipes import registry
 from geonox.sbom import BuildFacts, Bundled, add_to_wheel, document, license_texts, read_wheel
 
-MIRROR_FILES = {"proj": "proj-9.1.1.tar.gz", "geos": "geos-3.13.1.tar.bz2",
-                "sqlite": "sqlite-autoconf-3520000.tar.gz"}
+MIRROR_FILES = {
+    "proj": "proj-9.1.1.tar.gz",
+    "geos": "geos-3.13.1.tar.bz2",
+    "sqlite": "sqlite-autoconf-3520000.tar.gz",
+}
 VERSIONS = {"proj": "9.1.1", "geos": "3.13.1", "sqlite": "3.52.0"}
 
 
@@ -39,13 +43,24 @@ def bundled(mirror: Path, tmp_path: Path, link: str = "static") -> list[Bundled]
         with tarfile.open(archive) as tf:
             top = tf.getnames()[0].split("/")[0]
             wanted = [f"{top}/{p}" for p in recipe.provenance.license_files]
-            tf.extractall(tmp_path / "src", members=[tf.getmember(w) for w in wanted],
-                          filter="data")
+            tf.extractall(
+                tmp_path / "src", members=[tf.getmember(w) for w in wanted], filter="data"
+            )
         prov = recipe.provenance
-        deps.append(Bundled(name=name, version=version, url=source.url, sha256=source.sha256,
-                            link=link, license=prov.license, supplier=prov.supplier,
-                            cpe=prov.cpe(version), depends=recipe.depends,
-                            license_files=license_texts(tmp_path / "src" / top, prov.license_files)))
+        deps.append(
+            Bundled(
+                name=name,
+                version=version,
+                url=source.url,
+                sha256=source.sha256,
+                link=link,
+                license=prov.license,
+                supplier=prov.supplier,
+                cpe=prov.cpe(version),
+                depends=recipe.depends,
+                license_files=license_texts(tmp_path / "src" / top, prov.license_files),
+            )
+        )
     return deps
 
 
@@ -54,26 +69,47 @@ def test_sbom_is_schema_valid_cyclonedx_1_6(mirror, tmp_path):
     from cyclonedx.validation.json import JsonStrictValidator
 
     deps = bundled(mirror, tmp_path)
-    doc = document("geodemo", "0.1.0", "geodemo-0.1.0.dist-info", deps,
-                   BuildFacts(GEONOX_VERSION, "gcc-123 (cc 12.2.0)", image="sha256:" + "0" * 64,
-                              source_date_epoch=1700000000))
+    doc = document(
+        "geodemo",
+        "0.1.0",
+        "geodemo-0.1.0.dist-info",
+        deps,
+        BuildFacts(
+            GEONOX_VERSION,
+            "gcc-123 (cc 12.2.0)",
+            image="sha256:" + "0" * 64,
+            source_date_epoch=1700000000,
+        ),
+    )
     error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(doc))
     assert error is None, error
     by_name = {c["name"]: c for c in doc["components"]}
     assert by_name["proj"]["cpe"] == "cpe:2.3:a:osgeo:proj:9.1.1:*:*:*:*:*:*:*"
     assert by_name["geos"]["cpe"] == "cpe:2.3:a:osgeo:geos:3.13.1:*:*:*:*:*:*:*"
     assert by_name["sqlite"]["cpe"] == "cpe:2.3:a:sqlite:sqlite:3.52.0:*:*:*:*:*:*:*"
-    assert by_name["proj"]["externalReferences"][0]["hashes"][0]["content"] == \
-        "003cd4010e52bb5eb8f7de1c143753aa830c8902b6ed01209f294846e40e6d39"
+    assert (
+        by_name["proj"]["externalReferences"][0]["hashes"][0]["content"]
+        == "003cd4010e52bb5eb8f7de1c143753aa830c8902b6ed01209f294846e40e6d39"
+    )
     assert by_name["proj"]["purl"].endswith(
-        "checksum=sha256:003cd4010e52bb5eb8f7de1c143753aa830c8902b6ed01209f294846e40e6d39")
+        "checksum=sha256:003cd4010e52bb5eb8f7de1c143753aa830c8902b6ed01209f294846e40e6d39"
+    )
     assert by_name["proj"]["licenses"] == [{"license": {"id": "MIT"}}]
     assert {"ref": "proj@9.1.1", "dependsOn": ["sqlite@3.52.0"]} in doc["dependencies"]
     assert doc["metadata"]["timestamp"] == "2023-11-14T22:13:20Z"
     # the same inputs, the same bytes (no clock, no random serial number)
-    again = document("geodemo", "0.1.0", "geodemo-0.1.0.dist-info", bundled(mirror, tmp_path / "b"),
-                     BuildFacts(GEONOX_VERSION, "gcc-123 (cc 12.2.0)", image="sha256:" + "0" * 64,
-                                source_date_epoch=1700000000))
+    again = document(
+        "geodemo",
+        "0.1.0",
+        "geodemo-0.1.0.dist-info",
+        bundled(mirror, tmp_path / "b"),
+        BuildFacts(
+            GEONOX_VERSION,
+            "gcc-123 (cc 12.2.0)",
+            image="sha256:" + "0" * 64,
+            source_date_epoch=1700000000,
+        ),
+    )
     assert json.dumps(again, sort_keys=True) == json.dumps(doc, sort_keys=True)
 
 
@@ -145,7 +181,9 @@ def test_sbom_and_licenses_added_to_a_wheel_that_pip_installs(main_job_wheel, mi
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
         assert "geodemo-0.1.0.dist-info/licenses/geos/COPYING" in names
-        assert b"GNU LESSER GENERAL PUBLIC LICENSE" in zf.read("geodemo-0.1.0.dist-info/licenses/geos/COPYING")
+        assert b"GNU LESSER GENERAL PUBLIC LICENSE" in zf.read(
+            "geodemo-0.1.0.dist-info/licenses/geos/COPYING"
+        )
         blessing = zf.read("geodemo-0.1.0.dist-info/licenses/sqlite/sqlite3-LICENSE")
         assert b"May you do good and not evil" in blessing and len(blessing) < 4000
     components = {c.name: c for c in read_wheel(wheel)}
@@ -154,8 +192,11 @@ def test_sbom_and_licenses_added_to_a_wheel_that_pip_installs(main_job_wheel, mi
     assert components["sqlite"].sha256 == registry()["sqlite"].releases["3.52.0"].sha256
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    installed = subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps",
-                                "--no-index", wheel], capture_output=True, text=True)
+    installed = subprocess.run(
+        [venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel],
+        capture_output=True,
+        text=True,
+    )
     assert installed.returncode == 0, installed.stderr
 
 
@@ -163,8 +204,11 @@ def test_geonox_sbom_lists_what_a_wheel_says_it_bundles(main_job_wheel, mirror, 
     """``python -m geonox sbom`` on a wheel with geonox's SBOM, and on one with none."""
     tagged = main_job_wheel
     plain = without_sbom(tagged, tmp_path / "plain")
-    out = subprocess.run([sys.executable, "-m", "geonox", "sbom", "--json", tagged, plain],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "geonox", "sbom", "--json", tagged, plain],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     listed = {c["name"]: c for c in report[0]["components"]}
@@ -172,10 +216,15 @@ def test_geonox_sbom_lists_what_a_wheel_says_it_bundles(main_job_wheel, mirror, 
     assert listed["proj"]["sha256"] == registry()["proj"].releases["9.1.1"].sha256
     assert listed["geos"]["link"] == "static"
     assert report[1]["components"] == []
-    text = subprocess.run([sys.executable, "-m", "geonox", "sbom", plain], capture_output=True, text=True)
+    text = subprocess.run(
+        [sys.executable, "-m", "geonox", "sbom", plain], capture_output=True, text=True
+    )
     assert "0 bundled component(s) (no SBOM under .dist-info/sboms/)" in text.stdout
-    bad = subprocess.run([sys.executable, "-m", "geonox", "sbom", tmp_path / "nope.whl"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "geonox", "sbom", tmp_path / "nope.whl"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "nope.whl" in bad.stderr
 
 
@@ -188,10 +237,16 @@ def test_verify_knows_undeclared_bundles_and_a_wrong_record(main_job_wheel, mirr
     plain = without_sbom(main_job_wheel, tmp_path / "plain")
 
     def findings(wheel, rule, **kw):
-        return [(v.severity, v.detail) for v in verify_wheel(wheel, **kw).violations if v.rule == rule]
+        return [
+            (v.severity, v.detail) for v in verify_wheel(wheel, **kw).violations if v.rule == rule
+        ]
 
     required = findings(plain, "undeclared-bundle", require_sbom=True)
-    assert sorted(d.split(" (")[0].removeprefix("carries ") for _s, d in required) == ["geos", "proj", "sqlite"]
+    assert sorted(d.split(" (")[0].removeprefix("carries ") for _s, d in required) == [
+        "geos",
+        "proj",
+        "sqlite",
+    ]
     assert {s for s, _d in required} == {"error"} and "no SBOM" in required[0][1]
     assert {s for s, _d in findings(plain, "undeclared-bundle")} == {"warning"}
     assert findings(plain, "record") == []
@@ -205,14 +260,20 @@ def test_verify_knows_undeclared_bundles_and_a_wrong_record(main_job_wheel, mirr
     partial = tmp_path / "partial" / plain.name
     partial.parent.mkdir()
     partial.write_bytes(plain.read_bytes())
-    add_to_wheel(partial, [d for d in bundled(mirror, tmp_path) if d.name != "geos"],
-                 BuildFacts(GEONOX_VERSION, "gcc-x"))
+    add_to_wheel(
+        partial,
+        [d for d in bundled(mirror, tmp_path) if d.name != "geos"],
+        BuildFacts(GEONOX_VERSION, "gcc-x"),
+    )
     (only,) = findings(partial, "undeclared-bundle", require_sbom=True)
     assert only[1].startswith("carries geos") and "does not name it" in only[1]
     # a member rewritten without RECORD
     tampered = tmp_path / "tampered" / plain.name
-    rewrite_members(declared, tampered,
-                    lambda name, data: data + b"\n# changed\n" if name.endswith("/__init__.py") else data)
+    rewrite_members(
+        declared,
+        tampered,
+        lambda name, data: data + b"\n# changed\n" if name.endswith("/__init__.py") else data,
+    )
     problems = findings(tampered, "record")
     assert problems and all(s == "error" for s, _d in problems), problems
     assert any("does not match its sha256 in RECORD" in d for _s, d in problems)

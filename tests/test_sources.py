@@ -1,5 +1,6 @@
 """geonox.sources against a real HTTP server on 127.0.0.1 (tests/conftest_http.py) and the
 real tarballs in the shared mirror.  No mocks: every fault is produced on the wire."""
+
 from __future__ import annotations
 
 import io
@@ -30,20 +31,44 @@ from geonox.sources import archives as extract_module
 
 try:
     from conftest_http import (  # noqa: F401  (fault_server is a fixture)
-        MIRROR, SQLITE, SQLITE_SHA256, FaultServer, fault_server, reset, serve, sha256_of,
-        stall, status, truncate, wait_for, wrong_bytes,
+        MIRROR,
+        SQLITE,
+        SQLITE_SHA256,
+        FaultServer,
+        fault_server,
+        reset,
+        serve,
+        sha256_of,
+        stall,
+        status,
+        truncate,
+        wait_for,
+        wrong_bytes,
     )
 except ImportError:  # tests/ made a package
     from tests.conftest_http import (  # noqa: F401
-        MIRROR, SQLITE, SQLITE_SHA256, FaultServer, fault_server, reset, serve, sha256_of,
-        stall, status, truncate, wait_for, wrong_bytes,
+        MIRROR,
+        SQLITE,
+        SQLITE_SHA256,
+        FaultServer,
+        fault_server,
+        reset,
+        serve,
+        sha256_of,
+        stall,
+        status,
+        truncate,
+        wait_for,
+        wrong_bytes,
     )
 
 REPO = Path(__file__).resolve().parents[1]
 if not (MIRROR / SQLITE).is_file():
     if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
         raise RuntimeError(f"CI must not skip: no {SQLITE} in the test mirror {MIRROR}")
-    pytest.skip(f"no {SQLITE} in the test mirror {MIRROR}", allow_module_level=True)  # not under CI: raised above
+    pytest.skip(
+        f"no {SQLITE} in the test mirror {MIRROR}", allow_module_level=True
+    )  # not under CI: raised above
 PATH = "/" + SQLITE
 SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -112,13 +137,22 @@ def test_source_needs_a_file_name_in_the_url():
 def test_mirror_urls_order_and_env(monkeypatch):
     src = sqlite_at("https://sqlite.org/2026/" + SQLITE)
     assert mirror_urls(src, ["http://m1/pub/", "file:///srv/m2", "rel/dir", "/abs/dir/"]) == [
-        "http://m1/pub/" + SQLITE, "file:///srv/m2/" + SQLITE, "rel/dir/" + SQLITE,
-        "/abs/dir/" + SQLITE, src.url,
+        "http://m1/pub/" + SQLITE,
+        "file:///srv/m2/" + SQLITE,
+        "rel/dir/" + SQLITE,
+        "/abs/dir/" + SQLITE,
+        src.url,
     ]
     monkeypatch.setenv("GEONOX_MIRROR", "  http://a/x \n /b  ")
     assert environment.read().mirrors == ("http://a/x", "/b")
-    for value, expected in (("1", True), ("true", True), ("YES", True), ("0", False),
-                            ("", None), ("no", False)):
+    for value, expected in (
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        ("0", False),
+        ("", None),
+        ("no", False),
+    ):
         monkeypatch.setenv("GEONOX_OFFLINE", value)
         assert environment.read().offline is expected
 
@@ -144,14 +178,18 @@ def test_download_then_cache_hit(fault_server, cache_dir, capfd):
     assert fault_server.count(PATH) == 1
     err = capfd.readouterr().err
     # Not a TTY: exactly one line per file, when done.
-    assert re.fullmatch(rf"fetched {re.escape(SQLITE)} \(3\.3 MB\) from "
-                        rf"{re.escape(src.url)} in \d+\.\d s, sha256 ok\n", err), err
+    assert re.fullmatch(
+        rf"fetched {re.escape(SQLITE)} \(3\.3 MB\) from "
+        rf"{re.escape(src.url)} in \d+\.\d s, sha256 ok\n",
+        err,
+    ), err
 
     assert fetch(src, cache_dir=cache_dir) == path
     assert fault_server.count(PATH) == 1  # no network for a cache hit
     assert capfd.readouterr().err == ""
     assert [(c.sha256, c.filename, c.size, c.path) for c in cached_sources(cache_dir)] == [
-        (SQLITE_SHA256, SQLITE, (MIRROR / SQLITE).stat().st_size, path)]
+        (SQLITE_SHA256, SQLITE, (MIRROR / SQLITE).stat().st_size, path)
+    ]
     assert assert_cache_clean(cache_dir) == [path]
 
 
@@ -167,9 +205,11 @@ def test_progress_false_is_silent(fault_server, cache_dir, capfd):
 
 
 def _fetch_cmd(url: str, cache: Path, *extra: str) -> list[str]:
-    code = ("import sys; from pathlib import Path; from geonox.sources import Source, fetch;"
-            "s = Source('sqlite', '3.52.0', sys.argv[1], sys.argv[2]);"
-            "print(fetch(s, cache_dir=Path(sys.argv[3])))")
+    code = (
+        "import sys; from pathlib import Path; from geonox.sources import Source, fetch;"
+        "s = Source('sqlite', '3.52.0', sys.argv[1], sys.argv[2]);"
+        "print(fetch(s, cache_dir=Path(sys.argv[3])))"
+    )
     return [sys.executable, "-c", code, url, SQLITE_SHA256, str(cache), *extra]
 
 
@@ -181,10 +221,15 @@ def _env() -> dict:
 
 def test_progress_bar_on_a_tty(fault_server, cache_dir):
     import pty
+
     fault_server.script(PATH, serve(rate=6_000_000))  # ~0.5 s: several redraws
     master, slave = pty.openpty()
-    proc = subprocess.Popen(_fetch_cmd(fault_server.url(PATH), cache_dir), env=_env(),
-                            stdout=subprocess.PIPE, stderr=slave)
+    proc = subprocess.Popen(
+        _fetch_cmd(fault_server.url(PATH), cache_dir),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
     os.close(slave)
     out = b""
     while True:
@@ -294,8 +339,9 @@ def test_mixed_failures_are_summarised(fault_server, cache_dir):
     fault_server.script(PATH, status(500), status(500), reset(0.3))
     with pytest.raises(SourceError) as info:
         fetch(sqlite_at(fault_server.url(PATH)), cache_dir=cache_dir)
-    assert ("HTTP 500 Internal Server Error x2, then connection reset x2 (4 tries)"
-            in str(info.value))
+    assert "HTTP 500 Internal Server Error x2, then connection reset x2 (4 tries)" in str(
+        info.value
+    )
 
 
 def test_429_honours_retry_after_and_backoff_grows(fault_server, cache_dir):
@@ -308,8 +354,9 @@ def test_429_honours_retry_after_and_backoff_grows(fault_server, cache_dir):
     fault_server.script(other, status(502))
     t0 = time.monotonic()
     with pytest.raises(SourceError, match=r"HTTP 502 Bad Gateway \(3 tries\)"):
-        fetch(sqlite_at(fault_server.url(other)), cache_dir=cache_dir / "b", attempts=3,
-              backoff=0.15)
+        fetch(
+            sqlite_at(fault_server.url(other)), cache_dir=cache_dir / "b", attempts=3, backoff=0.15
+        )
     assert time.monotonic() - t0 >= 0.15 + 0.3  # 0.15 then 0.3
 
 
@@ -361,8 +408,9 @@ def test_unknown_host_is_not_called_a_timeout(cache_dir):
 def test_first_mirror_404_second_serves(fault_server, cache_dir):
     fault_server.script("/m1" + PATH, status(404))
     src = sqlite_at(fault_server.url("/upstream" + PATH))
-    path = fetch(src, mirrors=[fault_server.url("/m1"), fault_server.url("/m2/")],
-                 cache_dir=cache_dir)
+    path = fetch(
+        src, mirrors=[fault_server.url("/m1"), fault_server.url("/m2/")], cache_dir=cache_dir
+    )
     assert [fault_server.count(p + PATH) for p in ("/m1", "/m2", "/upstream")] == [1, 1, 0]
     assert assert_cache_clean(cache_dir) == [path]
 
@@ -388,8 +436,9 @@ def test_local_mirrors(fault_server, cache_dir, monkeypatch, capfd, kind):
 def test_local_mirror_without_the_file_falls_through(fault_server, cache_dir, tmp_path):
     empty = tmp_path / "empty-mirror"
     empty.mkdir()
-    path = fetch(sqlite_at(fault_server.url(PATH)), mirrors=[str(empty), empty.as_uri()],
-                 cache_dir=cache_dir)
+    path = fetch(
+        sqlite_at(fault_server.url(PATH)), mirrors=[str(empty), empty.as_uri()], cache_dir=cache_dir
+    )
     assert fault_server.count(PATH) == 1 and path.is_file()
 
 
@@ -398,8 +447,12 @@ def test_local_mirror_with_wrong_bytes(tmp_path, cache_dir):
     bad.mkdir()
     (bad / SQLITE).write_bytes(b"not sqlite")
     with pytest.raises(ChecksumError) as info:
-        fetch(sqlite_at("http://127.0.0.1:9/" + SQLITE), mirrors=[str(bad)], offline=True,
-              cache_dir=cache_dir)
+        fetch(
+            sqlite_at("http://127.0.0.1:9/" + SQLITE),
+            mirrors=[str(bad)],
+            offline=True,
+            cache_dir=cache_dir,
+        )
     assert f"{bad}/{SQLITE}: sha256 mismatch: expected {SQLITE_SHA256}" in str(info.value)
     assert assert_cache_clean(cache_dir) == []
 
@@ -437,9 +490,16 @@ def test_offline_with_warm_cache_and_with_a_directory_mirror(fault_server, cache
 def test_two_processes_download_once(fault_server, cache_dir):
     fault_server.script(PATH, serve(rate=3_000_000))  # ~1.1 s, so the two overlap
     url = fault_server.url(PATH)
-    procs = [subprocess.Popen(_fetch_cmd(url, cache_dir), env=_env(), text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            _fetch_cmd(url, cache_dir),
+            env=_env(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
     results = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
     assert {out.strip() for out, _ in results} == {str(cache_dir / SQLITE_SHA256 / SQLITE)}
@@ -454,8 +514,12 @@ def test_killed_download_then_rerun(fault_server, cache_dir):
     fault_server.script(PATH, serve(rate=800_000))  # ~4 s: plenty of time to kill it
     src = sqlite_at(fault_server.url(PATH))
     entry = cache_dir / SQLITE_SHA256
-    proc = subprocess.Popen(_fetch_cmd(src.url, cache_dir), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _fetch_cmd(src.url, cache_dir),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
     def parts() -> list[Path]:
         return list(entry.glob("*.part")) if entry.is_dir() else []
@@ -485,8 +549,7 @@ def test_threads_in_one_process_download_once(fault_server, cache_dir):
     fault_server.script(PATH, serve(rate=10_000_000))
     src = sqlite_at(fault_server.url(PATH))
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        paths = list(pool.map(lambda _: fetch(src, cache_dir=cache_dir, progress=False),
-                              range(4)))
+        paths = list(pool.map(lambda _: fetch(src, cache_dir=cache_dir, progress=False), range(4)))
     assert len(set(paths)) == 1 and fault_server.count(PATH) == 1
 
 
@@ -507,8 +570,13 @@ def filter_mode(request, monkeypatch):
 
 def _tar(path: Path, members: list[tuple], mode: str = "w:gz") -> Path:
     """members: (name, kind, payload) with kind file|dir|sym|hard|chr|fifo."""
-    types = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE,
-             "chr": tarfile.CHRTYPE, "fifo": tarfile.FIFOTYPE}
+    types = {
+        "dir": tarfile.DIRTYPE,
+        "sym": tarfile.SYMTYPE,
+        "hard": tarfile.LNKTYPE,
+        "chr": tarfile.CHRTYPE,
+        "fifo": tarfile.FIFOTYPE,
+    }
     with tarfile.open(path, mode) as tar:
         for name, kind, payload in members:
             info = tarfile.TarInfo(name)
@@ -529,11 +597,17 @@ EVIL_TARS = {
     "dotdot": [("pkg/", "dir", None), ("pkg/../../evil", "file", "x")],
     "dotdot-top": [("../evil", "file", "x")],
     "absolute": [("{tmp}/abs-evil", "file", "x")],  # an absolute path into tmp_path
-    "symlink-out": [("pkg/", "dir", None), ("pkg/f", "file", "ok"),
-                    ("pkg/link", "sym", "../../outside")],
+    "symlink-out": [
+        ("pkg/", "dir", None),
+        ("pkg/f", "file", "ok"),
+        ("pkg/link", "sym", "../../outside"),
+    ],
     "symlink-absolute": [("pkg/link", "sym", "/etc/passwd")],
-    "symlink-chain": [("pkg/", "dir", None), ("pkg/up", "sym", ".."),
-                      ("pkg/up/esc", "sym", "../outside")],
+    "symlink-chain": [
+        ("pkg/", "dir", None),
+        ("pkg/up", "sym", ".."),
+        ("pkg/up/esc", "sym", "../outside"),
+    ],
     "hardlink-out": [("pkg/f", "file", "ok"), ("pkg/hl", "hard", "../../etc/passwd")],
     "hardlink-absolute": [("pkg/hl", "hard", "/etc/passwd")],
     "device": [("pkg/tty", "chr", None)],
@@ -565,13 +639,19 @@ def test_real_tarball_extracts(tmp_path, filter_mode):
     assert [p.name for p in tmp_path.iterdir()] == ["src"]
 
 
-@pytest.mark.parametrize("mode,suffix", [("w:bz2", "tar.bz2"), ("w:xz", "tar.xz"),
-                                         ("w:gz", "tgz")])
+@pytest.mark.parametrize("mode,suffix", [("w:bz2", "tar.bz2"), ("w:xz", "tar.xz"), ("w:gz", "tgz")])
 def test_fine_tar_with_inner_links(tmp_path, filter_mode, mode, suffix):
-    archive = _tar(tmp_path / f"pkg-1.{suffix}", [
-        ("pkg-1/", "dir", None), ("pkg-1/a.txt", "file", "hello"),
-        ("pkg-1/sub/", "dir", None), ("pkg-1/sub/link", "sym", "../a.txt"),
-        ("pkg-1/hard", "hard", "pkg-1/a.txt")], mode)
+    archive = _tar(
+        tmp_path / f"pkg-1.{suffix}",
+        [
+            ("pkg-1/", "dir", None),
+            ("pkg-1/a.txt", "file", "hello"),
+            ("pkg-1/sub/", "dir", None),
+            ("pkg-1/sub/link", "sym", "../a.txt"),
+            ("pkg-1/hard", "hard", "pkg-1/a.txt"),
+        ],
+        mode,
+    )
     top = extract(archive, tmp_path / "out")
     assert top == tmp_path / "out" / "pkg-1"
     assert (top / "sub" / "link").is_symlink() and (top / "sub" / "link").read_text() == "hello"
@@ -611,8 +691,9 @@ def test_evil_zip_is_refused(tmp_path, bad):
 
 
 def test_fine_zip(tmp_path):
-    top = extract(_zip(tmp_path / "pkg.zip", ["pkg-2/", "pkg-2/run.sh", "pkg-2/d/x"]),
-                  tmp_path / "out")
+    top = extract(
+        _zip(tmp_path / "pkg.zip", ["pkg-2/", "pkg-2/run.sh", "pkg-2/d/x"]), tmp_path / "out"
+    )
     assert top == tmp_path / "out" / "pkg-2"
     assert os.access(top / "run.sh", os.X_OK) and (top / "d" / "x").read_text() == "data"
     flat = extract(_zip(tmp_path / "flat.zip", ["a", "b"]), tmp_path / "flat")

@@ -1,6 +1,7 @@
 """Sources from the outside: `nox -s deps-x86_64` against a real HTTP mirror on 127.0.0.1
 that first serves a corrupted tarball under the right name, then the real one; and the
 `fetch` / `cache` commands."""
+
 from __future__ import annotations
 
 import hashlib
@@ -57,8 +58,11 @@ def test_fetch_seeds_a_mirror_then_offline_build_plan_uses_it(tmp_path, fault_se
     proj = project(tmp_path)
     seed = tmp_path / "seed"
     env = env_for(tmp_path / "cache1", fault_server.base)
-    fetched = run([sys.executable, "-m", "geonox", "fetch", "--project", proj, "--dest", seed],
-                  cwd=proj, env=env)
+    fetched = run(
+        [sys.executable, "-m", "geonox", "fetch", "--project", proj, "--dest", seed],
+        cwd=proj,
+        env=env,
+    )
     assert fetched.returncode == 0, fetched.stdout
     assert (seed / SQLITE).is_file() and not list(seed.glob(".*"))
     assert hashlib.sha256((seed / SQLITE).read_bytes()).hexdigest() == SQLITE_SHA256
@@ -66,7 +70,9 @@ def test_fetch_seeds_a_mirror_then_offline_build_plan_uses_it(tmp_path, fault_se
 
     # offline with an empty cache: a clear error naming the file and the fix
     offline = dict(env_for(tmp_path / "cache2", ""), GEONOX_OFFLINE="1")
-    missing = run([sys.executable, "-m", "geonox", "fetch", "--project", proj], cwd=proj, env=offline)
+    missing = run(
+        [sys.executable, "-m", "geonox", "fetch", "--project", proj], cwd=proj, env=offline
+    )
     assert missing.returncode == 2
     assert SQLITE in missing.stdout and "python -m geonox fetch" in missing.stdout
     assert "Traceback" not in missing.stdout
@@ -81,8 +87,12 @@ def test_cache_list_prune_clear(tmp_path, fault_server):  # noqa: F811
     proj = project(tmp_path)
     cache = tmp_path / "cache"
     env = env_for(cache, fault_server.base)
-    assert run([sys.executable, "-m", "geonox", "fetch", "--project", proj], cwd=proj,
-               env=env).returncode == 0
+    assert (
+        run(
+            [sys.executable, "-m", "geonox", "fetch", "--project", proj], cwd=proj, env=env
+        ).returncode
+        == 0
+    )
     stray = cache / "sources" / ("0" * 64)
     stray.mkdir(parents=True)
     (stray / "old-1.0.tar.gz").write_bytes(b"x" * 10)
@@ -90,8 +100,9 @@ def test_cache_list_prune_clear(tmp_path, fault_server):  # noqa: F811
     os.utime(stray / "old-1.0.tar.gz", (long_ago, long_ago))
     listing = run([sys.executable, "-m", "geonox", "cache", "list"], cwd=proj, env=env)
     assert listing.returncode == 0, listing.stdout
-    assert re.search(rf"source .* used just now +{SQLITE} \(sha256 {SQLITE_SHA256[:12]}", listing.stdout), \
-        listing.stdout
+    assert re.search(
+        rf"source .* used just now +{SQLITE} \(sha256 {SQLITE_SHA256[:12]}", listing.stdout
+    ), listing.stdout
     assert re.search(r"source .* used 40 d ago +old-1.0.tar.gz", listing.stdout), listing.stdout
     pruned = run([sys.executable, "-m", "geonox", "cache", "prune"], cwd=proj, env=env)
     assert pruned.returncode == 0 and "old-1.0.tar.gz" in pruned.stdout

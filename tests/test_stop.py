@@ -1,6 +1,7 @@
 """Stopping is clean: SIGTERM (what CI sends on cancel) to a `deps` session mid-compile
 stops the compilers it started -- on this machine and in the container -- marks nothing
 complete, exits non-zero, and the next run builds from scratch and succeeds."""
+
 from __future__ import annotations
 
 import os
@@ -38,10 +39,15 @@ def compiler_running(cache: Path) -> bool:
     return any("sqlite3.c" in c for c in processes_mentioning(str(cache)))
 
 
-
 def interrupt_mid_compile(project: Path, session: str, env: dict, cache: Path) -> str:
-    proc = subprocess.Popen([sys.executable, "-m", "nox", "-s", session], cwd=project, env=env,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nox", "-s", session],
+        cwd=project,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         assert wait_for(lambda: compiler_running(cache), 300), "the compiler never started"
         time.sleep(1.0)
@@ -53,7 +59,9 @@ def interrupt_mid_compile(project: Path, session: str, env: dict, cache: Path) -
             proc.communicate()
     assert proc.returncode != 0, out
     # a few seconds later nothing that worked for it is left running
-    assert wait_for(lambda: not processes_mentioning(str(cache)), 10), processes_mentioning(str(cache))
+    assert wait_for(lambda: not processes_mentioning(str(cache)), 10), processes_mentioning(
+        str(cache)
+    )
     layout = CacheLayout(cache)
     assert not any(layout.prefixes.glob("*/geonox-prefix.json")), "nothing may be marked complete"
     assert not any(layout.deps.glob("*/geonox-dep.json")), "nothing may be marked complete"
@@ -85,22 +93,43 @@ def test_sigterm_stops_the_compiler_in_the_container(tmp_path, geonox_env):
     # ccache off: an earlier test's docker SQLite compile would be a hit that finishes
     # before it could be interrupted
     env = dict(geonox_env, GEONOX_CACHE_DIR=str(cache), GEONOX_CCACHE="0")
-    project = sqlite_project(tmp_path / "p", '[tool.geonox.versions]\nsqlite = "3.52.0"\n').resolve()
-    text = (project / "pyproject.toml").read_text().replace(
-        'backend = "host"', f'backend = "docker"\npolicy = "manylinux_2_31"\n'
-                            f'images = {{ x86_64 = "{image}" }}')
+    project = sqlite_project(
+        tmp_path / "p", '[tool.geonox.versions]\nsqlite = "3.52.0"\n'
+    ).resolve()
+    text = (
+        (project / "pyproject.toml")
+        .read_text()
+        .replace(
+            'backend = "host"',
+            f'backend = "docker"\npolicy = "manylinux_2_31"\nimages = {{ x86_64 = "{image}" }}',
+        )
+    )
     (project / "pyproject.toml").write_text(text)
-    pinned = run([sys.executable, "-m", "geonox", "pin", "--project", project], cwd=project, env=env)
+    pinned = run(
+        [sys.executable, "-m", "geonox", "pin", "--project", project], cwd=project, env=env
+    )
     assert pinned.returncode == 0, pinned.stdout
     proc_env = dict(env)
     out = interrupt_mid_compile(project, "deps-x86_64", proc_env, cache)
     assert "runs on docker 127.0.0.1:5000/" in out and "@sha256:" in out, out
-    left = subprocess.run([standin.DOCKER, "ps", "-a", "-q", "--filter", "label=geonox=1"],
-                          capture_output=True, text=True).stdout.split()
-    mine = [c for c in left if str(cache) in subprocess.run(
-        [standin.DOCKER, "inspect", "--format", "{{json .Mounts}}", c],
-        capture_output=True, text=True).stdout]
+    left = subprocess.run(
+        [standin.DOCKER, "ps", "-a", "-q", "--filter", "label=geonox=1"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    mine = [
+        c
+        for c in left
+        if str(cache)
+        in subprocess.run(
+            [standin.DOCKER, "inspect", "--format", "{{json .Mounts}}", c],
+            capture_output=True,
+            text=True,
+        ).stdout
+    ]
     assert mine == [], "the container must be removed"
     again = run([sys.executable, "-m", "nox", "-s", "deps-x86_64"], cwd=project, env=env)
     assert again.returncode == 0, again.stdout[-3000:]
-    assert "sqlite 3.52.0 (static) built in" in again.stdout and "(cc (Debian 10.2.1" in again.stdout
+    assert (
+        "sqlite 3.52.0 (static) built in" in again.stdout and "(cc (Debian 10.2.1" in again.stdout
+    )

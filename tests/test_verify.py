@@ -4,6 +4,7 @@ A session fixture compiles small extension modules with the host gcc/g++ (and zi
 aarch64), zips them into minimal wheels that claim the tags each case needs, and the
 tests run the checker on them.  No mocks: every violation comes from a real binary.
 """
+
 from __future__ import annotations
 
 import base64
@@ -49,8 +50,20 @@ def run(argv, **kwargs) -> subprocess.CompletedProcess:
 
 
 def gcc_ext(out: Path, modname: str, *flags: str, source: str = "ext.c", cc: str = "gcc") -> Path:
-    run([cc, "-shared", "-fPIC", "-O2", f"-DMODNAME={modname}", f"-I{PY_INCLUDE}",
-         FIXTURES / source, "-o", out, *flags])
+    run(
+        [
+            cc,
+            "-shared",
+            "-fPIC",
+            "-O2",
+            f"-DMODNAME={modname}",
+            f"-I{PY_INCLUDE}",
+            FIXTURES / source,
+            "-o",
+            out,
+            *flags,
+        ]
+    )
     return out
 
 
@@ -71,7 +84,9 @@ def make_wheel(dest: Path, dist: str, platform: str, files: Dict[str, Union[Path
     contents[f"{dist_info}/WHEEL"] = (
         f"Wheel-Version: 1.0\nGenerator: geonox-tests\nRoot-Is-Purelib: false\n{tags}"
     ).encode()
-    contents[f"{dist_info}/METADATA"] = f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n".encode()
+    contents[f"{dist_info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n".encode()
+    )
     record = []
     for name, data in contents.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
@@ -124,70 +139,198 @@ def wheels(tmp_path_factory) -> Wheels:
     foo_dir = build / "foo"
     foo_dir.mkdir()
     libfoo = foo_dir / "libfoo.so.1"
-    run(["gcc", "-shared", "-fPIC", "-O2", "-Wl,-soname,libfoo.so.1", FIXTURES / "foo.c", "-o", libfoo])
+    run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-Wl,-soname,libfoo.so.1",
+            FIXTURES / "foo.c",
+            "-o",
+            libfoo,
+        ]
+    )
     foo_so = gcc_ext(build / "foo.so", "_geodemo", hidden, "-DUSE_FOO", str(libfoo))
 
     cxx_so = build / "cxx.so"
-    run(["g++", "-std=c++17", "-shared", "-fPIC", "-O2", hidden, f"-I{PY_INCLUDE}",
-         FIXTURES / "cxx.cpp", "-o", cxx_so])
+    run(
+        [
+            "g++",
+            "-std=c++17",
+            "-shared",
+            "-fPIC",
+            "-O2",
+            hidden,
+            f"-I{PY_INCLUDE}",
+            FIXTURES / "cxx.cpp",
+            "-o",
+            cxx_so,
+        ]
+    )
 
     # aarch64 via zig, linked against an aarch64 stub libc.so.6 that defines GLIBC_2.17
     # (-nostdlib keeps zig from building glibc/compiler-rt, so a cold cache stays fast).
     arm_dir = build / "arm"
     arm_dir.mkdir()
     arm_libc = arm_dir / "libc.so.6"
-    run(zig_cc("-shared", "-fPIC", "-nostdlib", "-Wl,-soname,libc.so.6",
-               f"-Wl,--version-script,{FIXTURES / 'libc_stub.map'}", FIXTURES / "libc_stub.c", "-o", arm_libc))
+    run(
+        zig_cc(
+            "-shared",
+            "-fPIC",
+            "-nostdlib",
+            "-Wl,-soname,libc.so.6",
+            f"-Wl,--version-script,{FIXTURES / 'libc_stub.map'}",
+            FIXTURES / "libc_stub.c",
+            "-o",
+            arm_libc,
+        )
+    )
     arm_so = arm_dir / "_geodemo.so"
-    run(zig_cc("-shared", "-fPIC", "-nostdlib", "-O2", hidden, "-DMODNAME=_geodemo",
-               FIXTURES / "plain.c", arm_libc, "-o", arm_so))
+    run(
+        zig_cc(
+            "-shared",
+            "-fPIC",
+            "-nostdlib",
+            "-O2",
+            hidden,
+            "-DMODNAME=_geodemo",
+            FIXTURES / "plain.c",
+            arm_libc,
+            "-o",
+            arm_so,
+        )
+    )
 
-    rpath_so = gcc_ext(build / "rpath.so", "_rpath", hidden,
-                       "-Wl,--disable-new-dtags,-rpath,/usr/local/lib:$ORIGIN/../geodemo.libs")
-    runpath_so = gcc_ext(build / "runpath.so", "_runpath", hidden,
-                         "-Wl,--enable-new-dtags,-rpath,${ORIGIN}:/opt/geo/lib")
+    rpath_so = gcc_ext(
+        build / "rpath.so",
+        "_rpath",
+        hidden,
+        "-Wl,--disable-new-dtags,-rpath,/usr/local/lib:$ORIGIN/../geodemo.libs",
+    )
+    runpath_so = gcc_ext(
+        build / "runpath.so",
+        "_runpath",
+        hidden,
+        "-Wl,--enable-new-dtags,-rpath,${ORIGIN}:/opt/geo/lib",
+    )
 
     # x86_64 stub libc without symbol versions: references to it are unversioned.
     stub_dir = build / "stub"
     stub_dir.mkdir()
     stub_libc = stub_dir / "libc.so.6"
-    run(["gcc", "-shared", "-fPIC", "-nostdlib", "-Wl,-soname,libc.so.6", FIXTURES / "libc_stub.c", "-o", stub_libc])
+    run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-nostdlib",
+            "-Wl,-soname,libc.so.6",
+            FIXTURES / "libc_stub.c",
+            "-o",
+            stub_libc,
+        ]
+    )
     unversioned_so = build / "unversioned.so"
-    run(["gcc", "-shared", "-fPIC", "-O2", "-nostdlib", hidden, "-DMODNAME=_geodemo",
-         FIXTURES / "plain.c", stub_libc, "-o", unversioned_so])
+    run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-nostdlib",
+            hidden,
+            "-DMODNAME=_geodemo",
+            FIXTURES / "plain.c",
+            stub_libc,
+            "-o",
+            unversioned_so,
+        ]
+    )
     unversioned_new_so = build / "unversioned_new.so"
-    run(["gcc", "-shared", "-fPIC", "-O2", "-nostdlib", hidden, "-DMODNAME=_geodemo",
-         "-DUSE_ARC4RANDOM", FIXTURES / "plain.c", stub_libc, "-o", unversioned_new_so])
+    run(
+        [
+            "gcc",
+            "-shared",
+            "-fPIC",
+            "-O2",
+            "-nostdlib",
+            hidden,
+            "-DMODNAME=_geodemo",
+            "-DUSE_ARC4RANDOM",
+            FIXTURES / "plain.c",
+            stub_libc,
+            "-o",
+            unversioned_new_so,
+        ]
+    )
     api_so = gcc_ext(build / "api.so", "_geodemo", "-DEXPORT_API")  # no -fvisibility=hidden
 
     foo_linux = make_wheel(out / "linux", "geodemo_foo", "linux_x86_64", {so: foo_so})
     repaired_dir = out / "repaired"
     env = dict(os.environ, LD_LIBRARY_PATH=str(foo_dir))
-    run([sys.executable, "-m", "auditwheel", "repair", "--plat", "manylinux_2_17_x86_64",
-         "-w", repaired_dir, foo_linux], env=env)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "auditwheel",
+            "repair",
+            "--plat",
+            "manylinux_2_17_x86_64",
+            "-w",
+            repaired_dir,
+            foo_linux,
+        ],
+        env=env,
+    )
     (foo_repaired,) = repaired_dir.glob("*.whl")
 
     return Wheels(
         clean=make_wheel(out / "clean", "geodemo_clean", "manylinux_2_17_x86_64", {so: clean_so}),
-        clean_2014=make_wheel(out / "clean2014", "geodemo_clean", "manylinux2014_x86_64", {so: clean_so}),
-        glibc_new=make_wheel(out / "glibc", "geodemo_glibc", "manylinux_2_17_x86_64.manylinux2014_x86_64",
-                             {so: glibc_so}),
-        glibc_new_ok_tag=make_wheel(out / "glibc236", "geodemo_glibc", "manylinux_2_36_x86_64", {so: glibc_so}),
-        blacklisted=make_wheel(out / "blacklisted", "geodemo_bl", "manylinux_2_17_x86_64", {so: blacklisted_so}),
+        clean_2014=make_wheel(
+            out / "clean2014", "geodemo_clean", "manylinux2014_x86_64", {so: clean_so}
+        ),
+        glibc_new=make_wheel(
+            out / "glibc",
+            "geodemo_glibc",
+            "manylinux_2_17_x86_64.manylinux2014_x86_64",
+            {so: glibc_so},
+        ),
+        glibc_new_ok_tag=make_wheel(
+            out / "glibc236", "geodemo_glibc", "manylinux_2_36_x86_64", {so: glibc_so}
+        ),
+        blacklisted=make_wheel(
+            out / "blacklisted", "geodemo_bl", "manylinux_2_17_x86_64", {so: blacklisted_so}
+        ),
         foo_missing=make_wheel(out / "foo", "geodemo_foo", "manylinux_2_17_x86_64", {so: foo_so}),
         foo_linux=foo_linux,
         foo_repaired=foo_repaired,
         leak=make_wheel(out / "leak", "geodemo_leak", "manylinux_2_17_x86_64", {so: leak_so}),
-        cxx=make_wheel(out / "cxx", "geodemo_cxx", "manylinux_2_28_x86_64", {f"{PKG}/_cxx.abi3.so": cxx_so}),
-        arm_in_x86=make_wheel(out / "arm_bad", "geodemo_arm", "manylinux_2_17_x86_64",
-                              {so: arm_so, f"{PKG}/data/blob": arm_so}),
+        cxx=make_wheel(
+            out / "cxx", "geodemo_cxx", "manylinux_2_28_x86_64", {f"{PKG}/_cxx.abi3.so": cxx_so}
+        ),
+        arm_in_x86=make_wheel(
+            out / "arm_bad",
+            "geodemo_arm",
+            "manylinux_2_17_x86_64",
+            {so: arm_so, f"{PKG}/data/blob": arm_so},
+        ),
         arm_ok=make_wheel(out / "arm_ok", "geodemo_arm", "manylinux_2_17_aarch64", {so: arm_so}),
-        rpath=make_wheel(out / "rpath", "geodemo_rpath", "manylinux_2_17_x86_64",
-                         {f"{PKG}/_rpath.abi3.so": rpath_so, f"{PKG}/_runpath.abi3.so": runpath_so}),
-        unversioned=make_wheel(out / "unversioned", "geodemo_uv", "manylinux_2_17_x86_64", {so: unversioned_so}),
-        unversioned_new=make_wheel(out / "uvnew", "geodemo_uv", "manylinux_2_17_x86_64", {so: unversioned_new_so}),
-        unversioned_new_ok_tag=make_wheel(out / "uvnew236", "geodemo_uv", "manylinux_2_36_x86_64",
-                                          {so: unversioned_new_so}),
+        rpath=make_wheel(
+            out / "rpath",
+            "geodemo_rpath",
+            "manylinux_2_17_x86_64",
+            {f"{PKG}/_rpath.abi3.so": rpath_so, f"{PKG}/_runpath.abi3.so": runpath_so},
+        ),
+        unversioned=make_wheel(
+            out / "unversioned", "geodemo_uv", "manylinux_2_17_x86_64", {so: unversioned_so}
+        ),
+        unversioned_new=make_wheel(
+            out / "uvnew", "geodemo_uv", "manylinux_2_17_x86_64", {so: unversioned_new_so}
+        ),
+        unversioned_new_ok_tag=make_wheel(
+            out / "uvnew236", "geodemo_uv", "manylinux_2_36_x86_64", {so: unversioned_new_so}
+        ),
         api_leak=make_wheel(out / "api", "geodemo_api", "manylinux_2_17_x86_64", {so: api_so}),
         pure_with_elf=make_wheel(out / "pure", "geodemo_pure", "any", {so: clean_so}),
     )
@@ -201,7 +344,9 @@ def rules_for(report: WheelReport, file: str) -> set:
 
 
 def details(report: WheelReport, rule: str, file: Optional[str] = None) -> str:
-    return "\n".join(v.detail for v in report.violations if v.rule == rule and (file is None or v.file == file))
+    return "\n".join(
+        v.detail for v in report.violations if v.rule == rule and (file is None or v.file == file)
+    )
 
 
 SO = f"{PKG}/_geodemo.abi3.so"
@@ -306,8 +451,11 @@ def test_exported_symbols(wheels, capsys):
 
 
 def test_auditwheel_show_misses_leaked_exports(wheels):
-    proc = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(wheels.leak)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "auditwheel", "show", str(wheels.leak)],
+        capture_output=True,
+        text=True,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "manylinux_2_17_x86_64" in out  # auditwheel is satisfied with the tag ...
@@ -367,7 +515,9 @@ def test_ldd_reports_missing_library(wheels, capsys):
     report = assert_command_fails_with(wheels.foo_missing, "ldd", SO, capsys)
     assert "libfoo.so.1" in details(report, "ldd", SO)
     # the extension's Python C-API references are undefined too, but expected
-    assert "PyLong_FromLong" not in details(report, "ldd") and "PyUnicode_AsUTF8" not in details(report, "ldd")
+    assert "PyLong_FromLong" not in details(report, "ldd") and "PyUnicode_AsUTF8" not in details(
+        report, "ldd"
+    )
     no_ldd = verify_wheel(wheels.foo_missing, run_ldd=False)
     assert "ldd" not in rules_for(no_ldd, SO) and not no_ldd.files[0].ldd_checked
 
@@ -389,7 +539,10 @@ def test_unversioned_libc_import(wheels, capsys, tmp_path):
     tmp = tmp_path / "unversioned.so"
     tmp.write_bytes(data)
     info = read_elf(tmp)
-    assert {s.name: s.version for s in info.undefined if s.name in ("printf", "puts")} == {"printf": None, "puts": None}
+    assert {s.name: s.version for s in info.undefined if s.name in ("printf", "puts")} == {
+        "printf": None,
+        "puts": None,
+    }
 
 
 def test_pure_wheel_with_elf_file(wheels):
@@ -399,7 +552,10 @@ def test_pure_wheel_with_elf_file(wheels):
 
 def test_json_output(wheels, capsys):
     assert run_verify_command([str(wheels.clean), str(wheels.leak)], as_json=True) == 0
-    assert run_verify_command([str(wheels.clean), str(wheels.leak), str(wheels.rpath)], as_json=True) == 1
+    assert (
+        run_verify_command([str(wheels.clean), str(wheels.leak), str(wheels.rpath)], as_json=True)
+        == 1
+    )
     data = json.loads(capsys.readouterr().out.split("\n]\n", 1)[1])
     assert [d["wheel"] for d in data] == [wheels.clean.name, wheels.leak.name, wheels.rpath.name]
     assert data[0]["ok"] is True and data[0]["violations"] == []
@@ -418,8 +574,9 @@ def test_table_lists_every_file_and_violation(wheels):
     assert "FILE" in table and "GLIBCXX" in table
     assert f"{PKG}/_rpath.abi3.so" in table and f"{PKG}/_runpath.abi3.so" in table
     assert "OK" in table and "2 errors, 0 warnings" in table
-    assert [line.split()[1] for line in table.splitlines()
-            if line.startswith("  error    rpath ")] == ["rpath", "rpath"]
+    assert [
+        line.split()[1] for line in table.splitlines() if line.startswith("  error    rpath ")
+    ] == ["rpath", "rpath"]
 
 
 def test_missing_or_invalid_wheel_is_a_user_error(tmp_path, wheels):
@@ -449,23 +606,53 @@ def test_policy_resolution_and_versions():
     with pytest.raises(UserError, match="not a manylinux"):
         resolve_policy("win_amd64")
     assert version_allowed("2.14", {"2.2.5", "2.17"}) and not version_allowed("2.18", {"2.17"})
-    assert not version_allowed("PRIVATE", {"2.17"}) and version_allowed("ABI_DT_RELR", {"ABI_DT_RELR"})
-    assert version_allowed("LDBL_3.4.7", {"3.4.30", "LDBL_3.4.10"}) and not version_allowed("LDBL_3.4.11", {"3.4.30", "LDBL_3.4.10"})
-    assert set(RULES) == {"architecture", "needed-library", "glibc-version", "cxx-runtime-version",
-                          "unversioned-libc", "rpath", "exported-library-api", "exported-symbols",
-                          "duplicate-library", "undeclared-bundle", "record", "ldd"}
+    assert not version_allowed("PRIVATE", {"2.17"}) and version_allowed(
+        "ABI_DT_RELR", {"ABI_DT_RELR"}
+    )
+    assert version_allowed("LDBL_3.4.7", {"3.4.30", "LDBL_3.4.10"}) and not version_allowed(
+        "LDBL_3.4.11", {"3.4.30", "LDBL_3.4.10"}
+    )
+    assert set(RULES) == {
+        "architecture",
+        "needed-library",
+        "glibc-version",
+        "cxx-runtime-version",
+        "unversioned-libc",
+        "rpath",
+        "exported-library-api",
+        "exported-symbols",
+        "duplicate-library",
+        "undeclared-bundle",
+        "record",
+        "ldd",
+    }
 
 
 def test_cli_subprocess(wheels):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    ok = subprocess.run([sys.executable, "-m", "geonox", "verify", str(wheels.clean)],
-                        capture_output=True, text=True, env=env, cwd=REPO)
+    ok = subprocess.run(
+        [sys.executable, "-m", "geonox", "verify", str(wheels.clean)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "OK" in ok.stdout
-    warned = subprocess.run([sys.executable, "-m", "geonox", "verify", str(wheels.leak)],
-                            capture_output=True, text=True, env=env, cwd=REPO)
+    warned = subprocess.run(
+        [sys.executable, "-m", "geonox", "verify", str(wheels.leak)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     assert warned.returncode == 0 and "1 warning" in warned.stdout, warned.stdout + warned.stderr
-    bad = subprocess.run([sys.executable, "-m", "geonox", "verify", "--strict", "--json", str(wheels.leak)],
-                         capture_output=True, text=True, env=env, cwd=REPO)
+    bad = subprocess.run(
+        [sys.executable, "-m", "geonox", "verify", "--strict", "--json", str(wheels.leak)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert json.loads(bad.stdout)[0]["violations"][0]["rule"] == "exported-symbols"

@@ -1,6 +1,7 @@
 """The zig cross backend: its traps with the real zig from the ziglang wheel, and the
 example's wheels for aarch64 (tested under QEMU in the arm64 stand-in image) and x86_64
 (imported on CPython 3.9-3.13 here)."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (REPO, grafted_once, keyword_noxfile, make_project, nox, pypi_sdist, run,
-                      skip_or_fail, standin_or_skip, suite_results, verify_errors)
+from conftest import (
+    REPO,
+    grafted_once,
+    keyword_noxfile,
+    make_project,
+    nox,
+    pypi_sdist,
+    run,
+    skip_or_fail,
+    standin_or_skip,
+    suite_results,
+    verify_errors,
+)
 from geonox.elf import read_elf
 from geonox.policy import max_version
 from geonox.zig import ZigToolchain, translate
@@ -26,10 +38,26 @@ SQLEXT = REPO / "tests" / "data" / "sqlext"
 
 
 def test_translate_handles_the_known_traps():
-    argv = translate("cc", "aarch64-linux-gnu.2.17", [
-        "-O2", "--target=x86_64-linux-gnu", "-target", "x86_64-linux-gnu", "-march=armv8-a",
-        "-mtune=generic", "-Wp,-D_FORTIFY_SOURCE=2", "-Wl,--version-script=x.map,--exclude-libs,ALL",
-        "-Xlinker", "--exclude-libs", "-Xlinker", "ALL", "-Wl,--exclude-libs=ALL", "a.c"])
+    argv = translate(
+        "cc",
+        "aarch64-linux-gnu.2.17",
+        [
+            "-O2",
+            "--target=x86_64-linux-gnu",
+            "-target",
+            "x86_64-linux-gnu",
+            "-march=armv8-a",
+            "-mtune=generic",
+            "-Wp,-D_FORTIFY_SOURCE=2",
+            "-Wl,--version-script=x.map,--exclude-libs,ALL",
+            "-Xlinker",
+            "--exclude-libs",
+            "-Xlinker",
+            "ALL",
+            "-Wl,--exclude-libs=ALL",
+            "a.c",
+        ],
+    )
     assert argv[-2:] == ["-target", "aarch64-linux-gnu.2.17"]  # ours, last
     assert "x86_64-linux-gnu" not in argv and "--target=x86_64-linux-gnu" not in argv
     assert "-mcpu=generic" in argv and not any(a.startswith(("-march", "-mtune")) for a in argv)
@@ -41,11 +69,30 @@ def test_translate_handles_the_known_traps():
 
 
 ARGV_CORPUS = [
-    ["-O2", "--target=x86_64-linux-gnu", "-target", "x86_64-linux-gnu", "-march=armv8-a",
-     "-mtune=generic", "-Wp,-D_FORTIFY_SOURCE=2", "-Wl,--version-script=x.map,--exclude-libs,ALL",
-     "-Xlinker", "--exclude-libs", "-Xlinker", "ALL", "-Wl,--exclude-libs=ALL", "a.c"],
-    ["-march=x86-64-v2", "-march=x86-64", "-march=armv8.2-a", "-march=cortex-a72", "-march=znver-3"],
-    ["-DNAME=\"a b\"", "it's", "a\\b", "$HOME", "`x`", "*", "", " ", "-o", "out dir/x.o"],
+    [
+        "-O2",
+        "--target=x86_64-linux-gnu",
+        "-target",
+        "x86_64-linux-gnu",
+        "-march=armv8-a",
+        "-mtune=generic",
+        "-Wp,-D_FORTIFY_SOURCE=2",
+        "-Wl,--version-script=x.map,--exclude-libs,ALL",
+        "-Xlinker",
+        "--exclude-libs",
+        "-Xlinker",
+        "ALL",
+        "-Wl,--exclude-libs=ALL",
+        "a.c",
+    ],
+    [
+        "-march=x86-64-v2",
+        "-march=x86-64",
+        "-march=armv8.2-a",
+        "-march=cortex-a72",
+        "-march=znver-3",
+    ],
+    ['-DNAME="a b"', "it's", "a\\b", "$HOME", "`x`", "*", "", " ", "-o", "out dir/x.o"],
     ["-Wp,", "-Wp,,-DA,,-DB", "-Wl,", "-Wl,a,,b", "-Wl,--exclude-libs", "-Wl,-rpath,$ORIGIN"],
     ["-Xlinker", "--exclude-libs=ALL", "-c", "-Xlinker", "--exclude-libs", "x.c", "-Xlinker"],
     ["-Xlinker", "-z", "-Xlinker", "defs", "-target"],
@@ -71,8 +118,9 @@ def test_sh_wrapper_passes_zig_what_translate_says(tmp_path, target, tool):
     wrapper.write_text(sh_wrapper(tool, target, str(fake)))
     wrapper.chmod(0o755)
     for argv in ARGV_CORPUS:
-        got = json.loads(subprocess.run([str(wrapper), *argv], capture_output=True, text=True,
-                                        check=True).stdout)
+        got = json.loads(
+            subprocess.run([str(wrapper), *argv], capture_output=True, text=True, check=True).stdout
+        )
         want = translate(tool, target, argv) if tool != "ar" else [tool, *argv]
         assert got == want, argv
 
@@ -102,11 +150,17 @@ def test_zig_objects_carry_no_debug_info(tmp_path, zig_aarch64):
 
     def debug_sections(flags) -> list[str]:
         obj = tmp_path / "t.o"
-        done = subprocess.run([*zig_aarch64.cxx, *flags, "-c", str(src), "-o", str(obj)],
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [*zig_aarch64.cxx, *flags, "-c", str(src), "-o", str(obj)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr
         with open(obj, "rb") as fh:
-            return [sec.name for sec in ELFFile(fh).iter_sections() if sec.name.startswith(".debug")]
+            return [
+                sec.name for sec in ELFFile(fh).iter_sections() if sec.name.startswith(".debug")
+            ]
 
     assert "-g0" in zig_aarch64.cxxflags
     assert debug_sections(zig_aarch64.cxxflags) == []
@@ -115,18 +169,32 @@ def test_zig_objects_carry_no_debug_info(tmp_path, zig_aarch64):
 
 def test_wrappers_survive_every_trap_with_real_zig(tmp_path, zig_aarch64):
     src = tmp_path / "m.cc"
-    src.write_text(textwrap.dedent("""\
+    src.write_text(
+        textwrap.dedent("""\
         #include <string>
         #include <cmath>
         extern "C" __attribute__((visibility("default"))) int PyInit_m(void) {
             std::string s(3, 'x'); return (int)std::hypot(3.0, 4.0) + (int)s.size();
         }
-        """))
+        """)
+    )
     (tmp_path / "m.map").write_text("{ global: PyInit_*; local: *; };\n")
     out = tmp_path / "m.so"
-    cmd = [*zig_aarch64.cxx, "-O2", "-fPIC", "-shared", "-march=armv8-a", "-mtune=generic",
-           "-Wp,-D_FORTIFY_SOURCE=2", "--target=x86_64-linux-gnu", "-fsanitize=undefined",
-           f"-Wl,--version-script={tmp_path / 'm.map'},--exclude-libs,ALL", str(src), "-o", str(out)]
+    cmd = [
+        *zig_aarch64.cxx,
+        "-O2",
+        "-fPIC",
+        "-shared",
+        "-march=armv8-a",
+        "-mtune=generic",
+        "-Wp,-D_FORTIFY_SOURCE=2",
+        "--target=x86_64-linux-gnu",
+        "-fsanitize=undefined",
+        f"-Wl,--version-script={tmp_path / 'm.map'},--exclude-libs,ALL",
+        str(src),
+        "-o",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     info = read_elf(out)
@@ -143,13 +211,21 @@ def test_wrappers_survive_every_trap_with_real_zig(tmp_path, zig_aarch64):
     assert read_elf(out).arch == "aarch64"
 
 
-def zig_project(tmp_path: Path, archs: str, pythons: str, image: str = "", link: str = "static",
-                backend: str = "zig") -> Path:
+def zig_project(
+    tmp_path: Path,
+    archs: str,
+    pythons: str,
+    image: str = "",
+    link: str = "static",
+    backend: str = "zig",
+) -> Path:
     project = tmp_path / "zigproj"
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("wheelhouse", "build"))
     text = (project / "pyproject.toml").read_text()
     images = f'images = {{ aarch64 = "{image}" }}\ncontainer-env = ["PIP_CERT"]\n' if image else ""
-    (project / "pyproject.toml").write_text(text[:text.index("[tool.geonox]")] + textwrap.dedent(f"""\
+    (project / "pyproject.toml").write_text(
+        text[: text.index("[tool.geonox]")]
+        + textwrap.dedent(f"""\
         [tool.geonox]
         backend = "{backend}"
         archs = {archs}
@@ -157,38 +233,57 @@ def zig_project(tmp_path: Path, archs: str, pythons: str, image: str = "", link:
         link = "{link}"
         python = {pythons}
         test-command = "python -c 'import geodemo; geodemo.selftest()'"
-        """) + images + textwrap.dedent("""\
+        """)
+        + images
+        + textwrap.dedent("""\
         [tool.geonox.versions]
         proj = "9.1.1"
         geos = "3.13.1"
         sqlite = "3.52.0"
-        """))
+        """)
+    )
     (project / "noxfile.py").write_text("import geonox\ngeonox.register(prefix='geo-')\n")
     return project
 
 
-SELFTEST = re.compile(r"geodemo 0\.1\.0 OK: PROJ 9\.1\.1, GEOS 3\.13\.1\S*, SQLite 3\.52\.0; "
-                      r"Paris -> \(261845\.7, 6250564\.3\) m; 32-gon area 3\.1214452")
+SELFTEST = re.compile(
+    r"geodemo 0\.1\.0 OK: PROJ 9\.1\.1, GEOS 3\.13\.1\S*, SQLite 3\.52\.0; "
+    r"Paris -> \(261845\.7, 6250564\.3\) m; 32-gon area 3\.1214452"
+)
 
 
-GLIBC = {"libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
-         "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"}
+GLIBC = {
+    "libc.so.6",
+    "libm.so.6",
+    "libpthread.so.0",
+    "libdl.so.2",
+    "librt.so.1",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
+}
 
 
 def check_zig_wheel(wheel: Path, arch: str, env: dict, tmp_path: Path) -> None:
     """manylinux2014 tags, verify passes, the module exports its init only, and every ELF
     file (the module, the grafted one-library GEOS and PROJ, SQLite) needs glibc <= 2.17
     and, beside glibc, only the libraries grafted next to it (libc++ is inside each)."""
-    assert wheel.name.endswith(f"manylinux2014_{arch}.manylinux_2_17_{arch}.whl") or \
-        wheel.name.endswith(f"manylinux_2_17_{arch}.manylinux2014_{arch}.whl"), wheel.name
-    verified = run([sys.executable, "-m", "geonox", "verify", "--json", wheel], cwd=wheel.parent,
-                   env=env)
+    assert wheel.name.endswith(
+        f"manylinux2014_{arch}.manylinux_2_17_{arch}.whl"
+    ) or wheel.name.endswith(f"manylinux_2_17_{arch}.manylinux2014_{arch}.whl"), wheel.name
+    verified = run(
+        [sys.executable, "-m", "geonox", "verify", "--json", wheel], cwd=wheel.parent, env=env
+    )
     assert verified.returncode == 0, verified.stdout
     report = json.loads(verified.stdout)[0]
     (so,) = [f for f in report["files"] if f["path"].endswith(".so")]
     assert so["machine"] == arch and so["exported"] == ["PyInit__geodemo"]
-    grafted_once(wheel, "geodemo", {"libgeos_c": "1", "libproj": r"25\.9\.1\.1", "libsqlite3": r"3\.52\.0"},
-                 ("GEOS", "proj_", "sqlite3_", "_ZN4geos", "_ZN5osgeo"), tmp_path)
+    grafted_once(
+        wheel,
+        "geodemo",
+        {"libgeos_c": "1", "libproj": r"25\.9\.1\.1", "libsqlite3": r"3\.52\.0"},
+        ("GEOS", "proj_", "sqlite3_", "_ZN4geos", "_ZN5osgeo"),
+        tmp_path,
+    )
     with zipfile.ZipFile(wheel) as zf:
         libs = {Path(n).name for n in zf.namelist() if n.startswith("geodemo.libs/")}
     elves = [f for f in report["files"] if f.get("machine")]
@@ -211,17 +306,20 @@ def test_zig_aarch64_example_tested_under_qemu(tmp_path, geonox_env, no_engine_e
     in docker under QEMU; with no engine at all, the test session is one line saying so."""
     image = standin_or_skip("aarch64")
     project = zig_project(tmp_path, '["aarch64"]', '["3.9"]', image, link="shared", backend="auto")
-    pinned = run([sys.executable, "-m", "geonox", "pin", "--project", project], cwd=project,
-                 env=geonox_env)
+    pinned = run(
+        [sys.executable, "-m", "geonox", "pin", "--project", project], cwd=project, env=geonox_env
+    )
     assert pinned.returncode == 0, pinned.stdout
     result = nox("-s", "geo-wheels-aarch64", cwd=project, env=geonox_env)
     assert result.returncode == 0, result.stdout[-6000:]
     # built by zig here, or (a kept GEONOX_TEST_CACHE) cached from an earlier run
-    assert re.search(r"geo-deps-aarch64: (building .*\(zig 0\.|cached \(key)", result.stdout), \
+    assert re.search(r"geo-deps-aarch64: (building .*\(zig 0\.|cached \(key)", result.stdout), (
         result.stdout[-3000:]
+    )
     assert "geo-build-aarch64: runs on zig aarch64-linux-gnu.2.17" in result.stdout
-    assert re.search(r"geo-test-aarch64-3\.9: runs on docker \S+@sha256:[0-9a-f]{64} \(aarch64\)",
-                     result.stdout), result.stdout[-3000:]
+    assert re.search(
+        r"geo-test-aarch64-3\.9: runs on docker \S+@sha256:[0-9a-f]{64} \(aarch64\)", result.stdout
+    ), result.stdout[-3000:]
     assert SELFTEST.search(result.stdout), result.stdout[-3000:]
     (wheel,) = (project / "wheelhouse").glob("*.whl")
     check_zig_wheel(wheel, "aarch64", geonox_env, tmp_path)
@@ -231,7 +329,10 @@ def test_zig_aarch64_example_tested_under_qemu(tmp_path, geonox_env, no_engine_e
     assert alone.returncode != 0 and "Traceback" not in out, out[-3000:]
     assert "geo-build-aarch64: runs on zig aarch64-linux-gnu.2.17" in out, out[-3000:]
     (said,) = [line for line in out.splitlines() if "cannot test the aarch64 wheels" in line]
-    assert "no container engine answers ('docker' is not installed (no program at /nonexistent/docker)" in said
+    assert (
+        "no container engine answers ('docker' is not installed (no program at /nonexistent/docker)"
+        in said
+    )
     assert "qemu-user-static" in said and "nox -s ldd-aarch64-<python>" in said, said
 
 
@@ -250,13 +351,19 @@ def _one_library(path: Path, soname: str, api: tuple[str, ...], needed: set[str]
     assert not strays, strays[:10]
     assert set(info.needed) <= GLIBC_LIBS | needed, info.needed
     assert not [s.name for s in info.undefined if s.name.startswith("_Z")]
-    top = max_version(v[len("GLIBC_"):] for vs in info.version_requirements.values()
-                      for v in vs if v.startswith("GLIBC_2"))
+    top = max_version(
+        v[len("GLIBC_") :]
+        for vs in info.version_requirements.values()
+        for v in vs
+        if v.startswith("GLIBC_2")
+    )
     assert top and tuple(map(int, top.split("."))) <= (2, 17), info.version_requirements
     return {s.name for s in info.exported}
 
 
-def test_zig_shared_geos_and_proj_are_one_library_each_that_throw_and_catch_inside(tmp_path, geonox_env):
+def test_zig_shared_geos_and_proj_are_one_library_each_that_throw_and_catch_inside(
+    tmp_path, geonox_env
+):
     """Shared GEOS and PROJ under zig (whose libc++ is static in every shared object):
     each is one library carrying its C++ code and runtime, exporting the C API only
     (``libgeos_c.so.1`` relinked from GEOS's archives; upstream's ``libproj.so.25`` with a
@@ -269,7 +376,10 @@ def test_zig_shared_geos_and_proj_are_one_library_each_that_throw_and_catch_insi
     above builds the same shared zig prefix (its keys are this project's), so in a full
     run these artifacts are reused from it, not built twice."""
     image = standin_or_skip("aarch64")
-    project = make_project(tmp_path, SQLEXT, """\
+    project = make_project(
+        tmp_path,
+        SQLEXT,
+        """\
         [tool.geonox]
         backend = "zig"
         archs = ["aarch64"]
@@ -280,7 +390,9 @@ def test_zig_shared_geos_and_proj_are_one_library_each_that_throw_and_catch_insi
         geos = "3.13.1"
         proj = "9.1.1"
         sqlite = "3.52.0"
-        """, name="capi")
+        """,
+        name="capi",
+    )
     result = nox("-s", "geo-deps-aarch64", cwd=project, env=geonox_env)
     assert result.returncode == 0, result.stdout[-6000:]
     print(re.findall(r"(?:geos|proj|sqlite) \S+ \(shared\) built in .*", result.stdout))
@@ -288,21 +400,40 @@ def test_zig_shared_geos_and_proj_are_one_library_each_that_throw_and_catch_insi
 
     def artifact(name: str, version: str) -> Path:
         # the newest (a kept GEONOX_TEST_CACHE may hold one of an older recipe too)
-        found = [d for d in (cache / "deps").glob(f"{name}-{version}-aarch64-*") if d.is_dir()
-                 and (m := json.loads((d / "geonox-dep.json").read_text()))["link"] == "shared"
-                 and m["toolchain"].startswith("zig-")]
+        found = [
+            d
+            for d in (cache / "deps").glob(f"{name}-{version}-aarch64-*")
+            if d.is_dir()
+            and (m := json.loads((d / "geonox-dep.json").read_text()))["link"] == "shared"
+            and m["toolchain"].startswith("zig-")
+        ]
         assert found, name
         return max(found, key=lambda d: (d / "geonox-dep.json").stat().st_mtime)
 
-    geos, proj, sqlite = artifact("geos", "3.13.1"), artifact("proj", "9.1.1"), artifact("sqlite", "3.52.0")
-    assert sorted(p.name for p in (geos / "lib").glob("libgeos*")) == ["libgeos_c.so", "libgeos_c.so.1"]
-    exported = _one_library(geos / "lib" / "libgeos_c.so.1", "libgeos_c.so.1",
-                            ("GEOS", "initGEOS", "finishGEOS"), set())
+    geos, proj, sqlite = (
+        artifact("geos", "3.13.1"),
+        artifact("proj", "9.1.1"),
+        artifact("sqlite", "3.52.0"),
+    )
+    assert sorted(p.name for p in (geos / "lib").glob("libgeos*")) == [
+        "libgeos_c.so",
+        "libgeos_c.so.1",
+    ]
+    exported = _one_library(
+        geos / "lib" / "libgeos_c.so.1", "libgeos_c.so.1", ("GEOS", "initGEOS", "finishGEOS"), set()
+    )
     assert {"GEOSversion", "initGEOS_r", "GEOS_init_r"} <= exported
     assert sorted(p.name for p in (proj / "lib").glob("libproj*")) == [
-        "libproj.so", "libproj.so.25", "libproj.so.25.9.1.1"]
-    exported = _one_library(proj / "lib" / "libproj.so.25", "libproj.so.25",
-                            ("proj_", "geod_", "pj_release"), {"libsqlite3.so.0"})
+        "libproj.so",
+        "libproj.so.25",
+        "libproj.so.25.9.1.1",
+    ]
+    exported = _one_library(
+        proj / "lib" / "libproj.so.25",
+        "libproj.so.25",
+        ("proj_", "geod_", "pj_release"),
+        {"libsqlite3.so.0"},
+    )
     assert {"proj_create", "proj_trans", "geod_init"} <= exported
     # what consumers ask of them answers with the one library
     config = geos / "bin" / "geos-config"
@@ -316,25 +447,68 @@ def test_zig_shared_geos_and_proj_are_one_library_each_that_throw_and_catch_insi
     (cc,) = (cache / "toolchains").glob("zig-aarch64-linux-gnu.2.17-*/bin/cc")
     work = tmp_path / "run"
     (work / "proj").mkdir(parents=True)
-    for lib in (geos / "lib" / "libgeos_c.so.1", proj / "lib" / "libproj.so.25",
-                sqlite / "lib" / "libsqlite3.so.0"):
+    for lib in (
+        geos / "lib" / "libgeos_c.so.1",
+        proj / "lib" / "libproj.so.25",
+        sqlite / "lib" / "libsqlite3.so.0",
+    ):
         shutil.copy2(lib, work / lib.name)
     shutil.copy2(proj / "share" / "proj" / "proj.db", work / "proj" / "proj.db")
     for name, lib in (("geos", "geos_c"), ("proj", "proj")):
-        built = run([cc, "-O2", CAPI_STRESS / f"{name}.c", f"-I{geos}/include", f"-I{proj}/include",
-                     f"-L{geos}/lib", f"-L{proj}/lib", f"-l{lib}", "-Wl,-rpath,$ORIGIN",
-                     "-Wl,--allow-shlib-undefined", "-o", work / f"{name}-stress"], cwd=work, env=geonox_env)
+        built = run(
+            [
+                cc,
+                "-O2",
+                CAPI_STRESS / f"{name}.c",
+                f"-I{geos}/include",
+                f"-I{proj}/include",
+                f"-L{geos}/lib",
+                f"-L{proj}/lib",
+                f"-l{lib}",
+                "-Wl,-rpath,$ORIGIN",
+                "-Wl,--allow-shlib-undefined",
+                "-o",
+                work / f"{name}-stress",
+            ],
+            cwd=work,
+            env=geonox_env,
+        )
         assert built.returncode == 0, built.stdout
     from standin import DOCKER, platform
-    ran = run([DOCKER, "run", "--rm", "--platform", platform("aarch64"), "-v", f"{work}:/w",
-               "-e", "PROJ_DATA=/w/proj", "-e", "PROJ_NETWORK=OFF", image, "sh", "-c",
-               "/w/geos-stress && /w/proj-stress"], cwd=work, env=geonox_env, timeout=900)
+
+    ran = run(
+        [
+            DOCKER,
+            "run",
+            "--rm",
+            "--platform",
+            platform("aarch64"),
+            "-v",
+            f"{work}:/w",
+            "-e",
+            "PROJ_DATA=/w/proj",
+            "-e",
+            "PROJ_NETWORK=OFF",
+            image,
+            "sh",
+            "-c",
+            "/w/geos-stress && /w/proj-stress",
+        ],
+        cwd=work,
+        env=geonox_env,
+        timeout=900,
+    )
     assert ran.returncode == 0, ran.stdout
-    assert re.search(r"geosstress 3\.13\.1-CAPI-1\.19\.2: 2000 rounds, 4000 NULL results, 2000 "
-                     r"ParseException, 2000 IllegalArgumentException, 0 other errors, 2000 unions",
-                     ran.stdout), ran.stdout
-    assert re.search(r"projstress 9\.1\.1: 300 rounds, 900 refused, 300 transforms, "
-                     r"Paris -> \(261845\.7, 6250564\.3\), db found", ran.stdout), ran.stdout
+    assert re.search(
+        r"geosstress 3\.13\.1-CAPI-1\.19\.2: 2000 rounds, 4000 NULL results, 2000 "
+        r"ParseException, 2000 IllegalArgumentException, 0 other errors, 2000 unions",
+        ran.stdout,
+    ), ran.stdout
+    assert re.search(
+        r"projstress 9\.1\.1: 300 rounds, 900 refused, 300 transforms, "
+        r"Paris -> \(261845\.7, 6250564\.3\), db found",
+        ran.stdout,
+    ), ran.stdout
 
 
 def test_shapely_from_its_sdist_with_zig_for_aarch64_tested_under_qemu(tmp_path, geonox_env):
@@ -346,12 +520,21 @@ def test_shapely_from_its_sdist_with_zig_for_aarch64_tested_under_qemu(tmp_path,
     image = standin_or_skip("aarch64")
     sdist = tmp_path / "shapely-2.0.7.tar.gz"
     shutil.copy(pypi_sdist("shapely", "2.0.7"), sdist)
-    where = keyword_noxfile(tmp_path / "release", project=str(sdist), deps=["geos"],
-                            versions={"geos": "3.13.1"}, link="shared", backend="zig",
-                            archs=["aarch64"], policy="manylinux2014", python=["3.9"],
-                            images={"aarch64": image}, container_env=["PIP_CERT"],
-                            test_requires=["pytest"],
-                            test_command="python -m pytest --pyargs shapely.tests -q -p no:cacheprovider")
+    where = keyword_noxfile(
+        tmp_path / "release",
+        project=str(sdist),
+        deps=["geos"],
+        versions={"geos": "3.13.1"},
+        link="shared",
+        backend="zig",
+        archs=["aarch64"],
+        policy="manylinux2014",
+        python=["3.9"],
+        images={"aarch64": image},
+        container_env=["PIP_CERT"],
+        test_requires=["pytest"],
+        test_command="python -m pytest --pyargs shapely.tests -q -p no:cacheprovider",
+    )
     pinned = nox("-s", "pin-images", cwd=where, env=geonox_env)
     assert pinned.returncode == 0, pinned.stdout[-3000:]
     result = nox("-s", "wheels-aarch64", cwd=where, env=geonox_env)
@@ -362,8 +545,9 @@ def test_shapely_from_its_sdist_with_zig_for_aarch64_tested_under_qemu(tmp_path,
     results = suite_results(out)
     assert len(results) == 1 and results[0][0] > 3000 and results[0][1] == 0, out[-3000:]
     (wheel,) = (tmp_path / "wheelhouse").glob("shapely-2.0.7-cp39-cp39-*.whl")
-    assert wheel.name.endswith("manylinux_2_17_aarch64.manylinux2014_aarch64.whl") or \
-        wheel.name.endswith("manylinux2014_aarch64.manylinux_2_17_aarch64.whl"), wheel.name
+    assert wheel.name.endswith(
+        "manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
+    ) or wheel.name.endswith("manylinux2014_aarch64.manylinux_2_17_aarch64.whl"), wheel.name
     # one libgeos_c (GEOS and libc++ inside it), no libgeos beside it
     grafted_once(wheel, "shapely", {"libgeos_c": "1"}, ("GEOS", "_ZN4geos"), tmp_path)
     assert verify_errors(wheel, geonox_env, tmp_path) == []
@@ -379,7 +563,10 @@ def test_zig_x86_64_module_per_python_imports_on_every_python(tmp_path, geonox_e
     missing = [v for v in pythons if not shutil.which(f"python{v}")]
     if missing:
         skip_or_fail(f"python{', python'.join(missing)} not on PATH")
-    project = make_project(tmp_path, SQLEXT, f"""\
+    project = make_project(
+        tmp_path,
+        SQLEXT,
+        f"""\
         [tool.geonox]
         backend = "zig"
         archs = ["x86_64"]
@@ -389,18 +576,25 @@ def test_zig_x86_64_module_per_python_imports_on_every_python(tmp_path, geonox_e
         test-command = "python -c 'import sqlext; sqlext.selftest()'"
         [tool.geonox.versions]
         sqlite = "3.52.0"
-        """, name="sqlext")
+        """,
+        name="sqlext",
+    )
     result = nox("-s", "geo-wheels-x86_64", cwd=project, env=geonox_env)
     out = result.stdout
     assert result.returncode == 0, out[-6000:]
     assert "geo-deps-x86_64: runs on zig x86_64-linux-gnu.2.17" in out
     assert out.count("sqlext OK: SQLite 3.52.0 on x86_64") == len(pythons), out[-3000:]
     wheels = sorted((project / "wheelhouse").glob("*.whl"))
-    assert sorted(w.name.split("-")[2] for w in wheels) == sorted(f"cp{v.replace('.', '')}" for v in pythons)
+    assert sorted(w.name.split("-")[2] for w in wheels) == sorted(
+        f"cp{v.replace('.', '')}" for v in pythons
+    )
     for wheel in wheels:
         assert "manylinux_2_17_x86_64" in wheel.name, wheel.name
-        verified = run([sys.executable, "-m", "geonox", "verify", "--json", wheel], cwd=tmp_path,
-                       env=geonox_env)
+        verified = run(
+            [sys.executable, "-m", "geonox", "verify", "--json", wheel],
+            cwd=tmp_path,
+            env=geonox_env,
+        )
         assert verified.returncode == 0, verified.stdout
         (so,) = [f for f in json.loads(verified.stdout)[0]["files"] if f["path"].endswith(".so")]
         tag = wheel.name.split("-")[2]
@@ -413,9 +607,14 @@ def test_zig_x86_64_module_per_python_imports_on_every_python(tmp_path, geonox_e
     from test_reproducible import clean_env, project_at, same_wheel
 
     fresh = tmp_path / "elsewhere" / "clean-cache"
-    again = project_at(tmp_path / "elsewhere" / "deeper" / "sqlext", "zig",
-                       'archs = ["x86_64"]\n        policy = "manylinux2014"')
-    result = nox("-s", "geo-wheels-x86_64", cwd=again, env=clean_env(fresh, geonox_env["GEONOX_MIRROR"]))
+    again = project_at(
+        tmp_path / "elsewhere" / "deeper" / "sqlext",
+        "zig",
+        'archs = ["x86_64"]\n        policy = "manylinux2014"',
+    )
+    result = nox(
+        "-s", "geo-wheels-x86_64", cwd=again, env=clean_env(fresh, geonox_env["GEONOX_MIRROR"])
+    )
     assert result.returncode == 0, result.stdout[-6000:]
     assert "sqlite 3.52.0 (static) built in" in result.stdout
     (second,) = (again / "wheelhouse").glob("*.whl")
@@ -439,11 +638,16 @@ def test_zig_refuses_a_shared_cxx_recipe_that_cannot_keep_its_runtime_inside(mon
     monkeypatch.setattr(recipes, "registry", lambda: {**real, "cxxlib": fake})
 
     def backend(*deps):  # what check_link_modes reads: config.deps' names and link modes
-        return types.SimpleNamespace(config=types.SimpleNamespace(
-            deps=[types.SimpleNamespace(name=n, link=link) for n, link in deps]))
+        return types.SimpleNamespace(
+            config=types.SimpleNamespace(
+                deps=[types.SimpleNamespace(name=n, link=link) for n, link in deps]
+            )
+        )
 
     shipped = [(n, "shared") for n in ("sqlite", "geos", "proj")]
     ZigBackend.check_link_modes(backend(*shipped))  # nothing refused
     ZigBackend.check_link_modes(backend(("cxxlib", "static")))
-    with pytest.raises(UserError, match=r'link = "shared" for cxxlib is not available with backend = "zig"'):
+    with pytest.raises(
+        UserError, match=r'link = "shared" for cxxlib is not available with backend = "zig"'
+    ):
         ZigBackend.check_link_modes(backend(*shipped, ("cxxlib", "shared")))

@@ -3,6 +3,7 @@ returns the configure/build/install commands.
 
 Adding a release is one line in the recipe's ``RELEASES``.
 """
+
 from __future__ import annotations
 
 import re
@@ -128,8 +129,9 @@ def relocatable_pc(text: str) -> str:
     old = re.search(r"^prefix=(.*)$", text, flags=re.M)
     if old is None:
         return text
-    text = re.sub(rf"^(\w+)={re.escape(old.group(1).strip())}(?=/|$)", r"\1=${prefix}", text,
-                  flags=re.M)
+    text = re.sub(
+        rf"^(\w+)={re.escape(old.group(1).strip())}(?=/|$)", r"\1=${prefix}", text, flags=re.M
+    )
     return re.sub(r"^prefix=.*$", "prefix=${pcfiledir}/../..", text, count=1, flags=re.M)
 
 
@@ -137,19 +139,36 @@ def link_args(ctx: BuildContext) -> list[str]:
     """CMake arguments of the link mode: static archives, or versioned shared libraries
     with a SONAME that find each other through ``$ORIGIN`` (auditwheel rewrites it)."""
     if ctx.link == "shared":
-        return ["-DBUILD_SHARED_LIBS=ON", "-DCMAKE_INSTALL_RPATH=$ORIGIN",
-                "-DCMAKE_SKIP_INSTALL_RPATH=OFF"]
+        return [
+            "-DBUILD_SHARED_LIBS=ON",
+            "-DCMAKE_INSTALL_RPATH=$ORIGIN",
+            "-DCMAKE_SKIP_INSTALL_RPATH=OFF",
+        ]
     return ["-DBUILD_SHARED_LIBS=OFF"]
 
 
 def cmake_commands(ctx: BuildContext, *options: str) -> list[Command]:
     """configure (toolchain args + link mode + recipe options), build on every core, install."""
-    launch = [f"-DCMAKE_{lang}_COMPILER_LAUNCHER={';'.join(ctx.launcher)}"
-              for lang in ("C", "CXX")] if ctx.launcher else []
+    launch = (
+        [f"-DCMAKE_{lang}_COMPILER_LAUNCHER={';'.join(ctx.launcher)}" for lang in ("C", "CXX")]
+        if ctx.launcher
+        else []
+    )
     return [
-        Command("configure", ("cmake", "-S", ctx.src, "-B", ctx.build,
-                              *ctx.toolchain.cmake_args(ctx.prefix, list(ctx.deps.values())),
-                              *launch, *link_args(ctx), *options)),
+        Command(
+            "configure",
+            (
+                "cmake",
+                "-S",
+                ctx.src,
+                "-B",
+                ctx.build,
+                *ctx.toolchain.cmake_args(ctx.prefix, list(ctx.deps.values())),
+                *launch,
+                *link_args(ctx),
+                *options,
+            ),
+        ),
         Command("build", ("cmake", "--build", ctx.build, "--parallel", str(ctx.jobs))),
         Command("install", ("cmake", "--install", ctx.build)),
     ]

@@ -8,6 +8,7 @@ one library, so no C++ object, exception or allocation crosses two copies of the
 ``geos::geom::Geometry`` objects to libgeos.)  The C++ API (``libgeos``) is then not
 offered: consumers of the C API (shapely, GDAL's GEOS support, ...) are unaffected.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,23 +16,44 @@ import re
 from pathlib import Path
 
 from geonox.command import Command
-from geonox.recipes import (Provenance, BuildContext, Consumer, Library, LinkMode, Recipe, _release, cmake_commands,
-                            relocatable_pc)
+from geonox.recipes import (
+    Provenance,
+    BuildContext,
+    Consumer,
+    Library,
+    LinkMode,
+    Recipe,
+    _release,
+    cmake_commands,
+    relocatable_pc,
+)
 
 _URL = "https://download.osgeo.org/geos/geos-{v}.tar.bz2"
 RELEASES = {
     r.version: r
     for r in (
-        _release("geos", "3.14.1", _URL.format(v="3.14.1"),
-                 "3c20919cda9a505db07b5216baa980bacdaa0702da715b43f176fb07eff7e716"),
-        _release("geos", "3.13.1", _URL.format(v="3.13.1"),
-                 "df2c50503295f325e7c8d7b783aca8ba4773919cde984193850cf9e361dfd28c"),
+        _release(
+            "geos",
+            "3.14.1",
+            _URL.format(v="3.14.1"),
+            "3c20919cda9a505db07b5216baa980bacdaa0702da715b43f176fb07eff7e716",
+        ),
+        _release(
+            "geos",
+            "3.13.1",
+            _URL.format(v="3.13.1"),
+            "df2c50503295f325e7c8d7b783aca8ba4773919cde984193850cf9e361dfd28c",
+        ),
     )
 }
 
 
-OPTIONS = ("-DBUILD_TESTING=OFF", "-DBUILD_BENCHMARKS=OFF", "-DBUILD_GEOSOP=OFF",
-           "-DBUILD_DOCUMENTATION=OFF")
+OPTIONS = (
+    "-DBUILD_TESTING=OFF",
+    "-DBUILD_BENCHMARKS=OFF",
+    "-DBUILD_GEOSOP=OFF",
+    "-DBUILD_DOCUMENTATION=OFF",
+)
 #: The C API's SONAME, the same in every GEOS release since 3.0.
 C_SONAME = "libgeos_c.so.1"
 VERSION_SCRIPT = Path(__file__).with_name("geos_c.map")
@@ -50,13 +72,37 @@ def one_c_library(ctx: BuildContext) -> list[Command]:
     tc, lib = ctx.toolchain, f"{ctx.prefix}/lib"
     return [
         *cmake_commands(dataclasses.replace(ctx, link="static"), *OPTIONS),
-        Command("link-c-api", (*tc.cxx, *tc.cxxflags, "-shared", "-o", f"{lib}/{C_SONAME}",
-                               f"-Wl,-soname,{C_SONAME}", f"-Wl,--version-script={VERSION_SCRIPT}",
-                               "-Wl,--strip-debug", "-Wl,--whole-archive", f"{lib}/libgeos_c.a",
-                               "-Wl,--no-whole-archive", f"{lib}/libgeos.a", "-lm")),
+        Command(
+            "link-c-api",
+            (
+                *tc.cxx,
+                *tc.cxxflags,
+                "-shared",
+                "-o",
+                f"{lib}/{C_SONAME}",
+                f"-Wl,-soname,{C_SONAME}",
+                f"-Wl,--version-script={VERSION_SCRIPT}",
+                "-Wl,--strip-debug",
+                "-Wl,--whole-archive",
+                f"{lib}/libgeos_c.a",
+                "-Wl,--no-whole-archive",
+                f"{lib}/libgeos.a",
+                "-lm",
+            ),
+        ),
         Command("dev-link", ("cmake", "-E", "create_symlink", C_SONAME, f"{lib}/libgeos_c.so")),
-        Command("drop-archives", ("cmake", "-E", "rm", "-rf", f"{lib}/libgeos_c.a",
-                                  f"{lib}/libgeos.a", f"{lib}/cmake/GEOS")),
+        Command(
+            "drop-archives",
+            (
+                "cmake",
+                "-E",
+                "rm",
+                "-rf",
+                f"{lib}/libgeos_c.a",
+                f"{lib}/libgeos.a",
+                f"{lib}/cmake/GEOS",
+            ),
+        ),
     ]
 
 
@@ -79,24 +125,37 @@ def _finish(prefix: Path, version: str, link: LinkMode) -> None:
     script = prefix / "bin" / "geos-config"
     if script.is_file():
         text = script.read_text()
-        text = re.sub(r"^prefix=.*$", 'prefix=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)',
-                      text, count=1, flags=re.M)
+        text = re.sub(
+            r"^prefix=.*$",
+            'prefix=$(CDPATH= cd -- "$(dirname -- "$0")/.." && pwd)',
+            text,
+            count=1,
+            flags=re.M,
+        )
         text = re.sub(r"^exec_prefix=.*$", "exec_prefix=${prefix}", text, count=1, flags=re.M)
         text = re.sub(r"^includedir=.*$", "includedir=${prefix}/include", text, count=1, flags=re.M)
         text = re.sub(r"^libdir=.*$", "libdir=${prefix}/lib", text, count=1, flags=re.M)
         if one_library:
             text = _c_only_script(text)
         if link == "static":
-            text = text.replace("echo -L${libdir} -lgeos_c\n",
-                                f"echo -L${{libdir}} -lgeos_c -lgeos {STATIC_CXX}\n")
-            text = text.replace("echo -L${libdir} -lgeos\n", f"echo -L${{libdir}} -lgeos {STATIC_CXX}\n")
+            text = text.replace(
+                "echo -L${libdir} -lgeos_c\n", f"echo -L${{libdir}} -lgeos_c -lgeos {STATIC_CXX}\n"
+            )
+            text = text.replace(
+                "echo -L${libdir} -lgeos\n", f"echo -L${{libdir}} -lgeos {STATIC_CXX}\n"
+            )
         script.write_text(text)
     pc = prefix / "lib" / "pkgconfig" / "geos.pc"
     if pc.is_file():
         text = relocatable_pc(pc.read_text())
         if link == "static":
-            text = re.sub(r"^Libs: .*$", f"Libs: -L${{libdir}} -lgeos_c -lgeos {STATIC_CXX}", text,
-                          count=1, flags=re.M)
+            text = re.sub(
+                r"^Libs: .*$",
+                f"Libs: -L${{libdir}} -lgeos_c -lgeos {STATIC_CXX}",
+                text,
+                count=1,
+                flags=re.M,
+            )
         if one_library:
             text = re.sub(r"^Libs.private: .*\n", "", text, flags=re.M)
         pc.write_text(text)
@@ -113,15 +172,20 @@ def c_only(prefix: Path, link: LinkMode) -> bool:
 def _c_only_script(text: str) -> str:
     """geos-config of the one C API library: ``--libs`` answers the C API (upstream's
     ticket #497 asks for that alias anyway); the C++ library and the archives are refused."""
-    refuse = ('echo "geos-config: this GEOS was built by geonox as one C API library '
-              '(libgeos_c, with a static C++ runtime): the C++ library and static archives '
-              'are not available" >&2; exit 1')
+    refuse = (
+        'echo "geos-config: this GEOS was built by geonox as one C API library '
+        "(libgeos_c, with a static C++ runtime): the C++ library and static archives "
+        'are not available" >&2; exit 1'
+    )
     text = text.replace("      # TODO: make an alias for --clibs\n", "")
     text = text.replace("      # see http://trac.osgeo.org/geos/ticket/497\n", "")
-    text = re.sub(r"(--libs\)\n\s*)echo -L\$\{libdir\} -lgeos\n", r"\1echo -L${libdir} -lgeos_c\n", text)
+    text = re.sub(
+        r"(--libs\)\n\s*)echo -L\$\{libdir\} -lgeos\n", r"\1echo -L${libdir} -lgeos_c\n", text
+    )
     for option in ("--cclibs", "--static-clibs", "--static-cclibs"):
-        text = re.sub(rf"({re.escape(option)}\)\n\s*)echo [^\n]*\n",
-                      lambda m: f"{m.group(1)}{refuse}\n", text)
+        text = re.sub(
+            rf"({re.escape(option)}\)\n\s*)echo [^\n]*\n", lambda m: f"{m.group(1)}{refuse}\n", text
+        )
     return text
 
 
@@ -130,32 +194,40 @@ def _c_only_cmake_package(prefix: Path, version: str) -> None:
     where it lies (upstream's package names the archives that are gone)."""
     package = prefix / "lib" / "cmake" / "GEOS"
     package.mkdir(parents=True, exist_ok=True)
-    (package / "geos-config.cmake").write_text("\n".join([
-        "# geonox: GEOS's C API as one library (libgeos is linked into it); no GEOS::geos",
-        'get_filename_component(_geos_prefix "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)',
-        "if(NOT TARGET GEOS::geos_c)",
-        "  add_library(GEOS::geos_c SHARED IMPORTED)",
-        "  set_target_properties(GEOS::geos_c PROPERTIES",
-        f'    IMPORTED_LOCATION "${{_geos_prefix}}/lib/{C_SONAME}"',
-        f'    IMPORTED_SONAME "{C_SONAME}"',
-        '    INTERFACE_INCLUDE_DIRECTORIES "${_geos_prefix}/include")',
-        "endif()",
-        "unset(_geos_prefix)",
-        "",
-    ]))
-    (package / "geos-config-version.cmake").write_text("\n".join([
-        f'set(PACKAGE_VERSION "{version}")',
-        'string(REGEX MATCH "^[0-9]+" _geos_major "${PACKAGE_FIND_VERSION}")',
-        'if(PACKAGE_FIND_VERSION VERSION_GREATER PACKAGE_VERSION OR NOT _geos_major STREQUAL "3")',
-        "  set(PACKAGE_VERSION_COMPATIBLE FALSE)",
-        "else()",
-        "  set(PACKAGE_VERSION_COMPATIBLE TRUE)",
-        '  if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)',
-        "    set(PACKAGE_VERSION_EXACT TRUE)",
-        "  endif()",
-        "endif()",
-        "",
-    ]))
+    (package / "geos-config.cmake").write_text(
+        "\n".join(
+            [
+                "# geonox: GEOS's C API as one library (libgeos is linked into it); no GEOS::geos",
+                'get_filename_component(_geos_prefix "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)',
+                "if(NOT TARGET GEOS::geos_c)",
+                "  add_library(GEOS::geos_c SHARED IMPORTED)",
+                "  set_target_properties(GEOS::geos_c PROPERTIES",
+                f'    IMPORTED_LOCATION "${{_geos_prefix}}/lib/{C_SONAME}"',
+                f'    IMPORTED_SONAME "{C_SONAME}"',
+                '    INTERFACE_INCLUDE_DIRECTORIES "${_geos_prefix}/include")',
+                "endif()",
+                "unset(_geos_prefix)",
+                "",
+            ]
+        )
+    )
+    (package / "geos-config-version.cmake").write_text(
+        "\n".join(
+            [
+                f'set(PACKAGE_VERSION "{version}")',
+                'string(REGEX MATCH "^[0-9]+" _geos_major "${PACKAGE_FIND_VERSION}")',
+                'if(PACKAGE_FIND_VERSION VERSION_GREATER PACKAGE_VERSION OR NOT _geos_major STREQUAL "3")',
+                "  set(PACKAGE_VERSION_COMPATIBLE FALSE)",
+                "else()",
+                "  set(PACKAGE_VERSION_COMPATIBLE TRUE)",
+                "  if(PACKAGE_FIND_VERSION STREQUAL PACKAGE_VERSION)",
+                "    set(PACKAGE_VERSION_EXACT TRUE)",
+                "  endif()",
+                "endif()",
+                "",
+            ]
+        )
+    )
 
 
 RECIPE = Recipe(
@@ -165,12 +237,20 @@ RECIPE = Recipe(
     commands=commands,
     consumer=Consumer(env=_env, finish=_finish),
     # libgeos (C++) and libgeos_c (the C API over it) are two libraries of one recipe.
-    libraries=(Library("geos", ("_ZN4geos", "_ZNK4geos"), rb"Invalid number of points in LinearRing found "),
-               Library("geos_c", ("GEOS",), rb"Argument is not a LineString")),
+    libraries=(
+        Library(
+            "geos", ("_ZN4geos", "_ZNK4geos"), rb"Invalid number of points in LinearRing found "
+        ),
+        Library("geos_c", ("GEOS",), rb"Argument is not a LineString"),
+    ),
     cxx=True,
     shared_with_static_runtime=True,  # one_c_library
-    provenance=Provenance(supplier="OSGeo", cpe_vendor="osgeo", cpe_product="geos",
-                          # GEOS is LGPL 2.1+; it compiles in ryu (Apache-2.0 OR BSL-1.0)
-                          license="LGPL-2.1-or-later AND (Apache-2.0 OR BSL-1.0)",
-                          license_files=("COPYING", "src/deps/ryu/LICENSE")),
+    provenance=Provenance(
+        supplier="OSGeo",
+        cpe_vendor="osgeo",
+        cpe_product="geos",
+        # GEOS is LGPL 2.1+; it compiles in ryu (Apache-2.0 OR BSL-1.0)
+        license="LGPL-2.1-or-later AND (Apache-2.0 OR BSL-1.0)",
+        license_files=("COPYING", "src/deps/ryu/LICENSE"),
+    ),
 )

@@ -7,23 +7,41 @@ upstream's one ``libproj.so`` is linked with a version script that exports the C
 inside, so they never meet another library's copy of the runtime (a GEOS beside it, or
 the extension).  The C++ API (``osgeo::proj``) is then not usable by consumers.
 """
+
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
 from geonox.command import Command
-from geonox.recipes import (Provenance, BuildContext, Consumer, Library, LinkMode, Recipe, _release, cmake_commands,
-                            relocatable_pc)
+from geonox.recipes import (
+    Provenance,
+    BuildContext,
+    Consumer,
+    Library,
+    LinkMode,
+    Recipe,
+    _release,
+    cmake_commands,
+    relocatable_pc,
+)
 
 _URL = "https://download.osgeo.org/proj/proj-{v}.tar.gz"
 RELEASES = {
     r.version: r
     for r in (
-        _release("proj", "9.8.1", _URL.format(v="9.8.1"),
-                 "af5b731c145c1d13c4e3b4eeb7d167e94e845e440f71e3496b4ed8dae0291960"),
-        _release("proj", "9.1.1", _URL.format(v="9.1.1"),
-                 "003cd4010e52bb5eb8f7de1c143753aa830c8902b6ed01209f294846e40e6d39"),
+        _release(
+            "proj",
+            "9.8.1",
+            _URL.format(v="9.8.1"),
+            "af5b731c145c1d13c4e3b4eeb7d167e94e845e440f71e3496b4ed8dae0291960",
+        ),
+        _release(
+            "proj",
+            "9.1.1",
+            _URL.format(v="9.1.1"),
+            "003cd4010e52bb5eb8f7de1c143753aa830c8902b6ed01209f294846e40e6d39",
+        ),
     )
 }
 
@@ -39,8 +57,10 @@ def commands(ctx: BuildContext) -> list[Command]:
     if ctx.shared_with_static_runtime:
         # upstream's one libproj.so, its exports cut to the C API by a version script (a
         # static libproj.a cannot be relinked into it: its C API is hidden there)
-        return _cmake(ctx, f"-DCMAKE_SHARED_LINKER_FLAGS=-Wl,--version-script={VERSION_SCRIPT} "
-                           "-Wl,--strip-debug")
+        return _cmake(
+            ctx,
+            f"-DCMAKE_SHARED_LINKER_FLAGS=-Wl,--version-script={VERSION_SCRIPT} -Wl,--strip-debug",
+        )
     return _cmake(ctx)
 
 
@@ -48,8 +68,10 @@ def _cmake(ctx: BuildContext, *extra: str) -> list[Command]:
     include = f"{ctx.deps['sqlite']}/include"
     sqlite = (
         # PROJ < 9.4 spells them SQLITE3_*, later releases use CMake's SQLite3_*.
-        f"-DSQLITE3_INCLUDE_DIR={include}", f"-DSQLITE3_LIBRARY={ctx.lib('sqlite3', 'sqlite')}",
-        f"-DSQLite3_INCLUDE_DIR={include}", f"-DSQLite3_LIBRARY={ctx.lib('sqlite3', 'sqlite')}",
+        f"-DSQLITE3_INCLUDE_DIR={include}",
+        f"-DSQLITE3_LIBRARY={ctx.lib('sqlite3', 'sqlite')}",
+        f"-DSQLite3_INCLUDE_DIR={include}",
+        f"-DSQLite3_LIBRARY={ctx.lib('sqlite3', 'sqlite')}",
         f"-DEXE_SQLITE3={ctx.deps['sqlite-shell']}/bin/sqlite3",
     )
     # PROJ compiles its install data directory in (PROJ_DATA, a fallback search path): in a
@@ -59,20 +81,33 @@ def _cmake(ctx: BuildContext, *extra: str) -> list[Command]:
     # proj_dir, PROJ_DATA, proj_context_set_search_paths), so geonox leaves it out: the
     # flags come after PROJ's own -D on the compile line.
     unset = "-UPROJ_DATA"
-    flags = (f"-DCMAKE_C_FLAGS={' '.join((*ctx.toolchain.cflags, unset))}",
-             f"-DCMAKE_CXX_FLAGS={' '.join((*ctx.toolchain.cxxflags, unset))}")
+    flags = (
+        f"-DCMAKE_C_FLAGS={' '.join((*ctx.toolchain.cflags, unset))}",
+        f"-DCMAKE_CXX_FLAGS={' '.join((*ctx.toolchain.cxxflags, unset))}",
+    )
     return cmake_commands(
-        ctx, *sqlite, *flags, "-DBUILD_TESTING=OFF", "-DBUILD_APPS=OFF", "-DBUILD_PROJSYNC=OFF",
+        ctx,
+        *sqlite,
+        *flags,
+        "-DBUILD_TESTING=OFF",
+        "-DBUILD_APPS=OFF",
+        "-DBUILD_PROJSYNC=OFF",
         "-DNLOHMANN_JSON=internal",  # never pick up a system nlohmann_json
         f"-DENABLE_TIFF={_onoff(ctx.options['tiff'])}",
-        f"-DENABLE_CURL={_onoff(ctx.options['curl'])}", *extra)
+        f"-DENABLE_CURL={_onoff(ctx.options['curl'])}",
+        *extra,
+    )
 
 
 def _env(prefix: str, version: str) -> dict[str, str]:
     # pyproj: PROJ_DIR (+ PROJ_LIBDIR/PROJ_INCDIR), and PROJ_VERSION, which it would
     # otherwise ask the `proj` app for (not built: BUILD_APPS=OFF)
-    return {"PROJ_DIR": prefix, "PROJ_LIBDIR": f"{prefix}/lib", "PROJ_INCDIR": f"{prefix}/include",
-            "PROJ_VERSION": version}
+    return {
+        "PROJ_DIR": prefix,
+        "PROJ_LIBDIR": f"{prefix}/lib",
+        "PROJ_INCDIR": f"{prefix}/include",
+        "PROJ_VERSION": version,
+    }
 
 
 CXX_RUNTIME = {"-lstdc++", "-lc++", "-lc++abi", "-lunwind", "-lgcc_s", "-lgcc", "-lc"}
@@ -91,10 +126,18 @@ def _finish(prefix: Path, version: str, link: LinkMode) -> None:
         # into zig's own cache (as -l/root/.cache/zig/o/.../libc++abi.a, which no linker
         # takes, naming a directory only that machine has). The runtime is -lstdc++ below,
         # which geonox's zig wrapper reads as zig's libc++.
-        extra = " ".join(t for t in (private.group(1).split() if private else ())
-                         if not t.startswith(("-l/", "/")) and t not in CXX_RUNTIME)
-        text = re.sub(r"^Libs: .*$", f"Libs: -L${{libdir}} -lproj {extra} -lstdc++".replace("  ", " "),
-                      text, count=1, flags=re.M)
+        extra = " ".join(
+            t
+            for t in (private.group(1).split() if private else ())
+            if not t.startswith(("-l/", "/")) and t not in CXX_RUNTIME
+        )
+        text = re.sub(
+            r"^Libs: .*$",
+            f"Libs: -L${{libdir}} -lproj {extra} -lstdc++".replace("  ", " "),
+            text,
+            count=1,
+            flags=re.M,
+        )
         text = re.sub(r"^Requires:.*$", "Requires: sqlite3", text, count=1, flags=re.M)
         text = re.sub(r"^Requires.private:.*\n", "", text, flags=re.M)
     pc.write_text(text)
@@ -113,6 +156,11 @@ RECIPE = Recipe(
     depends=("sqlite",),
     tools=("sqlite-shell",),
     options={"tiff": False, "curl": False},
-    provenance=Provenance(supplier="OSGeo", cpe_vendor="osgeo", cpe_product="proj",
-                          license="MIT", license_files=("COPYING",)),
+    provenance=Provenance(
+        supplier="OSGeo",
+        cpe_vendor="osgeo",
+        cpe_product="proj",
+        license="MIT",
+        license_files=("COPYING",),
+    ),
 )

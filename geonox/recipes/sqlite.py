@@ -1,6 +1,7 @@
 """SQLite from the autoconf amalgamation: sqlite3.c compiled directly (no configure); and
 ``sqlite-shell``, the ``sqlite3`` program for the build machine that PROJ runs to generate
 proj.db (a build tool: its own artifact, not a variant of the library)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,10 +13,18 @@ _URL = "https://sqlite.org/{year}/sqlite-autoconf-{num}.tar.gz"
 RELEASES = {
     r.version: r
     for r in (
-        _release("sqlite", "3.53.1", _URL.format(year=2026, num="3530100"),
-                 "83e6b2020a034e9a7ad4a72feea59e1ad52f162e09cbd26735a3ffb98359fc4f"),
-        _release("sqlite", "3.52.0", _URL.format(year=2026, num="3520000"),
-                 "f6b50b0c103392af32a8be15b2b9d25959de9a00a70c3979128aafeaa5338b3f"),
+        _release(
+            "sqlite",
+            "3.53.1",
+            _URL.format(year=2026, num="3530100"),
+            "83e6b2020a034e9a7ad4a72feea59e1ad52f162e09cbd26735a3ffb98359fc4f",
+        ),
+        _release(
+            "sqlite",
+            "3.52.0",
+            _URL.format(year=2026, num="3520000"),
+            "f6b50b0c103392af32a8be15b2b9d25959de9a00a70c3979128aafeaa5338b3f",
+        ),
     )
 }
 
@@ -39,25 +48,55 @@ def commands(ctx: BuildContext) -> list[Command]:
     src, build, prefix = ctx.src, ctx.build, ctx.prefix
     obj = f"{build}/sqlite3.o"
     commands = [
-        Command("mkdirs", ("cmake", "-E", "make_directory", build, f"{prefix}/include",
-                           f"{prefix}/lib")),
+        Command(
+            "mkdirs", ("cmake", "-E", "make_directory", build, f"{prefix}/include", f"{prefix}/lib")
+        ),
         # in the build directory: ccache then hashes paths relative to it (CCACHE_BASEDIR),
         # the same in every scratch directory
-        Command("compile", (*ctx.launcher, *tc.cc, *tc.cflags, *DEFINES, "-c", f"{src}/sqlite3.c",
-                            "-o", obj), cwd=build),
+        Command(
+            "compile",
+            (*ctx.launcher, *tc.cc, *tc.cflags, *DEFINES, "-c", f"{src}/sqlite3.c", "-o", obj),
+            cwd=build,
+        ),
     ]
     if ctx.link == "shared":
         real = f"libsqlite3.so.{ctx.version}"
         commands += [
-            Command("link", (*tc.cc, *tc.cflags, "-shared", f"-Wl,-soname,{SONAME}", obj,
-                             "-o", f"{prefix}/lib/{real}", *SYSTEM_LIBS.split())),
-            Command("soname-link", ("cmake", "-E", "create_symlink", real, f"{prefix}/lib/{SONAME}")),
-            Command("dev-link", ("cmake", "-E", "create_symlink", real, f"{prefix}/lib/libsqlite3.so")),
+            Command(
+                "link",
+                (
+                    *tc.cc,
+                    *tc.cflags,
+                    "-shared",
+                    f"-Wl,-soname,{SONAME}",
+                    obj,
+                    "-o",
+                    f"{prefix}/lib/{real}",
+                    *SYSTEM_LIBS.split(),
+                ),
+            ),
+            Command(
+                "soname-link", ("cmake", "-E", "create_symlink", real, f"{prefix}/lib/{SONAME}")
+            ),
+            Command(
+                "dev-link", ("cmake", "-E", "create_symlink", real, f"{prefix}/lib/libsqlite3.so")
+            ),
         ]
     else:
         commands.append(Command("archive", (*tc.ar, "rcs", f"{prefix}/lib/libsqlite3.a", obj)))
-    commands.append(Command("headers", ("cmake", "-E", "copy", f"{src}/sqlite3.h",
-                                        f"{src}/sqlite3ext.h", f"{prefix}/include/")))
+    commands.append(
+        Command(
+            "headers",
+            (
+                "cmake",
+                "-E",
+                "copy",
+                f"{src}/sqlite3.h",
+                f"{src}/sqlite3ext.h",
+                f"{prefix}/include/",
+            ),
+        )
+    )
     return commands
 
 
@@ -67,9 +106,20 @@ def shell_commands(ctx: BuildContext) -> list[Command]:
     no library at run time and is the same program whatever the target's toolchain."""
     return [
         Command("mkdirs", ("cmake", "-E", "make_directory", f"{ctx.prefix}/bin")),
-        Command("shell", (*ctx.toolchain.build_cc, "-O2", *DEFINES, f"{ctx.src}/shell.c",
-                          f"{ctx.src}/sqlite3.c", "-o", f"{ctx.prefix}/bin/sqlite3",
-                          "-lpthread", "-lm")),
+        Command(
+            "shell",
+            (
+                *ctx.toolchain.build_cc,
+                "-O2",
+                *DEFINES,
+                f"{ctx.src}/shell.c",
+                f"{ctx.src}/sqlite3.c",
+                "-o",
+                f"{ctx.prefix}/bin/sqlite3",
+                "-lpthread",
+                "-lm",
+            ),
+        ),
     ]
 
 
@@ -78,19 +128,23 @@ def _pc(prefix: Path, version: str, link: LinkMode) -> None:
     libs = "-L${libdir} -lsqlite3" + (f" {SYSTEM_LIBS}" if link == "static" else "")
     pc = prefix / "lib" / "pkgconfig" / "sqlite3.pc"
     pc.parent.mkdir(parents=True, exist_ok=True)
-    pc.write_text("\n".join([
-        "prefix=${pcfiledir}/../..",
-        "libdir=${prefix}/lib",
-        "includedir=${prefix}/include",
-        "",
-        "Name: SQLite",
-        "Description: SQL database engine (built by geonox)",
-        f"Version: {version}",
-        f"Libs: {libs}",
-        f"Libs.private: {SYSTEM_LIBS}",
-        "Cflags: -I${includedir}",
-        "",
-    ]))
+    pc.write_text(
+        "\n".join(
+            [
+                "prefix=${pcfiledir}/../..",
+                "libdir=${prefix}/lib",
+                "includedir=${prefix}/include",
+                "",
+                "Name: SQLite",
+                "Description: SQL database engine (built by geonox)",
+                f"Version: {version}",
+                f"Libs: {libs}",
+                f"Libs.private: {SYSTEM_LIBS}",
+                "Cflags: -I${includedir}",
+                "",
+            ]
+        )
+    )
 
 
 CONSUMER = Consumer(env=lambda prefix, version: {}, finish=_pc)
@@ -103,9 +157,14 @@ RECIPE = Recipe(
     commands=commands,
     consumer=CONSUMER,
     libraries=(Library("sqlite3", ("sqlite3_",), rb"SQLite format 3\x00"),),
-    provenance=Provenance(supplier="SQLite", cpe_vendor="sqlite", cpe_product="sqlite",
-                          # public domain, with the blessing at the head of sqlite3.c
-                          license="blessing", license_files=("sqlite3.c",)),
+    provenance=Provenance(
+        supplier="SQLite",
+        cpe_vendor="sqlite",
+        cpe_product="sqlite",
+        # public domain, with the blessing at the head of sqlite3.c
+        license="blessing",
+        license_files=("sqlite3.c",),
+    ),
 )
 
 

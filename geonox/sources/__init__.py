@@ -4,6 +4,7 @@ cache (:mod:`.download`, with :mod:`.progress`), and extracting it safely (:mod:
 ``fetch`` is imported on first use: the recipes (and through them ``geonox verify``, which
 also runs inside build containers with only auditwheel's packages) need :mod:`.model`
 without requests."""
+
 from __future__ import annotations
 
 from typing import Any

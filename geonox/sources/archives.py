@@ -1,5 +1,6 @@
 """Safe extraction of source archives: every member checked by us (on every Python), plus
 tarfile's ``data`` filter where the running Python has it."""
+
 from __future__ import annotations
 
 import os
@@ -30,13 +31,13 @@ def extract(archive: Path, dest: Path) -> Path:
     """
     archive, dest = Path(archive), Path(dest)
     if dest.exists() or dest.is_symlink():
-        raise SourceError(f"cannot extract {archive.name} into {dest}: it already exists; "
-                          f"remove it first.")
+        raise SourceError(
+            f"cannot extract {archive.name} into {dest}: it already exists; remove it first."
+        )
     if not archive.is_file():
         raise SourceError(f"cannot extract {archive}: no such file.")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting",
-                                dir=dest.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".extracting", dir=dest.parent))
     try:
         name = archive.name.lower()
         if name.endswith(".zip"):
@@ -46,14 +47,17 @@ def extract(archive: Path, dest: Path) -> Path:
         elif zipfile.is_zipfile(archive):
             _extract_zip(archive, tmp)
         else:
-            raise SourceError(f"cannot extract {archive.name}: not a tar or zip archive "
-                              f"(supported: .tar.gz .tgz .tar.bz2 .tar.xz .zip).")
+            raise SourceError(
+                f"cannot extract {archive.name}: not a tar or zip archive "
+                f"(supported: .tar.gz .tgz .tar.bz2 .tar.xz .zip)."
+            )
         os.chmod(tmp, 0o777 & ~_umask())
         try:
             os.rename(tmp, dest)
         except OSError as e:
-            raise SourceError(f"cannot move the extracted {archive.name} to {dest}: "
-                              f"{e.strerror or e}.") from None
+            raise SourceError(
+                f"cannot move the extracted {archive.name} to {dest}: {e.strerror or e}."
+            ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -77,9 +81,11 @@ def _umask() -> int:
 
 
 def _refuse(archive: Path, member: str, why: str) -> SourceError:
-    return SourceError(f"refusing to extract {archive.name}: member {member!r} {why}; "
-                       f"nothing was extracted. The archive is malformed or malicious: "
-                       f"check where it came from.")
+    return SourceError(
+        f"refusing to extract {archive.name}: member {member!r} {why}; "
+        f"nothing was extracted. The archive is malformed or malicious: "
+        f"check where it came from."
+    )
 
 
 def _within(path: str, root: str) -> bool:
@@ -115,8 +121,11 @@ def _check_tar_member(archive: Path, m: tarfile.TarInfo, root: str) -> None:
         if not _within(target, root):
             raise _refuse(archive, m.name, f"is a {kind} pointing outside the tree ({link})")
         return
-    kinds = {tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device",
-             tarfile.FIFOTYPE: "fifo"}
+    kinds = {
+        tarfile.CHRTYPE: "character device",
+        tarfile.BLKTYPE: "block device",
+        tarfile.FIFOTYPE: "fifo",
+    }
     raise _refuse(archive, m.name, f"is a {kinds.get(m.type, 'special file')}")
 
 
@@ -126,8 +135,10 @@ def _extract_tar(archive: Path, tmp: Path) -> None:
     try:
         tar = tarfile.open(archive, "r:*")
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise SourceError(f"cannot read {archive.name}: {short_error(e)}. The file is damaged; "
-                          f"delete it from the cache and fetch again.") from None
+        raise SourceError(
+            f"cannot read {archive.name}: {short_error(e)}. The file is damaged; "
+            f"delete it from the cache and fetch again."
+        ) from None
     with tar:
         tar.errorlevel = 1
 
@@ -155,16 +166,20 @@ def _extract_tar(archive: Path, tmp: Path) -> None:
             member = getattr(e, "tarinfo", None)
             if member is not None:
                 raise _refuse(archive, member.name, f"was refused ({short_error(e)})") from None
-            raise SourceError(f"cannot extract {archive.name}: {short_error(e)}. The file may be "
-                              f"damaged; delete it from the cache and fetch again.") from None
+            raise SourceError(
+                f"cannot extract {archive.name}: {short_error(e)}. The file may be "
+                f"damaged; delete it from the cache and fetch again."
+            ) from None
 
 
 def _extract_zip(archive: Path, tmp: Path) -> None:
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as e:
-        raise SourceError(f"cannot read {archive.name}: {short_error(e)}. The file is damaged; "
-                          f"delete it from the cache and fetch again.") from None
+        raise SourceError(
+            f"cannot read {archive.name}: {short_error(e)}. The file is damaged; "
+            f"delete it from the cache and fetch again."
+        ) from None
     with zf:
         infos = zf.infolist()
         for info in infos:  # all checks first: zip has a central directory

@@ -17,6 +17,7 @@ directory) joined with the file name, then the upstream URL.  Per candidate:
   :data:`ATTEMPTS` tries with the status retries;
 - other 4xx and a sha256 mismatch move on to the next candidate at once.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -84,10 +85,20 @@ class StatusRetry(Retry):
 
 
 def _adapter(retries: int, base: float) -> HTTPAdapter:
-    return HTTPAdapter(max_retries=StatusRetry(
-        total=retries, connect=0, read=False, other=0, status=retries, redirect=None,
-        status_forcelist=_RETRY_STATUS, backoff_factor=base, raise_on_status=False,
-        respect_retry_after_header=True))
+    return HTTPAdapter(
+        max_retries=StatusRetry(
+            total=retries,
+            connect=0,
+            read=False,
+            other=0,
+            status=retries,
+            redirect=None,
+            status_forcelist=_RETRY_STATUS,
+            backoff_factor=base,
+            raise_on_status=False,
+            respect_retry_after_header=True,
+        )
+    )
 
 
 # ------------------------------------------------------------------ failures
@@ -96,8 +107,9 @@ def _adapter(retries: int, base: float) -> HTTPAdapter:
 class _Failure(Exception):
     """One try at one candidate failed; ``retry`` says whether trying again may help."""
 
-    def __init__(self, what: str, *, retry: bool, kind: str, delay: float = 0.0,
-                 before: Sequence[int] = ()) -> None:
+    def __init__(
+        self, what: str, *, retry: bool, kind: str, delay: float = 0.0, before: Sequence[int] = ()
+    ) -> None:
         super().__init__(what)
         self.what = what
         self.retry = retry
@@ -149,27 +161,48 @@ def _describe(exc: BaseException, connect_s: float, read_s: float) -> _Failure:
     if has(ConnectionResetError) or "connection reset" in text:
         return fail("connection reset", retry=True, kind="network")
     if has(requests.exceptions.ConnectTimeout) or any(
-            isinstance(e, urllib3.exceptions.ConnectTimeoutError)
-            and not isinstance(e, urllib3.exceptions.NewConnectionError) for e in chain):
+        isinstance(e, urllib3.exceptions.ConnectTimeoutError)
+        and not isinstance(e, urllib3.exceptions.NewConnectionError)
+        for e in chain
+    ):
         return fail(f"connect timed out after {connect_s:g} s", retry=True, kind="network")
     connect_failed = has(urllib3.exceptions.NewConnectionError)
-    if not connect_failed and (has(requests.exceptions.Timeout, urllib3.exceptions.TimeoutError,
-                                   socket.timeout, TimeoutError) or "timed out" in text):
+    if not connect_failed and (
+        has(
+            requests.exceptions.Timeout,
+            urllib3.exceptions.TimeoutError,
+            socket.timeout,
+            TimeoutError,
+        )
+        or "timed out" in text
+    ):
         return fail(f"timed out after {read_s:g} s without data", retry=True, kind="network")
     for e in chain:
         if isinstance(e, (http.client.IncompleteRead, urllib3.exceptions.IncompleteRead)):
             got, more = getattr(e, "partial", None), getattr(e, "expected", None)
-            detail = (f" ({got} of {got + more} bytes)"
-                      if isinstance(got, int) and isinstance(more, int) else "")
-            return fail(f"connection closed before the end of the body{detail}", retry=True,
-                        kind="network")
+            detail = (
+                f" ({got} of {got + more} bytes)"
+                if isinstance(got, int) and isinstance(more, int)
+                else ""
+            )
+            return fail(
+                f"connection closed before the end of the body{detail}", retry=True, kind="network"
+            )
     if has(requests.exceptions.SSLError, urllib3.exceptions.SSLError):
         return fail(f"TLS error ({short_error(exc)})", retry=False, kind="other")
-    if has(requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-           requests.exceptions.InvalidSchema):
+    if has(
+        requests.exceptions.InvalidURL,
+        requests.exceptions.MissingSchema,
+        requests.exceptions.InvalidSchema,
+    ):
         return fail(f"invalid URL ({short_error(exc)})", retry=False, kind="other")
-    if has(requests.exceptions.ConnectionError, urllib3.exceptions.ProtocolError,
-           urllib3.exceptions.HTTPError, ConnectionError, OSError):
+    if has(
+        requests.exceptions.ConnectionError,
+        urllib3.exceptions.ProtocolError,
+        urllib3.exceptions.HTTPError,
+        ConnectionError,
+        OSError,
+    ):
         return fail(f"connection failed ({short_error(exc)})", retry=True, kind="network")
     return fail(f"{type(exc).__name__}: {short_error(exc)}", retry=False, kind="other")
 
@@ -200,17 +233,24 @@ class _Attempts:
 
 def _failure_message(source: Source, tried: list[_Attempts], entry_dir: Path) -> str:
     kinds = set().union(*(t.kinds for t in tried)) if tried else set()
-    head = (f"could not fetch {source.filename} ({source.name} {source.version}, "
-            f"sha256 {source.sha256[:12]}…):" if "mismatch" not in kinds else
-            f"sha256 mismatch for {source.filename} ({source.name} {source.version}); "
-            f"nothing was cached:")
+    head = (
+        f"could not fetch {source.filename} ({source.name} {source.version}, "
+        f"sha256 {source.sha256[:12]}…):"
+        if "mismatch" not in kinds
+        else f"sha256 mismatch for {source.filename} ({source.name} {source.version}); "
+        f"nothing was cached:"
+    )
     hints = []
     if "mismatch" in kinds:
-        hints.append(f"if the pin is wrong, fix sha256 in [tool.geonox.sources."
-                     f"{source.name}]; if not, the server sent other bytes: check the mirror")
+        hints.append(
+            f"if the pin is wrong, fix sha256 in [tool.geonox.sources."
+            f"{source.name}]; if not, the server sent other bytes: check the mirror"
+        )
     if "status" in kinds or "missing" in kinds or "other" in kinds:
-        hints.append(f"check the mirror (GEONOX_MIRROR) and the URL/version in "
-                     f"[tool.geonox.sources.{source.name}]")
+        hints.append(
+            f"check the mirror (GEONOX_MIRROR) and the URL/version in "
+            f"[tool.geonox.sources.{source.name}]"
+        )
     if "network" in kinds:
         hints.append("check your network or proxy and retry, or go online")
     hints.append(f"or copy the verified file into {entry_dir}/")
@@ -219,12 +259,15 @@ def _failure_message(source: Source, tried: list[_Attempts], entry_dir: Path) ->
 
 
 def _offline_message(source: Source, tried: list[_Attempts], entry_dir: Path) -> str:
-    return "\n".join([
-        f"{source.filename} ({source.name} {source.version}, sha256 {source.sha256}) "
-        f"is not in the cache and geonox is offline (GEONOX_OFFLINE).",
-        *(t.line() for t in tried),
-        f"Run `python -m geonox fetch` while online, or copy the file into "
-        f"{entry_dir}/, or point GEONOX_MIRROR at a directory holding it."])
+    return "\n".join(
+        [
+            f"{source.filename} ({source.name} {source.version}, sha256 {source.sha256}) "
+            f"is not in the cache and geonox is offline (GEONOX_OFFLINE).",
+            *(t.line() for t in tried),
+            f"Run `python -m geonox fetch` while online, or copy the file into "
+            f"{entry_dir}/, or point GEONOX_MIRROR at a directory holding it.",
+        ]
+    )
 
 
 # ------------------------------------------------------------------ one try
@@ -235,8 +278,11 @@ def _local_path(candidate: str) -> Path | None:
     if candidate.lower().startswith("file:"):
         parts = urlsplit(candidate)
         if parts.netloc not in ("", "localhost"):
-            raise _Failure(f"file URL with a remote host {parts.netloc!r} is not supported",
-                           retry=False, kind="other")
+            raise _Failure(
+                f"file URL with a remote host {parts.netloc!r} is not supported",
+                retry=False,
+                kind="other",
+            )
         return Path(url2pathname(unquote(parts.path)))
     if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", candidate):
         return None
@@ -288,25 +334,37 @@ def _try_local(path: Path, tmp: Path, prog: Progress) -> tuple[str, int]:
             raise _Failure(f"read error ({e.strerror or e})", retry=False, kind="other") from None
 
 
-def _try_http(session: requests.Session, url: str, tmp: Path, prog: Progress,
-              timeouts: tuple[float, float], record: _Attempts) -> tuple[str, int]:
+def _try_http(
+    session: requests.Session,
+    url: str,
+    tmp: Path,
+    prog: Progress,
+    timeouts: tuple[float, float],
+    record: _Attempts,
+) -> tuple[str, int]:
     """One request (urllib3 retries 429/5xx inside it); the statuses it retried are added
     to ``record`` before the outcome of the last response."""
     connect_s, read_s = timeouts
     try:
-        resp = session.get(url, stream=True, timeout=timeouts, allow_redirects=True,
-                           headers={"Accept-Encoding": "identity"})
+        resp = session.get(
+            url,
+            stream=True,
+            timeout=timeouts,
+            allow_redirects=True,
+            headers={"Accept-Encoding": "identity"},
+        )
     except requests.exceptions.RequestException as e:
         raise _describe(e, connect_s, read_s) from None
     with resp:
         retries = getattr(resp.raw, "retries", None)
-        for h in (retries.history if retries else ()):
+        for h in retries.history if retries else ():
             if h.status:
                 record.add(_status_text(h.status), "status")
         if resp.status_code != 200:
             code = resp.status_code
-            raise _Failure(_status_text(code, resp.reason), retry=code in _RETRY_STATUS,
-                           kind="status")
+            raise _Failure(
+                _status_text(code, resp.reason), retry=code in _RETRY_STATUS, kind="status"
+            )
         length = resp.headers.get("Content-Length", "").strip()
         total = int(length) if length.isdigit() else None
         encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
@@ -317,18 +375,32 @@ def _try_http(session: requests.Session, url: str, tmp: Path, prog: Progress,
         chunks = resp.raw.stream(CHUNK, decode_content=False)
         try:
             digest, size = _write_chunks(chunks, tmp, prog)
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
-                http.client.HTTPException, OSError) as e:
+        except (
+            requests.exceptions.RequestException,
+            urllib3.exceptions.HTTPError,
+            http.client.HTTPException,
+            OSError,
+        ) as e:
             raise _describe(e, connect_s, read_s) from None
         if total is not None and not encoded and size != total:
-            raise _Failure(f"connection closed before the end of the body ({size} of "
-                           f"{total} bytes)", retry=True, kind="network")
+            raise _Failure(
+                f"connection closed before the end of the body ({size} of {total} bytes)",
+                retry=True,
+                kind="network",
+            )
         return digest, size
 
 
-def _fetch_candidate(candidate: str, source: Source, tmp: Path, session: requests.Session,
-                     prog: Progress, timeouts: tuple[float, float], tries: int,
-                     base: float) -> _Attempts | None:
+def _fetch_candidate(
+    candidate: str,
+    source: Source,
+    tmp: Path,
+    session: requests.Session,
+    prog: Progress,
+    timeouts: tuple[float, float],
+    tries: int,
+    base: float,
+) -> _Attempts | None:
     """Fill ``tmp`` from ``candidate`` with the right bytes (None), or say what failed."""
     record = _Attempts(candidate)
     while len(record.outcomes) < tries:
@@ -344,8 +416,11 @@ def _fetch_candidate(candidate: str, source: Source, tmp: Path, session: request
                 session.mount(f"{scheme}://", _adapter(tries - len(record.outcomes) - 1, base))
                 digest, size = _try_http(session, candidate, tmp, prog, timeouts, record)
             if digest != source.sha256:
-                raise _Failure(f"sha256 mismatch: expected {source.sha256}, got {digest}",
-                               retry=False, kind="mismatch")
+                raise _Failure(
+                    f"sha256 mismatch: expected {source.sha256}, got {digest}",
+                    retry=False,
+                    kind="mismatch",
+                )
             prog.done(size, candidate, time.monotonic() - t0)
             return None
         except _Failure as failure:
@@ -392,8 +467,9 @@ def fetch(
     if not isinstance(source, Source):
         raise TypeError(f"fetch() needs a Source, got {type(source).__name__}")
     root = Path(cache_dir) if cache_dir is not None else CacheLayout.from_env().sources
-    artifact = source_artifact(root, source.sha256, source.filename,
-                               check=lambda p: file_sha256(p) == source.sha256)
+    artifact = source_artifact(
+        root, source.sha256, source.filename, check=lambda p: file_sha256(p) == source.sha256
+    )
     if artifact.complete():
         artifact.touch()
         return artifact.path
@@ -412,8 +488,9 @@ def fetch(
         with requests.Session() as session:
             session.headers["User-Agent"] = _USER_AGENT
             for candidate in candidates:
-                failed = _fetch_candidate(candidate, source, tmp, session, prog, timeouts,
-                                          tries, base)
+                failed = _fetch_candidate(
+                    candidate, source, tmp, session, prog, timeouts, tries, base
+                )
                 if failed is None:
                     return
                 tried.append(failed)
@@ -423,7 +500,11 @@ def fetch(
             raise SourceError(_offline_message(source, tried, entry_dir))
         raise SourceError(_failure_message(source, tried, entry_dir))
 
-    artifact.ensure(download, on_wait=lambda lock: prog.note(
-        f"waiting for another geonox process fetching {source.filename} (lock {lock})"))
+    artifact.ensure(
+        download,
+        on_wait=lambda lock: prog.note(
+            f"waiting for another geonox process fetching {source.filename} (lock {lock})"
+        ),
+    )
     fsync_dir(entry_dir)
     return artifact.path

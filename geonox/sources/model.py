@@ -1,4 +1,5 @@
 """What a source is: one upstream release file pinned by sha256, and where to look for it."""
+
 from __future__ import annotations
 
 import re

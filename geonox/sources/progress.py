@@ -1,4 +1,5 @@
 """Download progress: one in-place line on a terminal, one summary line otherwise."""
+
 from __future__ import annotations
 
 import sys
@@ -40,8 +41,10 @@ class Progress:
         if self.total:
             frac = min(done / self.total, 1.0)
             bar = "#" * int(frac * 24)
-            line = (f"{self.filename} [{bar:<24}] {human_size(done)} / {human_size(self.total)}"
-                    f"  {human_size(rate)}/s")
+            line = (
+                f"{self.filename} [{bar:<24}] {human_size(done)} / {human_size(self.total)}"
+                f"  {human_size(rate)}/s"
+            )
         else:
             line = f"{self.filename} {human_size(done)}  {human_size(rate)}/s"
         self.stream.write("\r" + line + "\x1b[K")
@@ -59,5 +62,7 @@ class Progress:
             self._clear()
 
     def done(self, size: int, where: str, seconds: float) -> None:
-        self.note(f"fetched {self.filename} ({human_size(size)}) from {where} in "
-                  f"{seconds:.1f} s, sha256 ok")
+        self.note(
+            f"fetched {self.filename} ({human_size(size)}) from {where} in "
+            f"{seconds:.1f} s, sha256 ok"
+        )

@@ -3,6 +3,7 @@
 Each is one :class:`~geonox.steps.base.Step` object; :data:`STEPS` is the registry the
 plan, the nox sessions and the CLI iterate.  Steps know nothing of nox.
 """
+
 from __future__ import annotations
 
 from geonox.steps.base import Key, Step, only_wheel

@@ -1,6 +1,7 @@
 """What a step is.  Each step is one object: its name, which sessions it has (per project,
 per arch, per wheel build, per Python), what each requires, its doc and how it runs.  The
 plan and the nox sessions iterate :data:`geonox.steps.STEPS`; adding a step is one place."""
+
 from __future__ import annotations
 
 import re
@@ -48,7 +49,9 @@ class Step:
     def doc(self, config: Config, arch: str | None, py: PythonVersion | None) -> str:
         raise NotImplementedError
 
-    def run(self, project: Project, arch: str | None, py: PythonVersion | None, session: str) -> None:
+    def run(
+        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
+    ) -> None:
         raise NotImplementedError
 
 
@@ -60,8 +63,10 @@ def say_where(project: Project, backend: Backend, session: str, role: str) -> No
 def only_wheel(directory: Path, what: str) -> Path:
     wheels = sorted(directory.glob("*.whl")) if directory.is_dir() else []
     if len(wheels) != 1:
-        raise UserError(f"expected one wheel in {directory} ({what}), found {len(wheels)}: "
-                        f"run the step before it first (nox requires chains them).")
+        raise UserError(
+            f"expected one wheel in {directory} ({what}), found {len(wheels)}: "
+            f"run the step before it first (nox requires chains them)."
+        )
     return wheels[0]
 
 

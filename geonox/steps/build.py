@@ -1,5 +1,6 @@
 """build: the extension's wheel with pypa/build (and the project's own PEP 517 backend,
 scikit-build-core for the example), against the dependency prefix."""
+
 from __future__ import annotations
 
 import contextlib
@@ -34,8 +35,11 @@ def fresh_tree(project: Project, arch: str, py: PythonVersion | None) -> Path:
 
     def ignore(directory: str, names: list[str]) -> set[str]:
         at_top = Path(directory) == config.project
-        return {n for n in names if n == "__pycache__" or n.endswith(".egg-info")
-                or (at_top and n in skip)}
+        return {
+            n
+            for n in names
+            if n == "__pycache__" or n.endswith(".egg-info") or (at_top and n in skip)
+        }
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(config.project, dest, symlinks=True, ignore=ignore)
@@ -59,7 +63,9 @@ class BuildStep(Step):
             return f"Build the {config.abi3}-abi3 wheel of {config.name} for {arch}."
         return f"Build the {py.tag} wheel of {config.name} for {arch}."
 
-    def run(self, project: Project, arch: str | None, py: PythonVersion | None, session: str) -> None:
+    def run(
+        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
+    ) -> None:
         assert arch is not None
         config = project.config
         with project.backend(arch) as backend:
@@ -82,9 +88,13 @@ class BuildStep(Step):
             env["PATH"] = f"{prefix.path}/bin:{executor.default_path()}"
             # reproducible wheels: backends stamp zip entries (and compilers __DATE__) with it
             env["SOURCE_DATE_EPOCH"] = str(config.source_date_epoch)
-            values = {"project": str(tree), "package": str(tree),
-                      "prefix": str(prefix.path), "arch": arch,
-                      "python": executor.python(build_py)}
+            values = {
+                "project": str(tree),
+                "package": str(tree),
+                "prefix": str(prefix.path),
+                "arch": arch,
+                "python": executor.python(build_py),
+            }
             # CMake-driven builds (scikit-build-core) compile through ccache: a warm build's
             # compiles are hits.  (A kept build directory would not survive: scikit-build-core
             # clears it whenever its isolated environment's path changes, i.e. every build.)
@@ -93,7 +103,9 @@ class BuildStep(Step):
                 env.update(backend.ccache.cmake_env(toolchain, stats_log=stats))
             env.update({k: expand(v, values) for k, v in config.build_env.items()})
             if config.build_constraints:
-                constraints = project.work_dir / "constraints" / f"{arch}-{project.build_id(py)}.txt"
+                constraints = (
+                    project.work_dir / "constraints" / f"{arch}-{project.build_id(py)}.txt"
+                )
                 constraints.parent.mkdir(parents=True, exist_ok=True)
                 constraints.write_text("\n".join(config.build_constraints) + "\n")
                 executor.sync_in(constraints)
@@ -103,10 +115,14 @@ class BuildStep(Step):
             # A cross build installs its build requirements for the build machine (numpy,
             # Cython run here) and names the wheel for the target: geonox.crossbuild.
             uv = None if toolchain.cross else uv_bin(executor, config.env.uv)
-            frontend = build_frontend(executor, project.cache, build_py, log=log, uv=uv,
-                                      cross=toolchain.cross)
-            what = f"abi3 ({config.abi3}, built with {build_py.version})" if config.abi3 \
+            frontend = build_frontend(
+                executor, project.cache, build_py, log=log, uv=uv, cross=toolchain.cross
+            )
+            what = (
+                f"abi3 ({config.abi3}, built with {build_py.version})"
+                if config.abi3
                 else f"CPython {build_py.version}"
+            )
             project.log(f"{session}: building {config.name} for {arch}, {what} (log: {log})")
             with prefix.artifact.reading():
                 executor.sync_in(prefix.path)
@@ -114,16 +130,24 @@ class BuildStep(Step):
                 if config.before_build:
                     script = expand(config.before_build, values)
                     project.log(f"{session}: before-build: {script}")
-                    executor.run(Command("before-build", ("sh", "-c", script), env=env,
-                                         cwd=str(tree)), log=log)
-                executor.run(Command("build", (*frontend, "--wheel", "--outdir", str(dist),
-                                               str(tree)), env=env), log=log)
+                    executor.run(
+                        Command("before-build", ("sh", "-c", script), env=env, cwd=str(tree)),
+                        log=log,
+                    )
+                executor.run(
+                    Command(
+                        "build", (*frontend, "--wheel", "--outdir", str(dist), str(tree)), env=env
+                    ),
+                    log=log,
+                )
             executor.sync_out(dist)
             hits = Ccache.hits(stats) if backend.ccache else None
             stats.unlink(missing_ok=True)
             wheel = only_wheel(dist, "the build step's output")
-            project.log(f"{session}: built {wheel.name}"
-                        + (f" (ccache: {hits[0]} of {hits[1]} compiles were hits)" if hits else ""))
+            project.log(
+                f"{session}: built {wheel.name}"
+                + (f" (ccache: {hits[0]} of {hits[1]} compiles were hits)" if hits else "")
+            )
 
 
 BUILD = BuildStep()

@@ -21,6 +21,7 @@ Each artifact is built in place (CMake records absolute paths) under its own loc
 complete only when its marker is written last; an incomplete one is removed before a
 rebuild or when its build fails or is interrupted.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -112,12 +113,31 @@ def content_key(manifest: dict) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _context(config: Config, spec: DepSpec, backend: Backend, *, src: str, build: str,
-             prefix: str, jobs: int, deps: dict[str, str],
-             launcher: tuple[str, ...] = ()) -> BuildContext:
-    return BuildContext(src=src, build=build, prefix=prefix, jobs=jobs, options=spec.options,
-                        toolchain=backend.toolchain, link=spec.link, version=spec.source.version,
-                        links={d.name: d.link for d in config.deps}, deps=deps, launcher=launcher)
+def _context(
+    config: Config,
+    spec: DepSpec,
+    backend: Backend,
+    *,
+    src: str,
+    build: str,
+    prefix: str,
+    jobs: int,
+    deps: dict[str, str],
+    launcher: tuple[str, ...] = (),
+) -> BuildContext:
+    return BuildContext(
+        src=src,
+        build=build,
+        prefix=prefix,
+        jobs=jobs,
+        options=spec.options,
+        toolchain=backend.toolchain,
+        link=spec.link,
+        version=spec.source.version,
+        links={d.name: d.link for d in config.deps},
+        deps=deps,
+        launcher=launcher,
+    )
 
 
 def _tool_spec(config: Config, recipe: Recipe) -> DepSpec:
@@ -125,8 +145,9 @@ def _tool_spec(config: Config, recipe: Recipe) -> DepSpec:
     for spec in config.deps:
         if spec.name == recipe.source_of:
             return DepSpec(name=recipe.name, source=spec.source, options={}, link="static")
-    return DepSpec(name=recipe.name, source=recipe.releases[recipe.default_version], options={},
-                   link="static")
+    return DepSpec(
+        name=recipe.name, source=recipe.releases[recipe.default_version], options={}, link="static"
+    )
 
 
 def _portable(arg: str, cache_root: str) -> str:
@@ -140,8 +161,12 @@ def plan_builds(project: Project, backend: Backend) -> list[DepBuild]:
     recipes = registry()
     # The pinned CMake in every executor (geonox.tools.build_tools_bin), never an image's own.
     cmake = " ".join(pinned(BUILD_TOOLS, project.build_python(None)))
-    target = {"arch": backend.arch, "executor": executor.identity(),
-              "toolchain": toolchain.identity, "cmake": cmake}
+    target = {
+        "arch": backend.arch,
+        "executor": executor.identity(),
+        "toolchain": toolchain.identity,
+        "cmake": cmake,
+    }
     builds: dict[str, DepBuild] = {}
     cache_root = str(project.cache.root)
 
@@ -155,17 +180,28 @@ def plan_builds(project: Project, backend: Backend) -> list[DepBuild]:
             if tool not in builds:
                 add(_tool_spec(config, recipes[tool]))
         inputs = (*recipe.depends, *recipe.tools)
-        placeholder = _context(config, spec, backend, src="@SRC@", build="@BUILD@",
-                               prefix="@PREFIX@", jobs=0,
-                               deps={n: f"@{n.upper()}@" for n in inputs})
+        placeholder = _context(
+            config,
+            spec,
+            backend,
+            src="@SRC@",
+            build="@BUILD@",
+            prefix="@PREFIX@",
+            jobs=0,
+            deps={n: f"@{n.upper()}@" for n in inputs},
+        )
         manifest = {
-            "name": spec.name, "version": spec.source.version, "sha256": spec.source.sha256,
-            "options": dict(spec.options), "link": spec.link,
+            "name": spec.name,
+            "version": spec.source.version,
+            "sha256": spec.source.sha256,
+            "options": dict(spec.options),
+            "link": spec.link,
             # never the cache's path, nor the name of a toolchain's directory in it (zig's
             # wrappers: named after the interpreter that wrote them), whose identity is
             # hashed below: one key on every machine, whatever Python runs geonox
-            "commands": [[_portable(a, cache_root) for a in c.argv]
-                         for c in recipe.commands(placeholder)],
+            "commands": [
+                [_portable(a, cache_root) for a in c.argv] for c in recipe.commands(placeholder)
+            ],
             "consumer": recipe.consumer.revision if recipe.consumer else 0,
             "inputs": {n: builds[n].key for n in inputs},
             **(build_machine() if recipe.build_tool else target),
@@ -173,8 +209,14 @@ def plan_builds(project: Project, backend: Backend) -> list[DepBuild]:
         key = content_key(manifest)
         arch = executor.build_arch() if recipe.build_tool else backend.arch
         name = f"{spec.name}-{spec.source.version}-{arch}-{key}"
-        builds[spec.name] = DepBuild(spec=spec, recipe=recipe, key=key, inputs=inputs,
-                                     artifact=project.cache.dep(name), manifest=manifest)
+        builds[spec.name] = DepBuild(
+            spec=spec,
+            recipe=recipe,
+            key=key,
+            inputs=inputs,
+            artifact=project.cache.dep(name),
+            manifest=manifest,
+        )
 
     for spec in config.deps:
         add(spec)
@@ -187,14 +229,30 @@ def planned_prefix(project: Project, backend: Backend) -> DepPrefix:
     libraries = [b for b in builds if not b.recipe.build_tool]
     key = content_key({"artifacts": [b.key for b in libraries], "assembly": ASSEMBLY_REVISION})
     manifest = {
-        "arch": backend.arch, "key": key, "toolchain": backend.toolchain.identity,
-        "executor": backend.executor.identity(), "policy": project.config.policy,
-        "deps": [{"name": b.name, "version": b.spec.source.version, "link": b.spec.link,
-                  "sha256": b.spec.source.sha256, "key": b.key, "artifact": b.path.name}
-                 for b in libraries],
+        "arch": backend.arch,
+        "key": key,
+        "toolchain": backend.toolchain.identity,
+        "executor": backend.executor.identity(),
+        "policy": project.config.policy,
+        "deps": [
+            {
+                "name": b.name,
+                "version": b.spec.source.version,
+                "link": b.spec.link,
+                "sha256": b.spec.source.sha256,
+                "key": b.key,
+                "artifact": b.path.name,
+            }
+            for b in libraries
+        ],
     }
-    return DepPrefix(arch=backend.arch, key=key, manifest=manifest, builds=tuple(builds),
-                     artifact=project.cache.prefix(f"{backend.arch}-{key}"))
+    return DepPrefix(
+        arch=backend.arch,
+        key=key,
+        manifest=manifest,
+        builds=tuple(builds),
+        artifact=project.cache.prefix(f"{backend.arch}-{key}"),
+    )
 
 
 def build_deps(project: Project, backend: Backend, *, session: str | None = None) -> DepPrefix:
@@ -213,17 +271,28 @@ def build_deps(project: Project, backend: Backend, *, session: str | None = None
     missing = [b for b in needed if not b.artifact.complete()]
     # Verify every source before building anything.
     config = project.config
-    archives = {b.name: sources.fetch(b.spec.source, mirrors=config.mirrors, offline=config.offline,
-                                      cache_dir=project.cache.sources)
-                for b in missing}
+    archives = {
+        b.name: sources.fetch(
+            b.spec.source,
+            mirrors=config.mirrors,
+            offline=config.offline,
+            cache_dir=project.cache.sources,
+        )
+        for b in missing
+    }
     started = time.monotonic()
     reused, built = [], []
     by_name = {b.name: b for b in prefix.builds}
     for b in needed:
         made = b.artifact.ensure(
-            lambda place, b=b: _build_one(project, backend, b, by_name, archives.get(b.name), label),
-            in_place=True, on_wait=lambda lock, b=b: project.log(
-                f"{label}: waiting for another build of {b.label} ({lock})"))
+            lambda place, b=b: _build_one(
+                project, backend, b, by_name, archives.get(b.name), label
+            ),
+            in_place=True,
+            on_wait=lambda lock, b=b: project.log(
+                f"{label}: waiting for another build of {b.label} ({lock})"
+            ),
+        )
         (built if made else reused).append(b)
     if remote is not None and remote.push_enabled:
         _push(project, remote, [b for b in built if not b.recipe.build_tool], label)
@@ -239,12 +308,16 @@ def build_deps(project: Project, backend: Backend, *, session: str | None = None
         parts.append("reused " + ", ".join(f"{b.label} [{b.key}]" for b in reused))
     if built:
         parts.append("built " + ", ".join(f"{b.label} [{b.key}]" for b in built))
-    project.log(f"{label}: prefix (key {prefix.key}) assembled in {time.monotonic() - started:.0f} s "
-                f"from {len(prefix.libraries)} artifacts: {'; '.join(parts)} -> {prefix.path}")
+    project.log(
+        f"{label}: prefix (key {prefix.key}) assembled in {time.monotonic() - started:.0f} s "
+        f"from {len(prefix.libraries)} artifacts: {'; '.join(parts)} -> {prefix.path}"
+    )
     return prefix
 
 
-def _pull_missing(project: Project, remote: RemoteCache, prefix: DepPrefix, label: str) -> list[DepBuild]:
+def _pull_missing(
+    project: Project, remote: RemoteCache, prefix: DepPrefix, label: str
+) -> list[DepBuild]:
     """Every library artifact the cache lacks, from the remote store when it holds it (its
     tools are then not needed).  What it lacks, or holds wrong, is built here instead."""
     pulled = []
@@ -253,17 +326,26 @@ def _pull_missing(project: Project, remote: RemoteCache, prefix: DepPrefix, labe
             continue
         t0 = time.monotonic()
         try:
-            got = remote.pull_into_cache(b, project.cache.root, on_wait=lambda lock, b=b: project.log(
-                f"{label}: waiting for another build of {b.label} ({lock})"))
+            got = remote.pull_into_cache(
+                b,
+                project.cache.root,
+                on_wait=lambda lock, b=b: project.log(
+                    f"{label}: waiting for another build of {b.label} ({lock})"
+                ),
+            )
         except RemoteError as exc:
-            project.log(f"{label}: warning: not using {remote} for {b.label}: {exc}; building it here")
+            project.log(
+                f"{label}: warning: not using {remote} for {b.label}: {exc}; building it here"
+            )
             continue
         if got is None:
             project.log(f"{label}: {remote} has no {b.label} [{b.key}]; building it here")
         elif got:
             pulled.append(b)
-            project.log(f"{label}: pulled {b.label} [{b.key}] from {remote} in "
-                        f"{time.monotonic() - t0:.1f} s")
+            project.log(
+                f"{label}: pulled {b.label} [{b.key}] from {remote} in "
+                f"{time.monotonic() - t0:.1f} s"
+            )
     return pulled
 
 
@@ -294,17 +376,25 @@ def _needed(prefix: DepPrefix) -> list[DepBuild]:
     return [b for b in prefix.builds if b.name in want]
 
 
-def _build_one(project: Project, backend: Backend, b: DepBuild, by_name: dict[str, DepBuild],
-               archive: Path | None, label: str) -> dict:
+def _build_one(
+    project: Project,
+    backend: Backend,
+    b: DepBuild,
+    by_name: dict[str, DepBuild],
+    archive: Path | None,
+    label: str,
+) -> dict:
     assert archive is not None, b.name
     executor = backend.executor
     logs = project.cache.dep_logs(b.path.name)
     if logs.exists():
         shutil.rmtree(logs)
     ccache = None if b.recipe.build_tool else backend.ccache
-    project.log(f"{label}: building {b.label} (key {b.key}, "
-                f"{'build machine' if b.recipe.build_tool else backend.toolchain.identity}"
-                f"{', ccache' if ccache else ''}, logs in {logs})")
+    project.log(
+        f"{label}: building {b.label} (key {b.key}, "
+        f"{'build machine' if b.recipe.build_tool else backend.toolchain.identity}"
+        f"{', ccache' if ccache else ''}, logs in {logs})"
+    )
     t0 = time.monotonic()
     with contextlib.ExitStack() as stack:
         for n in b.inputs:  # what it builds against stays while it does
@@ -314,26 +404,38 @@ def _build_one(project: Project, backend: Backend, b: DepBuild, by_name: dict[st
         executor.sync_in(src)
         for n in b.inputs:
             executor.sync_in(by_name[n].path)
-        ctx = _context(project.config, b.spec, backend, src=str(src), build=str(work / f"build-{b.name}"),
-                       prefix=str(b.path), jobs=project.jobs,
-                       deps={n: str(by_name[n].path) for n in b.inputs},
-                       launcher=(ccache.exe,) if ccache else ())
+        ctx = _context(
+            project.config,
+            b.spec,
+            backend,
+            src=str(src),
+            build=str(work / f"build-{b.name}"),
+            prefix=str(b.path),
+            jobs=project.jobs,
+            deps={n: str(by_name[n].path) for n in b.inputs},
+            launcher=(ccache.exe,) if ccache else (),
+        )
         stats = work / "ccache-stats.log"  # what each compile did (read back where visible)
         env = ccache.env(backend.toolchain, stats_log=stats) if ccache else {}
-        tools = build_tools_bin(executor, project.cache, project.build_python(None),
-                                log=logs / "build-tools.log")
+        tools = build_tools_bin(
+            executor, project.cache, project.build_python(None), log=logs / "build-tools.log"
+        )
         env = {**env, "PATH": f"{tools}:{env.get('PATH', executor.default_path())}"}
         for cmd in b.recipe.commands(ctx):
-            executor.run(dataclasses.replace(cmd, env={**env, **cmd.env}),
-                         log=logs / f"{b.name}-{cmd.name}.log")
+            executor.run(
+                dataclasses.replace(cmd, env={**env, **cmd.env}),
+                log=logs / f"{b.name}-{cmd.name}.log",
+            )
         executor.sync_out(b.path)
         hits = Ccache.hits(stats) if ccache else None
     consumer = b.recipe.consumer
     if consumer and consumer.finish:  # complete what consumers read (pkg-config, config scripts)
         consumer.finish(b.path, b.spec.source.version, b.spec.link)
     seconds = round(time.monotonic() - t0, 1)
-    project.log(f"{label}: {b.label} built in {seconds} s"
-                + (f" (ccache: {hits[0]} of {hits[1]} compiles were hits)" if hits else ""))
+    project.log(
+        f"{label}: {b.label} built in {seconds} s"
+        + (f" (ccache: {hits[0]} of {hits[1]} compiles were hits)" if hits else "")
+    )
     return dict(b.manifest, key=b.key, seconds=seconds)
 
 
@@ -373,7 +475,9 @@ def _assemble(prefix: DepPrefix, place: Path) -> dict:
 def _place_link(src: Path, dest: Path) -> None:
     target = os.readlink(src)
     if os.path.isabs(target):
-        raise RuntimeError(f"{src} is an absolute symlink ({target}): it would not follow the prefix")
+        raise RuntimeError(
+            f"{src} is an absolute symlink ({target}): it would not follow the prefix"
+        )
     os.symlink(target, dest)
 
 
@@ -401,9 +505,13 @@ class DepsStep(Step):
     def doc(self, config: Config, arch: str | None, py: PythonVersion | None) -> str:
         names = ", ".join(f"{d.name} {d.source.version}" for d in config.deps)
         modes = sorted({d.link for d in config.deps})
-        return f"Build {'/'.join(modes)} {names} for {arch} ({config.policy}), cached per dependency."
+        return (
+            f"Build {'/'.join(modes)} {names} for {arch} ({config.policy}), cached per dependency."
+        )
 
-    def run(self, project: Project, arch: str | None, py: PythonVersion | None, session: str) -> None:
+    def run(
+        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
+    ) -> None:
         assert arch is not None
         with project.backend(arch) as backend:
             say_where(project, backend, session, "build")

@@ -1,4 +1,5 @@
 """pin-images and images-{arch}: the container images a project's archs run in."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -30,7 +31,9 @@ class PinImagesStep(Step):
     def doc(self, config: Config, arch: str | None, py: PythonVersion | None) -> str:
         return "Resolve each arch's build image tag to its digest and write geonox-images.lock."
 
-    def run(self, project: Project, arch: str | None, py: PythonVersion | None, session: str) -> None:
+    def run(
+        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
+    ) -> None:
         pin(project, project.log)
 
 
@@ -42,7 +45,9 @@ class ImagesStep(Step):
         source = f" from {config.dockerfile.name}" if config.dockerfile else ""
         return f"Build (or find) the {arch} container build image{source}, pinned."
 
-    def run(self, project: Project, arch: str | None, py: PythonVersion | None, session: str) -> None:
+    def run(
+        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
+    ) -> None:
         assert arch is not None
         with project.backend(arch) as backend:
             image = backend.prepare_image()

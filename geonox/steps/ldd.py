@@ -1,5 +1,6 @@
 """ldd: every ELF file of the repaired wheel checked against its tag's policy
 (:mod:`geonox.verify`), where the wheel can run, so ``ldd -r`` sees that system."""
+
 from __future__ import annotations
 
 import json
@@ -22,9 +23,13 @@ class LddStep(Step):
         return [("repair", arch, py)]
 
     def doc(self, config: Config, arch: str | None, py: PythonVersion | None) -> str:
-        return f"Check every ELF file of the repaired {arch} wheel (policy, symbols, exports, ldd -r)."
+        return (
+            f"Check every ELF file of the repaired {arch} wheel (policy, symbols, exports, ldd -r)."
+        )
 
-    def run(self, project: Project, arch: str | None, py: PythonVersion | None, session: str) -> None:
+    def run(
+        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
+    ) -> None:
         from geonox.verify import WheelReport, format_table
 
         assert arch is not None
@@ -36,8 +41,9 @@ class LddStep(Step):
 
         def passed(p: Path) -> bool:
             previous = json.loads(p.read_text())
-            return (previous.get("wheel_sha256") == digest
-                    and WheelReport.from_dict(previous).passes(strict))
+            return previous.get("wheel_sha256") == digest and WheelReport.from_dict(
+                previous
+            ).passes(strict)
 
         report_file = Artifact(path, path.with_name(path.name + ".lock"), check=passed)
         if report_file.complete():
@@ -50,8 +56,9 @@ class LddStep(Step):
             log = project.logs_dir(arch) / f"ldd-{project.build_id(py)}.log"
 
             def check(place: Path) -> None:
-                data = verify_report(backend.executor, project.cache, wheel,
-                                     project.build_python(py), log=log)
+                data = verify_report(
+                    backend.executor, project.cache, wheel, project.build_python(py), log=log
+                )
                 place.write_text(json.dumps(dict(data, wheel_sha256=digest), indent=2) + "\n")
 
             report_file.ensure(check)
@@ -59,10 +66,12 @@ class LddStep(Step):
         project.log(format_table([report]))
         if not report.passes(strict):
             failing = report.violations if strict else report.errors
-            raise VerifyError(f"{wheel.name} breaks {len(failing)} rule(s) of "
-                              f"{report.tag_policy}{' (verify-strict: warnings count)' if strict else ''}: "
-                              + "; ".join(f"{v.rule} in {v.file}: {v.detail}" for v in failing)
-                              + f". Full report: {path}")
+            raise VerifyError(
+                f"{wheel.name} breaks {len(failing)} rule(s) of "
+                f"{report.tag_policy}{' (verify-strict: warnings count)' if strict else ''}: "
+                + "; ".join(f"{v.rule} in {v.file}: {v.detail}" for v in failing)
+                + f". Full report: {path}"
+            )
         warned = f", {len(report.warnings)} warning(s) shown above" if report.warnings else ""
         project.log(f"{session}: {wheel.name} passes every check{warned} (report: {path})")
 

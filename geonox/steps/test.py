@@ -1,5 +1,6 @@
 """test: a clean venv of that Python, the repaired wheel installed (binary only, no build
 tools), and the test command run from a directory outside the source tree."""
+
 from __future__ import annotations
 
 import contextlib
@@ -29,7 +30,9 @@ class TestStep(Step):
         assert py is not None
         return f"Install the repaired {arch} wheel in a clean Python {py.version} venv and run the test command."
 
-    def run(self, project: Project, arch: str | None, py: PythonVersion | None, session: str) -> None:
+    def run(
+        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
+    ) -> None:
         assert arch is not None and py is not None
         config = project.config
         if not config.test_command:
@@ -49,8 +52,10 @@ class TestStep(Step):
             interpreter = executor.python(py)
             uv = uv_bin(executor, config.env.uv)
             install = new_venv(executor, interpreter, venv, log=log, uv=uv)
-            project.log(f"{session}: installing {wheel.name} into a clean CPython {py.version} venv "
-                        f"({'uv' if uv else 'pip'})")
+            project.log(
+                f"{session}: installing {wheel.name} into a clean CPython {py.version} venv "
+                f"({'uv' if uv else 'pip'})"
+            )
             vpython = str(venv / "bin" / "python")
             executor.sync_in(wheel)
             executor.run(Command("install", (*install, "--only-binary=:all:", str(wheel))), log=log)
@@ -60,19 +65,26 @@ class TestStep(Step):
                 executor.sync_in(config.project)
             if argv[0] in ("python", "python3", f"python{py.version}"):
                 argv[0] = vpython
-            env = {"VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}:{executor.default_path()}",
-                   "PYTHONPATH": "", "PYTHONNOUSERSITE": "1"}
+            env = {
+                "VIRTUAL_ENV": str(venv),
+                "PATH": f"{venv / 'bin'}:{executor.default_path()}",
+                "PYTHONPATH": "",
+                "PYTHONNOUSERSITE": "1",
+            }
             run_log = project.logs_dir(arch) / f"test-{py.tag}-command.log"
             run_log.unlink(missing_ok=True)
             with self._test_dir(project, executor, arch, py) as cwd:
                 project.log(f"{session}: {shlex.join(argv)} (in {cwd})")
                 executor.run(Command("test-command", tuple(argv), cwd=cwd, env=env), log=run_log)
         output = "\n".join(log_tail(run_log, 15).splitlines()[1:])  # minus the "$ command" line
-        project.log(f"{session}: passed on CPython {py.version}" + (f":\n{output}" if output else ""))
+        project.log(
+            f"{session}: passed on CPython {py.version}" + (f":\n{output}" if output else "")
+        )
 
     @contextlib.contextmanager
-    def _test_dir(self, project: Project, executor: Executor, arch: str,
-                  py: PythonVersion) -> Iterator[str]:
+    def _test_dir(
+        self, project: Project, executor: Executor, arch: str, py: PythonVersion
+    ) -> Iterator[str]:
         """Where the test command runs: outside the source tree (so the installed wheel is
         what gets imported), holding copies of the project's ``test-sources``."""
         config = project.config

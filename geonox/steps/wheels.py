@@ -1,4 +1,5 @@
 """wheels: the complete path, for one Python (ldd + test) or for every configured one."""
+
 from __future__ import annotations
 
 from geonox.config import Config
@@ -23,11 +24,15 @@ class WheelsStep(Step):
 
     def doc(self, config: Config, arch: str | None, py: PythonVersion | None) -> str:
         if py is None:
-            return (f"Complete path for {arch} and every configured Python "
-                    f"({', '.join(p.version for p in config.pythons)}).")
+            return (
+                f"Complete path for {arch} and every configured Python "
+                f"({', '.join(p.version for p in config.pythons)})."
+            )
         return f"Complete path for {arch}, Python {py.version}: deps, build, repair, ldd, test."
 
-    def run(self, project: Project, arch: str | None, py: PythonVersion | None, session: str) -> None:
+    def run(
+        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
+    ) -> None:
         project.log(f"{session}: done; wheels in {project.config.wheelhouse}")
 
 

@@ -5,6 +5,7 @@ pyelftools through :mod:`geonox.elf`), applies the rule table (:mod:`.rules`) ag
 auditwheel's policy data (:mod:`geonox.policy`) and, where the files can run on this
 machine, ``ldd -r`` (:mod:`.ldd`).  :mod:`.report` holds what it says.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,20 @@ from geonox.verify.ldd import ldd_findings, should_run
 from geonox.verify.report import RULES, FileReport, Violation, WheelReport, format_table
 from geonox.verify.rules import RULE_TABLE, SEVERITY, WHEEL_RULES
 
-__all__ = ["RULES", "FileReport", "Violation", "WheelReport", "format_table",
-           "run_verify_command", "verify_wheel"]
+__all__ = [
+    "RULES",
+    "FileReport",
+    "Violation",
+    "WheelReport",
+    "format_table",
+    "run_verify_command",
+    "verify_wheel",
+]
 
 
-def verify_wheel(path: str | os.PathLike[str], *, run_ldd: bool | None = None,
-                 require_sbom: bool = False) -> WheelReport:
+def verify_wheel(
+    path: str | os.PathLike[str], *, run_ldd: bool | None = None, require_sbom: bool = False
+) -> WheelReport:
     """Check every ELF file in the wheel at ``path``.
 
     ``run_ldd``: ``None`` runs ``ldd -r`` on files this machine can load (same arch, ldd
@@ -41,11 +50,17 @@ def verify_wheel(path: str | os.PathLike[str], *, run_ldd: bool | None = None,
     policy = wheel_policy(wheel_path.name)
     ldd = shutil.which("ldd")
     if run_ldd and ldd is None:
-        raise UserError("geonox verify was asked to run ldd, but no ldd is on PATH; install "
-                        "glibc's ldd (libc-bin) or pass run_ldd=False.")
-    report = WheelReport(wheel=wheel_path.name, tag_policy=policy.name if policy else "any",
-                         arch=policy.arch if policy else "any", platform_tags=platforms,
-                         path=str(wheel_path.resolve()))
+        raise UserError(
+            "geonox verify was asked to run ldd, but no ldd is on PATH; install "
+            "glibc's ldd (libc-bin) or pass run_ldd=False."
+        )
+    report = WheelReport(
+        wheel=wheel_path.name,
+        tag_policy=policy.name if policy else "any",
+        arch=policy.arch if policy else "any",
+        platform_tags=platforms,
+        path=str(wheel_path.resolve()),
+    )
     found: list[Violation] = []
     with tempfile.TemporaryDirectory(prefix="geonox-verify-") as tmp:
         root = Path(tmp).resolve()
@@ -60,17 +75,29 @@ def verify_wheel(path: str | os.PathLike[str], *, run_ldd: bool | None = None,
         facts.sboms = sorted({c.sbom for c in components})
         facts.record_problems = record_problems(wheel_path)
         for rel, reason in facts.broken.items():
-            found.append(Violation("architecture", rel, f"starts with the ELF magic but cannot be "
-                                   f"parsed ({reason}), so no loader can load it."))
+            found.append(
+                Violation(
+                    "architecture",
+                    rel,
+                    f"starts with the ELF magic but cannot be "
+                    f"parsed ({reason}), so no loader can load it.",
+                )
+            )
         for rel, info in facts.files.items():
             kind = kind_of(rel, info)
             file_report = FileReport(
-                path=rel, machine=info.arch or info.machine, kind=kind, soname=info.soname,
-                needed=list(info.needed), max_versions=facts.max_versions(info),
+                path=rel,
+                machine=info.arch or info.machine,
+                kind=kind,
+                soname=info.soname,
+                needed=list(info.needed),
+                max_versions=facts.max_versions(info),
                 rpath=info.search_paths,
                 exported=[s.name for s in info.exported if s.name not in LINKER_SYMBOLS],
-                size=(root / rel).stat().st_size, libraries=sorted(facts.contains.get(rel, {})),
-                loaded_by=facts.loaded_by.get(rel))
+                size=(root / rel).stat().st_size,
+                libraries=sorted(facts.contains.get(rel, {})),
+                loaded_by=facts.loaded_by.get(rel),
+            )
             for rule, kinds, needs_policy in RULE_TABLE:
                 if kind in kinds and (policy is not None or not needs_policy):
                     found.extend(_violation(rel, *finding) for finding in rule(facts, rel, info))
@@ -88,8 +115,10 @@ def verify_wheel(path: str | os.PathLike[str], *, run_ldd: bool | None = None,
                 continue
             if should_run(facts, info, run_ldd, ldd):
                 by_path[rel].ldd_checked = True
-                found.extend(_violation(owner, "ldd", detail)
-                             for owner, detail in ldd_findings(facts, rel, ldd))  # type: ignore[arg-type]
+                found.extend(
+                    _violation(owner, "ldd", detail)
+                    for owner, detail in ldd_findings(facts, rel, ldd)
+                )  # type: ignore[arg-type]
         for rel, loader in facts.loaded_by.items():
             by_path[rel].ldd_checked = by_path[loader].ldd_checked
     order = {rule: i for i, rule in enumerate(RULES)}
@@ -115,9 +144,15 @@ def record_problems(wheel: Path) -> list[tuple[str, str]]:
         records = [n for n in names if n.count("/") == 1 and n.endswith(".dist-info/RECORD")]
         if len(records) != 1:
             return [(wheel.name, f"has {len(records)} .dist-info/RECORD files, not one")]
-        rows = {r[0]: r for r in csv.reader(io.StringIO(zf.read(records[0]).decode("utf-8", "replace"))) if r}
+        rows = {
+            r[0]: r
+            for r in csv.reader(io.StringIO(zf.read(records[0]).decode("utf-8", "replace")))
+            if r
+        }
         for name in names:
-            if name == records[0] or name.endswith((".dist-info/RECORD.jws", ".dist-info/RECORD.p7s")):
+            if name == records[0] or name.endswith(
+                (".dist-info/RECORD.jws", ".dist-info/RECORD.p7s")
+            ):
                 continue
             row = rows.get(name)
             if row is None:
@@ -126,7 +161,9 @@ def record_problems(wheel: Path) -> list[tuple[str, str]]:
             data = zf.read(name)
             algo, _, want = (row[1] if len(row) > 1 else "").partition("=")
             if algo not in hashlib.algorithms_guaranteed or algo in ("md5", "sha1"):
-                problems.append((name, f"has no usable hash in RECORD ({row[1] if len(row) > 1 else ''!r})"))
+                problems.append(
+                    (name, f"has no usable hash in RECORD ({row[1] if len(row) > 1 else ''!r})")
+                )
                 continue
             got = base64.urlsafe_b64encode(hashlib.new(algo, data).digest()).rstrip(b"=").decode()
             if got != want:
@@ -136,8 +173,13 @@ def record_problems(wheel: Path) -> list[tuple[str, str]]:
     return problems
 
 
-def run_verify_command(wheels: Sequence[str], as_json: bool, exit_zero: bool = False,
-                       strict: bool = False, require_sbom: bool = False) -> int:
+def run_verify_command(
+    wheels: Sequence[str],
+    as_json: bool,
+    exit_zero: bool = False,
+    strict: bool = False,
+    require_sbom: bool = False,
+) -> int:
     """``python -m geonox verify``: print a table (or JSON); 0 if no wheel has an error
     (``strict``: nor a warning), else 1 (``exit_zero``: 0 either way, for callers that read
     the JSON)."""

@@ -1,6 +1,7 @@
 """The ELF facts of a wheel: it unpacked, every ELF file in it read with
 :mod:`geonox.elf`, and what the rules ask of them (which libraries the wheel ships, what
 it exports, what kind each file is, the highest symbol versions it needs)."""
+
 from __future__ import annotations
 
 import os
@@ -17,15 +18,26 @@ from geonox.policy import Policy, max_version
 from geonox.recipes import Library, known_libraries
 
 # glibc's own libraries: every symbol they export carries a version.
-GLIBC_LIBS = frozenset({
-    "libc.so.6", "libm.so.6", "libmvec.so.1", "libpthread.so.0", "libdl.so.2", "librt.so.1",
-    "libutil.so.1", "libanl.so.1", "libresolv.so.2", "libnsl.so.1",
-})
+GLIBC_LIBS = frozenset(
+    {
+        "libc.so.6",
+        "libm.so.6",
+        "libmvec.so.1",
+        "libpthread.so.0",
+        "libdl.so.2",
+        "librt.so.1",
+        "libutil.so.1",
+        "libanl.so.1",
+        "libresolv.so.2",
+        "libnsl.so.1",
+    }
+)
 # The GCC runtime also versions every export.
 VERSIONED_RUNTIME_LIBS = GLIBC_LIBS | {"libstdc++.so.6", "libgcc_s.so.1", "libatomic.so.1"}
 # Symbols the static linker defines in every shared object.
-LINKER_SYMBOLS = frozenset({"_init", "_fini", "_edata", "_end", "__bss_start", "_DYNAMIC",
-                            "_GLOBAL_OFFSET_TABLE_"})
+LINKER_SYMBOLS = frozenset(
+    {"_init", "_fini", "_edata", "_end", "__bss_start", "_DYNAMIC", "_GLOBAL_OFFSET_TABLE_"}
+)
 LOADER_RE = re.compile(r"^(ld-linux.*|ld64\.so\.\d+|ld\.so\.\d+|ld-musl-.*)$")
 
 
@@ -38,7 +50,9 @@ def check_wheel_file(path: Path) -> None:
             "in wheelhouse/)."
         )
     if not zipfile.is_zipfile(path):
-        raise UserError(f"{str(path)!r} is named like a wheel but is not a zip archive; rebuild it.")
+        raise UserError(
+            f"{str(path)!r} is named like a wheel but is not a zip archive; rebuild it."
+        )
 
 
 def unpack(path: Path, dest: Path) -> None:
@@ -77,8 +91,10 @@ def _libraries_in(path: Path, info: ElfInfo, libraries: tuple[Library, ...]) -> 
     data = path.read_bytes()
     for lib in libraries:
         # C API names first (the api tuple's order): they say more than mangled C++ ones
-        exported = sorted((s.name for s in info.exported if s.binding == "GLOBAL" and lib.owns(s.name)),
-                          key=lambda n: (next(i for i, p in enumerate(lib.api) if n.startswith(p)), n))
+        exported = sorted(
+            (s.name for s in info.exported if s.binding == "GLOBAL" and lib.owns(s.name)),
+            key=lambda n: (next(i for i, p in enumerate(lib.api) if n.startswith(p)), n),
+        )
         if exported:
             found[lib.name] = f"exports {short_list(exported, 2)}"
         elif re.search(lib.fingerprint, data):
@@ -99,7 +115,8 @@ def kind_of(rel: str, info: ElfInfo) -> str:
     if info.elf_type == "ET_EXEC":
         return "executable"
     if PurePosixPath(rel).name.endswith(".so") and any(
-            s.name.startswith("PyInit_") and s.type == "FUNC" for s in info.exported):
+        s.name.startswith("PyInit_") and s.type == "FUNC" for s in info.exported
+    ):
         return "extension"
     return "shared-library"
 
@@ -165,8 +182,9 @@ class WheelFacts:
                 names.setdefault(info.soname, rel)
         return names
 
-    def _search_dirs(self, rel: str, info: ElfInfo,
-                     inherited: list[Path]) -> tuple[list[Path], list[Path]]:
+    def _search_dirs(
+        self, rel: str, info: ElfInfo, inherited: list[Path]
+    ) -> tuple[list[Path], list[Path]]:
         """Where the loader looks for ``rel``'s NEEDED libraries, and the DT_RPATH
         directories the libraries it loads inherit."""
         origin = str((self.root / rel).parent)
@@ -219,8 +237,11 @@ class WheelFacts:
 
     def external_requirements(self, info: ElfInfo) -> dict[str, list[str]]:
         """Symbol versions required from libraries the wheel does not ship (loader aside)."""
-        return {lib: versions for lib, versions in info.version_requirements.items()
-                if not self.in_wheel(lib) and not LOADER_RE.match(PurePosixPath(lib).name)}
+        return {
+            lib: versions
+            for lib, versions in info.version_requirements.items()
+            if not self.in_wheel(lib) and not LOADER_RE.match(PurePosixPath(lib).name)
+        }
 
     def max_versions(self, info: ElfInfo) -> dict[str, str]:
         by_prefix: dict[str, list[str]] = {}
@@ -229,5 +250,9 @@ class WheelFacts:
                 prefix, sep, rest = v.partition("_")
                 if sep:
                     by_prefix.setdefault(prefix, []).append(rest)
-        return {prefix: top for prefix, versions in sorted(by_prefix.items())
-                for top in [max_version(versions)] if top is not None}
+        return {
+            prefix: top
+            for prefix, versions in sorted(by_prefix.items())
+            for top in [max_version(versions)]
+            if top is not None
+        }

@@ -9,6 +9,7 @@ this machine's, which is close enough: a symbol's first version on a newer port 
 aarch64 (``GLIBC_2.17``) is its x86_64 one or the port's base, whichever is newer, and both
 compare the same way against a ``manylinux_2_17``-or-newer policy.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,10 +22,23 @@ from elftools.elf.sections import SymbolTableSection
 
 from geonox.targets import host_arch
 
-_LIBS = ("libc.so.6", "libm.so.6", "libpthread.so.0", "libdl.so.2", "librt.so.1",
-         "libmvec.so.1", "libutil.so.1", "libresolv.so.2")
-_TRIPLETS = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu",
-             "i686": "i386-linux-gnu", "ppc64le": "powerpc64le-linux-gnu", "s390x": "s390x-linux-gnu"}
+_LIBS = (
+    "libc.so.6",
+    "libm.so.6",
+    "libpthread.so.0",
+    "libdl.so.2",
+    "librt.so.1",
+    "libmvec.so.1",
+    "libutil.so.1",
+    "libresolv.so.2",
+)
+_TRIPLETS = {
+    "x86_64": "x86_64-linux-gnu",
+    "aarch64": "aarch64-linux-gnu",
+    "i686": "i386-linux-gnu",
+    "ppc64le": "powerpc64le-linux-gnu",
+    "s390x": "s390x-linux-gnu",
+}
 
 
 def _dirs(arch: str) -> list[Path]:
@@ -59,7 +73,7 @@ def _glibc_versions(path: Path) -> dict[str, list[tuple[int, ...]]]:
             name = names.get(int(ndx) & 0x7FFF, "")
             if name.startswith("GLIBC_"):
                 try:
-                    number = tuple(int(p) for p in name[len("GLIBC_"):].split("."))
+                    number = tuple(int(p) for p in name[len("GLIBC_") :].split("."))
                 except ValueError:
                     continue  # GLIBC_PRIVATE
                 out.setdefault(sym.name, []).append(number)

@@ -1,5 +1,6 @@
 """The ``ldd`` rule: ``ldd -r`` on a file of the unpacked wheel, where this machine can
 load it, with the wheel's own directory as the working directory."""
+
 from __future__ import annotations
 
 import os
@@ -35,11 +36,22 @@ def _owner(root: Path, reported: str, default: str) -> str:
 def ldd_findings(facts: WheelFacts, rel: str, ldd: str) -> Iterator[tuple[str, str]]:
     """``(file, detail)`` for everything ``ldd -r`` reports missing."""
     target = facts.root / rel
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD", "LD_AUDIT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD", "LD_AUDIT")
+    }
     env["LC_ALL"] = "C"
     try:
-        proc = subprocess.run([ldd, "-r", str(target)], cwd=str(facts.root), env=env,
-                              capture_output=True, text=True, errors="replace", timeout=120)
+        proc = subprocess.run(
+            [ldd, "-r", str(target)],
+            cwd=str(facts.root),
+            env=env,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=120,
+        )
     except subprocess.TimeoutExpired:
         yield rel, "ldd -r did not finish within 120 s."
         return
@@ -58,19 +70,34 @@ def ldd_findings(facts: WheelFacts, rel: str, ldd: str) -> Iterator[tuple[str, s
         if m:
             symbol, owner = m.group(1), _owner(facts.root, m.group(3), rel)
             if not PYTHON_SYMBOL_RE.match(symbol):
-                undefined.setdefault(owner, []).append(symbol + (f"@{m.group(2)}" if m.group(2) else ""))
+                undefined.setdefault(owner, []).append(
+                    symbol + (f"@{m.group(2)}" if m.group(2) else "")
+                )
             continue
         m = re.search(r"version [`']([^']+)' not found \(required by (.+)\)", line)
         if m:
             versions.setdefault(_owner(facts.root, m.group(2), rel), []).append(m.group(1))
     if missing:
-        yield rel, (f"ldd -r cannot find {short_list(sorted(set(missing)))} with the wheel unpacked; "
-                    "ship it in the wheel (auditwheel repair) or fix the $ORIGIN RUNPATH.")
+        yield (
+            rel,
+            (
+                f"ldd -r cannot find {short_list(sorted(set(missing)))} with the wheel unpacked; "
+                "ship it in the wheel (auditwheel repair) or fix the $ORIGIN RUNPATH."
+            ),
+        )
     for owner, names in versions.items():
-        yield owner, f"ldd -r: this machine's libraries lack version(s) {short_list(sorted(set(names)))}."
+        yield (
+            owner,
+            f"ldd -r: this machine's libraries lack version(s) {short_list(sorted(set(names)))}.",
+        )
     for owner, names in undefined.items():
-        yield owner, (f"ldd -r reports undefined symbol(s) {short_list(sorted(set(names)))}; they are "
-                      "provided by no library the file loads.")
+        yield (
+            owner,
+            (
+                f"ldd -r reports undefined symbol(s) {short_list(sorted(set(names)))}; they are "
+                "provided by no library the file loads."
+            ),
+        )
     if proc.returncode != 0 and not (missing or versions or undefined):
         tail = " ".join(output.strip().splitlines()[-3:])[:300]
         yield rel, f"ldd -r failed (exit {proc.returncode}): {tail}"

@@ -1,4 +1,5 @@
 """What verify says about a wheel: violations, per-file facts, the report, as a table."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -76,10 +77,13 @@ class WheelReport:
     def from_dict(cls, data: Mapping[str, Any]) -> WheelReport:
         """The inverse of :meth:`to_dict` (a report made where the wheel could run)."""
         return cls(
-            wheel=data["wheel"], tag_policy=data["tag_policy"], arch=data["arch"],
+            wheel=data["wheel"],
+            tag_policy=data["tag_policy"],
+            arch=data["arch"],
             files=[FileReport(**f) for f in data.get("files", [])],
             violations=[Violation(**x) for x in data.get("violations", [])],
-            platform_tags=list(data.get("platform_tags", [])), path=data.get("path", ""),
+            platform_tags=list(data.get("platform_tags", [])),
+            path=data.get("path", ""),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,8 +127,15 @@ def format_table(reports: Sequence[WheelReport]) -> str:
             lines.append(f"  policy: {report.tag_policy}_{report.arch} (tags: {tags})")
         header = ("FILE", "MACHINE", "GLIBC", "GLIBCXX", "NEEDED", "EXPORTS", "STATUS")
         rows = [
-            (f.path, f.machine, f.max_versions.get("GLIBC", "-"), f.max_versions.get("GLIBCXX", "-"),
-             str(len(f.needed)), str(len(f.exported)), _file_status(report, f.path))
+            (
+                f.path,
+                f.machine,
+                f.max_versions.get("GLIBC", "-"),
+                f.max_versions.get("GLIBCXX", "-"),
+                str(len(f.needed)),
+                str(len(f.exported)),
+                _file_status(report, f.path),
+            )
             for f in report.files
         ]
         if rows:
@@ -135,17 +146,23 @@ def format_table(reports: Sequence[WheelReport]) -> str:
             lines.append("  (no ELF files)")
         shipped = [f for f in report.files if f.kind == "shared-library"]
         if shipped:
-            lines.append("  bundled libraries: " + ", ".join(
-                f"{f.path} ({_size(f.size)}{', ' + '+'.join(f.libraries) if f.libraries else ''})"
-                for f in shipped))
+            lines.append(
+                "  bundled libraries: "
+                + ", ".join(
+                    f"{f.path} ({_size(f.size)}{', ' + '+'.join(f.libraries) if f.libraries else ''})"
+                    for f in shipped
+                )
+            )
         if report.violations:
             width = max(len(v.rule) for v in report.violations)
             for v in report.errors + report.warnings:
                 mark = "error  " if v.severity == "error" else "warning"
                 lines.append(f"  {mark}  {v.rule.ljust(width)}  {v.file}: {v.detail}")
             ne, nw = len(report.errors), len(report.warnings)
-            lines.append(f"  {_plural(ne, 'error')}, {_plural(nw, 'warning')}"
-                         + ("" if ne else " (OK; --strict fails on warnings)"))
+            lines.append(
+                f"  {_plural(ne, 'error')}, {_plural(nw, 'warning')}"
+                + ("" if ne else " (OK; --strict fails on warnings)")
+            )
         else:
             lines.append("  OK")
         blocks.append("\n".join(lines))

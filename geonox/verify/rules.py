@@ -33,6 +33,7 @@ Each finding is an **error** (the wheel fails or misbehaves on a system its tag 
 **warning** (house style; shown, fails only with ``--strict``): :data:`SEVERITY` gives each
 rule's, and a rule may yield a third element to say otherwise for one finding.
 """
+
 from __future__ import annotations
 
 import re
@@ -42,8 +43,14 @@ from pathlib import PurePosixPath
 from geonox.elf import ElfInfo
 from geonox.policy import max_version, version_allowed, version_sort_key
 from geonox.recipes import known_libraries
-from geonox.verify.facts import (GLIBC_LIBS, LINKER_SYMBOLS, LOADER_RE, VERSIONED_RUNTIME_LIBS,
-                                 WheelFacts, short_list)
+from geonox.verify.facts import (
+    GLIBC_LIBS,
+    LINKER_SYMBOLS,
+    LOADER_RE,
+    VERSIONED_RUNTIME_LIBS,
+    WheelFacts,
+    short_list,
+)
 from geonox.verify.glibc import glibc_has
 
 Finding = tuple  # (rule, detail) or (rule, detail, severity)
@@ -71,9 +78,25 @@ _CXX_PREFIXES = frozenset({"GLIBCXX", "CXXABI", "GCC", "LIBATOMIC"})
 # Vague-linkage C++ symbols from namespace std / __gnu_cxx: libstdc++'s headers give them
 # default visibility, so -fvisibility=hidden cannot hide the weak instantiations.
 _STD_MANGLED_PREFIXES = (
-    "_ZNSt", "_ZNKSt", "_ZSt", "_ZTISt", "_ZTSSt", "_ZTVSt", "_ZTINSt", "_ZTSNSt", "_ZTVNSt",
-    "_ZZNSt", "_ZZNKSt", "_ZZSt", "_ZGVZNSt", "_ZGVZNKSt",
-    "_ZN9__gnu_cxx", "_ZNK9__gnu_cxx", "_ZTIN9__gnu_cxx", "_ZTSN9__gnu_cxx", "_ZTVN9__gnu_cxx",
+    "_ZNSt",
+    "_ZNKSt",
+    "_ZSt",
+    "_ZTISt",
+    "_ZTSSt",
+    "_ZTVSt",
+    "_ZTINSt",
+    "_ZTSNSt",
+    "_ZTVNSt",
+    "_ZZNSt",
+    "_ZZNKSt",
+    "_ZZSt",
+    "_ZGVZNSt",
+    "_ZGVZNKSt",
+    "_ZN9__gnu_cxx",
+    "_ZNK9__gnu_cxx",
+    "_ZTIN9__gnu_cxx",
+    "_ZTSN9__gnu_cxx",
+    "_ZTVN9__gnu_cxx",
 )
 PYTHON_SYMBOL_RE = re.compile(r"^_?Py")
 _LIBPYTHON_RE = re.compile(r"^libpython\d+\.\d+[a-z]*\.so(\.\d+)*$")
@@ -81,9 +104,9 @@ _ORIGIN_RE = re.compile(r"^(\$ORIGIN|\$\{ORIGIN\})(/.*)?$")
 
 FIXES = {
     "glibc-version": "build in the matching manylinux image (or zig cc -target ARCH-linux-gnu.X.Y) "
-                     "or claim a newer policy",
+    "or claim a newer policy",
     "cxx-runtime-version": "build with the manylinux image's devtoolset/gcc-toolset "
-                           "(it links new C++ features statically) or claim a newer policy",
+    "(it links new C++ features statically) or claim a newer policy",
     "needed-library": "ship the library in the wheel (auditwheel repair) or build against an older one",
 }
 
@@ -96,12 +119,18 @@ def architecture(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding
     found = info.arch or f"{info.machine} ({info.elf_class}-bit)"
     policy = facts.policy
     if policy is None:
-        yield ("architecture", f"is a compiled {found} ELF file, but the wheel is tagged 'any' "
-                               "(pure Python); tag it with the platform it was built for.")
+        yield (
+            "architecture",
+            f"is a compiled {found} ELF file, but the wheel is tagged 'any' "
+            "(pure Python); tag it with the platform it was built for.",
+        )
     elif info.arch != policy.arch:
-        yield ("architecture", f"is {_article(found)} {found} ELF file, but the wheel's platform "
-                               f"tag {policy.tag} says {policy.arch}; build it for {policy.arch} "
-                               "or fix the tag.")
+        yield (
+            "architecture",
+            f"is {_article(found)} {found} ELF file, but the wheel's platform "
+            f"tag {policy.tag} says {policy.arch}; build it for {policy.arch} "
+            "or fix the tag.",
+        )
 
 
 def needed_libraries(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
@@ -113,16 +142,22 @@ def needed_libraries(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Fin
         if LOADER_RE.match(name) or facts.in_wheel(lib):
             continue
         if _LIBPYTHON_RE.match(name) and policy.whitelist is not None:
-            yield ("needed-library", f"NEEDS {lib}; an extension must not link libpython (the "
-                                     "manylinux interpreters are statically linked), drop "
-                                     "-lpython from the link.")
+            yield (
+                "needed-library",
+                f"NEEDS {lib}; an extension must not link libpython (the "
+                "manylinux interpreters are statically linked), drop "
+                "-lpython from the link.",
+            )
             continue
         if policy.whitelist is not None and lib not in policy.whitelist:
             bad.append(lib)
     if bad:
-        yield ("needed-library", f"NEEDS {short_list(bad)}, which {'is' if len(bad) == 1 else 'are'} "
-                                 f"neither in the {policy.tag} library whitelist nor shipped in the "
-                                 "wheel; run auditwheel repair to graft it, or link it statically.")
+        yield (
+            "needed-library",
+            f"NEEDS {short_list(bad)}, which {'is' if len(bad) == 1 else 'are'} "
+            f"neither in the {policy.tag} library whitelist nor shipped in the "
+            "wheel; run auditwheel repair to graft it, or link it statically.",
+        )
 
 
 def _version_rule(prefix: str) -> str:
@@ -153,8 +188,11 @@ def symbol_versions(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Find
         limit = max_version(policy.symbol_versions[prefix])
         limit_text = f"{prefix} up to {limit}" if limit else f"no {prefix} versions"
         used_by = f" (used by {short_list(users, 4)})" if users else ""
-        yield (rule, f"requires {short_list(names)}{used_by}, but {policy.tag} allows "
-                     f"{limit_text}; {FIXES[rule]}.")
+        yield (
+            rule,
+            f"requires {short_list(names)}{used_by}, but {policy.tag} allows "
+            f"{limit_text}; {FIXES[rule]}.",
+        )
 
 
 def blacklisted_symbols(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
@@ -163,11 +201,15 @@ def blacklisted_symbols(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[
     for lib in info.needed:
         if lib not in policy.blacklist or facts.in_wheel(lib):
             continue
-        used = sorted({s.name for s in info.undefined if s.binding != "WEAK"} & set(policy.blacklist[lib]))
+        used = sorted(
+            {s.name for s in info.undefined if s.binding != "WEAK"} & set(policy.blacklist[lib])
+        )
         if used:
-            yield ("glibc-version" if lib in GLIBC_LIBS else "needed-library",
-                   f"uses {short_list(used)} from {lib}, which {policy.tag} does not allow "
-                   "(auditwheel's policy blacklist); avoid these symbols.")
+            yield (
+                "glibc-version" if lib in GLIBC_LIBS else "needed-library",
+                f"uses {short_list(used)} from {lib}, which {policy.tag} does not allow "
+                "(auditwheel's policy blacklist); avoid these symbols.",
+            )
 
 
 def unversioned_libc(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
@@ -175,63 +217,93 @@ def unversioned_libc(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Fin
     assert policy is not None
     if policy.libc != "glibc" or not (set(info.needed) & GLIBC_LIBS):
         return
-    external = [lib for lib in info.needed
-                if lib not in VERSIONED_RUNTIME_LIBS and not facts.in_wheel(lib)
-                and not LOADER_RE.match(PurePosixPath(lib).name)]
+    external = [
+        lib
+        for lib in info.needed
+        if lib not in VERSIONED_RUNTIME_LIBS
+        and not facts.in_wheel(lib)
+        and not LOADER_RE.match(PurePosixPath(lib).name)
+    ]
     if external:
         return  # an unversioned symbol could come from one of those; we cannot tell which
-    names = sorted({s.name for s in info.undefined
-                    if s.version is None and s.binding != "WEAK"
-                    and not PYTHON_SYMBOL_RE.match(s.name) and s.name not in facts.exports})
+    names = sorted(
+        {
+            s.name
+            for s in info.undefined
+            if s.version is None
+            and s.binding != "WEAK"
+            and not PYTHON_SYMBOL_RE.match(s.name)
+            and s.name not in facts.exports
+        }
+    )
     if not names:
         return
     libs = ", ".join(sorted(set(info.needed) & GLIBC_LIBS))
     present = {n for n in names if glibc_has(n, policy.arch, policy.glibc)}
     missing = [n for n in names if n not in present]
     if missing:
-        yield ("unversioned-libc", f"imports {short_list(missing)} from glibc ({libs}) without a "
-                                   f"symbol version, and glibc {policy.glibc[0]}.{policy.glibc[1]} "
-                                   f"({policy.tag}) has no such symbol: the module fails to load "
-                                   "on systems the tag admits. Link against a real glibc (not a "
-                                   "stub or a sysroot without version info).")
+        yield (
+            "unversioned-libc",
+            f"imports {short_list(missing)} from glibc ({libs}) without a "
+            f"symbol version, and glibc {policy.glibc[0]}.{policy.glibc[1]} "
+            f"({policy.tag}) has no such symbol: the module fails to load "
+            "on systems the tag admits. Link against a real glibc (not a "
+            "stub or a sysroot without version info).",
+        )
     if present:
-        yield ("unversioned-libc", f"imports {short_list(sorted(present))} from glibc ({libs}) "
-                                   "without a symbol version; glibc "
-                                   f"{policy.glibc[0]}.{policy.glibc[1]} has "
-                                   f"{'it' if len(present) == 1 else 'them'}, so it loads, but the "
-                                   "binding is to whatever version the user's glibc makes default.",
-               "warning")
+        yield (
+            "unversioned-libc",
+            f"imports {short_list(sorted(present))} from glibc ({libs}) "
+            "without a symbol version; glibc "
+            f"{policy.glibc[0]}.{policy.glibc[1]} has "
+            f"{'it' if len(present) == 1 else 'them'}, so it loads, but the "
+            "binding is to whatever version the user's glibc makes default.",
+            "warning",
+        )
 
 
 def rpath(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
     bad = [f"DT_RPATH {p}" for p in info.rpath if not _ORIGIN_RE.match(p)]
     bad += [f"DT_RUNPATH {p}" for p in info.runpath if not _ORIGIN_RE.match(p)]
     if bad:
-        yield ("rpath", f"has {short_list(bad)}; only $ORIGIN-relative entries may ship in a "
-                        "wheel (other paths are searched on the user's machine). Remove it "
-                        "(patchelf --remove-rpath) or let auditwheel repair set $ORIGIN/...")
+        yield (
+            "rpath",
+            f"has {short_list(bad)}; only $ORIGIN-relative entries may ship in a "
+            "wheel (other paths are searched on the user's machine). Remove it "
+            "(patchelf --remove-rpath) or let auditwheel repair set $ORIGIN/...",
+        )
 
 
 def exported_symbols(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
-    extra = [s.name for s in info.exported
-             if not s.name.startswith("PyInit_") and s.name not in LINKER_SYMBOLS
-             and not (s.binding in ("WEAK", "UNIQUE") and s.name.startswith(_STD_MANGLED_PREFIXES))]
+    extra = [
+        s.name
+        for s in info.exported
+        if not s.name.startswith("PyInit_")
+        and s.name not in LINKER_SYMBOLS
+        and not (s.binding in ("WEAK", "UNIQUE") and s.name.startswith(_STD_MANGLED_PREFIXES))
+    ]
     if not extra:
         return
     inits = ", ".join(sorted(s.name for s in info.exported if s.name.startswith("PyInit_")))
     api = {lib.name: sorted(n for n in extra if lib.owns(n)) for lib in known_libraries()}
     api = {name: names for name, names in api.items() if names}
     for name, names in api.items():
-        yield ("exported-library-api", f"exports {len(names)} symbol{'s' if len(names) != 1 else ''} "
-                                       f"of {name}'s API ({short_list(names, 3)}); a module "
-                                       "must not re-export a library it carries (link it with "
-                                       "-Wl,--exclude-libs,ALL, or bundle it as a shared library).")
+        yield (
+            "exported-library-api",
+            f"exports {len(names)} symbol{'s' if len(names) != 1 else ''} "
+            f"of {name}'s API ({short_list(names, 3)}); a module "
+            "must not re-export a library it carries (link it with "
+            "-Wl,--exclude-libs,ALL, or bundle it as a shared library).",
+        )
     rest = sorted(set(extra) - {n for names in api.values() for n in names})
     if rest:
-        yield ("exported-symbols", f"exports {len(rest)} symbol{'s' if len(rest) != 1 else ''} "
-                                   f"besides {inits}: {short_list(rest)}; harmless under Python's "
-                                   "RTLD_LOCAL loading, but an extension module should export only "
-                                   "its PyInit_ function (-fvisibility=hidden).")
+        yield (
+            "exported-symbols",
+            f"exports {len(rest)} symbol{'s' if len(rest) != 1 else ''} "
+            f"besides {inits}: {short_list(rest)}; harmless under Python's "
+            "RTLD_LOCAL loading, but an extension module should export only "
+            "its PyInit_ function (-fvisibility=hidden).",
+        )
 
 
 def duplicate_libraries(facts: WheelFacts) -> Iterator[tuple[str, str, str]]:
@@ -244,21 +316,32 @@ def duplicate_libraries(facts: WheelFacts) -> Iterator[tuple[str, str, str]]:
         if len(rels) < 2:
             continue
         evidence = "; ".join(f"{r} {facts.contains[r][name]}" for r in rels)
-        yield (rels[0], "duplicate-library",
-               f"{name} is in {len(rels)} files of the wheel ({evidence}): two copies of one "
-               "library mean two states (objects from one crash or misbehave in the other). "
-               "Link it into one place: one grafted shared library every module uses, or one "
-               "module.")
+        yield (
+            rels[0],
+            "duplicate-library",
+            f"{name} is in {len(rels)} files of the wheel ({evidence}): two copies of one "
+            "library mean two states (objects from one crash or misbehave in the other). "
+            "Link it into one place: one grafted shared library every module uses, or one "
+            "module.",
+        )
 
 
 def unreachable_libraries(facts: WheelFacts) -> Iterator[tuple[str, str, str]]:
     for rel, lib, where in facts.unreachable:
         info = facts.files[rel]
-        paths = ", ".join([*(f"RPATH {p}" for p in info.rpath), *(f"RUNPATH {p}" for p in info.runpath)]) or "no RPATH/RUNPATH"
-        yield (rel, "needed-library",
-               f"NEEDS {lib}, which the wheel ships at {where}, but the loader will not find "
-               f"it from here ({paths}); set an $ORIGIN-relative RUNPATH to its directory "
-               "(auditwheel repair does).")
+        paths = (
+            ", ".join(
+                [*(f"RPATH {p}" for p in info.rpath), *(f"RUNPATH {p}" for p in info.runpath)]
+            )
+            or "no RPATH/RUNPATH"
+        )
+        yield (
+            rel,
+            "needed-library",
+            f"NEEDS {lib}, which the wheel ships at {where}, but the loader will not find "
+            f"it from here ({paths}); set an $ORIGIN-relative RUNPATH to its directory "
+            "(auditwheel repair does).",
+        )
 
 
 def undeclared_bundles(facts: WheelFacts) -> Iterator[tuple[str, ...]]:
@@ -272,22 +355,37 @@ def undeclared_bundles(facts: WheelFacts) -> Iterator[tuple[str, ...]]:
     for rel in sorted(facts.files):
         for lib in facts.contains.get(rel, {}):
             recipe = owner.get(lib, lib)
-            if recipe in reported or recipe in declared or lib in declared \
-                    or f"lib{lib}" in declared:
+            if (
+                recipe in reported
+                or recipe in declared
+                or lib in declared
+                or f"lib{lib}" in declared
+            ):
                 continue
             reported.add(recipe)
-            where = "no SBOM" if not facts.sboms else f"its SBOM ({', '.join(facts.sboms)}) does not name it"
-            yield (rel, "undeclared-bundle",
-                   f"carries {recipe} ({facts.contains[rel][lib]}), but the wheel has {where}: a "
-                   "vulnerability scanner cannot see it. Repair the wheel with geonox (it writes "
-                   ".dist-info/sboms/geonox.cdx.json) or add a CycloneDX component for it.",
-                   "error" if facts.require_sbom else "warning")
+            where = (
+                "no SBOM"
+                if not facts.sboms
+                else f"its SBOM ({', '.join(facts.sboms)}) does not name it"
+            )
+            yield (
+                rel,
+                "undeclared-bundle",
+                f"carries {recipe} ({facts.contains[rel][lib]}), but the wheel has {where}: a "
+                "vulnerability scanner cannot see it. Repair the wheel with geonox (it writes "
+                ".dist-info/sboms/geonox.cdx.json) or add a CycloneDX component for it.",
+                "error" if facts.require_sbom else "warning",
+            )
 
 
 def record_mismatches(facts: WheelFacts) -> Iterator[tuple[str, str, str]]:
     for name, why in facts.record_problems:
-        yield (name, "record", f"{why}; pip and auditwheel trust RECORD: rebuild or re-pack the "
-                               "wheel with a tool that rewrites it (wheel pack, auditwheel).")
+        yield (
+            name,
+            "record",
+            f"{why}; pip and auditwheel trust RECORD: rebuild or re-pack the "
+            "wheel with a tool that rewrites it (wheel pack, auditwheel).",
+        )
 
 
 ANY_KIND = frozenset({"extension", "shared-library", "executable", "object"})
