@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["register", "load_config", "__version__"]
+__all__ = ["__version__", "load_config", "register"]
 
 
 def register(prefix: str = "", project: str = ".", **overrides: Any) -> list[str]:

@@ -9,7 +9,6 @@ import shutil
 import sys
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from geonox.errors import Interrupted, UserError

@@ -27,8 +27,8 @@ from geonox.environment import Environment
 from geonox.errors import ConfigError
 from geonox.images import default_dockerfile
 from geonox.policy import canonical_policy, policy_aliases
-from geonox.remote import RemoteSpec
 from geonox.recipes import LINK_MODES, LinkMode, build_order, registry
+from geonox.remote import RemoteSpec
 from geonox.sources.archives import extract
 from geonox.sources.model import Source
 from geonox.targets import ARCHS, SUPPORTED_PYTHONS, PythonVersion, host_arch

@@ -214,10 +214,10 @@ def _read_dynsym(
 
 
 __all__ = [
+    "ELF_MAGIC",
     "DynamicSymbol",
     "ELFError",
     "ElfInfo",
-    "ELF_MAGIC",
     "is_elf",
     "machine_to_arch",
     "read_elf",

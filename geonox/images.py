@@ -54,7 +54,7 @@ class ImageRef:
     digest: str | None
 
     @classmethod
-    def parse(cls, text: str) -> "ImageRef":
+    def parse(cls, text: str) -> ImageRef:
         rest, digest = (text.split("@", 1) + [None])[:2] if "@" in text else (text, None)
         if digest is not None and not DIGEST_RE.fullmatch(digest):
             raise UserError(
@@ -246,7 +246,7 @@ class ImageLock:
         self.entries = dict(entries or {})
 
     @classmethod
-    def load(cls, project: Path) -> "ImageLock":
+    def load(cls, project: Path) -> ImageLock:
         path = project / LOCK_NAME
         if not path.is_file():
             return cls(path)

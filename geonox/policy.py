@@ -14,8 +14,8 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
@@ -35,7 +35,7 @@ _NUMBERED_RE = re.compile(r"^(manylinux|musllinux)_(\d+)_(\d+)$")
 # ------------------------------------------------------------------ auditwheel's data
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def policy_records(libc: str = "glibc") -> tuple[dict, ...]:
     """The policy records auditwheel ships for ``libc`` ("glibc" or "musl"), as shipped."""
     return tuple(json.loads(_policy_data(_POLICY_FILES[libc])))

@@ -63,7 +63,7 @@ class RemoteSpec:
     repository: str
 
     @classmethod
-    def parse(cls, text: str, key: str = "cache-remote") -> "RemoteSpec":
+    def parse(cls, text: str, key: str = "cache-remote") -> RemoteSpec:
         m = re.fullmatch(
             r"(oci|oci\+http|oci\+https)://([^/\s]+)/([a-z0-9]+(?:[._/-][a-z0-9]+)*)/?", text or ""
         )
@@ -140,7 +140,7 @@ class RemoteCache:
         self._auth: dict[str, str] = {}  # scope -> Authorization header value
 
     @classmethod
-    def of(cls, config: Config, *, push: bool | None = None) -> "RemoteCache | None":
+    def of(cls, config: Config, *, push: bool | None = None) -> RemoteCache | None:
         """The project's remote store (None when none is configured); ``push`` overrides
         ``cache-push``."""
         if config.cache_remote is None:

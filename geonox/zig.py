@@ -37,7 +37,7 @@ from geonox.errors import UserError
 from geonox.executors import Executor
 from geonox.policy import glibc_of
 from geonox.targets import PythonVersion
-from geonox.toolchains import flag_args, seed_flags, prefix_args
+from geonox.toolchains import flag_args, prefix_args, seed_flags
 from geonox.zigcc import sh_wrapper, translate, wrapper_main
 
 __all__ = ["WRAPPER_VERSION", "ZigToolchain", "host_cmake", "translate", "wrapper_main", "zig_exe"]

@@ -35,10 +35,11 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
@@ -60,36 +61,36 @@ GEOS_SHA256 = "df2c50503295f325e7c8d7b783aca8ba4773919cde984193850cf9e361dfd28c"
 @dataclass(frozen=True)
 class Step:
     kind: str
-    file: "str | None" = None
-    rate: "float | None" = None
+    file: str | None = None
+    rate: float | None = None
     delay: float = 0.0
     fraction: float = 0.5
     code: int = 200
-    retry_after: "float | None" = None
+    retry_after: float | None = None
     seconds: float = 0.0
 
 
-def serve(file: "str | None" = None, rate: "float | None" = None, delay: float = 0.0) -> Step:
+def serve(file: str | None = None, rate: float | None = None, delay: float = 0.0) -> Step:
     return Step("serve", file=file, rate=rate, delay=delay)
 
 
-def wrong_bytes(file: "str | None" = None) -> Step:
+def wrong_bytes(file: str | None = None) -> Step:
     return Step("wrong", file=file)
 
 
-def truncate(fraction: float = 0.5, file: "str | None" = None) -> Step:
+def truncate(fraction: float = 0.5, file: str | None = None) -> Step:
     return Step("truncate", file=file, fraction=fraction)
 
 
-def reset(fraction: float = 0.3, file: "str | None" = None) -> Step:
+def reset(fraction: float = 0.3, file: str | None = None) -> Step:
     return Step("reset", file=file, fraction=fraction)
 
 
-def status(code: int, retry_after: "float | None" = None) -> Step:
+def status(code: int, retry_after: float | None = None) -> Step:
     return Step("status", code=code, retry_after=retry_after)
 
 
-def stall(seconds: float, fraction: float = 0.0, file: "str | None" = None) -> Step:
+def stall(seconds: float, fraction: float = 0.0, file: str | None = None) -> Step:
     return Step("stall", file=file, seconds=seconds, fraction=fraction)
 
 
@@ -110,7 +111,7 @@ class FaultServer:
         )
 
     # -- lifecycle
-    def start(self) -> "FaultServer":
+    def start(self) -> FaultServer:
         self._thread.start()
         return self
 
@@ -120,7 +121,7 @@ class FaultServer:
         self._httpd.server_close()
         self._thread.join(5)
 
-    def __enter__(self) -> "FaultServer":
+    def __enter__(self) -> FaultServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -165,7 +166,7 @@ class FaultServer:
             self.log.append(("GET", path, step.kind))
             return step
 
-    def _body(self, path: str, step: Step) -> "bytes | None":
+    def _body(self, path: str, step: Step) -> bytes | None:
         name = step.file or path.rsplit("/", 1)[-1]
         f = self.root / name
         if not name or not f.is_file():
@@ -178,7 +179,7 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False  # do not wait for stalled handlers on shutdown
     owner: FaultServer
 
-    def handle_error(self, request, client_address) -> None:  # noqa: ANN001
+    def handle_error(self, request, client_address) -> None:
         pass  # clients hanging up on purpose are the point of this server
 
 
@@ -189,7 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         owner = self.server.owner
         path = self.path.split("?", 1)[0]
         step = owner._next_step(path)
@@ -236,7 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._sleep(step.seconds)
             self.close_connection = True
 
-    def _send(self, data: bytes, rate: "float | None") -> None:
+    def _send(self, data: bytes, rate: float | None) -> None:
         chunk = 64 * 1024 if rate is None else max(1024, int(rate / 20))
         for i in range(0, len(data), chunk):
             if self.server.owner.stopping.is_set():
@@ -256,7 +257,7 @@ def fault_server() -> Iterator[FaultServer]:
         yield server
 
 
-def sha256_of(path: "Path | str") -> str:
+def sha256_of(path: Path | str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

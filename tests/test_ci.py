@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
-
 from conftest import REPO, make_project, run, skip_or_fail
+from ruamel.yaml import YAML
 
 EXAMPLE = REPO / "examples" / "geodemo"
 NPM_DIR = Path(os.environ.get("GEONOX_TEST_NPM", Path.home() / ".cache" / "geonox-test" / "npm"))

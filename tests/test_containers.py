@@ -19,13 +19,11 @@ from pathlib import Path
 
 import pytest
 import requests
-
 import standin
 from conftest import (
     REPO,
     ccache_counters,
     grafted_once,
-    keyword_noxfile as noxfile,
     make_project,
     nox,
     pypi_sdist,
@@ -35,6 +33,10 @@ from conftest import (
     twomod_noxfile,
     verify_errors,
 )
+from conftest import (
+    keyword_noxfile as noxfile,
+)
+
 from geonox.images import ImageLock, resolve_digest
 
 pytestmark = pytest.mark.containers
@@ -120,7 +122,7 @@ class _TokenProxy(BaseHTTPRequestHandler):
     token = "geonox-test-token"
     hits: dict = {}
 
-    def log_message(self, *args):  # noqa: D401
+    def log_message(self, *args):
         pass
 
     def _send(self, code, body=b"", headers=()):
@@ -132,7 +134,7 @@ class _TokenProxy(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         port = self.server.server_address[1]
         if self.path.startswith("/token"):
             self.hits["token"] = self.hits.get("token", 0) + 1

@@ -12,8 +12,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import ccache_counters, nox, repacked_sqlite, skip_or_fail, sqlite_project
+
 from geonox.config import load_config
 from geonox.errors import BuildError
 from geonox.project import Project

@@ -19,8 +19,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, make_project, nox, repacked_sqlite, run, skip_or_fail
+
 from geonox.elf import read_elf
 from geonox.targets import host_arch
 

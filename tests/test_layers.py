@@ -78,7 +78,7 @@ def test_every_module_is_in_a_layer_and_imports_only_downwards():
 def test_the_layer_check_catches_an_upward_import(tmp_path):
     bad = tmp_path / "config.py"
     bad.write_text("def f():\n    from geonox.containers import Engine\n")
-    assert [(2, "geonox.containers")] == imports(bad)
+    assert imports(bad) == [(2, "geonox.containers")]
     assert layer_of("geonox.containers") > layer_of("geonox.config")
 
 

@@ -20,16 +20,18 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import (
     REPO,
     keyword_noxfile,
     nox,
     run,
     skip_or_fail,
-    twomod_noxfile as noxfile,
     verify_errors,
 )
+from conftest import (
+    twomod_noxfile as noxfile,
+)
+
 from geonox.elf import read_elf
 from geonox.targets import host_arch
 

@@ -16,16 +16,18 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import (
     grafted_once,
-    keyword_noxfile as noxfile,
     nox,
     pypi_sdist,
     skip_or_fail,
     suite_results,
     verify_errors,
 )
+from conftest import (
+    keyword_noxfile as noxfile,
+)
+
 from geonox.targets import host_arch
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import REPO, make_project, nox, run, skip_or_fail, sqlite_project
 
 EXAMPLE = REPO / "examples" / "geodemo"

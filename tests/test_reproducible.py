@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 from conftest import REPO, make_project, nox, rewrite_members, run, skip_or_fail
+
 from geonox.targets import host_arch
 
 SQLEXT = REPO / "tests" / "data" / "sqlext"

@@ -18,8 +18,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import rewrite_members
+
 from geonox import __version__ as GEONOX_VERSION
 from geonox.recipes import registry
 from geonox.sbom import BuildFacts, Bundled, add_to_wheel, document, license_texts, read_wheel

@@ -3,6 +3,7 @@ real tarballs in the shared mirror.  No mocks: every fault is produced on the wi
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -17,11 +18,8 @@ from pathlib import Path
 
 import filelock
 import pytest
-
-from conftest import skip_or_fail
 import requests
-
-import hashlib
+from conftest import skip_or_fail
 
 from geonox import environment
 from geonox.cache import CacheLayout
@@ -30,7 +28,7 @@ from geonox.sources import Source, cached_sources, download, extract, fetch, mir
 from geonox.sources import archives as extract_module
 
 try:
-    from conftest_http import (  # noqa: F401  (fault_server is a fixture)
+    from conftest_http import (
         MIRROR,
         SQLITE,
         SQLITE_SHA256,

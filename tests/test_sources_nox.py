@@ -13,6 +13,7 @@ from pathlib import Path
 
 from conftest import nox, run, sqlite_project
 from conftest_http import SQLITE, SQLITE_SHA256, fault_server, serve, wrong_bytes  # noqa: F401
+
 from geonox.targets import host_arch
 
 

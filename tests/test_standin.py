@@ -11,7 +11,6 @@ import os
 import urllib.request
 
 import pytest
-
 import standin
 from conftest import run, skip_or_fail
 

@@ -14,7 +14,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import (
     REPO,
     grafted_once,
@@ -28,6 +27,7 @@ from conftest import (
     suite_results,
     verify_errors,
 )
+
 from geonox.elf import read_elf
 from geonox.policy import max_version
 from geonox.zig import ZigToolchain, translate

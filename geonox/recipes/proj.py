@@ -15,11 +15,11 @@ from pathlib import Path
 
 from geonox.command import Command
 from geonox.recipes import (
-    Provenance,
     BuildContext,
     Consumer,
     Library,
     LinkMode,
+    Provenance,
     Recipe,
     _release,
     cmake_commands,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from geonox.command import Command
-from geonox.recipes import Provenance, BuildContext, Consumer, Library, LinkMode, Recipe, _release
+from geonox.recipes import BuildContext, Consumer, Library, LinkMode, Provenance, Recipe, _release
 
 _URL = "https://sqlite.org/{year}/sqlite-autoconf-{num}.tar.gz"
 RELEASES = {

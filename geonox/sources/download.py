@@ -143,7 +143,7 @@ def _exceptions_in(exc: BaseException) -> Iterator[BaseException]:
 
 def _describe(exc: BaseException, connect_s: float, read_s: float) -> _Failure:
     chain = list(_exceptions_in(exc))
-    before = next((getattr(e, "geonox_history") for e in chain if hasattr(e, "geonox_history")), ())
+    before = next((e.geonox_history for e in chain if hasattr(e, "geonox_history")), ())
 
     def has(*types: type) -> bool:
         return any(isinstance(e, types) for e in chain)

@@ -18,4 +18,4 @@ from geonox.steps.wheels import WHEELS
 STEPS: tuple[Step, ...] = (PIN_IMAGES, IMAGES, DEPS, BUILD, REPAIR, LDD, TEST, WHEELS)
 BY_NAME: dict[str, Step] = {step.name: step for step in STEPS}
 
-__all__ = ["BY_NAME", "Key", "STEPS", "Step", "only_wheel"]
+__all__ = ["BY_NAME", "STEPS", "Key", "Step", "only_wheel"]

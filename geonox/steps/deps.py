@@ -41,9 +41,9 @@ from geonox.cache import DEP_MARKER, PREFIX_MARKER, Artifact
 from geonox.config import Config, DepSpec
 from geonox.project import Project
 from geonox.recipes import BuildContext, Recipe, registry
+from geonox.remote import RemoteCache, RemoteError
 from geonox.steps.base import Step, say_where
 from geonox.targets import PythonVersion
-from geonox.remote import RemoteCache, RemoteError
 from geonox.toolchains import Ccache
 from geonox.tools import BUILD_TOOLS, build_tools_bin, pinned
 

@@ -80,7 +80,7 @@ def _glibc_versions(path: Path) -> dict[str, list[tuple[int, ...]]]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _table(arch: str) -> dict[str, tuple[int, ...]] | None:
     """symbol -> the oldest GLIBC version it is defined at, over glibc's libraries, or
     ``None`` when no glibc of this arch (or of this machine) can be read."""
