@@ -1,5 +1,11 @@
 """geonox: reusable nox sessions that build manylinux wheels of geospatial C/C++
-extensions against static, verified PROJ, GEOS and SQLite."""
+extensions against verified PROJ, GEOS and SQLite.
+
+Imports inside functions are kept for one reason: ``python -m geonox verify`` runs inside
+build containers from a venv holding only auditwheel's packages (auditwheel, pyelftools,
+packaging), and starts often, so importing ``geonox`` (and the modules verify uses) must
+not pull in nox, requests, filelock or platformdirs.  Everything else imports at the top.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ def register(prefix: str = "", project: str = ".", **overrides: Any) -> list[str
 
 
 def load_config(project: str = ".", **overrides: Any) -> Config:
-    """See :func:`geonox.config.load_config`."""
-    from geonox.config import load_config as _load
+    """See :func:`geonox.project.load_config`."""
+    from geonox.project import load_config as _load
 
     return _load(project, **overrides)

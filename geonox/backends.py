@@ -19,6 +19,7 @@ zig        zig cc for arch-gnu.glibc   here, or (foreign    ``--plat auto``; mus
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform as _platform
 import shutil
@@ -26,23 +27,24 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 import geonox
 from geonox.cache import CacheLayout
 from geonox.config import Config
+from geonox.containers import ContainerExecutor, Engine, build_image
 from geonox.errors import UserError
 from geonox.executors import Executor, HostExecutor
 from geonox.images import ImageLock, PinnedImage, image_for, pinned_image
 from geonox.policy import glibc_of, most_compatible_manylinux, version_allowed, wheel_platform_tags
+from geonox.recipes import registry
 from geonox.targets import Target, host_arch
 from geonox.toolchains import Ccache, GccToolchain, Toolchain
-
-if TYPE_CHECKING:
-    from geonox.containers import ContainerExecutor, Engine
+from geonox.verify import verify_wheel
+from geonox.zig import ZigToolchain
 
 Log = Callable[[str], None]
-T = TypeVar("T")
+E = TypeVar("E", bound=Executor)
 
 
 class Engines:
@@ -54,23 +56,24 @@ class Engines:
 
     def look(self, kind: str) -> tuple[Engine | None, str]:
         """The engine of ``kind`` that answers, else None and why none did."""
-        from geonox.containers import Engine
-
         if kind not in self._found:
             self._found[kind] = Engine.look(kind, self._exes)
         return self._found[kind]
 
-    def get(self, kind: str, *, required: bool = True) -> Engine | None:
-        from geonox.containers import Engine
-
+    def get(self, kind: str) -> Engine:
+        """The engine of ``kind``; a UserError saying how to start one when none answers."""
         engine, why = self.look(kind)
-        if engine is None and required:
+        if engine is None:
             raise Engine.none_answers(kind, why)
         return engine
 
 
 class Backend:
-    """How one arch of a project is built; see the module docstring."""
+    """How one arch of a project is built, for one run; see the module docstring.
+
+    What it makes (executor, toolchain, ccache, a test container) exists inside its ``with``
+    only: each is a cached property, made on first use and forgotten (executors closed) when
+    the outermost ``with`` ends."""
 
     name: ClassVar[str]
 
@@ -80,18 +83,18 @@ class Backend:
         arch: str,
         cache: CacheLayout,
         engines: Engines,
-        log: Callable[[], Log],
-        logs_dir: Callable[[], Path],
+        *,
+        log: Log,
+        logs: Path,
     ) -> None:
         self.config = config
         self.arch = arch
         self.cache = cache
         self.engines = engines
-        self.logs_dir = logs_dir
-        self._log = log
+        self.log = log  # the run's
+        self.logs = logs  # the run's log directory for this arch
         self._depth = 0
         self._stack = contextlib.ExitStack()
-        self._made: dict[str, object] = {}
 
     # -- lifecycle
 
@@ -107,21 +110,20 @@ class Backend:
     ) -> None:
         self._depth -= 1
         if self._depth == 0:
-            self._made.clear()
+            for klass in type(self).__mro__:
+                for name, attr in vars(klass).items():
+                    if isinstance(attr, functools.cached_property):
+                        self.__dict__.pop(name, None)
             self._stack.close()
 
-    def _once(self, key: str, make: Callable[[], T]) -> T:
+    def _scoped(self, made: E) -> E:
+        """``made`` released when the outermost ``with`` ends."""
+        self._stack.enter_context(made)
+        return made
+
+    def _inside(self) -> None:
         if self._depth == 0:
             raise RuntimeError(f"use the {self.name} backend of {self.arch} inside a `with`")
-        if key not in self._made:
-            made = make()
-            if isinstance(made, Executor):
-                self._stack.enter_context(made)
-            self._made[key] = made
-        return self._made[key]  # type: ignore[return-value]
-
-    def log(self, text: str) -> None:
-        self._log()(text)
 
     # -- what a backend provides
 
@@ -129,26 +131,26 @@ class Backend:
     def target(self) -> Target:
         return Target(self.arch, self.config.policy)
 
-    @property
+    @functools.cached_property
     def executor(self) -> Executor:
         """Where dependencies and the wheel are built, repaired and checked."""
-        return self._once("executor", self._make_executor)
+        self._inside()
+        return self._scoped(self._make_executor())
 
-    @property
+    @functools.cached_property
     def toolchain(self) -> Toolchain:
-        return self._once("toolchain", lambda: GccToolchain(arch=self.arch, executor=self.executor))
+        self._inside()
+        return GccToolchain(arch=self.arch, executor=self.executor)
 
-    @property
+    @functools.cached_property
     def test_executor(self) -> Executor:
         """Where the repaired wheels are installed and tested."""
         return self.executor
 
-    @property
+    @functools.cached_property
     def ccache(self) -> Ccache | None:
         """ccache where the executor compiles, if there is one and it is wanted."""
-        return self._once("ccache", self._find_ccache)
-
-    def _find_ccache(self) -> Ccache | None:
+        self._inside()
         if not self.config.ccache:  # [tool.geonox] ccache, or GEONOX_CCACHE
             return None
         executor = self.executor
@@ -175,6 +177,22 @@ class Backend:
         """Whether this arch's builds or tests run in a container image (pin, images)."""
         return False
 
+    @property
+    def image_executor(self) -> ContainerExecutor | None:
+        """The container of the image this arch runs in (builds, or a foreign arch's tests)."""
+        return None
+
+    def prepare_image(self) -> PinnedImage:
+        """The image this arch runs in, pulled (or built from the Dockerfile) and checked."""
+        executor = self.image_executor
+        if executor is None:
+            raise UserError(
+                f"images-{self.arch}: backend {self.name!r} runs {self.arch} in no "
+                f'container image; set backend = "docker" or "podman".'
+            )
+        executor.start()
+        return executor.image
+
     def where(self, role: str = "build") -> str:
         """Where a step of ``role`` ("build", "repair", "test") runs, for its first line."""
         return (self.test_executor if role == "test" else self.executor).where()
@@ -189,20 +207,12 @@ class Backend:
     def check_link_modes(self) -> None:
         """Refuse a link mode this backend cannot build soundly (UserError)."""
 
-    def prepare_image(self) -> PinnedImage:
-        raise UserError(
-            f"images-{self.arch}: backend {self.name!r} runs {self.arch} in no "
-            f'container image; set backend = "docker" or "podman".'
-        )
-
     def _make_executor(self) -> Executor:
         raise NotImplementedError
 
     # -- container images, for the backends that use them
 
     def _container(self, kind: str) -> ContainerExecutor:
-        from geonox.containers import ContainerExecutor, build_image
-
         engine = self.engines.get(kind)
         config = self.config
         image = image_for(config.images, config.policy, self.arch)
@@ -217,7 +227,7 @@ class Backend:
                 self.arch,
                 config.dockerfile,
                 policy=config.policy,
-                log=self.logs_dir() / "image-build.log",
+                log=self.logs / "image-build.log",
             )
             self.log(f"images-{self.arch}: {pinned.run_ref} ({pinned.digest})")
         mounts = [config.project, self.cache.root, Path(geonox.__file__).resolve().parent]
@@ -246,8 +256,6 @@ class HostBackend(Backend):
 
     def judge_repaired(self, raw: Path, repaired: Path) -> str | None:
         """Say which tag this host could honestly give and what decided it."""
-        from geonox.verify import verify_wheel
-
         glibc = _platform.libc_ver()[1] or "unknown"
         best = most_compatible_manylinux(wheel_platform_tags(repaired.name)) or "linux"
         wanted = self.config.policy
@@ -274,17 +282,21 @@ class HostBackend(Backend):
 class ContainerBackend(Backend):
     """A manylinux image of the arch, run by a container engine (QEMU for a foreign arch)."""
 
+    @functools.cached_property
+    def container(self) -> ContainerExecutor:
+        self._inside()
+        return self._scoped(self._container(self.name))
+
     def _make_executor(self) -> Executor:
-        return self._container(self.name)
+        return self.container
 
     @property
     def runs_in_image(self) -> bool:
         return True
 
-    def prepare_image(self) -> PinnedImage:
-        executor = self.executor
-        executor.start()  # type: ignore[attr-defined]
-        return executor.image  # type: ignore[attr-defined]
+    @property
+    def image_executor(self) -> ContainerExecutor | None:
+        return self.container
 
 
 class DockerBackend(ContainerBackend):
@@ -304,28 +316,21 @@ class ZigBackend(Backend):
     def _make_executor(self) -> Executor:
         return HostExecutor(self.arch, cross=True)
 
-    @property
-    def toolchain(self) -> Toolchain:
-        from geonox.zig import ZigToolchain
-
-        return self._once(
-            "toolchain",
-            lambda: ZigToolchain(
-                arch=self.arch, policy=self.config.policy, executor=self.executor, cache=self.cache
-            ),
+    @functools.cached_property
+    def toolchain(self) -> ZigToolchain:
+        self._inside()
+        return ZigToolchain(
+            arch=self.arch, policy=self.config.policy, executor=self.executor, cache=self.cache
         )
 
     @property
     def foreign(self) -> bool:
         return self.arch != host_arch()
 
-    @property
-    def test_executor(self) -> Executor:
-        if not self.foreign:
-            return self.executor
-        return self._once("test", self._foreign_test_container)
-
-    def _foreign_test_container(self) -> Executor:
+    @functools.cached_property
+    def test_container(self) -> ContainerExecutor:
+        """A foreign arch's tests: a container of its image, under QEMU."""
+        self._inside()
         engine, why = self.engines.look("auto")
         if engine is None:
             raise UserError(
@@ -335,22 +340,28 @@ class ZigBackend(Backend):
                 f"(`apt-get install qemu-user-static binfmt-support`), or stop before the "
                 f"test: `nox -s ldd-{self.arch}-<python>`."
             )
-        return self._container(engine.kind)
+        return self._scoped(self._container(engine.kind))
+
+    @functools.cached_property
+    def test_executor(self) -> Executor:
+        return self.test_container if self.foreign else self.executor
 
     @property
     def runs_in_image(self) -> bool:
         return self.foreign
 
+    @property
+    def image_executor(self) -> ContainerExecutor | None:
+        return self.test_container if self.foreign else None
+
     def where(self, role: str = "build") -> str:
         if role == "build":
-            return f"zig {self.toolchain.target}"  # type: ignore[attr-defined]
+            return f"zig {self.toolchain.target}"
         return super().where(role)
 
     def check_link_modes(self) -> None:
         # zig links libc++ statically into every shared object: a C++ recipe may be shared
         # only where it makes one library that keeps its C++ objects inside (GEOS).
-        from geonox.recipes import registry
-
         recipes = registry()
         shared = [
             d.name
@@ -363,8 +374,8 @@ class ZigBackend(Backend):
             raise UserError(
                 f'link = "shared" for {", ".join(shared)} is not available with backend = "zig" '
                 f"yet: zig links libc++ statically into each shared library, and geonox cannot "
-                f"yet make {', '.join(shared)} one library that keeps its C++ objects and runtime "
-                f"inside (as it does for GEOS and PROJ). Build it static with zig "
+                f"yet make {', '.join(shared)} one library that keeps its C++ objects and "
+                f"runtime inside (as it does for GEOS and PROJ). Build it static with zig "
                 f'([tool.geonox.options.{shared[0]}] link = "static"), or shared with '
                 f'backend = "docker"/"podman"/"host".'
             )
@@ -387,28 +398,21 @@ class ZigBackend(Backend):
             )
         return None
 
-    def prepare_image(self) -> PinnedImage:
-        if not self.foreign:
-            return super().prepare_image()
-        executor = self.test_executor
-        executor.start()  # type: ignore[attr-defined]
-        return executor.image  # type: ignore[attr-defined]
-
 
 BACKENDS: dict[str, type[Backend]] = {
     cls.name: cls for cls in (HostBackend, DockerBackend, PodmanBackend, ZigBackend)
 }
 
 
-def backend_name(config: Config, arch: str, engines: Engines) -> str:
+def backend_class(config: Config, arch: str, engines: Engines) -> type[Backend]:
     """The backend that builds ``arch``: as configured, or for ``auto`` the arch's own
     manylinux image when a container engine answers and the arch is this machine's, else
     zig (a foreign arch compiled under QEMU takes hours; zig cross-compiles it natively).
     Either way the wheel is built for the configured policy, never for this host's glibc."""
     if config.backend != "auto":
-        return config.backend
+        return BACKENDS[config.backend]
     if arch == host_arch():
-        engine = engines.get("auto", required=False)
+        engine, _ = engines.look("auto")
         if engine is not None:
-            return engine.kind
-    return "zig"
+            return BACKENDS[engine.kind]
+    return ZigBackend

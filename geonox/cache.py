@@ -75,12 +75,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old content or all of the new."""
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old content or all of the new (the
+    one way geonox writes a file others may be reading)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+    tmp = path.with_name(temp_name(path.name))
     try:
-        tmp.write_text(text)
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -199,10 +203,8 @@ class Artifact:
 
     def touch(self) -> None:
         """Record a use now (``cache prune`` removes what was not used for a while)."""
-        try:
+        with contextlib.suppress(OSError):
             os.utime(self.marker_path)
-        except OSError:
-            pass
 
     def read_marker(self) -> Any:
         return json.loads(self.marker_path.read_text())
@@ -587,6 +589,60 @@ class CacheLayout:
         return self.prune(older_than=0.0)
 
 
+class WorkDir:
+    """One project's work dir, ``work/<name>-<digest>/``: every place a step writes below it,
+    named once.  ``build`` is a wheel build's id (``abi3`` once per arch, else ``cp312``).
+
+    ==================================  =====================================================
+    ``src/<arch>-<build>/``             the fresh copy of the project a build starts from
+    ``dist/<arch>/<build>/``            the unrepaired wheel
+    ``constraints/<arch>-<build>.txt``  ``build-constraints`` for build isolation
+    ``repair-out/<arch>/<build>/``      auditwheel's output, before it moves to the wheelhouse
+    ``repaired/<arch>/<build>.json``    which unrepaired wheel the wheelhouse wheel came from
+    ``reports/<wheel>.verify.json``     verify's report on a repaired wheel
+    ``venvs/test-<arch>-<cpXY>/``       the clean venv a test installs the wheel into
+    ``test-dirs/<arch>-<cpXY>/``        where the test command runs, with the test-sources
+    ``logs/<arch>/``                    the steps' logs
+    ==================================  =====================================================
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def tree(self, arch: str, build: str) -> Path:
+        return self.root / "src" / f"{arch}-{build}"
+
+    def dist(self, arch: str, build: str) -> Path:
+        return self.root / "dist" / arch / build
+
+    def constraints(self, arch: str, build: str) -> Path:
+        return self.root / "constraints" / f"{arch}-{build}.txt"
+
+    def repair_out(self, arch: str, build: str) -> Path:
+        return self.root / "repair-out" / arch / build
+
+    def repaired_stamp(self, arch: str, build: str) -> Path:
+        return self.root / "repaired" / arch / f"{build}.json"
+
+    def report(self, wheel_name: str) -> Path:
+        return self.root / "reports" / f"{wheel_name}.verify.json"
+
+    def test_venv(self, arch: str, py_tag: str) -> Path:
+        return self.root / "venvs" / f"test-{arch}-{py_tag}"
+
+    def test_dir(self, arch: str, py_tag: str) -> Path:
+        return self.root / "test-dirs" / f"{arch}-{py_tag}"
+
+    def logs(self, arch: str) -> Path:
+        return self.root / "logs" / arch
+
+    def log(self, arch: str, name: str) -> Path:
+        """``logs/<arch>/<name>.log``, emptied: each run of a step writes its log anew."""
+        path = self.logs(arch) / f"{name}.log"
+        path.unlink(missing_ok=True)
+        return path
+
+
 @dataclass
 class PruneResult:
     removed: list[CacheEntry] = field(default_factory=list)
@@ -613,7 +669,8 @@ def _describe(kind: _Kind, p: Path) -> str:
         try:
             meta = json.loads((p / DEP_MARKER).read_text())
             used_by = "build tool" if "machine" in meta else meta["link"]
-            return f"{p.name} ({meta['name']} {meta['version']}, {used_by}, built in {meta['seconds']} s)"
+            built = f"built in {meta['seconds']} s"
+            return f"{p.name} ({meta['name']} {meta['version']}, {used_by}, {built})"
         except (OSError, ValueError, KeyError, TypeError):
             return p.name
     if kind.kind == "work":

@@ -20,6 +20,7 @@ from typing import Any
 
 from geonox.config import Config
 from geonox.images import ImageLock, image_for, pinned_image
+from geonox.targets import PythonVersion
 
 #: The GitHub-hosted runner that runs each arch natively.
 NATIVE_RUNNERS = {"x86_64": "ubuntu-latest", "aarch64": "ubuntu-24.04-arm"}
@@ -121,7 +122,9 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
             "uses": ACTIONS["setup-python"],
             "with": {
                 "python-version": "\n".join(
-                    sorted(set(pythons) | {RUNNER_PYTHON}, key=_version_key)
+                    sorted(
+                        set(pythons) | {RUNNER_PYTHON}, key=lambda v: PythonVersion(v).sort_key()
+                    )
                     if host_pythons
                     else [RUNNER_PYTHON]
                 )
@@ -141,7 +144,7 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
                 "uses": ACTIONS["qemu"],
             }
         )
-    build = {
+    build: dict[str, Any] = {
         "name": "Build, repair, check and test the wheels",
         "run": f"nox{nox_args} -s {prefix}wheels-${{{{ matrix.arch }}}}",
     }
@@ -153,7 +156,8 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
                 "id": "plan",
                 "run": (
                     f'python{RUNNER_PYTHON} -m geonox plan --json --arch "$ARCH"{plan_args} |\n'
-                    f'python{RUNNER_PYTHON} -c \'import json, sys; t = json.load(sys.stdin)["targets"][0]; '
+                    f"python{RUNNER_PYTHON} -c 'import json, sys; "
+                    't = json.load(sys.stdin)["targets"][0]; '
                     'print("key=" + t["prefix_key"])\' >> "$GITHUB_OUTPUT"\n'
                 ),
                 "env": {"ARCH": "${{ matrix.arch }}"},
@@ -166,7 +170,8 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
                 "with": {
                     "path": "\n".join(f"{CACHE_DIR}/{d}" for d in ("sources", "deps", "prefixes"))
                     + "\n",
-                    "key": "geonox-${{ runner.os }}-${{ matrix.arch }}-${{ steps.plan.outputs.key }}",
+                    "key": "geonox-${{ runner.os }}-${{ matrix.arch }}-"
+                    "${{ steps.plan.outputs.key }}",
                 },
             }
         )
@@ -220,7 +225,8 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
                 {"uses": ACTIONS["checkout"]},
                 {"uses": ACTIONS["setup-python"], "with": {"python-version": RUNNER_PYTHON}},
                 {
-                    "run": f"python -m pip install build\npython -m build --sdist --outdir dist {project}\n"
+                    "run": "python -m pip install build\n"
+                    f"python -m build --sdist --outdir dist {project}\n"
                 },
                 {
                     "uses": ACTIONS["upload"],
@@ -258,10 +264,6 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
         },
         "jobs": jobs,
     }
-
-
-def _version_key(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in v.split("."))
 
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./@=-]*$")

@@ -1,15 +1,19 @@
-"""``python -m geonox``: plan, verify, fetch, pin and cache, usable without nox."""
+"""``python -m geonox``: plan, verify, fetch, pin and cache, usable without nox.
+
+Each command imports what it needs when it runs: ``verify`` also runs inside build
+containers from a venv holding auditwheel, pyelftools and packaging only, so nothing this
+module imports at its top may need requests, filelock, platformdirs or nox.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from geonox.errors import Interrupted, UserError
 
@@ -18,37 +22,37 @@ if TYPE_CHECKING:
 
 
 def _project(args: argparse.Namespace) -> Project:
-    from geonox.config import load_config
-    from geonox.project import Project
+    from geonox.project import Project, load_config
 
     return Project(load_config(args.project))
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     from geonox.plan import session_specs
-    from geonox.steps.deps import planned_prefix
+    from geonox.prefix import PrefixEngine
 
     project = _project(args)
     config = project.config
     specs = session_specs(config, args.prefix)
-    targets = []
+    targets: list[dict[str, Any]] = []
     if args.arch and args.arch not in config.archs:
         raise UserError(
             f"--arch {args.arch} is not one of this project's archs "
             f"({', '.join(config.archs)}); pick one of them or drop --arch."
         )
+    run = project.run("", print)
     for arch in config.archs:
         if args.arch and arch != args.arch:
             continue
-        entry = {
+        entry: dict[str, Any] = {
             "arch": arch,
             "policy": config.policy,
             "platform_tag": project.target(arch).platform_tag,
         }
         try:
-            with project.backend(arch) as backend:
+            with run.backend(arch) as backend:
                 entry["backend"] = backend.name
-                prefix = planned_prefix(project, backend)
+                prefix = PrefixEngine(run, backend).plan
             entry.update(
                 prefix_key=prefix.key,
                 prefix=str(prefix.path),
@@ -69,23 +73,25 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         except UserError as exc:
             entry["error"] = str(exc)
         targets.append(entry)
+    deps = [
+        {
+            "name": d.name,
+            "version": d.source.version,
+            "sha256": d.source.sha256,
+            "url": d.source.url,
+            "options": dict(d.options),
+            "link": d.link,
+        }
+        for d in config.deps
+    ]
+    pythons = [p.version for p in config.pythons]
     data = {
         "project": str(config.project),
         "name": config.name,
         "sdist": str(config.sdist) if config.sdist else None,
         "abi3": config.abi3,
-        "pythons": [p.version for p in config.pythons],
-        "deps": [
-            {
-                "name": d.name,
-                "version": d.source.version,
-                "sha256": d.source.sha256,
-                "url": d.source.url,
-                "options": dict(d.options),
-                "link": d.link,
-            }
-            for d in config.deps
-        ],
+        "pythons": pythons,
+        "deps": deps,
         "wheelhouse": str(config.wheelhouse),
         "targets": targets,
         "sessions": [
@@ -97,27 +103,25 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         return 0
     print(f"project   {config.name} ({config.project})")
     print(
-        f"pythons   {', '.join(data['pythons'])}"
+        f"pythons   {', '.join(pythons)}"
         + (f"  (abi3 {config.abi3}: one build per arch)" if config.abi3 else "")
     )
-    print(
-        "deps      " + ", ".join(f"{d['name']} {d['version']} ({d['link']})" for d in data["deps"])
-    )
+    print("deps      " + ", ".join(f"{d['name']} {d['version']} ({d['link']})" for d in deps))
     print(f"wheelhouse {config.wheelhouse}")
     for t in targets:
         if "error" in t:
             print(f"target    {t['platform_tag']}: {t['error']}")
-        else:
-            state = "cached" if t["cached"] else "not built"
+            continue
+        state = "cached" if t["cached"] else "not built"
+        print(
+            f"target    {t['platform_tag']} backend={t['backend']} key={t['prefix_key']} "
+            f"({state}) {t['toolchain']}"
+        )
+        for a in t["artifacts"]:
             print(
-                f"target    {t['platform_tag']} backend={t['backend']} key={t['prefix_key']} "
-                f"({state}) {t['toolchain']}"
+                f"  artifact {a['name']} {a['version']} ({a['link']}) key={a['key']} "
+                f"({'cached' if a['cached'] else 'not built'})"
             )
-            for a in t["artifacts"]:
-                print(
-                    f"  artifact {a['name']} {a['version']} ({a['link']}) key={a['key']} "
-                    f"({'cached' if a['cached'] else 'not built'})"
-                )
     print("sessions")
     for s in specs:
         req = f"  <- {', '.join(s.requires)}" if s.requires else ""
@@ -146,11 +150,10 @@ def _cmd_ci(args: argparse.Namespace) -> int:
     if not args.output:
         print(text, end="")
         return 0
+    from geonox.cache import write_atomic
+
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(out)
+    write_atomic(out, text)
     print(f"wrote {out}")
     return 0
 
@@ -179,7 +182,7 @@ def _cmd_sbom(args: argparse.Namespace) -> int:
 
     from geonox.sbom import read_wheel
 
-    report = []
+    report: list[dict[str, Any]] = []
     for name in args.wheels:
         path = Path(name)
         try:
@@ -277,12 +280,11 @@ def _cmd_cache(args: argparse.Namespace) -> int:
 def _cache_remote(args: argparse.Namespace) -> int:
     """push: every library artifact of the project's prefixes this cache holds; pull: every
     one it lacks, from the remote store (cache-remote / GEONOX_CACHE_REMOTE)."""
-    from geonox.remote import RemoteCache, RemoteError
-    from geonox.steps.deps import planned_prefix
+    from geonox.prefix import PrefixEngine, remote_for
 
     project = _project(args)
     config = project.config
-    remote = RemoteCache.of(config, push=True)
+    remote = remote_for(config, push=True)
     if remote is None:
         raise UserError(
             'no remote cache is configured: set cache-remote = "oci://<registry>/'
@@ -292,30 +294,30 @@ def _cache_remote(args: argparse.Namespace) -> int:
     for arch in config.archs:
         if args.arch and arch != args.arch:
             continue
-        with project.backend(arch) as backend:
-            prefix = planned_prefix(project, backend)
-        for b in prefix.libraries:
-            try:
-                if args.action == "push":
-                    if not b.artifact.complete():
-                        print(f"{arch}: {b.label} [{b.key}] is not built here: nothing to push")
-                        continue
-                    with b.artifact.reading():
-                        print(f"{arch}: pushed {b.label} to {remote.push(b, project.cache.root)}")
-                elif b.artifact.complete():
-                    print(f"{arch}: {b.label} [{b.key}] is here already")
-                elif remote.pull_into_cache(b, project.cache.root) is None:
-                    raise RemoteError(f"{remote} has no {b.path.name}")
-                else:
-                    print(f"{arch}: pulled {b.label} [{b.key}] from {remote}")
-            except RemoteError as exc:
+        run = project.run(arch, print)
+        with run.backend(arch) as backend:
+            engine = PrefixEngine(run, backend)
+            moved = engine.push(remote) if args.action == "push" else engine.pull(remote)
+        for t in moved:
+            b = t.build
+            if t.outcome == "pushed":
+                run.log(f"pushed {b.label} to {t.detail}")
+            elif t.outcome == "pulled":
+                run.log(f"pulled {b.label} [{b.key}] from {remote}")
+            elif t.outcome == "here":
+                run.log(f"{b.label} [{b.key}] is here already")
+            elif t.outcome == "absent" and t.push:
+                run.log(f"{b.label} [{b.key}] is not built here: nothing to push")
+            else:
                 failed += 1
-                print(f"{arch}: {b.label}: {exc}", file=sys.stderr)
+                why = t.detail if t.outcome == "failed" else f"{remote} has no {b.path.name}"
+                print(f"{arch}: {b.label}: {why}", file=sys.stderr)
     return 1 if failed else 0
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
     from geonox import sources
+    from geonox.cache import write_atomic
 
     project = _project(args)
     config = project.config
@@ -331,9 +333,7 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
         )
         if dest:
             target = dest / dep.source.filename
-            tmp = dest / f".{dep.source.filename}.tmp"
-            shutil.copyfile(path, tmp)
-            tmp.replace(target)  # a mirror directory never shows a half-copied file
+            write_atomic(target, path.read_bytes())  # a mirror never shows half a file
             print(f"{dep.name} {dep.source.version}: {target}")
         else:
             print(f"{dep.name} {dep.source.version}: {path}")
@@ -461,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         with stop_on_signals():
-            return args.func(args)
+            code: int = args.func(args)
+            return code
     except UserError as exc:
         print(f"geonox: {exc}", file=sys.stderr)
         return 2

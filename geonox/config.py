@@ -1,35 +1,43 @@
-"""The one options layer: ``[tool.geonox]``, the ``GEONOX_*`` environment and the keywords
-of ``geonox.register()``, validated into a frozen :class:`Config`.
+"""The one options layer: ``[tool.geonox]``, the environment and the keywords of
+``geonox.register()``, validated into a frozen :class:`Config`.
+
+Every option is one row of :data:`OPTIONS` (cibuildwheel's ``options.py`` is the model):
+its key, default, parser (which validates and converts) and one line of documentation.
+The defaults, the cascade, the validation and the options table in ``docs/options.md``
+(:func:`options_markdown`) all come from that table; the environment variables that
+override an option are rows of :data:`geonox.environment.VARIABLES` naming it.
 
 Precedence, highest first: ``register()`` keywords (``test_command`` for
 ``test-command``) > environment (``GEONOX_OFFLINE``; ``GEONOX_MIRROR`` is tried *before*
-the configured ``mirrors`` rather than replacing them) > ``[tool.geonox]`` > the
-:data:`DEFAULTS` below, stated once.  Every error names the key, the bad value and what is
-allowed; an unknown key suggests the nearest known one.
+the configured ``mirrors`` rather than replacing them) > ``[tool.geonox]`` > the default.
+Every error names the key, the bad value and what is allowed; an unknown key suggests the
+nearest known one.
+
+This module reads the project's ``pyproject.toml`` (and an sdist's ``PKG-INFO``) and does
+no other I/O: unpacking an sdist and asking git for the last commit's time are
+:mod:`geonox.project`'s (its :func:`~geonox.project.load_config` is the public entry).
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import re
-import subprocess
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from geonox import environment
-from geonox.cache import CacheLayout, file_sha256
 from geonox.environment import Environment
 from geonox.errors import ConfigError
 from geonox.images import default_dockerfile
 from geonox.policy import canonical_policy, policy_aliases
 from geonox.recipes import LINK_MODES, LinkMode, build_order, registry
 from geonox.remote import RemoteSpec
-from geonox.sources.archives import extract
 from geonox.sources.model import Source
 from geonox.targets import ARCHS, SUPPORTED_PYTHONS, PythonVersion, host_arch
 
@@ -43,53 +51,17 @@ ContainerMode = Literal["auto", "bind", "copy"]
 BACKENDS: tuple[BackendName, ...] = ("auto", "host", "docker", "podman", "zig")
 CONTAINER_MODES: tuple[ContainerMode, ...] = ("auto", "bind", "copy")
 DEFAULT_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
+REPAIR_DEFAULTS: Mapping[str, Any] = {"exclude": ["libcurl.so.4", "libz.so.1"], "lib-sdir": ".libs"}
+SOURCE_KEYS = ("version", "url", "sha256")
 
 #: 1980-01-01T00:00:00Z: the earliest time a zip entry can hold, and the last resort.
 ZIP_EPOCH = 315532800
 
-#: Every key of [tool.geonox] and its default.  ``None`` for archs and python means "derived":
-#: the host's arch; the project's classifiers or requires-python, else DEFAULT_PYTHONS.
-DEFAULTS: Mapping[str, Any] = {
-    "archs": None,
-    "python": None,
-    "backend": "auto",
-    "policy": "manylinux_2_28",
-    "deps": ["sqlite", "geos", "proj"],
-    "link": "static",
-    "test-command": None,
-    "wheelhouse": "wheelhouse",
-    "versions": {},
-    "options": {},
-    "sources": {},
-    "repair": {"exclude": ["libcurl.so.4", "libz.so.1"], "lib-sdir": ".libs"},
-    "mirrors": [],
-    "offline": False,
-    "images": {},
-    "allow-unpinned": False,
-    "container-env": [],
-    "container-mode": "auto",
-    "build-image": False,
-    "dockerfile": None,
-    "verify-strict": False,
-    "ccache": True,
-    "source-date-epoch": None,  # None: the project's last commit, else the sdist's, else 1980
-    "cache-remote": None,  # oci://registry/repository: dependency artifacts shared by machines
-    "cache-push": False,  # upload what this machine builds there (CI's default branch only)
-    # project hooks, as cibuildwheel users know them
-    "build-env": {},
-    "before-build": None,
-    "build-constraints": [],
-    "test-requires": [],
-    "test-sources": [],
-}
-SDIST_SUFFIXES = (".tar.gz", ".tgz", ".zip")
-_TABLE_KEYS = {"repair": ("exclude", "lib-sdir"), "sources.*": ("version", "url", "sha256")}
-
 
 @dataclass(frozen=True)
 class RepairConfig:
-    exclude: tuple[str, ...] = tuple(DEFAULTS["repair"]["exclude"])
-    lib_sdir: str = DEFAULTS["repair"]["lib-sdir"]
+    exclude: tuple[str, ...] = tuple(REPAIR_DEFAULTS["exclude"])
+    lib_sdir: str = REPAIR_DEFAULTS["lib-sdir"]
 
 
 @dataclass(frozen=True)
@@ -104,8 +76,13 @@ class DepSpec:
 
 @dataclass(frozen=True)
 class Config:
+    # what the project is (not options)
     project: Path
     name: str
+    abi3: str | None  # e.g. "cp39" when [tool.scikit-build] wheel.py-api says so
+    sdist: Path | None  # the sdist the project was unpacked from, if it came as one
+    env: Environment
+    # one field per option of OPTIONS (in its order; test_config checks they agree)
     archs: tuple[str, ...]
     pythons: tuple[PythonVersion, ...]
     backend: BackendName
@@ -113,27 +90,24 @@ class Config:
     deps: tuple[DepSpec, ...]  # in build order, dependencies first
     test_command: str | None
     wheelhouse: Path
-    repair: RepairConfig = field(default_factory=RepairConfig)
-    abi3: str | None = None  # e.g. "cp39" when [tool.scikit-build] wheel.py-api says so
-    mirrors: tuple[str, ...] = ()  # GEONOX_MIRROR's first, then [tool.geonox] mirrors
-    offline: bool = False
-    images: Mapping[str, str] = field(default_factory=dict)  # arch -> image reference
-    allow_unpinned: bool = False
-    container_env: tuple[str, ...] = ()
-    container_mode: ContainerMode = "auto"
-    dockerfile: Path | None = None  # build image on top of the pinned one (build-image)
-    verify_strict: bool = False  # the ldd session fails on verify's warnings too
-    ccache: bool = True  # compile through ccache where one is available (GEONOX_CCACHE=0: off)
-    source_date_epoch: int = ZIP_EPOCH  # the time stamped into wheels and SBOMs (reproducible)
-    build_env: Mapping[str, str] = field(default_factory=dict)  # values may hold placeholders
-    before_build: str | None = None
-    build_constraints: tuple[str, ...] = ()  # pins for build isolation (PIP_CONSTRAINT)
-    test_requires: tuple[str, ...] = ()
-    test_sources: tuple[str, ...] = ()  # paths relative to the project, copied beside the test
-    sdist: Path | None = None  # the sdist the project was unpacked from, if it came as one
-    cache_remote: RemoteSpec | None = None  # dependency artifacts in an OCI registry
-    cache_push: bool = False  # upload what is built here to cache_remote
-    env: Environment = field(default_factory=Environment)
+    repair: RepairConfig
+    mirrors: tuple[str, ...]  # GEONOX_MIRROR's first, then [tool.geonox] mirrors
+    offline: bool
+    images: Mapping[str, str]  # arch -> image reference
+    allow_unpinned: bool
+    container_env: tuple[str, ...]
+    container_mode: ContainerMode
+    dockerfile: Path | None  # build image on top of the pinned one (build-image)
+    verify_strict: bool  # the ldd session fails on verify's warnings too
+    ccache: bool
+    source_date_epoch: int  # the time stamped into wheels and SBOMs (reproducible)
+    cache_remote: RemoteSpec | None  # dependency artifacts in an OCI registry
+    cache_push: bool  # upload what is built here to cache_remote
+    build_env: Mapping[str, str]  # values may hold placeholders
+    before_build: str | None
+    build_constraints: tuple[str, ...]  # pins for build isolation (PIP_CONSTRAINT)
+    test_requires: tuple[str, ...]
+    test_sources: tuple[str, ...]  # paths relative to the project, copied beside the test
 
     @property
     def home(self) -> Path:
@@ -147,7 +121,7 @@ class Config:
         return self.env.cache_dir
 
 
-# ------------------------------------------------------------------ validation helpers
+# ------------------------------------------------------------------ errors
 
 
 def _err(key: str, value: Any, allowed: str) -> ConfigError:
@@ -167,6 +141,9 @@ def _unknown(key: str, value: Any, known: Sequence[str], where: str = "") -> Con
     )
 
 
+# ------------------------------------------------------------------ value checks
+
+
 def _str_list(key: str, value: Any) -> list[str]:
     if isinstance(value, str):
         value = [value]
@@ -182,16 +159,52 @@ def _choose(key: str, values: list[str], allowed: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(values))
 
 
-def _bool(key: str, value: Any) -> bool:
+def _table(key: str, value: Any, example: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _err(key, value, f"expected a table like {example}")
+    return value
+
+
+def _one_line(key: str, value: Any, what: str) -> str | None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise _err(key, value, f"expected a {what} string")
+    return value
+
+
+# ------------------------------------------------------------------ the parsers
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a parser may look at besides its own value."""
+
+    values: Mapping[str, Any]  # every key's value after the cascade
+    project: Path
+    sdist: Path | None
+    pyproject: Mapping[str, Any]
+    last_commit: int | None  # the project's last commit time (or the sdist's), from project
+
+    @property
+    def project_table(self) -> Mapping[str, Any]:
+        table = self.pyproject.get("project", {})
+        return table if isinstance(table, dict) else {}
+
+
+Parser = Callable[[str, Any, Reading], Any]
+
+
+def _bool(key: str, value: Any, r: Reading) -> bool:
     if not isinstance(value, bool):
         raise _err(key, value, "expected true or false")
     return value
 
 
-def _table(key: str, value: Any, example: str) -> dict:
-    if not isinstance(value, dict):
-        raise _err(key, value, f"expected a table like {example}")
-    return value
+def _strings(key: str, value: Any, r: Reading) -> tuple[str, ...]:
+    return tuple(_str_list(key, value))
+
+
+def _archs(key: str, value: Any, r: Reading) -> tuple[str, ...]:
+    return tuple(_choose(key, _str_list(key, [host_arch()] if value is None else value), ARCHS))
 
 
 def _default_pythons(project_table: Mapping[str, Any]) -> list[str]:
@@ -214,17 +227,43 @@ def _default_pythons(project_table: Mapping[str, Any]) -> list[str]:
     return list(DEFAULT_PYTHONS)
 
 
-def _pythons(value: Any) -> list[PythonVersion]:
-    versions = _str_list("python", value)
-    for v in versions:
-        if not re.fullmatch(r"3\.\d+", v) or v not in SUPPORTED_PYTHONS:
-            raise _err(
-                "python",
-                v,
-                'expected CPython versions like "3.12"; supported: ' + ", ".join(SUPPORTED_PYTHONS),
-            )
+def _pythons(key: str, value: Any, r: Reading) -> tuple[PythonVersion, ...]:
+    if value is None:
+        versions = _default_pythons(r.project_table)
+    else:
+        versions = _str_list(key, value)
+        for v in versions:
+            if not re.fullmatch(r"3\.\d+", v) or v not in SUPPORTED_PYTHONS:
+                raise _err(
+                    key,
+                    v,
+                    'expected CPython versions like "3.12"; supported: '
+                    + ", ".join(SUPPORTED_PYTHONS),
+                )
+    if not versions:
+        raise _err(
+            key,
+            value or r.project_table.get("requires-python"),
+            "no supported CPython version left; supported: " + ", ".join(SUPPORTED_PYTHONS),
+        )
     ordered = sorted(set(versions), key=lambda v: PythonVersion(v).sort_key())
-    return [PythonVersion(v) for v in ordered]
+    return tuple(PythonVersion(v) for v in ordered)
+
+
+def _choice(*allowed: str) -> Parser:
+    def parse(key: str, value: Any, r: Reading) -> Any:
+        if value not in allowed:
+            raise _err(key, value, "allowed: " + ", ".join(allowed))
+        return value
+
+    return parse
+
+
+def _policy(key: str, value: Any, r: Reading) -> str:
+    policy = canonical_policy(value) if isinstance(value, str) else None
+    if policy is None:
+        raise _err(key, value, "allowed: " + ", ".join(policy_aliases()))
+    return policy
 
 
 def _custom_source(name: str, table: Any) -> Source:
@@ -232,8 +271,8 @@ def _custom_source(name: str, table: Any) -> Source:
     if not isinstance(table, dict):
         raise _err(key, table, "expected a table with version, url and sha256")
     for k in table:
-        if k not in _TABLE_KEYS["sources.*"]:
-            raise _unknown(k, table[k], _TABLE_KEYS["sources.*"], where=key)
+        if k not in SOURCE_KEYS:
+            raise _unknown(k, table[k], SOURCE_KEYS, where=key)
     sha = str(table.get("sha256", "")).lower()
     if not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise ConfigError(
@@ -248,11 +287,12 @@ def _custom_source(name: str, table: Any) -> Source:
     return Source(name=name, version=table["version"], url=table["url"], sha256=sha)
 
 
-def _deps(values: Mapping[str, Any]) -> list[DepSpec]:
-    recipes = {n: r for n, r in registry().items() if not r.build_tool}  # what a project configures
-    names = _choose("deps", _str_list("deps", values["deps"]), tuple(recipes))
-    versions = _table("versions", values["versions"], '{ proj = "9.1.1" }')
-    sources = _table("sources", values["sources"], "[tool.geonox.sources.proj]")
+def _deps(key: str, value: Any, r: Reading) -> tuple[DepSpec, ...]:
+    """``deps`` with ``versions``, ``sources``, ``options`` and ``link``: the specs."""
+    recipes = {n: rc for n, rc in registry().items() if not rc.build_tool}  # what one configures
+    names = _choose(key, _str_list(key, value), tuple(recipes))
+    versions = _table("versions", r.values["versions"], '{ proj = "9.1.1" }')
+    sources = _table("sources", r.values["sources"], "[tool.geonox.sources.proj]")
     for name in list(versions) + list(sources):
         if name not in recipes:
             raise _err(
@@ -260,8 +300,8 @@ def _deps(values: Mapping[str, Any]) -> list[DepSpec]:
                 name,
                 "known recipes: " + ", ".join(recipes),
             )
-    options = _table("options", values["options"], "[tool.geonox.options.proj]")
-    link = values["link"]
+    options = _table("options", r.values["options"], "[tool.geonox.options.proj]")
+    link = r.values["link"]
     if link not in LINK_MODES:
         raise _err("link", link, "allowed: " + ", ".join(LINK_MODES))
     specs = []
@@ -297,15 +337,27 @@ def _deps(values: Mapping[str, Any]) -> list[DepSpec]:
                 )
             opts[k] = v
         specs.append(DepSpec(name=name, source=source, options=opts, link=dep_link))
-    return specs
+    return tuple(specs)
 
 
-def _repair(value: Any) -> RepairConfig:
-    table = _table("repair", value, '{ exclude = [...], lib-sdir = ".libs" }')
+def _test_command(key: str, value: Any, r: Reading) -> str | None:
+    return _one_line(key, value, "command line")
+
+
+def _wheelhouse(key: str, value: Any, r: Reading) -> Path:
+    if not isinstance(value, str) or not value:
+        raise _err(key, value, "expected a directory path")
+    # the wheelhouse of an sdist's build lives beside the sdist, not in the unpacked tree
+    base = r.sdist.parent if r.sdist else r.project
+    return (base / value).resolve()
+
+
+def _repair(key: str, value: Any, r: Reading) -> RepairConfig:
+    table = _table(key, value, '{ exclude = [...], lib-sdir = ".libs" }')
     for k in table:
-        if k not in _TABLE_KEYS["repair"]:
-            raise _unknown(k, table[k], _TABLE_KEYS["repair"], where="repair")
-    merged = {**DEFAULTS["repair"], **table}
+        if k not in REPAIR_DEFAULTS:
+            raise _unknown(k, table[k], tuple(REPAIR_DEFAULTS), where=key)
+    merged = {**REPAIR_DEFAULTS, **table}
     exclude = tuple(_str_list("repair.exclude", merged["exclude"]))
     lib_sdir = merged["lib-sdir"]
     if not isinstance(lib_sdir, str) or not lib_sdir or "/" in lib_sdir:
@@ -313,12 +365,172 @@ def _repair(value: Any) -> RepairConfig:
     return RepairConfig(exclude=exclude, lib_sdir=lib_sdir)
 
 
-def _abi3(pyproject: Mapping[str, Any]) -> str | None:
-    sk = pyproject.get("tool", {}).get("scikit-build", {})
-    api = sk.get("wheel", {}).get("py-api") or sk.get("wheel.py-api")
-    if isinstance(api, str) and re.fullmatch(r"cp3\d+", api):
-        return api
+def _images(key: str, value: Any, r: Reading) -> dict[str, str]:
+    images = _table(key, value, '{ x86_64 = "quay.io/…:tag" }')
+    for arch, ref in images.items():
+        if arch not in ARCHS:
+            raise _err(f"images.{arch}", arch, "allowed: " + ", ".join(ARCHS))
+        if not isinstance(ref, str) or not ref:
+            raise _err(f"images.{arch}", ref, "expected an image reference string")
+    return dict(images)
+
+
+def _names(key: str, value: Any, r: Reading) -> tuple[str, ...]:
+    names = tuple(_str_list(key, value))
+    for var in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+            raise _err(key, var, "expected environment variable names")
+    return names
+
+
+def _dockerfile(key: str, value: Any, r: Reading) -> Path | None:
+    build_image = _bool("build-image", r.values["build-image"], r)
+    if value is not None:
+        if not isinstance(value, str) or not (r.project / value).is_file():
+            raise _err(key, value, f"expected a Dockerfile path relative to {r.project}")
+        return (r.project / value).resolve()
+    if build_image:
+        return default_dockerfile(_policy("policy", r.values["policy"], r))
     return None
+
+
+def _source_date_epoch(key: str, value: Any, r: Reading) -> int:
+    """The configured time, else the project's last commit (or its sdist's), else 1980.
+    Never the clock: the same inputs give the same bytes."""
+    if value is None:
+        return max(r.last_commit, ZIP_EPOCH) if r.last_commit is not None else ZIP_EPOCH
+    if isinstance(value, bool) or not isinstance(value, int) or value < ZIP_EPOCH:
+        raise _err(
+            key,
+            value,
+            f"expected whole seconds since 1970, at least "
+            f"{ZIP_EPOCH} (1980-01-01, the earliest a zip entry can hold)",
+        )
+    return value
+
+
+def _remote(key: str, value: Any, r: Reading) -> RemoteSpec | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise _err(key, value, "expected oci://<registry>/<repository>")
+    return RemoteSpec.parse(value)
+
+
+def _str_table(key: str, value: Any, r: Reading) -> dict[str, str]:
+    table = _table(key, value, '{ KEY = "value" }')
+    for k, v in table.items():
+        if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
+            raise _err(f"{key}.{k}", v, 'expected NAME = "string" entries')
+    return dict(table)
+
+
+def _before_build(key: str, value: Any, r: Reading) -> str | None:
+    return _one_line(key, value, "shell command")
+
+
+def _test_sources(key: str, value: Any, r: Reading) -> tuple[str, ...]:
+    paths = tuple(_str_list(key, value))
+    for rel in paths:
+        if Path(rel).is_absolute() or ".." in Path(rel).parts or not (r.project / rel).exists():
+            raise _err(key, rel, f"expected paths inside {r.project} that exist")
+    return paths
+
+
+# ------------------------------------------------------------------ the table
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str  # in [tool.geonox]; register() takes it with "_" for "-"
+    default: Any
+    doc: str  # one line, for docs/options.md
+    parse: Parser | None  # None: read by another option's parser (named in doc)
+    default_doc: str | None = None  # how a derived default reads in the docs
+
+    @property
+    def field(self) -> str:
+        return "pythons" if self.key == "python" else self.key.replace("-", "_")
+
+
+#: Every key of ``[tool.geonox]``, parsed in this order.
+OPTIONS: tuple[Option, ...] = (
+    Option("archs", None, "architectures to build: `x86_64`, `aarch64`", _archs,
+           default_doc="this machine's"),
+    Option("python", None, "CPython versions (`\"3.9\"` … `\"3.14\"`)", _pythons,
+           default_doc="the project's classifiers, else its requires-python, else 3.9–3.13"),
+    Option("backend", "auto", "`auto`, `host`, `docker`, `podman` or `zig`: see backends.md",
+           _choice(*BACKENDS)),
+    Option("policy", "manylinux_2_28", "the platform tag's policy (`manylinux2014` is "
+           "`manylinux_2_17`)", _policy),
+    Option("versions", {}, "release of a recipe: `{ proj = \"9.1.1\" }` (read with deps)", None),
+    Option("sources", {}, "any release: `[tool.geonox.sources.proj]` version, url, sha256 "
+           "(read with deps)", None),
+    Option("options", {}, "recipe options and a per-dependency `link`: "
+           "`[tool.geonox.options.proj]` (read with deps)", None),
+    Option("link", "static", "`static` or `shared` (grafted by auditwheel; read with deps)", None),
+    Option("deps", ["sqlite", "geos", "proj"], "recipes to build, in any order (proj pulls in "
+           "sqlite)", _deps),
+    Option("test-command", None, "run in a clean venv with the wheel installed", _test_command),
+    Option("wheelhouse", "wheelhouse", "where repaired wheels go, relative to the project (to "
+           "an sdist's directory)", _wheelhouse),
+    Option("repair", dict(REPAIR_DEFAULTS), "auditwheel's `exclude` (libraries left out) and "
+           "`lib-sdir`", _repair),
+    Option("mirrors", [], "base URLs or directories tried before upstream for every source",
+           _strings),
+    Option("offline", False, "never download: every source from the cache or a directory "
+           "mirror", _bool),
+    Option("images", {}, "container image per arch: `{ x86_64 = \"…:tag\" }` (default: the "
+           "policy's manylinux image)", _images),
+    Option("allow-unpinned", False, "build with an image no lock file pins", _bool),
+    Option("container-env", [], "host variables passed into containers (a value naming a "
+           "file mounts it)", _names),
+    Option("container-mode", "auto", "`bind` mounts, `copy` copies (`auto`: copy for a remote "
+           "engine)", _choice(*CONTAINER_MODES)),
+    Option("build-image", False, "build geonox's Dockerfile for the policy on the pinned image "
+           "(read with dockerfile)", None),
+    Option("dockerfile", None, "a Dockerfile of your own built on the pinned image",
+           _dockerfile),
+    Option("verify-strict", False, "the ldd session fails on verify's warnings too", _bool),
+    Option("ccache", True, "compile through ccache where one is available", _bool),
+    Option("source-date-epoch", None, "the time stamped into wheels and SBOMs",
+           _source_date_epoch,
+           default_doc="the project's last commit, else the sdist's PKG-INFO time, else 1980"),
+    Option("cache-remote", None, "`oci://<registry>/<repository>`: dependency artifacts shared "
+           "by machines", _remote),
+    Option("cache-push", False, "upload what this machine builds to cache-remote", _bool),
+    Option("build-env", {}, "extra environment of each build (placeholders allowed)",
+           _str_table),
+    Option("before-build", None, "shell command run in the build's copy of the tree first",
+           _before_build),
+    Option("build-constraints", [], "pins for build isolation (`PIP_CONSTRAINT`, uv)",
+           _strings),
+    Option("test-requires", [], "installed next to the wheel in the test venv", _strings),
+    Option("test-sources", [], "paths copied beside the test, outside the source tree",
+           _test_sources),
+)  # fmt: skip
+BY_KEY: Mapping[str, Option] = {o.key: o for o in OPTIONS}
+
+
+def options_markdown() -> str:
+    """The options tables of ``docs/configuration.md`` (a test compares the two)."""
+
+    def shown(option: Option) -> str:
+        if option.default_doc:
+            return option.default_doc
+        return "—" if option.default is None else f"`{json.dumps(option.default)}`"
+
+    overriding = {v.option: v.name for v in environment.VARIABLES if v.option}
+    rows = ["| key | default | environment | what it is |", "|---|---|---|---|"]
+    for o in OPTIONS:
+        var = f"`{overriding[o.key]}`" if o.key in overriding else ""
+        rows.append(f"| `{o.key}` | {shown(o)} | {var} | {o.doc} |")
+    rows += ["", "| variable | overrides | what it is |", "|---|---|---|"]
+    rows += [
+        f"| `{v.name}` | {f'`{v.option}`' if v.option else ''} | {v.doc} |"
+        for v in environment.VARIABLES
+    ]
+    return "\n".join(rows) + "\n"
 
 
 # ------------------------------------------------------------------ reading
@@ -328,7 +540,8 @@ def read_pyproject(project: Path) -> dict[str, Any]:
     path = project / "pyproject.toml"
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            data: dict[str, Any] = tomllib.load(fh)
+            return data
     except FileNotFoundError:
         if (project / "PKG-INFO").is_file():
             return {}  # an sdist of a setup.py-only project: everything from register()
@@ -340,95 +553,37 @@ def read_pyproject(project: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML: {exc}.") from None
 
 
-def _layers(
-    project: Path, overrides: Mapping[str, Any], env: Environment, drop: set[str]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The pyproject, and every key's value after the cascade defaults -> [tool.geonox]
-    -> environment -> keywords (the keys in ``drop`` fall back to their defaults)."""
-    pyproject = read_pyproject(project)
-    table = pyproject.get("tool", {}).get("geonox", {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"[tool.geonox] in {project / 'pyproject.toml'} is not a table.")
+def _cascade(
+    table: Mapping[str, Any], overrides: Mapping[str, Any], env: Environment, drop: set[str]
+) -> dict[str, Any]:
+    """Every key's value after defaults -> [tool.geonox] -> environment -> keywords (the keys
+    in ``drop`` fall back to their defaults)."""
     keywords = {key.replace("_", "-"): value for key, value in overrides.items()}
     for layer in (table, keywords):
         for key in layer:
-            if key not in DEFAULTS and key not in drop:
-                raise _unknown(key, layer[key], list(DEFAULTS))
-    values = dict(DEFAULTS)
+            if key not in BY_KEY and key not in drop:
+                raise _unknown(key, layer[key], list(BY_KEY))
+    values = {o.key: o.default for o in OPTIONS}
     values.update(table)
-    if env.offline is not None:
-        values["offline"] = env.offline
-    if env.ccache is not None:
-        values["ccache"] = env.ccache
-    if env.source_date_epoch is not None:
-        values["source-date-epoch"] = env.source_date_epoch
-    if env.cache_remote is not None:
-        values["cache-remote"] = env.cache_remote
-    if env.cache_push is not None:
-        values["cache-push"] = env.cache_push
+    for var in environment.VARIABLES:
+        if var.option and var.option != "mirrors":
+            value = getattr(env, var.field)
+            if value is not None:
+                values[var.option] = value
     values.update(keywords)
     values["mirrors"] = [*env.mirrors, *_str_list("mirrors", values["mirrors"])]
     for key in drop:
-        if key in DEFAULTS:
-            values[key] = DEFAULTS[key]
-    return pyproject, values
+        if key in BY_KEY:
+            values[key] = BY_KEY[key].default
+    return values
 
 
-def _source_date_epoch(value: Any, project: Path, sdist: Path | None) -> int:
-    """The time stamped into the wheels and SBOMs: the configured value, else the project's
-    last commit (git, limited to the project's directory), else the time of the sdist's
-    PKG-INFO, else 1980-01-01.  Never the clock: the same inputs give the same bytes."""
-    if value is not None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < ZIP_EPOCH:
-            raise _err(
-                "source-date-epoch",
-                value,
-                f"expected whole seconds since 1970, at least "
-                f"{ZIP_EPOCH} (1980-01-01, the earliest a zip entry can hold)",
-            )
-        return value
-    if sdist is None:
-        try:
-            out = subprocess.run(
-                ["git", "log", "-1", "--format=%ct", "--", "."],
-                cwd=project,
-                capture_output=True,
-                text=True,
-                timeout=30,
-            )
-            if out.returncode == 0 and out.stdout.strip().isdigit():
-                return max(int(out.stdout.strip()), ZIP_EPOCH)
-        except (OSError, subprocess.SubprocessError):
-            pass  # no git: the next source
-    pkg_info = project / "PKG-INFO"
-    if sdist is not None and pkg_info.is_file():
-        return max(int(pkg_info.stat().st_mtime), ZIP_EPOCH)
-    return ZIP_EPOCH
-
-
-def is_sdist(path: Path) -> bool:
-    return path.name.lower().endswith(SDIST_SUFFIXES)
-
-
-def unpack_sdist(sdist: Path, env: Environment) -> Path:
-    """The project directory of ``sdist``, unpacked (safely, once per content) in the cache:
-    building from it proves the sdist is complete, as a release pipeline should."""
-    if not sdist.is_file():
-        raise ConfigError(
-            f"project {str(sdist)!r} is named like an sdist but is not a file; "
-            "pass an sdist (.tar.gz) or the project's directory."
-        )
-    sha256 = file_sha256(sdist)
-    stem = sdist.name[: -len(next(s for s in SDIST_SUFFIXES if sdist.name.lower().endswith(s)))]
-    artifact = CacheLayout(env.cache_dir).sdist(f"{stem}-{sha256[:16]}")
-
-    def unpack(place: Path) -> dict:
-        top = extract(sdist, place / "src")
-        return {"sdist": str(sdist), "sha256": sha256, "top": top.name}
-
-    artifact.ensure(unpack)
-    top = artifact.path / "src" / artifact.read_marker()["top"]
-    return top if top.is_dir() else artifact.path / "src"
+def _abi3(pyproject: Mapping[str, Any]) -> str | None:
+    sk = pyproject.get("tool", {}).get("scikit-build", {})
+    api = sk.get("wheel", {}).get("py-api") or sk.get("wheel.py-api")
+    if isinstance(api, str) and re.fullmatch(r"cp3\d+", api):
+        return api
+    return None
 
 
 def _project_name(project: Path, project_table: Mapping[str, Any]) -> str | None:
@@ -443,157 +598,27 @@ def _project_name(project: Path, project_table: Mapping[str, Any]) -> str | None
     return None
 
 
-def _resolve_project(project: str | Path, env: Environment) -> tuple[Path, Path | None]:
-    path = Path(project).resolve()
-    if is_sdist(path):
-        return unpack_sdist(path, env), path
-    return path, None
-
-
-def load_config(
-    project: str | Path = ".", *, environ: Mapping[str, str] | None = None, **overrides: Any
+def read_config(
+    project: Path,
+    *,
+    sdist: Path | None = None,
+    last_commit: int | None = None,
+    env: Environment | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    drop: set[str] | None = None,
 ) -> Config:
-    """Read and validate the configuration of ``project`` (a directory or an sdist; see the
-    module docstring)."""
-    return _load(project, overrides, environ, drop=set())
-
-
-def load_config_lenient(
-    project: str | Path = ".", **overrides: Any
-) -> tuple[Config | None, ConfigError | None]:
-    """The config, or the first error and a config with every bad key at its default (so
-    the session names a broken config would have had can still be registered)."""
-    path = project
-    try:
-        return _load(path, overrides, None, drop=set()), None
-    except ConfigError as first:
-        drop: set[str] = set()
-        error: ConfigError = first
-        while error.key and error.key not in drop and len(drop) < len(DEFAULTS):
-            drop.add(error.key)
-            try:
-                return _load(path, overrides, None, drop=drop), first
-            except ConfigError as exc:
-                error = exc
-        return None, first
-
-
-def _str_table(key: str, value: Any) -> dict[str, str]:
-    table = _table(key, value, '{ KEY = "value" }')
-    for k, v in table.items():
-        if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
-            raise _err(f"{key}.{k}", v, 'expected NAME = "string" entries')
-    return dict(table)
-
-
-def _load(
-    project_arg: str | Path,
-    overrides: Mapping[str, Any],
-    environ: Mapping[str, str] | None,
-    drop: set[str],
-) -> Config:
-    env = environment.read(environ)
-    project, sdist = _resolve_project(project_arg, env)
-    pyproject, v = _layers(project, overrides, env, drop)
-    project_table = pyproject.get("project", {})
-
-    archs = _choose(
-        "archs", _str_list("archs", v["archs"] if v["archs"] is not None else [host_arch()]), ARCHS
-    )
-    if v["python"] is not None:
-        pythons = _pythons(v["python"])
-    else:
-        pythons = [PythonVersion(x) for x in _default_pythons(project_table)]
-    if not pythons:
-        raise _err(
-            "python",
-            v["python"] or project_table.get("requires-python"),
-            "no supported CPython version left; supported: " + ", ".join(SUPPORTED_PYTHONS),
-        )
-    backend = v["backend"]
-    if backend not in BACKENDS:
-        raise _err("backend", backend, "allowed: " + ", ".join(BACKENDS))
-    policy = canonical_policy(v["policy"]) if isinstance(v["policy"], str) else None
-    if policy is None:
-        raise _err("policy", v["policy"], "allowed: " + ", ".join(policy_aliases()))
-    test_command = v["test-command"]
-    if test_command is not None and (not isinstance(test_command, str) or not test_command.strip()):
-        raise _err("test-command", test_command, "expected a command line string")
-    wheelhouse = v["wheelhouse"]
-    if not isinstance(wheelhouse, str) or not wheelhouse:
-        raise _err("wheelhouse", wheelhouse, "expected a directory path")
-    images = _table("images", v["images"], '{ x86_64 = "quay.io/…:tag" }')
-    for arch, ref in images.items():
-        if arch not in ARCHS:
-            raise _err(f"images.{arch}", arch, "allowed: " + ", ".join(ARCHS))
-        if not isinstance(ref, str) or not ref:
-            raise _err(f"images.{arch}", ref, "expected an image reference string")
-    container_env = tuple(_str_list("container-env", v["container-env"]))
-    for var in container_env:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
-            raise _err("container-env", var, "expected environment variable names")
-    container_mode = v["container-mode"]
-    if container_mode not in CONTAINER_MODES:
-        raise _err("container-mode", container_mode, "allowed: " + ", ".join(CONTAINER_MODES))
-    build_image = _bool("build-image", v["build-image"])
-    dockerfile = v["dockerfile"]
-    if dockerfile is not None:
-        if not isinstance(dockerfile, str) or not (project / dockerfile).is_file():
-            raise _err(
-                "dockerfile", dockerfile, f"expected a Dockerfile path relative to {project}"
-            )
-        dockerfile = (project / dockerfile).resolve()
-    elif build_image:
-        dockerfile = default_dockerfile(policy)
-    name = _project_name(project, project_table)
+    """The validated config of the project directory ``project`` (unpacked from ``sdist``
+    when it came as one); ``last_commit`` is the time ``source-date-epoch`` defaults to,
+    ``env`` the environment's settings (default: this process's)."""
+    env = environment.read() if env is None else env
+    pyproject = read_pyproject(project)
+    table = pyproject.get("tool", {}).get("geonox", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[tool.geonox] in {project / 'pyproject.toml'} is not a table.")
+    values = _cascade(table, overrides or {}, env, drop or set())
+    reading = Reading(values, project, sdist, pyproject, last_commit)
+    parsed = {o.field: o.parse(o.key, values[o.key], reading) for o in OPTIONS if o.parse}
+    name = _project_name(project, reading.project_table)
     if name is None:
         raise ConfigError(f"{project / 'pyproject.toml'} has no [project] name.")
-    before_build = v["before-build"]
-    if before_build is not None and (not isinstance(before_build, str) or not before_build.strip()):
-        raise _err("before-build", before_build, "expected a shell command string")
-    test_sources = _str_list("test-sources", v["test-sources"])
-    for rel in test_sources:
-        if Path(rel).is_absolute() or ".." in Path(rel).parts or not (project / rel).exists():
-            raise _err("test-sources", rel, f"expected paths inside {project} that exist")
-    # the wheelhouse of an sdist's build lives beside the sdist, not in the unpacked tree
-    base = sdist.parent if sdist else project
-    return Config(
-        project=project,
-        name=name,
-        archs=tuple(archs),
-        pythons=tuple(pythons),
-        backend=backend,
-        policy=policy,
-        deps=tuple(_deps(v)),
-        test_command=test_command,
-        wheelhouse=(base / wheelhouse).resolve(),
-        repair=_repair(v["repair"]),
-        abi3=_abi3(pyproject),
-        mirrors=tuple(v["mirrors"]),
-        offline=_bool("offline", v["offline"]),
-        images=dict(images),
-        allow_unpinned=_bool("allow-unpinned", v["allow-unpinned"]),
-        container_env=container_env,
-        container_mode=container_mode,
-        dockerfile=dockerfile,
-        verify_strict=_bool("verify-strict", v["verify-strict"]),
-        ccache=_bool("ccache", v["ccache"]),
-        source_date_epoch=_source_date_epoch(v["source-date-epoch"], project, sdist),
-        build_env=_str_table("build-env", v["build-env"]),
-        before_build=before_build,
-        build_constraints=tuple(_str_list("build-constraints", v["build-constraints"])),
-        test_requires=tuple(_str_list("test-requires", v["test-requires"])),
-        test_sources=tuple(test_sources),
-        sdist=sdist,
-        cache_remote=_remote(v["cache-remote"]),
-        cache_push=_bool("cache-push", v["cache-push"]),
-        env=env,
-    )
-
-
-def _remote(value: Any) -> RemoteSpec | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise _err("cache-remote", value, "expected oci://<registry>/<repository>")
-    return RemoteSpec.parse(value)
+    return Config(project=project, name=name, abi3=_abi3(pyproject), sdist=sdist, env=env, **parsed)

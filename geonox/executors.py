@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import IO, Any
 
 from geonox.command import Command
 from geonox.errors import BuildError, UserError
@@ -39,7 +40,7 @@ STOP_GRACE = 5.0  # seconds a stopped process group gets before SIGKILL
 __all__ = ["Command", "Executor", "HostExecutor", "log_tail", "run_child", "run_logged"]
 
 
-def stop_group(proc: subprocess.Popen, grace: float = STOP_GRACE) -> None:
+def stop_group(proc: subprocess.Popen[Any], grace: float = STOP_GRACE) -> None:
     """SIGTERM the process group ``proc`` leads, then SIGKILL what is left after ``grace``."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
@@ -61,12 +62,12 @@ def stop_group(proc: subprocess.Popen, grace: float = STOP_GRACE) -> None:
 def run_child(
     argv: Sequence[str],
     *,
-    stdout: object = None,
-    stderr: object = None,
+    stdout: int | IO[Any] | None = None,
+    stderr: int | IO[Any] | None = None,
     env: Mapping[str, str] | None = None,
     cwd: str | None = None,
     text: bool = False,
-) -> subprocess.CompletedProcess:
+) -> subprocess.CompletedProcess[Any]:
     """``subprocess.run`` in a new process group that is stopped if the wait is interrupted."""
     proc = subprocess.Popen(
         list(argv),
@@ -258,7 +259,7 @@ class HostExecutor(Executor):
                 f"'{shlex.join(argv)}' failed on this machine (exit "
                 f"{proc.returncode}): {proc.stdout.strip()[-400:]}"
             )
-        return proc.stdout
+        return str(proc.stdout)
 
     def python(self, py: PythonVersion) -> str:
         exe = shutil.which(py.host_exe)

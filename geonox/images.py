@@ -9,6 +9,7 @@ for that arch.  Builds run the image by digest and refuse an unpinned one unless
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sys
@@ -16,9 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
+from geonox.cache import write_atomic
 from geonox.errors import UserError
+from geonox.registry import Registry, RegistryError
 from geonox.targets import OCI_ARCH
 
 if sys.version_info >= (3, 11):
@@ -55,7 +56,8 @@ class ImageRef:
 
     @classmethod
     def parse(cls, text: str) -> ImageRef:
-        rest, digest = (text.split("@", 1) + [None])[:2] if "@" in text else (text, None)
+        rest, _, after = text.partition("@")
+        digest = after if "@" in text else None
         if digest is not None and not DIGEST_RE.fullmatch(digest):
             raise UserError(
                 f"image reference {text!r} has a malformed digest (want sha256:<64 hex>)."
@@ -122,110 +124,66 @@ def default_dockerfile(policy: str) -> Path:
 # ------------------------------------------------------------------ registry API
 
 
-def _scheme(registry: str) -> str:
-    host = registry.split(":")[0]
-    return (
-        "http" if host in ("localhost", "127.0.0.1", "::1") or host.startswith("127.") else "https"
-    )
-
-
-def _bearer_token(session: requests.Session, challenge: str, ref: ImageRef) -> str:
-    """The anonymous token flow: follow the WWW-Authenticate challenge's realm."""
-    params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-    realm = params.pop("realm", None)
-    if not realm:
-        raise UserError(
-            f"{ref.registry} asked for authentication without a token realm "
-            f"({challenge!r}); pin this image by hand (images = {{…@sha256:…}})."
-        )
-    params.setdefault("scope", f"repository:{ref.repository}:pull")
-    resp = session.get(realm, params=params, timeout=30)
-    if resp.status_code != 200:
-        raise UserError(
-            f"{ref.registry} refused an anonymous pull token for {ref.repository} "
-            f"(HTTP {resp.status_code} from {realm}); is the image private?"
-        )
-    body = resp.json()
-    token = body.get("token") or body.get("access_token")
-    if not token:
-        raise UserError(f"{realm} answered without a token.")
-    return token
-
-
-def _get_manifest(
-    session: requests.Session, ref: ImageRef, reference: str, token: str | None
-) -> tuple[requests.Response, str | None]:
-    url = f"{_scheme(ref.registry)}://{ref.registry}/v2/{ref.repository}/manifests/{reference}"
-    headers = {"Accept": ", ".join(INDEX_TYPES + MANIFEST_TYPES)}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        resp = session.get(url, headers=headers, timeout=30)
-    except requests.RequestException as exc:
-        raise UserError(
-            f"could not reach registry {ref.registry} to resolve {ref} ({exc}). "
-            f"Check the network, or pin the image by digest by hand."
-        ) from None
-    if (
-        resp.status_code == 401
-        and token is None
-        and "bearer" in resp.headers.get("WWW-Authenticate", "").lower()
-    ):
-        token = _bearer_token(session, resp.headers["WWW-Authenticate"], ref)
-        return _get_manifest(session, ref, reference, token)
-    if resp.status_code == 404:
-        raise UserError(
-            f"{ref.registry} has no manifest {reference!r} for {ref.repository} "
-            f"(HTTP 404). Check the image name and tag."
-        )
-    if resp.status_code != 200:
-        raise UserError(f"{ref.registry} answered HTTP {resp.status_code} for {url}.")
-    return resp, token
-
-
 def resolve_digest(reference: str, arch: str) -> str:
     """The digest of ``reference``'s image for ``arch``: the manifest's own digest, or for a
-    multi-arch index the digest of its linux/<arch> manifest."""
-    import hashlib
-
+    multi-arch index the digest of its linux/<arch> manifest.  Asked through
+    :class:`geonox.registry.Registry` (docker's credentials, the token flow, loopback over
+    plain HTTP), so an image in a private registry pins with the login the cache uses."""
     ref = ImageRef.parse(reference)
-    with requests.Session() as session:
-        resp, token = _get_manifest(session, ref, ref.digest or ref.tag or "latest", None)
-        media = resp.headers.get("Content-Type", "").split(";")[0]
-        body = resp.json()
-        media = body.get("mediaType") or media
-        if media in INDEX_TYPES or "manifests" in body:
-            oci = OCI_ARCH[arch]
-            for entry in body.get("manifests", []):
-                platform = entry.get("platform", {})
-                if platform.get("os") == "linux" and platform.get("architecture") == oci:
-                    return entry["digest"]
-            found = sorted(
-                {m.get("platform", {}).get("architecture", "?") for m in body.get("manifests", [])}
+    reference_part = ref.digest or ref.tag or "latest"
+    oci = OCI_ARCH[arch]
+    try:
+        with Registry(ref.registry) as registry:
+            resp = registry.request(
+                "GET",
+                ref.repository,
+                f"manifests/{reference_part}",
+                ok=(200, 404),
+                headers={"Accept": ", ".join(INDEX_TYPES + MANIFEST_TYPES)},
             )
-            raise UserError(
-                f"{reference} is a multi-arch index without linux/{oci} "
-                f"(it has: {', '.join(found)}); choose an image for {arch}."
+            if resp.status_code == 404:
+                raise UserError(
+                    f"{ref.registry} has no manifest {reference_part!r} for {ref.repository} "
+                    f"(HTTP 404). Check the image name and tag."
+                )
+            body = resp.json()
+            media = body.get("mediaType") or resp.headers.get("Content-Type", "").split(";")[0]
+            if media in INDEX_TYPES or "manifests" in body:
+                for entry in body.get("manifests", []):
+                    platform = entry.get("platform", {})
+                    if platform.get("os") == "linux" and platform.get("architecture") == oci:
+                        return str(entry["digest"])
+                found = sorted(
+                    {m.get("platform", {}).get("architecture", "?") for m in body["manifests"]}
+                )
+                raise UserError(
+                    f"{reference} is a multi-arch index without linux/{oci} "
+                    f"(it has: {', '.join(found)}); choose an image for {arch}."
+                )
+            digest = resp.headers.get("Docker-Content-Digest") or (
+                "sha256:" + hashlib.sha256(resp.content).hexdigest()
             )
-        digest = (
-            resp.headers.get("Docker-Content-Digest")
-            or "sha256:" + hashlib.sha256(resp.content).hexdigest()
-        )
-        config = body.get("config", {}).get("digest")
-        if config:  # single-arch manifest: make sure it is the arch we want
-            blob_url = (
-                f"{_scheme(ref.registry)}://{ref.registry}/v2/{ref.repository}/blobs/{config}"
-            )
-            headers = {"Authorization": f"Bearer {token}"} if token else {}
-            cfg = session.get(blob_url, headers=headers, timeout=30)
-            if cfg.status_code == 200:
-                image_arch = cfg.json().get("architecture")
-                if image_arch and image_arch != OCI_ARCH[arch]:
+            config = body.get("config", {}).get("digest")
+            if config:  # a single-arch manifest: make sure it is the arch we want
+                blob = registry.request("GET", ref.repository, f"blobs/{config}", ok=(200, 404))
+                image_arch = blob.json().get("architecture") if blob.status_code == 200 else None
+                if image_arch and image_arch != oci:
                     raise UserError(
-                        f"{reference} is a linux/{image_arch} image, not "
-                        f"linux/{OCI_ARCH[arch]}: choose the {arch} image."
+                        f"{reference} is a linux/{image_arch} image, not linux/{oci}: "
+                        f"choose the {arch} image."
                     )
-        return digest
+            return digest
+    except RegistryError as exc:
+        raise UserError(
+            f"could not resolve {reference} for {arch}: {exc}. Check the network, the image "
+            f"name and the login (docker login {ref.registry}), or pin the image by digest "
+            f'by hand (images = {{ {arch} = "…@sha256:…" }}).'
+        ) from None
+    except ValueError:  # a body that is not JSON
+        raise UserError(
+            f"{ref.registry} answered for {reference} with something that is not an image "
+            "manifest; check the image name."
+        ) from None
 
 
 # ------------------------------------------------------------------ lock file
@@ -282,9 +240,7 @@ class ImageLock:
                 f"digest = {json.dumps(e.digest)}",
                 "",
             ]
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("\n".join(lines))
-        tmp.replace(self.path)
+        write_atomic(self.path, "\n".join(lines))
 
 
 @dataclass(frozen=True)

@@ -8,51 +8,43 @@ objects in :data:`geonox.steps.STEPS`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from geonox.config import Config
-from geonox.steps import BY_NAME, STEPS, Key, Step
-from geonox.targets import PythonVersion
+from geonox.project import Run
+from geonox.steps import STEPS
+from geonox.steps.base import SessionKey, Step
 
 
 @dataclass(frozen=True)
 class SessionSpec:
     name: str
-    step: Step
-    arch: str | None
-    python: PythonVersion | None
+    step: Step[Any]
+    key: SessionKey
     requires: tuple[str, ...]
     tags: tuple[str, ...]
     doc: str
 
-
-def session_name(config: Config, key: Key, prefix: str = "") -> str:
-    step_name, arch, py = key
-    step = BY_NAME[step_name]
-    return prefix + step.session_name(arch, step.normalise(config, py))
+    def run(self, run: Run) -> None:
+        self.step.run(run, self.key)
 
 
 def session_specs(config: Config, prefix: str = "") -> list[SessionSpec]:
     specs: list[SessionSpec] = []
     for arch in (None, *config.archs):
         for step in STEPS:
-            if (step.scope == "project") != (arch is None):
-                continue
-            for py in step.pythons(config):
+            for key in step.keys(config, arch):
                 requires = tuple(
-                    dict.fromkeys(
-                        session_name(config, k, prefix) for k in step.requires(config, arch, py)
-                    )
+                    dict.fromkeys(prefix + s.session_name(k) for s, k in step.requires(config, key))
                 )
-                tags = ("geonox", step.name) + ((arch,) if arch else ()) + ((py.tag,) if py else ())
                 specs.append(
                     SessionSpec(
-                        prefix + step.session_name(arch, py),
-                        step,
-                        arch,
-                        py,
-                        requires,
-                        tags,
-                        step.doc(config, arch, py),
+                        name=prefix + step.session_name(key),
+                        step=step,
+                        key=key,
+                        requires=requires,
+                        tags=("geonox", step.name, *key.tags),
+                        doc=step.doc(config, key),
                     )
                 )
     return specs

@@ -36,7 +36,7 @@ _NUMBERED_RE = re.compile(r"^(manylinux|musllinux)_(\d+)_(\d+)$")
 
 
 @functools.cache
-def policy_records(libc: str = "glibc") -> tuple[dict, ...]:
+def policy_records(libc: str = "glibc") -> tuple[dict[str, Any], ...]:
     """The policy records auditwheel ships for ``libc`` ("glibc" or "musl"), as shipped."""
     return tuple(json.loads(_policy_data(_POLICY_FILES[libc])))
 
@@ -94,7 +94,7 @@ def _version_key(version: str) -> tuple[str, tuple[int, ...]] | None:
     return m.group("sub"), tuple(int(p) for p in m.group("num").split("."))
 
 
-def version_sort_key(version: str) -> tuple:
+def version_sort_key(version: str) -> tuple[str, tuple[int, ...]]:
     return _version_key(version) or ("~", ())
 
 
@@ -195,9 +195,9 @@ def resolve_policy(platform_tag: str) -> Policy:
             if arch not in entry["symbol_versions"]:
                 known = ", ".join(sorted(entry["symbol_versions"]))
                 raise UserError(
-                    f"The platform tag {platform_tag!r} names policy {entry['name']}, which auditwheel "
-                    f"does not define for {arch} (it covers: {known}); retag the wheel with a policy "
-                    f"that exists for {arch}."
+                    f"The platform tag {platform_tag!r} names policy {entry['name']}, which "
+                    f"auditwheel does not define for {arch} (it covers: {known}); retag the "
+                    f"wheel with a policy that exists for {arch}."
                 )
             return Policy._from_record(entry, arch, libc)
     # A policy newer than this auditwheel knows (e.g. manylinux_2_45): use the newest known

@@ -1,6 +1,14 @@
-"""A configured project: its config, one backend per arch, its work dir and its log.
+"""A configured project and the runs made on it.
 
-Steps receive a :class:`Project`; the nox sessions and the CLI make one from the config.
+:func:`load_config` is the public way to a :class:`~geonox.config.Config`: it does the I/O
+the options layer does not (unpacking an sdist into the cache, asking git when the project
+last changed) and hands the rest to :func:`geonox.config.read_config`.
+
+A :class:`Project` is what every session of one registration shares: its config, its
+cache, the container engines found, its work dir.  A :class:`Run` is one session's (or one
+CLI command's) context, made for it and passed explicitly, as pypa/build passes its
+``_ctx``: the name its lines start with and where they go.  Backends are made per run and
+log to it; nothing shared is rebound from session to session.
 """
 
 from __future__ import annotations
@@ -9,43 +17,147 @@ import contextlib
 import functools
 import hashlib
 import os
-from collections.abc import Callable, Iterator
+import subprocess
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
-from geonox.backends import BACKENDS, Backend, Engines, backend_name
-from geonox.cache import Artifact, CacheLayout
-from geonox.config import Config
+from geonox import environment
+from geonox.backends import Backend, Engines, backend_class
+from geonox.cache import Artifact, CacheLayout, WorkDir, file_sha256
+from geonox.config import Config, read_config
+from geonox.errors import ConfigError
+from geonox.sources.archives import extract
 from geonox.targets import PythonVersion, Target
+
+Log = Callable[[str], None]
+SDIST_SUFFIXES = (".tar.gz", ".tgz", ".zip")
+
+
+# ------------------------------------------------------------------ loading
+
+
+def is_sdist(path: Path) -> bool:
+    return path.name.lower().endswith(SDIST_SUFFIXES)
+
+
+def unpack_sdist(sdist: Path, cache: CacheLayout) -> Path:
+    """The project directory of ``sdist``, unpacked (safely, once per content) in the cache:
+    building from it proves the sdist is complete, as a release pipeline should."""
+    if not sdist.is_file():
+        raise ConfigError(
+            f"project {str(sdist)!r} is named like an sdist but is not a file; "
+            "pass an sdist (.tar.gz) or the project's directory."
+        )
+    sha256 = file_sha256(sdist)
+    stem = sdist.name[: -len(next(s for s in SDIST_SUFFIXES if sdist.name.lower().endswith(s)))]
+    artifact = cache.sdist(f"{stem}-{sha256[:16]}")
+
+    def unpack(place: Path) -> dict[str, str]:
+        top = extract(sdist, place / "src")
+        return {"sdist": str(sdist), "sha256": sha256, "top": top.name}
+
+    artifact.ensure(unpack)
+    top = artifact.path / "src" / artifact.read_marker()["top"]
+    return top if top.is_dir() else artifact.path / "src"
+
+
+def last_commit(project: Path, sdist: Path | None) -> int | None:
+    """When the project last changed: its last commit touching its directory (git), or
+    for an unpacked sdist the time of its PKG-INFO; None when neither says."""
+    if sdist is not None:
+        pkg_info = project / "PKG-INFO"
+        return int(pkg_info.stat().st_mtime) if pkg_info.is_file() else None
+    try:
+        out = subprocess.run(
+            ["git", "log", "-1", "--format=%ct", "--", "."],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None  # no git
+    text = out.stdout.strip()
+    return int(text) if out.returncode == 0 and text.isdigit() else None
+
+
+def _load(
+    project: str | Path,
+    overrides: Mapping[str, Any],
+    environ: Mapping[str, str] | None,
+    drop: set[str],
+) -> Config:
+    env = environment.read(environ)
+    path, sdist = Path(project).resolve(), None
+    if is_sdist(path):
+        path, sdist = unpack_sdist(path, CacheLayout(env.cache_dir)), path
+    return read_config(
+        path,
+        sdist=sdist,
+        last_commit=last_commit(path, sdist),
+        env=env,
+        overrides=overrides,
+        drop=drop,
+    )
+
+
+def load_config(
+    project: str | Path = ".", *, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Config:
+    """Read and validate the configuration of ``project`` (a directory or an sdist, which is
+    unpacked into the cache first); ``overrides`` are register()'s keywords."""
+    return _load(project, overrides, environ, drop=set())
+
+
+def load_config_lenient(
+    project: str | Path = ".", **overrides: Any
+) -> tuple[Config | None, ConfigError | None]:
+    """The config, or the first error and a config with every bad key at its default (so
+    the session names a broken config would have had can still be registered)."""
+    try:
+        return _load(project, overrides, None, drop=set()), None
+    except ConfigError as first:
+        drop: set[str] = set()
+        error: ConfigError = first
+        while error.key and error.key not in drop and len(drop) < 100:
+            drop.add(error.key)
+            try:
+                return _load(project, overrides, None, drop=drop), first
+            except ConfigError as exc:
+                error = exc
+        return None, first
+
+
+# ------------------------------------------------------------------ the project
 
 
 class Project:
-    def __init__(self, config: Config, log: Callable[[str], None] = print) -> None:
+    """One registered project: shared by every session of a registration."""
+
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.log = log
         self.cache = CacheLayout(config.cache_dir)
         self.engines = Engines(dict(config.env.engines))
-        self._backends: dict[str, Backend] = {}
 
-    def backend(self, arch: str) -> Backend:
-        """The backend that builds ``arch`` (resolved once; use it in a ``with``)."""
-        if arch not in self._backends:
-            cls = BACKENDS[backend_name(self.config, arch, self.engines)]
-            self._backends[arch] = cls(
-                self.config,
-                arch,
-                self.cache,
-                self.engines,
-                lambda: self.log,
-                lambda: self.logs_dir(arch),
-            )
-        return self._backends[arch]
+    def backend(self, arch: str, log: Log) -> Backend:
+        """A new backend for ``arch`` that logs to ``log`` (use it in a ``with``)."""
+        cls = backend_class(self.config, arch, self.engines)
+        return cls(
+            self.config, arch, self.cache, self.engines, log=log, logs=self.workdir.logs(arch)
+        )
 
     def image_archs(self) -> tuple[str, ...]:
         """The configured archs whose builds or tests run in a container image."""
-        return tuple(a for a in self.config.archs if self.backend(a).runs_in_image)
+        return tuple(
+            a for a in self.config.archs if self.backend(a, lambda text: None).runs_in_image
+        )
 
     def target(self, arch: str) -> Target:
         return Target(arch=arch, policy=self.config.policy)
+
+    def run(self, name: str, log: Log = print) -> Run:
+        return Run(self, name, log)
 
     # -- the work dir: per project, in the cache
 
@@ -54,19 +166,18 @@ class Project:
         config = self.config
         digest = hashlib.sha256(str(config.project).encode()).hexdigest()[:12]
         artifact = self.cache.work_dir(f"{config.name}-{digest}")
-        artifact.ensure(
-            lambda place: (
-                place.mkdir(parents=True, exist_ok=True),
-                {"project": str(config.project), "name": config.name},
-            )[1],
-            in_place=True,
-        )
+
+        def make(place: Path) -> dict[str, str]:
+            place.mkdir(parents=True, exist_ok=True)
+            return {"project": str(config.project), "name": config.name}
+
+        artifact.ensure(make, in_place=True)
         return artifact
 
     @property
-    def work_dir(self) -> Path:
+    def workdir(self) -> WorkDir:
         """Unrepaired wheels, repair stamps, verify reports, test venvs and step logs."""
-        return self.work.path
+        return WorkDir(self.work.path)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
@@ -82,12 +193,32 @@ class Project:
         """Which build a Python version uses: 'abi3' once per arch, else its cpXY tag."""
         return "abi3" if self.config.abi3 or py is None else py.tag
 
-    def dist_dir(self, arch: str, py: PythonVersion | None) -> Path:
-        return self.work_dir / "dist" / arch / self.build_id(py)
-
-    def logs_dir(self, arch: str) -> Path:
-        return self.work_dir / "logs" / arch
-
     @property
     def jobs(self) -> int:
         return os.cpu_count() or 1
+
+
+class Run:
+    """One session's (or CLI command's) context: the project, the name its lines start with
+    (``build-x86_64-3.12``; empty for none), and where they go (nox's ``session.log``,
+    ``print``).  Made for the run, passed to what it runs, never rebound."""
+
+    def __init__(self, project: Project, name: str, out: Log = print) -> None:
+        self.project = project
+        self.name = name
+        self.out = out
+        self._backends: dict[str, Backend] = {}
+
+    @property
+    def config(self) -> Config:
+        return self.project.config
+
+    def log(self, text: str) -> None:
+        self.out(f"{self.name}: {text}" if self.name else text)
+
+    def backend(self, arch: str) -> Backend:
+        """This run's backend for ``arch`` (one per arch; use it in a ``with``)."""
+        if arch not in self._backends:
+            # its own lines (images-x86_64: …) go out as they are
+            self._backends[arch] = self.project.backend(arch, self.out)
+        return self._backends[arch]

@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import json
 import re
+import tarfile
+import tempfile
 import time
 import uuid
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import quote
+
+from geonox.recipes import Recipe
+from geonox.sources.model import Source
+from geonox.wheelfile import rewriting
 
 SBOM_NAME = "geonox.cdx.json"
 SPEC_VERSION = "1.6"
@@ -51,7 +58,8 @@ class Bundled:
     @property
     def purl(self) -> str:
         url = quote(self.url, safe="")
-        return f"pkg:generic/{self.name}@{self.version}?download_url={url}&checksum=sha256:{self.sha256}"
+        query = f"download_url={url}&checksum=sha256:{self.sha256}"
+        return f"pkg:generic/{self.name}@{self.version}?{query}"
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ class BuildFacts:
     )  # the pinned build tools: name -> version
 
 
-def _license(expression: str) -> list[dict]:
+def _license(expression: str) -> list[dict[str, Any]]:
     if any(op in expression for op in (" AND ", " OR ", " WITH ", "(")):
         return [{"expression": expression}]
     return [{"license": {"id": expression}}]
@@ -80,7 +88,7 @@ def license_paths(dist_info: str, dep: Bundled) -> list[str]:
 
 def document(
     dist: str, version: str, dist_info: str, deps: Sequence[Bundled], facts: BuildFacts
-) -> dict:
+) -> dict[str, Any]:
     """The CycloneDX 1.6 document for wheel ``dist`` ``version`` bundling ``deps``."""
     top = f"pkg:pypi/{dist.lower().replace('_', '-')}@{version}"
     components = []
@@ -172,16 +180,13 @@ def dist_info_dir(names: Sequence[str]) -> str:
 
 def add_to_wheel(wheel: Path, deps: Sequence[Bundled], facts: BuildFacts) -> str:
     """Write the SBOM and the license texts into ``wheel`` (in place; RECORD rewritten with
-    their hashes and sizes).  Returns the SBOM's path inside the wheel."""
-    from auditwheel.wheeltools import InWheel
-
+    their hashes and sizes, entries stamped with the facts' time).  Returns the SBOM's path
+    inside the wheel."""
     with zipfile.ZipFile(wheel) as zf:
         dist_info = dist_info_dir(zf.namelist())
     dist, version = dist_info[: -len(".dist-info")].split("-", 1)
     doc = document(dist, version, dist_info, deps, facts)
-    tmp = wheel.with_name(wheel.name + ".sbom")
-    with InWheel(wheel, tmp):
-        root = Path.cwd()
+    with rewriting(wheel, facts.source_date_epoch) as root:
         sbom = root / dist_info / "sboms" / SBOM_NAME
         sbom.parent.mkdir(parents=True, exist_ok=True)
         sbom.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
@@ -190,8 +195,37 @@ def add_to_wheel(wheel: Path, deps: Sequence[Bundled], facts: BuildFacts) -> str
                 path = root / dist_info / "licenses" / dep.name / name
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(text)
-    tmp.replace(wheel)
     return f"{dist_info}/sboms/{SBOM_NAME}"
+
+
+def bundled(
+    present: Collection[str],
+    deps: Sequence[tuple[Recipe, Source, str]],
+    archive_of: Callable[[Source], Path],
+) -> list[Bundled]:
+    """A :class:`Bundled` for each dependency (recipe, verified source, link mode) whose
+    library the wheel carries (``present``: recipe names, as verify finds them in its ELF
+    files), its license texts read from its verified source archive."""
+    out = []
+    for recipe, source, link in deps:
+        prov = recipe.provenance
+        if recipe.name not in present or prov is None:
+            continue
+        out.append(
+            Bundled(
+                name=recipe.name,
+                version=source.version,
+                url=source.url,
+                sha256=source.sha256,
+                link=link,
+                license=prov.license,
+                supplier=prov.supplier,
+                cpe=prov.cpe(source.version),
+                depends=tuple(d for d in recipe.depends if d in present),
+                license_files=license_texts_from_archive(archive_of(source), prov.license_files),
+            )
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -206,7 +240,7 @@ class Component:
     purl: str | None
     sbom: str  # the SBOM file it was read from
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "version": self.version,
@@ -218,7 +252,7 @@ class Component:
         }
 
 
-def _component(raw: dict, sbom: str) -> Component:
+def _component(raw: dict[str, Any], sbom: str) -> Component:
     sha = None
     for ref in raw.get("externalReferences", []):
         for h in ref.get("hashes", []):
@@ -296,35 +330,11 @@ def license_texts(src: Path, paths: Sequence[str]) -> tuple[tuple[str, bytes], .
     return tuple(texts)
 
 
-def libraries_in(wheel: Path) -> dict[str, set[str]]:
-    """Which recipes' libraries the ELF files of ``wheel`` carry (verify's evidence: an
-    exported API symbol, or bytes only the implementation holds), per recipe name:
-    {"proj": {"geodemo/_geodemo.abi3.so"}, ...}."""
-    import tempfile
-
-    from geonox.recipes import registry
-    from geonox.verify.facts import WheelFacts, unpack
-
-    owner = {lib.name: recipe.name for recipe in registry().values() for lib in recipe.libraries}
-    found: dict[str, set[str]] = {}
-    with tempfile.TemporaryDirectory(prefix="geonox-sbom-") as tmp:
-        root = Path(tmp)
-        unpack(wheel, root)
-        facts = WheelFacts.collect(root, None)
-        for rel, libs in facts.contains.items():
-            for lib in libs:
-                found.setdefault(owner[lib], set()).add(rel)
-    return found
-
-
 def license_texts_from_archive(
     archive: Path, paths: Sequence[str]
 ) -> tuple[tuple[str, bytes], ...]:
     """:func:`license_texts` read straight from a (verified) source archive: the files
     under its one top-level directory."""
-    import tarfile
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="geonox-licenses-") as tmp, tarfile.open(archive) as tf:
         top = tf.getnames()[0].split("/")[0]
         members = [tf.getmember(f"{top}/{p}") for p in paths]

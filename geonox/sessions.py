@@ -7,21 +7,32 @@ as the config would have named them, bad keys at their defaults) fails with that
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from typing import Any, Callable
 
-from geonox.config import load_config_lenient
+import nox
+
 from geonox.errors import UserError
 from geonox.plan import SessionSpec, session_specs
-from geonox.project import Project
+from geonox.project import Project, load_config_lenient
 from geonox.signals import stop_on_signals
 
 
-def run_step(project: Project, spec: SessionSpec) -> None:
-    """Run one session's step; SIGTERM/SIGINT stop it cleanly (see geonox.signals)."""
+def run_step(project: Project, spec: SessionSpec, log: Callable[[str], None]) -> None:
+    """Run one session's step, its lines to ``log``; SIGTERM/SIGINT stop it cleanly (see
+    geonox.signals)."""
     with stop_on_signals(), project.session():
-        spec.step.run(project, spec.arch, spec.python, spec.name)
+        spec.run(project.run(spec.name, log))
+
+
+def _run(project: Project, spec: SessionSpec, session: Any) -> None:
+    run_step(project, spec, session.log)
+
+
+def _refuse(message: str, session: Any) -> None:
+    raise UserError(message)
 
 
 def _session_func(spec: SessionSpec, body: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -44,8 +55,6 @@ def register(prefix: str = "", project: str = ".", **overrides: Any) -> list[str
     e.g. ``register(archs=["x86_64"], python=["3.12"])``.  Sessions are not run by a bare
     ``nox`` (``default=False``); select them with ``-s`` or ``-t geonox``.
     """
-    import nox
-
     # nox logs at DEBUG; urllib3's connection chatter would bury geonox's own lines.
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     config, error = load_config_lenient(project, **overrides)
@@ -57,16 +66,11 @@ def register(prefix: str = "", project: str = ".", **overrides: Any) -> list[str
     proj = Project(config)
     names = []
     for spec in session_specs(config, prefix):
-        if error is None:
-
-            def body(session: Any, spec: SessionSpec = spec) -> None:
-                proj.log = session.log
-                run_step(proj, spec)
-        else:
-
-            def body(session: Any, message: str = str(error)) -> None:
-                raise UserError(message)
-
+        body: Callable[[Any], None] = (
+            functools.partial(_run, proj, spec)
+            if error is None
+            else functools.partial(_refuse, str(error))
+        )
         nox.session(
             name=spec.name,
             python=False,

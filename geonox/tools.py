@@ -15,6 +15,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import geonox
 from geonox.cache import TOOL_MARKER, CacheLayout
@@ -197,7 +198,7 @@ def build_tools_bin(executor: Executor, cache: CacheLayout, py: PythonVersion, *
     return str(artifact.path / "bin")
 
 
-def _unpack_cmake(req: str, arch: str, python: str, place: Path, log: Path) -> dict:
+def _unpack_cmake(req: str, arch: str, python: str, place: Path, log: Path) -> dict[str, str]:
     import subprocess
     import sys
     import zipfile
@@ -258,7 +259,7 @@ def _unpack_cmake(req: str, arch: str, python: str, place: Path, log: Path) -> d
 
 def verify_report(
     executor: Executor, cache: CacheLayout, wheel: Path, py: PythonVersion, *, log: Path
-) -> dict:
+) -> dict[str, Any]:
     """geonox verify's report (``WheelReport.to_dict()``) for ``wheel``, made where the
     wheel can run (so ``ldd -r`` sees that system's libraries); geonox's own wheels must
     name what they bundle (``--require-sbom``)."""
@@ -275,7 +276,8 @@ def verify_report(
         env={"PYTHONPATH": str(package.parent)},
     )
     try:
-        return json.loads(out)[0]
+        report: dict[str, Any] = json.loads(out)[0]
+        return report
     except (ValueError, IndexError, KeyError):
         raise BuildError(
             f"geonox verify printed no report where {wheel.name} runs "

@@ -14,6 +14,7 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from geonox.errors import UserError
 
@@ -25,7 +26,7 @@ class MemberDiff:
     detail: str = ""
     sections: list[str] = field(default_factory=list)  # ELF sections whose bytes differ
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "member": self.name,
             "what": self.what,
@@ -42,7 +43,7 @@ class WheelDiff:
     sha256: tuple[str, str]
     members: list[MemberDiff]  # every member that differs, A's order first
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "a": str(self.a),
             "b": str(self.b),
@@ -78,7 +79,7 @@ def elf_sections_that_differ(a: bytes, b: bytes) -> list[str]:
     return changed
 
 
-def _zip_meta(info: zipfile.ZipInfo) -> tuple:
+def _zip_meta(info: zipfile.ZipInfo) -> tuple[Any, ...]:
     return (info.date_time, info.external_attr, info.compress_type, info.create_system)
 
 

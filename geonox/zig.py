@@ -31,6 +31,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from geonox.cache import CacheLayout
 from geonox.errors import UserError
@@ -110,7 +111,7 @@ class ZigToolchain:
         artifact.ensure(lambda place: self._write(place, artifact.path))
         return artifact.path
 
-    def _write(self, place: Path, root: Path) -> dict:
+    def _write(self, place: Path, root: Path) -> dict[str, Any]:
         """The wrappers and the toolchain file into ``place``, naming their final ``root``."""
         bin_dir = place / "bin"
         bin_dir.mkdir(parents=True)
@@ -125,7 +126,8 @@ class ZigToolchain:
                     "import sys\n"
                     f"sys.path.insert(0, {str(package_dir)!r})\n"
                     "from geonox.zigcc import wrapper_main\n"
-                    f"sys.exit(wrapper_main({tool!r}, {self.target!r}, sys.argv[1:], {str(zig)!r}))\n"
+                    f"sys.exit(wrapper_main({tool!r}, {self.target!r}, sys.argv[1:], "
+                    f"{str(zig)!r}))\n"
                 )
             else:  # every compiler call: POSIX sh, no interpreter start
                 path.write_text(sh_wrapper(tool, self.target, str(zig)))
@@ -142,7 +144,8 @@ class ZigToolchain:
                     f'set(CMAKE_CXX_COMPILER "{final_bin}/c++")',
                     f'set(CMAKE_AR "{final_bin}/ar" CACHE FILEPATH "zig ar")',
                     f'set(CMAKE_RANLIB "{final_bin}/ranlib" CACHE FILEPATH "zig ranlib")',
-                    f'set(CMAKE_STRIP "{final_bin}/strip" CACHE FILEPATH "zig objcopy --strip-all")',
+                    f'set(CMAKE_STRIP "{final_bin}/strip" CACHE FILEPATH '
+                    '"zig objcopy --strip-all")',
                     # Programs (the Python interpreter, sqlite3 for proj.db) come from the build
                     # machine; libraries and packages from the prefix or the toolchain's sysroot.
                     "set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)",

@@ -191,4 +191,3 @@ def wrapper_main(tool: str, target: str, argv: list[str], zig: str | None = None
     else:
         raise SystemExit(f"geonox zig wrapper: unknown tool {tool}")
     os.execv(zig, cmd)
-    return 127  # not reached

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from geonox.config import load_config
+from geonox import load_config
 from geonox.errors import ConfigError
 from geonox.plan import session_specs
 from geonox.targets import host_arch
@@ -158,7 +158,7 @@ def test_custom_source_requires_sha256(tmp_path):
         """),
         )
     )
-    proj = [d for d in cfg.deps if d.name == "proj"][0]
+    proj = next(d for d in cfg.deps if d.name == "proj")
     assert proj.source.version == "9.7.1" and proj.source.url.endswith("proj-9.7.1.tar.gz")
 
 
@@ -311,13 +311,13 @@ def test_cli_plan_and_error(tmp_path):
 def test_artifact_keys_change_with_their_inputs_and_their_dependencies_only(tmp_path):
     """Per-dependency keys: an input change rebuilds that artifact and what is built against
     it, nothing else; the prefix key follows its artifacts."""
+    from geonox.prefix import PrefixEngine
     from geonox.project import Project
-    from geonox.steps.deps import planned_prefix
 
     def keys(config) -> dict[str, str]:
-        project = Project(config)
-        with project.backend(host_arch()) as backend:
-            prefix = planned_prefix(project, backend)
+        run = Project(config).run("plan")
+        with run.backend(host_arch()) as backend:
+            prefix = PrefixEngine(run, backend).plan
         return {"prefix": prefix.key, **{b.name: b.key for b in prefix.builds}}
 
     base = keys(load_config(write_project(tmp_path, 'deps = ["proj", "geos"]\nbackend = "host"\n')))

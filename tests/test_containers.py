@@ -16,6 +16,7 @@ import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import requests
@@ -120,7 +121,7 @@ class _TokenProxy(BaseHTTPRequestHandler):
     authorised requests to the real local registry."""
 
     token = "geonox-test-token"
-    hits: dict = {}
+    hits: ClassVar[dict] = {}
 
     def log_message(self, *args):
         pass

@@ -14,11 +14,19 @@ from pathlib import Path
 import pytest
 from conftest import ccache_counters, nox, repacked_sqlite, skip_or_fail, sqlite_project
 
-from geonox.config import load_config
+from geonox import load_config
+from geonox.cache import PREFIX_MARKER as STAMP
 from geonox.errors import BuildError
+from geonox.prefix import DepPrefix, PrefixEngine
 from geonox.project import Project
-from geonox.steps.deps import STAMP, build_deps, planned_prefix
 from geonox.targets import host_arch
+
+
+def build_deps(config, log=lambda text: None) -> DepPrefix:
+    """The deps step's work for this machine's arch, its lines to ``log``."""
+    run = Project(config).run(f"deps-{host_arch()}", log)
+    with run.backend(host_arch()) as backend:
+        return PrefixEngine(run, backend).ensure()
 
 
 @pytest.fixture
@@ -34,9 +42,8 @@ def test_sqlite_prefix_built_once_then_cached(tmp_path, env, monkeypatch):
     monkeypatch.setenv("GEONOX_CACHE_DIR", str(tmp_path / "cache"))
     env = dict(env, GEONOX_CACHE_DIR=str(tmp_path / "cache"))
     logs: list[str] = []
-    project = Project(load_config(sqlite_project(tmp_path / "p")), log=logs.append)
-    with project.backend(host_arch()) as backend:
-        prefix = build_deps(project, backend)
+    config = load_config(sqlite_project(tmp_path / "p"))
+    prefix = build_deps(config, logs.append)
     assert (prefix.path / STAMP).is_file()
     assert (prefix.path / "lib" / "libsqlite3.a").is_file()
     assert (prefix.path / "include" / "sqlite3.h").is_file()
@@ -58,15 +65,13 @@ def test_sqlite_prefix_built_once_then_cached(tmp_path, env, monkeypatch):
     assert any(f"building sqlite 3.52.0 (static) (key {art.key}" in m for m in logs), logs
     # second time: nothing is built
     logs.clear()
-    with project.backend(host_arch()) as backend:
-        again = build_deps(project, backend)
+    again = build_deps(config, logs.append)
     assert again.path == prefix.path
     assert logs == [f"deps-{host_arch()}: cached (key {prefix.key}) at {prefix.path}"]
     # the prefix gone (pruned), its artifact kept: assembled again, nothing compiled
     shutil.rmtree(prefix.path)
     logs.clear()
-    with project.backend(host_arch()) as backend:
-        third = build_deps(project, backend)
+    third = build_deps(config, logs.append)
     assert third.key == prefix.key and (third.path / STAMP).is_file()
     assert not any("building" in m for m in logs), logs
     assert any(f"reused sqlite 3.52.0 (static) [{art.key}]" in m for m in logs), logs
@@ -80,14 +85,11 @@ def test_proj_gets_a_build_machine_sqlite3_shell(tmp_path, env):
     config = load_config(
         project, deps=["proj"], versions={"proj": "9.1.1", "sqlite": "3.52.0"}, backend="zig"
     )
-    from geonox.project import Project as P
-    from geonox.steps.deps import plan_builds
-
-    proj = P(config)
+    run = Project(config).run("plan")
     keys = {}
     for arch in ("x86_64", "aarch64"):
-        with proj.backend(arch) as backend:
-            builds = {b.name: b for b in plan_builds(proj, backend)}
+        with run.backend(arch) as backend:
+            builds = {b.name: b for b in PrefixEngine(run, backend).builds}
         keys[arch] = builds
         shell = builds["sqlite-shell"]
         assert shell.recipe.build_tool and shell.spec.source.version == "3.52.0"
@@ -131,23 +133,19 @@ def test_key_only_rebuild_compiles_through_ccache_hits(tmp_path, env, mirror, mo
     for n, mtime in enumerate((now, now + 1)):
         archive, sha = repacked_sqlite(mirror, tmp_path / f"src{n}", mtime)
         logs: list[str] = []
-        project = Project(
-            load_config(
-                sqlite_project(
-                    tmp_path / f"p{n}",
-                    textwrap.dedent(f"""\
+        config = load_config(
+            sqlite_project(
+                tmp_path / f"p{n}",
+                textwrap.dedent(f"""\
             [tool.geonox.sources.sqlite]
             version = "3.52.0"
             url = "{archive.as_uri()}"
             sha256 = "{sha}"
             """),
-                )
-            ),
-            log=logs.append,
+            )
         )
         before = _ccache_stats(cache)
-        with project.backend(host_arch()) as backend:
-            prefix = build_deps(project, backend)
+        prefix = build_deps(config, logs.append)
         after = _ccache_stats(cache)
         keys.append(prefix.builds[0].key)
         assert any("building sqlite 3.52.0 (static)" in m and "ccache" in m for m in logs), logs
@@ -188,11 +186,12 @@ def test_failing_step_names_command_and_log_tail_and_leaves_no_prefix(tmp_path, 
         sha256 = "{sha}"
         """),
     )
-    proj = Project(load_config(project), log=lambda m: None)
-    with proj.backend(host_arch()) as backend:
-        planned = planned_prefix(proj, backend)
+    run = Project(load_config(project)).run(f"deps-{host_arch()}", lambda m: None)
+    with run.backend(host_arch()) as backend:
+        engine = PrefixEngine(run, backend)
+        planned = engine.plan
         with pytest.raises(BuildError) as info:
-            build_deps(proj, backend)
+            engine.ensure()
     msg = str(info.value)
     assert "step 'compile' failed" in msg
     assert "sqlite3.c" in msg and "-c" in msg  # the command
@@ -208,6 +207,7 @@ def test_failing_step_names_command_and_log_tail_and_leaves_no_prefix(tmp_path, 
     assert not planned.path.exists()
 
 
+@pytest.mark.network  # CMake's wheels from PyPI
 def test_pinned_cmake_for_the_arch_a_build_runs_on_and_a_refused_download(tmp_path, monkeypatch):
     """The pinned CMake is PyPI's wheel for the arch the build runs on, unpacked into the
     cache (an aarch64 binary for an aarch64 container); an index that cannot serve it is one

@@ -60,7 +60,7 @@ def check_selftest_lines(output: str, expected_count: int) -> None:
         assert abs(float(area) - area_true) < 1e-6
 
 
-def check_repaired_wheel(wheel: Path, env: dict, project: Path = None) -> None:
+def check_repaired_wheel(wheel: Path, env: dict, project: Path | None = None) -> None:
     # auditwheel agrees with the tag the wheel carries
     shown = run([sys.executable, "-m", "auditwheel", "show", wheel], cwd=wheel.parent, env=env)
     assert shown.returncode == 0, shown.stdout
@@ -403,31 +403,6 @@ def test_static_copy_beside_a_grafted_copy_fails_verify(main_job, no_engine_env,
     text = " ".join(out.stdout.split())
     assert "duplicate-library" in text and "proj is in 2 files" in text
     assert "geodemo/_geodemo.abi3.so holds its code" in text and "geodemo.libs/libproj-" in text
-
-
-def test_the_noxfiles_header_brings_what_geonox_needs():
-    """The repo noxfile's PEP 723 header lists geonox's own dependencies (so a nox alone can
-    run it) and a nox that reads such headers."""
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib
-    from nox.project import load_toml
-    from packaging.requirements import Requirement
-    from packaging.version import Version
-
-    header = [Requirement(r) for r in load_toml(str(REPO / "noxfile.py"))["dependencies"]]
-    project = [
-        Requirement(r)
-        for r in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    ]
-
-    def by_name(reqs):
-        return {r.name: (str(r.specifier), str(r.marker)) for r in reqs if r.name != "nox"}
-
-    assert by_name(header) == by_name(project)
-    (nox_req,) = [r for r in header if r.name == "nox"]
-    assert not nox_req.specifier.contains(Version("2024.10.9"))  # script mode: 2025.02.09
 
 
 def test_a_fresh_clone_with_only_nox_runs_the_main_job(main_job, no_engine_env, tmp_path):

@@ -53,7 +53,7 @@ class Registry:
         if htpasswd:  # a login for everything (bcrypt entries), over plain HTTP on loopback
             with config.open("a") as f:
                 f.write(f"auth:\n  htpasswd:\n    realm: geonox-test\n    path: {htpasswd}\n")
-        self.log = open(root / "registry.log", "w")
+        self.log = open(root / "registry.log", "w")  # noqa: SIM115  (closed by stop())
         self.proc = subprocess.Popen(
             [DOCKER_REGISTRY, "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT
         )
@@ -371,7 +371,7 @@ def test_the_examples_prefix_from_the_registry_builds_and_tests_the_example(
 def test_cache_remote_is_checked_where_it_is_set(tmp_path):
     """A remote that is not an OCI repository URL is one line naming the key, the value and
     the form; loopback registries are plain HTTP, others HTTPS unless oci+http says so."""
-    from geonox.config import load_config
+    from geonox import load_config
     from geonox.errors import ConfigError
     from geonox.remote import RemoteSpec
 

@@ -18,7 +18,6 @@ import sysconfig
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Optional, Union
 
 import pytest
 
@@ -71,13 +70,13 @@ def zig_cc(*args) -> list:
     return [sys.executable, "-m", "ziglang", "cc", "-target", "aarch64-linux-gnu", *args]
 
 
-def make_wheel(dest: Path, dist: str, platform: str, files: Dict[str, Union[Path, bytes]]) -> Path:
+def make_wheel(dest: Path, dist: str, platform: str, files: dict[str, Path | bytes]) -> Path:
     """A minimal valid wheel: the files plus dist-info WHEEL, METADATA and RECORD."""
     dest.mkdir(parents=True, exist_ok=True)
     version = "0.1"
     dist_info = f"{dist}-{version}.dist-info"
     tags = "".join(f"Tag: cp39-abi3-{p}\n" for p in platform.split("."))
-    contents: Dict[str, bytes] = {
+    contents: dict[str, bytes] = {
         name: (src.read_bytes() if isinstance(src, Path) else src) for name, src in files.items()
     }
     contents.setdefault(f"{PKG}/__init__.py", b"")
@@ -343,7 +342,7 @@ def rules_for(report: WheelReport, file: str) -> set:
     return {v.rule for v in report.violations if v.file == file}
 
 
-def details(report: WheelReport, rule: str, file: Optional[str] = None) -> str:
+def details(report: WheelReport, rule: str, file: str | None = None) -> str:
     return "\n".join(
         v.detail for v in report.violations if v.rule == rule and (file is None or v.file == file)
     )

@@ -636,6 +636,7 @@ def test_zig_refuses_a_shared_cxx_recipe_that_cannot_keep_its_runtime_inside(mon
     real = recipes.registry()
     fake = dataclasses.replace(real["geos"], name="cxxlib", shared_with_static_runtime=False)
     monkeypatch.setattr(recipes, "registry", lambda: {**real, "cxxlib": fake})
+    monkeypatch.setattr("geonox.backends.registry", recipes.registry)
 
     def backend(*deps):  # what check_link_modes reads: config.deps' names and link modes
         return types.SimpleNamespace(

@@ -48,7 +48,8 @@ class BuildContext:
         return self.link == "shared" and self.toolchain.static_cxx_runtime
 
     def lib(self, name: str, dep: str) -> str:
-        """The file to link for library ``name`` of dependency ``dep``, in that dependency's artifact."""
+        """The file to link for library ``name`` of dependency ``dep``, in that dependency's
+        artifact."""
         suffix = ".so" if self.links.get(dep, "static") == "shared" else ".a"
         return f"{self.deps[dep]}/lib/lib{name}{suffix}"
 

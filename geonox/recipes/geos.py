@@ -198,7 +198,8 @@ def _c_only_cmake_package(prefix: Path, version: str) -> None:
         "\n".join(
             [
                 "# geonox: GEOS's C API as one library (libgeos is linked into it); no GEOS::geos",
-                'get_filename_component(_geos_prefix "${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)',
+                "get_filename_component(_geos_prefix "
+                '"${CMAKE_CURRENT_LIST_DIR}/../../.." ABSOLUTE)',
                 "if(NOT TARGET GEOS::geos_c)",
                 "  add_library(GEOS::geos_c SHARED IMPORTED)",
                 "  set_target_properties(GEOS::geos_c PROPERTIES",
@@ -216,7 +217,8 @@ def _c_only_cmake_package(prefix: Path, version: str) -> None:
             [
                 f'set(PACKAGE_VERSION "{version}")',
                 'string(REGEX MATCH "^[0-9]+" _geos_major "${PACKAGE_FIND_VERSION}")',
-                'if(PACKAGE_FIND_VERSION VERSION_GREATER PACKAGE_VERSION OR NOT _geos_major STREQUAL "3")',
+                "if(PACKAGE_FIND_VERSION VERSION_GREATER PACKAGE_VERSION "
+                'OR NOT _geos_major STREQUAL "3")',
                 "  set(PACKAGE_VERSION_COMPATIBLE FALSE)",
                 "else()",
                 "  set(PACKAGE_VERSION_COMPATIBLE TRUE)",

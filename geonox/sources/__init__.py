@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from geonox.sources.archives import extract
-from geonox.sources.model import CachedSource, Source, cached_sources, mirror_urls
+from geonox.sources.model import Source, mirror_urls
 
-__all__ = ["CachedSource", "Source", "cached_sources", "extract", "fetch", "mirror_urls"]
+__all__ = ["Source", "extract", "fetch", "mirror_urls"]
 
 
 def __getattr__(name: str) -> Any:

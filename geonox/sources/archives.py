@@ -61,7 +61,7 @@ def extract(archive: Path, dest: Path) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    top = [p for p in dest.iterdir()]
+    top = list(dest.iterdir())
     if len(top) == 1 and top[0].is_dir() and not top[0].is_symlink():
         return top[0]
     return dest
@@ -133,7 +133,7 @@ def _extract_tar(archive: Path, tmp: Path) -> None:
     root = os.path.realpath(tmp)
     uid, gid = os.getuid(), os.getgid()
     try:
-        tar = tarfile.open(archive, "r:*")
+        tar = tarfile.open(archive, "r:*")  # noqa: SIM115  (closed below; its error is ours)
     except (tarfile.TarError, OSError, EOFError) as e:
         raise SourceError(
             f"cannot read {archive.name}: {short_error(e)}. The file is damaged; "

@@ -57,7 +57,7 @@ _USER_AGENT = "geonox (+https://github.com/geonox)"
 
 def backoff_delay(attempt: int, base: float) -> float:
     """Delay before try ``attempt + 1`` (attempt counts from 1): base, 2·base, 4·base…"""
-    return base * (2 ** (attempt - 1))
+    return base * float(2 ** (attempt - 1))
 
 
 class StatusRetry(Retry):
@@ -73,14 +73,15 @@ class StatusRetry(Retry):
         try:  # seconds, fractions too; else urllib3's HTTP-date parsing
             seconds = float(retry_after)
         except ValueError:
-            seconds = super().parse_retry_after(retry_after)
+            seconds = float(super().parse_retry_after(retry_after))
         return min(max(seconds, 0.0), RETRY_AFTER_CAP)
 
-    def increment(self, *args: Any, **kwargs: Any) -> Retry:  # urllib3's own signature
+    def increment(self, *args: Any, **kwargs: Any) -> Retry:  # type: ignore[override]
+        # (urllib3's own arguments, passed through)
         try:
             return super().increment(*args, **kwargs)
         except urllib3.exceptions.MaxRetryError as exc:
-            exc.geonox_history = tuple(h.status for h in self.history if h.status)
+            exc.geonox_history = tuple(h.status for h in self.history if h.status)  # type: ignore[attr-defined]
             raise
 
 
@@ -220,7 +221,7 @@ class _Attempts:
         self.kinds.add(kind)
 
     def line(self) -> str:
-        groups: list[list] = []
+        groups: list[list[Any]] = []
         for o in self.outcomes:
             if groups and groups[-1][0] == o:
                 groups[-1][1] += 1
@@ -315,7 +316,7 @@ def _write_chunks(chunks: Iterable[bytes], tmp: Path, prog: Progress) -> tuple[s
 
 def _try_local(path: Path, tmp: Path, prog: Progress) -> tuple[str, int]:
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115  (a `with` below; its errors are told apart)
     except FileNotFoundError:
         raise _Failure("not found", retry=False, kind="missing") from None
     except IsADirectoryError:

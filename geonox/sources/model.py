@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from geonox.errors import SourceError
@@ -51,16 +49,6 @@ class Source:
         return f"{self.name} {self.version} ({self.filename})"
 
 
-@dataclass(frozen=True)
-class CachedSource:
-    """A verified file in the sources cache (as listed, not re-hashed)."""
-
-    sha256: str
-    filename: str
-    size: int
-    path: Path
-
-
 def mirror_urls(source: Source, mirrors: Sequence[str]) -> list[str]:
     """Candidate locations, in order: each mirror base + "/" + file name, then upstream.
 
@@ -70,31 +58,3 @@ def mirror_urls(source: Source, mirrors: Sequence[str]) -> list[str]:
     out = [base.strip().rstrip("/") + "/" + source.filename for base in mirrors if base.strip()]
     out.append(source.url)
     return list(dict.fromkeys(out))
-
-
-def cached_sources(sources_dir: Path | None = None) -> list[CachedSource]:
-    """Files in the sources cache (``<sha256>/<name>``), sorted by file name.
-
-    Lock files, ``.part`` files of interrupted downloads and anything not laid out as
-    ``<sha256>/<name>`` are not listed.  Files are not re-hashed here.
-    """
-    if sources_dir is None:
-        from geonox.cache import CacheLayout
-
-        sources_dir = CacheLayout.from_env().sources
-    out: list[CachedSource] = []
-    try:
-        dirs = [d for d in sources_dir.iterdir() if SHA256_RE.match(d.name) and d.is_dir()]
-    except FileNotFoundError:
-        return out
-    for d in dirs:
-        for f in d.iterdir():
-            if f.name.startswith(".") or f.name.endswith((".part", ".lock")):
-                continue
-            try:
-                st = f.lstat()
-            except FileNotFoundError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                out.append(CachedSource(d.name, f.name, st.st_size, f))
-    return sorted(out, key=lambda c: (c.filename, c.sha256))

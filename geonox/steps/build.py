@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
+from geonox.backends import Backend
 from geonox.command import Command
 from geonox.config import Config
-from geonox.project import Project
-from geonox.steps.base import Key, Step, expand, only_wheel, say_where
-from geonox.steps.deps import build_deps, consumer_env
-from geonox.targets import PythonVersion
+from geonox.prefix import PrefixEngine, consumer_env
+from geonox.project import Project, Run
+from geonox.steps.base import ArchKey, BuildKey, Needed, Step, expand, only_wheel, say_where
+from geonox.steps.deps import DEPS
 from geonox.toolchains import Ccache
 from geonox.tools import build_frontend, uv_bin
 
@@ -21,12 +23,11 @@ from geonox.tools import build_frontend, uv_bin
 _NOT_COPIED_AT_TOP = frozenset({"build", "dist", ".nox", ".tox", ".eggs"})
 
 
-def fresh_tree(project: Project, arch: str, py: PythonVersion | None) -> Path:
-    """A fresh copy of the project (or the unpacked sdist) for one build, in the work dir:
+def fresh_tree(project: Project, dest: Path) -> Path:
+    """A fresh copy of the project (or the unpacked sdist) at ``dest`` for one build:
     nothing a previous build left behind is reused, and ``before-build`` changes the copy,
     not the maintainer's tree."""
     config = project.config
-    dest = project.work_dir / "src" / f"{arch}-{project.build_id(py)}"
     if dest.exists():
         shutil.rmtree(dest)
     skip = set(_NOT_COPIED_AT_TOP)
@@ -46,72 +47,96 @@ def fresh_tree(project: Project, arch: str, py: PythonVersion | None) -> Path:
     return dest
 
 
-class BuildStep(Step):
+def build_env(
+    config: Config,
+    backend: Backend,
+    key: BuildKey,
+    prefix: Path,
+    placeholders: Mapping[str, str],
+    *,
+    ccache_stats: Path,
+    constraints: Path | None,
+) -> dict[str, str]:
+    """The environment of one wheel build, from (later wins): the toolchain's, the consumer
+    contract of every dependency (CMake packages, pkg-config files, GEOS_CONFIG, PROJ_DIR
+    ...), the prefix's programs first on PATH, SOURCE_DATE_EPOCH, ccache for CMake-driven
+    builds, the project's own build-env, and the build constraints."""
+    env = backend.toolchain.extension_env(None if config.abi3 else key.python)
+    env.update(consumer_env(config, str(prefix)))
+    env["PATH"] = f"{prefix}/bin:{backend.executor.default_path()}"
+    # reproducible wheels: backends stamp zip entries (and compilers __DATE__) with it
+    env["SOURCE_DATE_EPOCH"] = str(config.source_date_epoch)
+    # CMake-driven builds (scikit-build-core) compile through ccache: a warm build's
+    # compiles are hits.  (A kept build directory would not survive: scikit-build-core
+    # clears it whenever its isolated environment's path changes, i.e. every build.)
+    if backend.ccache:
+        env.update(backend.ccache.cmake_env(backend.toolchain, stats_log=ccache_stats))
+    env.update({k: expand(v, placeholders) for k, v in config.build_env.items()})
+    if constraints is not None:
+        # pip (build isolation) and uv read these from the environment
+        env["PIP_CONSTRAINT"] = env["UV_BUILD_CONSTRAINT"] = env["UV_CONSTRAINT"] = str(constraints)
+    return env
+
+
+class BuildStep(Step[BuildKey]):
     name = "build"
 
-    def pythons(self, config: Config) -> list[PythonVersion | None]:
-        return [None] if config.abi3 else list(config.pythons)
+    def keys(self, config: Config, arch: str | None) -> list[BuildKey]:
+        if arch is None:
+            return []
+        if config.abi3:
+            return [BuildKey(arch, None)]
+        return [BuildKey(arch, py) for py in config.pythons]
 
-    def normalise(self, config: Config, py: PythonVersion | None) -> PythonVersion | None:
-        return None if config.abi3 else py
+    def key_for(self, config: Config, key: BuildKey) -> BuildKey:
+        """The build that serves ``key``'s Python (an abi3 build serves every Python)."""
+        return BuildKey(key.arch, None if config.abi3 else key.python)
 
-    def requires(self, config: Config, arch: str | None, py: PythonVersion | None) -> list[Key]:
-        return [("deps", arch, None)]
+    def requires(self, config: Config, key: BuildKey) -> list[Needed]:
+        return [(DEPS, ArchKey(key.arch))]
 
-    def doc(self, config: Config, arch: str | None, py: PythonVersion | None) -> str:
-        if py is None:
-            return f"Build the {config.abi3}-abi3 wheel of {config.name} for {arch}."
-        return f"Build the {py.tag} wheel of {config.name} for {arch}."
+    def doc(self, config: Config, key: BuildKey) -> str:
+        if key.python is None:
+            return f"Build the {config.abi3}-abi3 wheel of {config.name} for {key.arch}."
+        return f"Build the {key.python.tag} wheel of {config.name} for {key.arch}."
 
-    def run(
-        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
-    ) -> None:
-        assert arch is not None
-        config = project.config
-        with project.backend(arch) as backend:
-            say_where(project, backend, session, "build")
-            prefix = build_deps(project, backend, session=session)  # cached: a lookup
+    def run(self, run: Run, key: BuildKey) -> None:
+        project, config, arch = run.project, run.config, key.arch
+        workdir, build = project.workdir, project.build_id(key.python)
+        with run.backend(arch) as backend:
+            say_where(run, backend, "build")
+            prefix = PrefixEngine(run, backend).ensure()  # cached: a lookup
             executor, toolchain = backend.executor, backend.toolchain
-            dist = project.dist_dir(arch, py)
+            dist = workdir.dist(arch, build)
             if dist.exists():
                 shutil.rmtree(dist)
             dist.mkdir(parents=True)
-            log = project.logs_dir(arch) / f"build-{project.build_id(py)}.log"
-            log.unlink(missing_ok=True)
-            build_py = project.build_python(py)
-            tree = fresh_tree(project, arch, py)
-            env = toolchain.extension_env(None if config.abi3 else py)
-            # The consumer contract: what each dependency publishes (CMake packages,
-            # pkg-config files, GEOS_CONFIG, PROJ_DIR + PROJ_VERSION, ...), the prefix's
-            # programs first on PATH, then the project's own build-env.
-            env.update(consumer_env(config, str(prefix.path)))
-            env["PATH"] = f"{prefix.path}/bin:{executor.default_path()}"
-            # reproducible wheels: backends stamp zip entries (and compilers __DATE__) with it
-            env["SOURCE_DATE_EPOCH"] = str(config.source_date_epoch)
-            values = {
+            log = workdir.log(arch, f"build-{build}")
+            build_py = project.build_python(key.python)
+            tree = fresh_tree(project, workdir.tree(arch, build))
+            placeholders = {
                 "project": str(tree),
                 "package": str(tree),
                 "prefix": str(prefix.path),
                 "arch": arch,
                 "python": executor.python(build_py),
             }
-            # CMake-driven builds (scikit-build-core) compile through ccache: a warm build's
-            # compiles are hits.  (A kept build directory would not survive: scikit-build-core
-            # clears it whenever its isolated environment's path changes, i.e. every build.)
-            stats = dist / ".ccache-stats.log"  # what each compile did (ccache >= 4.5 writes it)
-            if backend.ccache:
-                env.update(backend.ccache.cmake_env(toolchain, stats_log=stats))
-            env.update({k: expand(v, values) for k, v in config.build_env.items()})
+            constraints = None
             if config.build_constraints:
-                constraints = (
-                    project.work_dir / "constraints" / f"{arch}-{project.build_id(py)}.txt"
-                )
+                constraints = workdir.constraints(arch, build)
                 constraints.parent.mkdir(parents=True, exist_ok=True)
                 constraints.write_text("\n".join(config.build_constraints) + "\n")
                 executor.sync_in(constraints)
-                # pip (build isolation) and uv read these from the environment
-                env["PIP_CONSTRAINT"] = env["UV_BUILD_CONSTRAINT"] = str(constraints)
-                env["UV_CONSTRAINT"] = str(constraints)
+            stats = dist / ".ccache-stats.log"  # what each compile did (ccache >= 4.5 writes it)
+            env = build_env(
+                config,
+                backend,
+                key,
+                prefix.path,
+                placeholders,
+                ccache_stats=stats,
+                constraints=constraints,
+            )
             # A cross build installs its build requirements for the build machine (numpy,
             # Cython run here) and names the wheel for the target: geonox.crossbuild.
             uv = None if toolchain.cross else uv_bin(executor, config.env.uv)
@@ -123,13 +148,13 @@ class BuildStep(Step):
                 if config.abi3
                 else f"CPython {build_py.version}"
             )
-            project.log(f"{session}: building {config.name} for {arch}, {what} (log: {log})")
+            run.log(f"building {config.name} for {arch}, {what} (log: {log})")
             with prefix.artifact.reading():
                 executor.sync_in(prefix.path)
                 executor.sync_in(tree)
                 if config.before_build:
-                    script = expand(config.before_build, values)
-                    project.log(f"{session}: before-build: {script}")
+                    script = expand(config.before_build, placeholders)
+                    run.log(f"before-build: {script}")
                     executor.run(
                         Command("before-build", ("sh", "-c", script), env=env, cwd=str(tree)),
                         log=log,
@@ -144,8 +169,8 @@ class BuildStep(Step):
             hits = Ccache.hits(stats) if backend.ccache else None
             stats.unlink(missing_ok=True)
             wheel = only_wheel(dist, "the build step's output")
-            project.log(
-                f"{session}: built {wheel.name}"
+            run.log(
+                f"built {wheel.name}"
                 + (f" (ccache: {hits[0]} of {hits[1]} compiles were hits)" if hits else "")
             )
 

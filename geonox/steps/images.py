@@ -6,9 +6,8 @@ from collections.abc import Callable
 
 from geonox.config import Config
 from geonox.images import pin_images
-from geonox.project import Project
-from geonox.steps.base import Step
-from geonox.targets import PythonVersion
+from geonox.project import Project, Run
+from geonox.steps.base import ArchKey, ArchStep, ProjectKey, ProjectStep
 
 
 def pin(project: Project, log: Callable[[str], None]) -> bool:
@@ -23,35 +22,28 @@ def pin(project: Project, log: Callable[[str], None]) -> bool:
     return True
 
 
-class PinImagesStep(Step):
+class PinImagesStep(ProjectStep):
     name = "pin"
     stem = "pin-images"
-    scope = "project"
 
-    def doc(self, config: Config, arch: str | None, py: PythonVersion | None) -> str:
+    def doc(self, config: Config, key: ProjectKey) -> str:
         return "Resolve each arch's build image tag to its digest and write geonox-images.lock."
 
-    def run(
-        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
-    ) -> None:
-        pin(project, project.log)
+    def run(self, run: Run, key: ProjectKey) -> None:
+        pin(run.project, run.out)
 
 
-class ImagesStep(Step):
+class ImagesStep(ArchStep):
     name = "images"
-    scope = "arch"
 
-    def doc(self, config: Config, arch: str | None, py: PythonVersion | None) -> str:
+    def doc(self, config: Config, key: ArchKey) -> str:
         source = f" from {config.dockerfile.name}" if config.dockerfile else ""
-        return f"Build (or find) the {arch} container build image{source}, pinned."
+        return f"Build (or find) the {key.arch} container build image{source}, pinned."
 
-    def run(
-        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
-    ) -> None:
-        assert arch is not None
-        with project.backend(arch) as backend:
+    def run(self, run: Run, key: ArchKey) -> None:
+        with run.backend(key.arch) as backend:
             image = backend.prepare_image()
-            project.log(f"{session}: {image.run_ref} ({image.digest or 'unpinned'}) is ready")
+            run.log(f"{image.run_ref} ({image.digest or 'unpinned'}) is ready")
 
 
 PIN_IMAGES = PinImagesStep()

@@ -9,35 +9,31 @@ from pathlib import Path
 from geonox.cache import Artifact, file_sha256
 from geonox.config import Config
 from geonox.errors import VerifyError
-from geonox.project import Project
-from geonox.steps.base import Key, Step, say_where
-from geonox.steps.repair import repaired_wheel
-from geonox.targets import PythonVersion
+from geonox.project import Run
+from geonox.steps.base import Needed, PythonKey, PythonStep, say_where
+from geonox.steps.repair import REPAIR, repaired_wheel
 from geonox.tools import verify_report
+from geonox.verify import WheelReport, format_table
 
 
-class LddStep(Step):
+class LddStep(PythonStep):
     name = "ldd"
 
-    def requires(self, config: Config, arch: str | None, py: PythonVersion | None) -> list[Key]:
-        return [("repair", arch, py)]
+    def requires(self, config: Config, key: PythonKey) -> list[Needed]:
+        return [(REPAIR, key)]
 
-    def doc(self, config: Config, arch: str | None, py: PythonVersion | None) -> str:
+    def doc(self, config: Config, key: PythonKey) -> str:
         return (
-            f"Check every ELF file of the repaired {arch} wheel (policy, symbols, exports, ldd -r)."
+            f"Check every ELF file of the repaired {key.arch} wheel (policy, symbols, exports, "
+            "ldd -r)."
         )
 
-    def run(
-        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
-    ) -> None:
-        from geonox.verify import WheelReport, format_table
-
-        assert arch is not None
-        wheel = repaired_wheel(project, arch, py)
+    def run(self, run: Run, key: PythonKey) -> None:
+        project = run.project
+        wheel = repaired_wheel(project, key)
         digest = file_sha256(wheel)
-        path = project.work_dir / "reports" / f"{wheel.name}.verify.json"
-
-        strict = project.config.verify_strict
+        path = project.workdir.report(wheel.name)
+        strict = run.config.verify_strict
 
         def passed(p: Path) -> bool:
             previous = json.loads(p.read_text())
@@ -49,21 +45,25 @@ class LddStep(Step):
         if report_file.complete():
             # abi3: every Python shares one wheel; checking it again would say the same.
             report_file.touch()
-            project.log(f"{session}: {wheel.name} already passed every check (report: {path})")
+            run.log(f"{wheel.name} already passed every check (report: {path})")
             return
-        with project.backend(arch) as backend:
-            say_where(project, backend, session, "repair")
-            log = project.logs_dir(arch) / f"ldd-{project.build_id(py)}.log"
+        with run.backend(key.arch) as backend:
+            say_where(run, backend, "repair")
+            log = project.workdir.log(key.arch, f"ldd-{project.build_id(key.python)}")
 
             def check(place: Path) -> None:
                 data = verify_report(
-                    backend.executor, project.cache, wheel, project.build_python(py), log=log
+                    backend.executor,
+                    project.cache,
+                    wheel,
+                    project.build_python(key.python),
+                    log=log,
                 )
                 place.write_text(json.dumps(dict(data, wheel_sha256=digest), indent=2) + "\n")
 
             report_file.ensure(check)
         report = WheelReport.from_dict(json.loads(path.read_text()))
-        project.log(format_table([report]))
+        run.out(format_table([report]))
         if not report.passes(strict):
             failing = report.violations if strict else report.errors
             raise VerifyError(
@@ -73,7 +73,7 @@ class LddStep(Step):
                 + f". Full report: {path}"
             )
         warned = f", {len(report.warnings)} warning(s) shown above" if report.warnings else ""
-        project.log(f"{session}: {wheel.name} passes every check{warned} (report: {path})")
+        run.log(f"{wheel.name} passes every check{warned} (report: {path})")
 
 
 LDD = LddStep()

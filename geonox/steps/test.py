@@ -12,48 +12,45 @@ from geonox.command import Command
 from geonox.config import Config
 from geonox.errors import UserError
 from geonox.executors import Executor, log_tail
-from geonox.project import Project
-from geonox.steps.base import Key, Step, expand, say_where
-from geonox.steps.repair import repaired_wheel
-from geonox.targets import PythonVersion
+from geonox.project import Project, Run
+from geonox.steps.base import Needed, PythonKey, PythonStep, expand, say_where
+from geonox.steps.repair import REPAIR, repaired_wheel
 from geonox.tools import new_venv, uv_bin
 
 
-class TestStep(Step):
+class TestStep(PythonStep):
     name = "test"
     __test__ = False  # not a pytest class
 
-    def requires(self, config: Config, arch: str | None, py: PythonVersion | None) -> list[Key]:
-        return [("repair", arch, py)]
+    def requires(self, config: Config, key: PythonKey) -> list[Needed]:
+        return [(REPAIR, key)]
 
-    def doc(self, config: Config, arch: str | None, py: PythonVersion | None) -> str:
-        assert py is not None
-        return f"Install the repaired {arch} wheel in a clean Python {py.version} venv and run the test command."
+    def doc(self, config: Config, key: PythonKey) -> str:
+        return (
+            f"Install the repaired {key.arch} wheel in a clean Python {key.python.version} venv "
+            "and run the test command."
+        )
 
-    def run(
-        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
-    ) -> None:
-        assert arch is not None and py is not None
-        config = project.config
+    def run(self, run: Run, key: PythonKey) -> None:
+        project, config, arch, py = run.project, run.config, key.arch, key.python
         if not config.test_command:
-            project.log(f"{session}: no test-command configured; nothing to run")
+            run.log("no test-command configured; nothing to run")
             return
         values = {"project": str(config.project), "package": str(config.project)}
         argv = [expand(a, values) for a in shlex.split(config.test_command)]
         if not argv:
             raise UserError("[tool.geonox] test-command is empty.")
-        wheel = repaired_wheel(project, arch, py)
-        with project.backend(arch) as backend:
-            say_where(project, backend, session, "test")
+        wheel = repaired_wheel(project, key)
+        with run.backend(arch) as backend:
+            say_where(run, backend, "test")
             executor = backend.test_executor
-            venv = project.work_dir / "venvs" / f"test-{arch}-{py.tag}"
-            log = project.logs_dir(arch) / f"test-{py.tag}.log"
-            log.unlink(missing_ok=True)
+            venv = project.workdir.test_venv(arch, py.tag)
+            log = project.workdir.log(arch, f"test-{py.tag}")
             interpreter = executor.python(py)
             uv = uv_bin(executor, config.env.uv)
             install = new_venv(executor, interpreter, venv, log=log, uv=uv)
-            project.log(
-                f"{session}: installing {wheel.name} into a clean CPython {py.version} venv "
+            run.log(
+                f"installing {wheel.name} into a clean CPython {py.version} venv "
                 f"({'uv' if uv else 'pip'})"
             )
             vpython = str(venv / "bin" / "python")
@@ -71,40 +68,36 @@ class TestStep(Step):
                 "PYTHONPATH": "",
                 "PYTHONNOUSERSITE": "1",
             }
-            run_log = project.logs_dir(arch) / f"test-{py.tag}-command.log"
-            run_log.unlink(missing_ok=True)
-            with self._test_dir(project, executor, arch, py) as cwd:
-                project.log(f"{session}: {shlex.join(argv)} (in {cwd})")
+            run_log = project.workdir.log(arch, f"test-{py.tag}-command")
+            with _test_dir(project, executor, key) as cwd:
+                run.log(f"{shlex.join(argv)} (in {cwd})")
                 executor.run(Command("test-command", tuple(argv), cwd=cwd, env=env), log=run_log)
         output = "\n".join(log_tail(run_log, 15).splitlines()[1:])  # minus the "$ command" line
-        project.log(
-            f"{session}: passed on CPython {py.version}" + (f":\n{output}" if output else "")
-        )
+        run.log(f"passed on CPython {py.version}" + (f":\n{output}" if output else ""))
 
-    @contextlib.contextmanager
-    def _test_dir(
-        self, project: Project, executor: Executor, arch: str, py: PythonVersion
-    ) -> Iterator[str]:
-        """Where the test command runs: outside the source tree (so the installed wheel is
-        what gets imported), holding copies of the project's ``test-sources``."""
-        config = project.config
-        if not config.test_sources:
-            with executor.scratch_dir() as cwd:
-                yield cwd
-            return
-        where = project.work_dir / "test-dirs" / f"{arch}-{py.tag}"
-        if where.exists():
-            shutil.rmtree(where)
-        where.mkdir(parents=True)
-        for rel in config.test_sources:
-            src, dest = config.project / rel, where / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_dir():
-                shutil.copytree(src, dest, symlinks=True)
-            else:
-                shutil.copy2(src, dest)
-        executor.sync_in(where)
-        yield str(where)
+
+@contextlib.contextmanager
+def _test_dir(project: Project, executor: Executor, key: PythonKey) -> Iterator[str]:
+    """Where the test command runs: outside the source tree (so the installed wheel is
+    what gets imported), holding copies of the project's ``test-sources``."""
+    config = project.config
+    if not config.test_sources:
+        with executor.scratch_dir() as cwd:
+            yield cwd
+        return
+    where = project.workdir.test_dir(key.arch, key.python.tag)
+    if where.exists():
+        shutil.rmtree(where)
+    where.mkdir(parents=True)
+    for rel in config.test_sources:
+        src, dest = config.project / rel, where / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dest, symlinks=True)
+        else:
+            shutil.copy2(src, dest)
+    executor.sync_in(where)
+    yield str(where)
 
 
 TEST = TestStep()

@@ -3,37 +3,43 @@
 from __future__ import annotations
 
 from geonox.config import Config
-from geonox.project import Project
-from geonox.steps.base import Key, Step
-from geonox.targets import PythonVersion
+from geonox.project import Run
+from geonox.steps.base import ArchKey, ArchStep, Needed, PythonKey, PythonStep
+from geonox.steps.ldd import LDD
+from geonox.steps.test import TEST
 
 
-class WheelsStep(Step):
+class WheelsStep(PythonStep):
     name = "wheels"
 
-    def pythons(self, config: Config) -> list[PythonVersion | None]:
-        return [*config.pythons, None]
+    def requires(self, config: Config, key: PythonKey) -> list[Needed]:
+        return [(LDD, key), (TEST, key)]
 
-    def normalise(self, config: Config, py: PythonVersion | None) -> PythonVersion | None:
-        return py
+    def doc(self, config: Config, key: PythonKey) -> str:
+        return (
+            f"Complete path for {key.arch}, Python {key.python.version}: deps, build, repair, "
+            "ldd, test."
+        )
 
-    def requires(self, config: Config, arch: str | None, py: PythonVersion | None) -> list[Key]:
-        if py is None:
-            return [("wheels", arch, p) for p in config.pythons]
-        return [("ldd", arch, py), ("test", arch, py)]
+    def run(self, run: Run, key: PythonKey) -> None:
+        run.log(f"done; wheels in {run.config.wheelhouse}")
 
-    def doc(self, config: Config, arch: str | None, py: PythonVersion | None) -> str:
-        if py is None:
-            return (
-                f"Complete path for {arch} and every configured Python "
-                f"({', '.join(p.version for p in config.pythons)})."
-            )
-        return f"Complete path for {arch}, Python {py.version}: deps, build, repair, ldd, test."
 
-    def run(
-        self, project: Project, arch: str | None, py: PythonVersion | None, session: str
-    ) -> None:
-        project.log(f"{session}: done; wheels in {project.config.wheelhouse}")
+class AllWheelsStep(ArchStep):
+    name = "wheels"
+
+    def requires(self, config: Config, key: ArchKey) -> list[Needed]:
+        return [(WHEELS, PythonKey(key.arch, py)) for py in config.pythons]
+
+    def doc(self, config: Config, key: ArchKey) -> str:
+        return (
+            f"Complete path for {key.arch} and every configured Python "
+            f"({', '.join(p.version for p in config.pythons)})."
+        )
+
+    def run(self, run: Run, key: ArchKey) -> None:
+        run.log(f"done; wheels in {run.config.wheelhouse}")
 
 
 WHEELS = WheelsStep()
+ALL_WHEELS = AllWheelsStep()

@@ -8,6 +8,10 @@ machine, ``ldd -r`` (:mod:`.ldd`).  :mod:`.report` holds what it says.
 
 from __future__ import annotations
 
+import base64
+import csv
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from geonox.errors import UserError
 from geonox.policy import wheel_platform_tags, wheel_policy
+from geonox.recipes import registry
 from geonox.sbom import read_wheel
 from geonox.verify.facts import LINKER_SYMBOLS, WheelFacts, check_wheel_file, kind_of, unpack
 from geonox.verify.ldd import ldd_findings, should_run
@@ -113,12 +118,12 @@ def verify_wheel(
             kind = by_path[rel].kind
             if policy is None or kind == "object" or rel in facts.loaded_by:
                 continue
-            if should_run(facts, info, run_ldd, ldd):
+            if ldd is not None and should_run(facts, info, run_ldd, ldd):
                 by_path[rel].ldd_checked = True
                 found.extend(
                     _violation(owner, "ldd", detail)
                     for owner, detail in ldd_findings(facts, rel, ldd)
-                )  # type: ignore[arg-type]
+                )
         for rel, loader in facts.loaded_by.items():
             by_path[rel].ldd_checked = by_path[loader].ldd_checked
     order = {rule: i for i, rule in enumerate(RULES)}
@@ -127,17 +132,28 @@ def verify_wheel(
     return report
 
 
+def bundled_libraries(wheel: Path) -> dict[str, set[str]]:
+    """Which recipes' libraries the ELF files of ``wheel`` carry (verify's evidence: an
+    exported API symbol, or bytes only the implementation holds), per recipe name:
+    {"proj": {"geodemo/_geodemo.abi3.so"}, ...}.  The SBOM names what this finds."""
+    owner = {lib.name: recipe.name for recipe in registry().values() for lib in recipe.libraries}
+    found: dict[str, set[str]] = {}
+    with tempfile.TemporaryDirectory(prefix="geonox-bundled-") as tmp:
+        root = Path(tmp)
+        unpack(wheel, root)
+        facts = WheelFacts.collect(root, None)
+        for rel, libs in facts.contains.items():
+            for lib in libs:
+                found.setdefault(owner[lib], set()).add(rel)
+    return found
+
+
 def _violation(file: str, rule: str, detail: str, severity: str | None = None) -> Violation:
     return Violation(rule, file, detail, severity or SEVERITY[rule])
 
 
 def record_problems(wheel: Path) -> list[tuple[str, str]]:
     """Every member RECORD does not vouch for: unlisted, or a wrong sha256 or size."""
-    import base64
-    import csv
-    import hashlib
-    import io
-
     problems = []
     with zipfile.ZipFile(wheel) as zf:
         names = [n for n in zf.namelist() if not n.endswith("/")]

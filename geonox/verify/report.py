@@ -20,7 +20,6 @@ RULES = (
     "record",
     "ldd",
 )
-SEVERITIES = ("error", "warning")
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,8 @@ def format_table(reports: Sequence[WheelReport]) -> str:
             lines.append(
                 "  bundled libraries: "
                 + ", ".join(
-                    f"{f.path} ({_size(f.size)}{', ' + '+'.join(f.libraries) if f.libraries else ''})"
+                    f"{f.path} ({_size(f.size)}"
+                    + (f", {'+'.join(f.libraries)})" if f.libraries else ")")
                     for f in shipped
                 )
             )

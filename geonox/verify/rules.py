@@ -42,7 +42,7 @@ from pathlib import PurePosixPath
 
 from geonox.elf import ElfInfo
 from geonox.policy import max_version, version_allowed, version_sort_key
-from geonox.recipes import known_libraries
+from geonox.recipes import known_libraries, registry
 from geonox.verify.facts import (
     GLIBC_LIBS,
     LINKER_SYMBOLS,
@@ -53,7 +53,8 @@ from geonox.verify.facts import (
 )
 from geonox.verify.glibc import glibc_has
 
-Finding = tuple  # (rule, detail) or (rule, detail, severity)
+#: (rule, detail) or (rule, detail, severity)
+Finding = tuple[str, ...]
 
 #: The severity of each rule's findings unless a finding says otherwise.
 SEVERITY = {
@@ -107,7 +108,8 @@ FIXES = {
     "or claim a newer policy",
     "cxx-runtime-version": "build with the manylinux image's devtoolset/gcc-toolset "
     "(it links new C++ features statically) or claim a newer policy",
-    "needed-library": "ship the library in the wheel (auditwheel repair) or build against an older one",
+    "needed-library": "ship the library in the wheel (auditwheel repair) or build against an "
+    "older one",
 }
 
 
@@ -347,8 +349,6 @@ def unreachable_libraries(facts: WheelFacts) -> Iterator[tuple[str, str, str]]:
 def undeclared_bundles(facts: WheelFacts) -> Iterator[tuple[str, ...]]:
     """A known library inside the wheel that no SBOM component names (by recipe name, or
     the library's own name as auditwheel's SBOM spells a grafted file)."""
-    from geonox.recipes import registry
-
     owner = {lib.name: recipe.name for recipe in registry().values() for lib in recipe.libraries}
     declared = {n.lower() for n in facts.declared}
     reported: set[str] = set()
