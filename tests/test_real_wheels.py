@@ -15,6 +15,8 @@ from conftest import pypi_download
 
 from geonox.verify import format_table, verify_wheel
 
+pytestmark = pytest.mark.network  # the wheels come from PyPI (once per machine)
+
 X86 = ("--only-binary", ":all:", "--platform", "manylinux2014_x86_64", "--python-version", "3.12")
 ARM = ("--only-binary", ":all:", "--platform", "manylinux2014_aarch64", "--python-version", "3.12")
 

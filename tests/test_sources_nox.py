@@ -11,10 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import nox, run, sqlite_project
 from conftest_http import SQLITE, SQLITE_SHA256, fault_server, serve, wrong_bytes  # noqa: F401
 
 from geonox.targets import host_arch
+
+# builds SQLite from the mirror's tarball, served over HTTP
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("mirror")]
 
 
 def project(tmp_path: Path) -> Path:
