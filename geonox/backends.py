@@ -37,9 +37,9 @@ from geonox.errors import UserError
 from geonox.executors import Executor, HostExecutor
 from geonox.images import ImageLock, PinnedImage, image_for, pinned_image
 from geonox.policy import glibc_of, most_compatible_manylinux, version_allowed, wheel_platform_tags
-from geonox.recipes import registry
+from geonox.recipes import Toolchain, registry
 from geonox.targets import Target, host_arch
-from geonox.toolchains import Ccache, GccToolchain, Toolchain
+from geonox.toolchains import Ccache, GccToolchain
 from geonox.verify import verify_wheel
 from geonox.zig import ZigToolchain
 

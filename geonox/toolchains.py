@@ -1,6 +1,7 @@
 """Toolchains: compiler, flags and CMake arguments for a target.
 
-:class:`Toolchain` is the interface recipes, steps and backends rely on.
+:class:`~geonox.recipes.Toolchain` is the interface recipes, steps and backends rely on
+(defined beside the recipes, which render their commands with it).
 :class:`GccToolchain` is the system compiler of wherever the executor runs (the host, or a
 manylinux image's devtoolset) with the seed's per-arch flags; the zig cross toolchain is
 :class:`geonox.zig.ZigToolchain`.
@@ -13,52 +14,15 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from geonox.executors import Executor
+from geonox.recipes import Toolchain
 from geonox.targets import PythonVersion
 
 ARCH_FLAGS = {
     "x86_64": ("-march=x86-64-v2", "-mtune=generic"),
     "aarch64": ("-march=armv8-a",),
 }
-
-
-class Toolchain(Protocol):
-    name: str
-    arch: str
-    #: Its output cannot run on the build machine (tools needed while building, such as
-    #: PROJ's sqlite3, are compiled again with ``build_cc``).
-    cross: bool
-    #: It links its C++ runtime into every shared library it makes (zig: libc++ static), so
-    #: one C++ library must not be split over two shared objects (see the GEOS recipe).
-    static_cxx_runtime: bool
-
-    @property
-    def cc(self) -> tuple[str, ...]: ...
-    @property
-    def cxx(self) -> tuple[str, ...]: ...
-    @property
-    def ar(self) -> tuple[str, ...]: ...
-    @property
-    def ranlib(self) -> tuple[str, ...]: ...
-    @property
-    def build_cc(self) -> tuple[str, ...]: ...
-    @property
-    def cflags(self) -> tuple[str, ...]: ...
-    @property
-    def cxxflags(self) -> tuple[str, ...]: ...
-
-    @property
-    def identity(self) -> str:
-        """Compiler versions and flags: anything here changing means a different prefix."""
-
-    def cmake_args(self, prefix: str, search: Sequence[str] = ()) -> list[str]:
-        """Arguments of a dependency's CMake configure into ``prefix``, finding the
-        packages it depends on in ``search``."""
-
-    def extension_env(self, py: PythonVersion | None = None) -> dict[str, str]:
-        """Environment for building the extension itself (its PEP 517 backend)."""
 
 
 def seed_flags(arch: str) -> tuple[str, ...]:

@@ -1,5 +1,6 @@
-"""The module map's layering: no module imports (even lazily, inside a function) a module of
-a higher layer.  Imports under ``if TYPE_CHECKING:`` are for annotations only and exempt."""
+"""The module map's layering: no module imports (even lazily, inside a function, or for
+annotations only, under ``if TYPE_CHECKING:``) a module of a higher layer.
+docs/architecture.md shows the same map (tests/test_project_files.py compares them)."""
 
 from __future__ import annotations
 
@@ -36,14 +37,8 @@ def layer_of(module: str) -> int:
 
 def imports(path: Path) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text())
-    type_only: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            type_only.update(id(n) for stmt in node.body for n in ast.walk(stmt))
     found = []
     for node in ast.walk(tree):
-        if id(node) in type_only:
-            continue
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("geonox"):
             names = (
                 [node.module]

@@ -10,17 +10,54 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from geonox.command import Command
 from geonox.sources.model import Source
-
-if TYPE_CHECKING:
-    from geonox.toolchains import Toolchain
-
+from geonox.targets import PythonVersion
 
 LinkMode = Literal["static", "shared"]
 LINK_MODES: tuple[LinkMode, ...] = ("static", "shared")
+
+
+class Toolchain(Protocol):
+    """What a compiler toolchain offers the recipes (and steps and backends): gcc on the
+    host or in an image (:mod:`geonox.toolchains`), zig (:mod:`geonox.zig`)."""
+
+    name: str
+    arch: str
+    #: Its output cannot run on the build machine (tools needed while building, such as
+    #: PROJ's sqlite3, are compiled again with ``build_cc``).
+    cross: bool
+    #: It links its C++ runtime into every shared library it makes (zig: libc++ static), so
+    #: one C++ library must not be split over two shared objects (see the GEOS recipe).
+    static_cxx_runtime: bool
+
+    @property
+    def cc(self) -> tuple[str, ...]: ...
+    @property
+    def cxx(self) -> tuple[str, ...]: ...
+    @property
+    def ar(self) -> tuple[str, ...]: ...
+    @property
+    def ranlib(self) -> tuple[str, ...]: ...
+    @property
+    def build_cc(self) -> tuple[str, ...]: ...
+    @property
+    def cflags(self) -> tuple[str, ...]: ...
+    @property
+    def cxxflags(self) -> tuple[str, ...]: ...
+
+    @property
+    def identity(self) -> str:
+        """Compiler versions and flags: anything here changing means a different prefix."""
+
+    def cmake_args(self, prefix: str, search: Sequence[str] = ()) -> list[str]:
+        """Arguments of a dependency's CMake configure into ``prefix``, finding the
+        packages it depends on in ``search``."""
+
+    def extension_env(self, py: PythonVersion | None = None) -> dict[str, str]:
+        """Environment for building the extension itself (its PEP 517 backend)."""
 
 
 @dataclass(frozen=True)
