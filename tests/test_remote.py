@@ -9,99 +9,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import subprocess
 import sys
-import textwrap
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-import requests
-from conftest import REPO, make_project, nox, run, skip_or_fail, sqlite_project
+from conftest import REPO, make_project, nox, run, sqlite_project
+from registry_server import Registry
 
 EXAMPLE = REPO / "examples" / "geodemo"
-DOCKER_REGISTRY = "/usr/bin/docker-registry"
-
-
-class Registry:
-    def __init__(self, root: Path, readonly: bool = False, htpasswd: Path | None = None) -> None:
-        if not Path(DOCKER_REGISTRY).is_file():
-            skip_or_fail("Debian's docker-registry is not installed (bash scripts/ci_setup.sh)")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        config = root / "config.yml"
-        config.write_text(
-            textwrap.dedent(f"""\
-            version: 0.1
-            log:
-              level: warn
-            storage:
-              filesystem:
-                rootdirectory: {root / "data"}
-              maintenance:
-                readonly:
-                  enabled: {"true" if readonly else "false"}
-            http:
-              addr: 127.0.0.1:{self.port}
-            """)
-        )
-        if htpasswd:  # a login for everything (bcrypt entries), over plain HTTP on loopback
-            with config.open("a") as f:
-                f.write(f"auth:\n  htpasswd:\n    realm: geonox-test\n    path: {htpasswd}\n")
-        self.log = open(root / "registry.log", "w")  # noqa: SIM115  (closed by stop())
-        self.proc = subprocess.Popen(
-            [DOCKER_REGISTRY, "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{self.port}/v2/", timeout=2).status_code in (
-                    200,
-                    401,
-                ):
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError((root / "registry.log").read_text())
-            time.sleep(0.2)
-
-    def url(self, repository: str) -> str:
-        return f"oci://127.0.0.1:{self.port}/{repository}"
-
-    def blob(self, digest: str) -> Path:
-        hexd = digest.split(":", 1)[1]
-        return (
-            self.root
-            / "data"
-            / "docker"
-            / "registry"
-            / "v2"
-            / "blobs"
-            / "sha256"
-            / hexd[:2]
-            / hexd
-            / "data"
-        )
-
-    def manifest(self, repository: str, tag: str) -> dict:
-        resp = requests.get(
-            f"http://127.0.0.1:{self.port}/v2/{repository}/manifests/{tag}",
-            timeout=10,
-            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
-        )
-        resp.raise_for_status()
-        return resp.json()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
