@@ -20,24 +20,26 @@ host file (``PIP_CERT=/etc/ssl/certs/ca.pem``) is mounted read-only at the same 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shlex
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 from geonox.command import Command
+from geonox.config import ContainerMode
 from geonox.errors import BuildError, UserError
 from geonox.executors import Executor, command_failed, log_tail, run_child, run_logged
 from geonox.images import PinnedImage
 from geonox.targets import OCI_ARCH, PythonVersion, host_arch
 
 EngineKind = Literal["docker", "podman"]
-ContainerMode = Literal["auto", "bind", "copy"]
 # ELF e_machine of each arch as binfmt_misc magic bytes 18-19 (little endian).
 _BINFMT_MACHINE = {"aarch64": "b700", "x86_64": "3e00"}
 
@@ -373,9 +375,6 @@ def build_image(
     """Build ``dockerfile`` on top of the pinned ``base`` (passed as ``--build-arg BASE``)
     for ``arch``, once per content: the tag hashes the Dockerfile, the base digest and the
     arch.  The result is pinned by its image ID."""
-    import hashlib
-    import tempfile
-
     if not dockerfile.is_file():
         raise UserError(f"dockerfile {dockerfile} does not exist.")
     content = dockerfile.read_bytes()

@@ -15,11 +15,11 @@ import argparse
 import os
 import sys
 
+from build import ProjectBuilder
+from build.env import DefaultIsolatedEnv
+
 
 def main(argv: list[str]) -> int:
-    from build import ProjectBuilder
-    from build.env import DefaultIsolatedEnv
-
     parser = argparse.ArgumentParser(prog="geonox-crossbuild")
     parser.add_argument("--wheel", action="store_true", required=True)
     parser.add_argument("--outdir", required=True)

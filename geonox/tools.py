@@ -14,8 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
+
+from packaging.requirements import Requirement
 
 import geonox
 from geonox.cache import TOOL_MARKER, CacheLayout
@@ -23,6 +28,7 @@ from geonox.command import Command
 from geonox.errors import BuildError
 from geonox.executors import Executor
 from geonox.targets import PythonVersion
+from geonox.verify import verify_wheel
 
 #: What geonox runs to build and repair, pinned (PyPI), installed in geonox's tool venvs in
 #: every executor -- a container as this machine -- so a dependency's build never depends on
@@ -46,8 +52,6 @@ BUILD_TOOLS = ("cmake",)
 
 def pinned(names: tuple[str, ...], py: PythonVersion) -> tuple[str, ...]:
     """The pinned requirements of ``names`` for CPython ``py`` (markers evaluated)."""
-    from packaging.requirements import Requirement
-
     out = []
     for line in PINS:
         req = Requirement(line)
@@ -199,10 +203,6 @@ def build_tools_bin(executor: Executor, cache: CacheLayout, py: PythonVersion, *
 
 
 def _unpack_cmake(req: str, arch: str, python: str, place: Path, log: Path) -> dict[str, str]:
-    import subprocess
-    import sys
-    import zipfile
-
     download = place / "download"
     download.mkdir(parents=True)
     argv = [
@@ -264,8 +264,6 @@ def verify_report(
     wheel can run (so ``ldd -r`` sees that system's libraries); geonox's own wheels must
     name what they bundle (``--require-sbom``)."""
     if executor.local:
-        from geonox.verify import verify_wheel
-
         return verify_wheel(wheel, require_sbom=True).to_dict()
     package = Path(geonox.__file__).resolve().parent
     executor.sync_in(wheel)

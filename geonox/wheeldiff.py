@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elftools.elf.elffile import ELFFile
+
 from geonox.errors import UserError
 
 
@@ -60,7 +62,6 @@ def _sha(path: Path) -> str:
 def elf_sections_that_differ(a: bytes, b: bytes) -> list[str]:
     """Names of the sections of two ELF images whose contents (or size) differ, in A's
     section order; sections only one has are named with a ``+``/``-`` mark."""
-    from elftools.elf.elffile import ELFFile
 
     def sections(data: bytes) -> dict[str, bytes]:
         elf = ELFFile(io.BytesIO(data))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import shutil
 import stat
 import subprocess
 import sys
@@ -60,8 +61,6 @@ def zig_exe() -> Path:
 
 def host_cmake() -> str:
     """The build machine's CMake: the one installed beside geonox (PyPI cmake), else PATH's."""
-    import shutil
-
     beside = Path(sys.executable).parent / "cmake"
     found = str(beside) if beside.is_file() else shutil.which("cmake")
     if not found:

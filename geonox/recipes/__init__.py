@@ -213,8 +213,6 @@ def cmake_commands(ctx: BuildContext, *options: str) -> list[Command]:
 
 
 def registry() -> dict[str, Recipe]:
-    from geonox.recipes import geos, proj, sqlite
-
     return {r.name: r for r in (sqlite.RECIPE, sqlite.SHELL, geos.RECIPE, proj.RECIPE)}
 
 
@@ -238,3 +236,7 @@ def build_order(names: Sequence[str]) -> list[str]:
     for name in sorted(names):
         visit(name)
     return order
+
+
+# The recipes themselves import the definitions above.
+from geonox.recipes import geos, proj, sqlite  # noqa: E402
