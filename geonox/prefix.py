@@ -495,12 +495,12 @@ class PrefixEngine:
             log(f"pulled {b.label} [{b.key}] from {remote} in {t.detail}")
         elif t.outcome == "pushed":
             log(f"pushed {b.label} [{b.key}] to {t.detail}")
-        elif t.outcome == "absent":
-            log(f"{remote} has no {b.label} [{b.key}]; building it here")
         elif t.outcome == "failed" and t.push:
             log(f"warning: could not push {b.label} to {remote}: {t.detail}")
         elif t.outcome == "failed":
             log(f"warning: not using {remote} for {b.label}: {t.detail}; building it here")
+        elif t.outcome == "absent" and not t.push:
+            log(f"{remote} has no {b.label} [{b.key}]; building it here")
 
 
 # ------------------------------------------------------------------ assembly
