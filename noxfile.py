@@ -27,7 +27,9 @@ geonox itself is imported from this checkout.
 
     nox -s wheels-x86_64          # the main job: the example's repaired manylinux_2_28 wheels
     nox -s wheels-aarch64         # the same for aarch64 (zig), tested under QEMU in a container
-    nox -s tests                  # geonox's test suite
+    nox -s lint                   # ruff (lint, format) and mypy --strict over geonox/
+    nox -s fast                   # the fast lane: tests that need no engine, mirror or network
+    nox -s tests                  # geonox's whole test suite (CI runs lint first)
     nox --list -t geonox          # what was registered
 """
 
