@@ -36,7 +36,7 @@ from geonox.environment import Environment
 from geonox.errors import ConfigError
 from geonox.images import default_dockerfile
 from geonox.policy import canonical_policy, policy_aliases
-from geonox.recipes import LINK_MODES, LinkMode, build_order, registry
+from geonox.recipes import LINK_MODES, LinkMode, OptionValue, Recipe, build_order, registry
 from geonox.remote import RemoteSpec
 from geonox.sources.model import Source
 from geonox.targets import ARCHS, SUPPORTED_PYTHONS, PythonVersion, host_arch
@@ -70,7 +70,7 @@ class DepSpec:
 
     name: str
     source: Source
-    options: Mapping[str, bool]
+    options: Mapping[str, OptionValue]
     link: LinkMode = "static"
 
 
@@ -301,11 +301,14 @@ def _deps(key: str, value: Any, r: Reading) -> tuple[DepSpec, ...]:
                 "known recipes: " + ", ".join(recipes),
             )
     options = _table("options", r.values["options"], "[tool.geonox.options.proj]")
+    ordered = build_order(names)
     link = r.values["link"]
+    if link is None:  # GDAL's bindings have several modules: one shared copy of each library
+        link = "shared" if "gdal" in ordered else "static"
     if link not in LINK_MODES:
         raise _err("link", link, "allowed: " + ", ".join(LINK_MODES))
     specs = []
-    for name in build_order(names):
+    for name in ordered:
         recipe = recipes[name]
         if name in sources:
             source = _custom_source(name, sources[name])
@@ -320,24 +323,45 @@ def _deps(key: str, value: Any, r: Reading) -> tuple[DepSpec, ...]:
                     + f" (or pin any release with [tool.geonox.sources.{name}])",
                 )
             source = recipe.releases[version]
-        opts = dict(recipe.options)
         given = options.get(name, {})
         given = dict(given) if isinstance(given, dict) else {"": given}
-        dep_link = given.pop("link", link)
+        dep_link = given.pop("link", recipe.default_link or link)
         if dep_link not in LINK_MODES:
             raise _err(f"options.{name}.link", dep_link, "allowed: " + ", ".join(LINK_MODES))
-        for k, v in given.items():
-            if k not in recipe.options or not isinstance(v, bool):
-                raise _err(
-                    f"options.{name}.{k}" if k else f"options.{name}",
-                    v,
-                    f"{name} options: "
-                    + (", ".join(f"{o} (true/false)" for o in recipe.options) or "none")
-                    + '; link ("static"/"shared")',
-                )
-            opts[k] = v
-        specs.append(DepSpec(name=name, source=source, options=opts, link=dep_link))
+        opts = {k: _option(recipe, k, v) for k, v in given.items()}
+        specs.append(
+            DepSpec(name=name, source=source, options={**recipe.options, **opts}, link=dep_link)
+        )
     return tuple(specs)
+
+
+def _option(recipe: Recipe, key: str, value: Any) -> OptionValue:
+    """One ``[tool.geonox.options.<recipe>]`` value, checked against the recipe's option."""
+    where = f"options.{recipe.name}.{key}" if key else f"options.{recipe.name}"
+    default = recipe.options.get(key)
+    if isinstance(default, bool) and isinstance(value, bool):
+        return value
+    if isinstance(default, tuple) and isinstance(value, list):
+        if not all(isinstance(v, str) for v in value):
+            raise _err(where, value, "expected a list of names")
+        names = tuple(sorted(dict.fromkeys(v.lower() for v in value)))
+        known = recipe.choices.get(key)
+        for n in names:
+            if known is not None and n not in known:
+                close = difflib.get_close_matches(n, sorted(known), n=3, cutoff=0.6)
+                hint = f"did you mean {', '.join(close)}? " if close else ""
+                raise _err(
+                    where,
+                    n,
+                    f"{recipe.name} has no such {key[:-1] if key.endswith('s') else key}; {hint}"
+                    f"known: {', '.join(sorted(known))}",
+                )
+        return names
+    kinds = {bool: "true/false", tuple: "a list of names"}
+    described = ", ".join(f"{o} ({kinds[type(d)]})" for o, d in recipe.options.items())
+    raise _err(
+        where, value, f'{recipe.name} options: {described or "none"}; link ("static"/"shared")'
+    )
 
 
 def _test_command(key: str, value: Any, r: Reading) -> str | None:
@@ -468,7 +492,8 @@ OPTIONS: tuple[Option, ...] = (
            "(read with deps)", None),
     Option("options", {}, "recipe options and a per-dependency `link`: "
            "`[tool.geonox.options.proj]` (read with deps)", None),
-    Option("link", "static", "`static` or `shared` (grafted by auditwheel; read with deps)", None),
+    Option("link", None, "`static` or `shared` (grafted by auditwheel; read with deps)", None,
+           default_doc="`\"static\"`; `\"shared\"` when deps include gdal"),
     Option("deps", ["sqlite", "geos", "proj"], "recipes to build, in any order (proj pulls in "
            "sqlite)", _deps),
     Option("test-command", None, "run in a clean venv with the wheel installed", _test_command),

@@ -192,7 +192,10 @@ class Executor(ABC):
 #: What points an installer or an interpreter at the environment geonox itself runs in: nox
 #: sets UV_PYTHON and VIRTUAL_ENV for a session in a uv venv (``uv pip install`` then fills
 #: that venv instead of a build's isolated one), an activated venv or conda env sets theirs.
-#: A build's isolated environment and a test venv must each be their own.
+#: A build's isolated environment and a test venv must each be their own.  Likewise where
+#: GDAL and PROJ look for their data and plugins: a wheel's test must find the data the wheel
+#: carries, never a directory this machine's environment names (a build gets its prefix's
+#: from the consumer contract, explicitly).
 OUTER_ENVIRONMENT = frozenset(
     {
         "VIRTUAL_ENV",
@@ -205,6 +208,10 @@ OUTER_ENVIRONMENT = frozenset(
         "PIP_TARGET",
         "PIP_USER",
         "PIP_REQUIRE_VIRTUALENV",
+        "GDAL_DATA",
+        "GDAL_DRIVER_PATH",
+        "PROJ_DATA",
+        "PROJ_LIB",
     }
 )
 

@@ -107,12 +107,12 @@ def test_python_from_classifiers(tmp_path):
         ('archs = ["x86_64", "riscv64"]', "archs", "riscv64", "x86_64, aarch64"),
         ('python = ["3.12", "3"]', "python", "'3'", "3.9"),
         ('python = ["3.12", "three"]', "python", "three", "supported"),
-        ('deps = ["gdal"]', "deps", "gdal", "sqlite, geos, proj"),
+        ('deps = ["netcdf"]', "deps", "netcdf", "sqlite, geos, proj, expat, gdal"),
         ('backend = "vagrant"', "backend", "vagrant", "zig"),
         ('policy = "manylinux_2_99"', "policy", "manylinux_2_99", "manylinux_2_28"),
         ('colour = "blue"', "colour", "blue", "known keys"),
         ('[tool.geonox.versions]\nproj = "1.0"', "versions.proj", "1.0", "9.1.1"),
-        ('[tool.geonox.versions]\ngdal = "3.9"', "versions.gdal", "gdal", "known recipes"),
+        ('[tool.geonox.versions]\nhdf5 = "1.14"', "versions.hdf5", "hdf5", "known recipes"),
         ("[tool.geonox.repair]\nstrip = true", "repair.strip", "True", "exclude, lib-sdir"),
         ("[tool.geonox.options.proj]\nnetcdf = true", "options.proj.netcdf", "True", "tiff"),
         ('link = "dynamic"', "link", "dynamic", "static, shared"),
@@ -297,7 +297,7 @@ def test_cli_plan_and_error(tmp_path):
     assert plan["targets"][0]["prefix_key"] and len(plan["targets"][0]["prefix_key"]) == 16
     assert {s["name"] for s in plan["sessions"]} >= {f"deps-{host_arch()}", f"wheels-{host_arch()}"}
     (project / "pyproject.toml").write_text(
-        (project / "pyproject.toml").read_text().replace('"sqlite"', '"sqlite", "gdal"')
+        (project / "pyproject.toml").read_text().replace('"sqlite"', '"sqlite", "netcdf"')
     )
     bad = subprocess.run(
         [sys.executable, "-m", "geonox", "plan", "--project", str(project)],
@@ -305,7 +305,7 @@ def test_cli_plan_and_error(tmp_path):
         capture_output=True,
     )
     assert bad.returncode == 2
-    assert "deps = 'gdal'" in bad.stderr and "Traceback" not in bad.stderr
+    assert "deps = 'netcdf'" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_artifact_keys_change_with_their_inputs_and_their_dependencies_only(tmp_path):

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, Union
 
 from geonox.command import Command
 from geonox.sources.model import Source
@@ -18,6 +18,8 @@ from geonox.targets import PythonVersion
 
 LinkMode = Literal["static", "shared"]
 LINK_MODES: tuple[LinkMode, ...] = ("static", "shared")
+#: A recipe option's value: a switch, or a list of names (GDAL's extra drivers).
+OptionValue = Union[bool, tuple[str, ...]]  # a runtime alias: no "|" on 3.9
 
 
 class Toolchain(Protocol):
@@ -68,7 +70,7 @@ class BuildContext:
     build: str  # scratch build directory
     prefix: str  # where it installs: its own artifact, nothing else in it
     jobs: int
-    options: Mapping[str, bool]
+    options: Mapping[str, OptionValue]
     toolchain: Toolchain
     link: LinkMode = "static"
     version: str = ""  # the release being built
@@ -77,6 +79,18 @@ class BuildContext:
     deps: Mapping[str, str] = field(default_factory=dict)
     #: what runs the compiler (``("ccache",)``) or nothing; never part of a key
     launcher: tuple[str, ...] = ()
+
+    def flag(self, option: str) -> bool:
+        """A switch option's value."""
+        value = self.options[option]
+        assert isinstance(value, bool), option
+        return value
+
+    def names(self, option: str) -> tuple[str, ...]:
+        """A list option's value."""
+        value = self.options[option]
+        assert isinstance(value, tuple), option
+        return value
 
     @property
     def shared_with_static_runtime(self) -> bool:
@@ -112,9 +126,12 @@ class Library:
     name: str  # "geos_c"
     api: tuple[str, ...]  # symbol name prefixes: ("GEOS",)
     fingerprint: bytes  # a regular expression over the file's bytes
+    #: names with the API's prefix that its *users* define (an SQLite extension's entry
+    #: point, sqlite3_extension_init, which libgdal exports)
+    not_api: frozenset[str] = frozenset()
 
     def owns(self, symbol: str) -> bool:
-        return symbol.startswith(self.api)
+        return symbol.startswith(self.api) and symbol not in self.not_api
 
 
 @dataclass(frozen=True)
@@ -140,7 +157,12 @@ class Recipe:
     default_version: str
     commands: Callable[[BuildContext], list[Command]]
     depends: tuple[str, ...] = ()
-    options: Mapping[str, bool] = field(default_factory=dict)
+    options: Mapping[str, OptionValue] = field(default_factory=dict)
+    #: the names a list option may hold (``drivers``: the ones the release has)
+    choices: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    #: its link mode when ``options.<name>.link`` does not say: None follows the top-level
+    #: ``link``; a library only other recipes link (expat) has its own
+    default_link: LinkMode | None = None
     libraries: tuple[Library, ...] = ()
     consumer: Consumer | None = None
     cxx: bool = False  # written in C++ (its shared libraries carry a C++ runtime's needs)
@@ -213,7 +235,10 @@ def cmake_commands(ctx: BuildContext, *options: str) -> list[Command]:
 
 
 def registry() -> dict[str, Recipe]:
-    return {r.name: r for r in (sqlite.RECIPE, sqlite.SHELL, geos.RECIPE, proj.RECIPE)}
+    return {
+        r.name: r
+        for r in (sqlite.RECIPE, sqlite.SHELL, geos.RECIPE, proj.RECIPE, expat.RECIPE, gdal.RECIPE)
+    }
 
 
 def known_libraries() -> tuple[Library, ...]:
@@ -239,4 +264,4 @@ def build_order(names: Sequence[str]) -> list[str]:
 
 
 # The recipes themselves import the definitions above.
-from geonox.recipes import geos, proj, sqlite  # noqa: E402
+from geonox.recipes import expat, gdal, geos, proj, sqlite  # noqa: E402

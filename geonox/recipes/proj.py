@@ -93,8 +93,8 @@ def _cmake(ctx: BuildContext, *extra: str) -> list[Command]:
         "-DBUILD_APPS=OFF",
         "-DBUILD_PROJSYNC=OFF",
         "-DNLOHMANN_JSON=internal",  # never pick up a system nlohmann_json
-        f"-DENABLE_TIFF={_onoff(ctx.options['tiff'])}",
-        f"-DENABLE_CURL={_onoff(ctx.options['curl'])}",
+        f"-DENABLE_TIFF={_onoff(ctx.flag('tiff'))}",
+        f"-DENABLE_CURL={_onoff(ctx.flag('curl'))}",
         *extra,
     )
 

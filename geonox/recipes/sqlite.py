@@ -156,7 +156,16 @@ RECIPE = Recipe(
     default_version="3.53.1",
     commands=commands,
     consumer=CONSUMER,
-    libraries=(Library("sqlite3", ("sqlite3_",), rb"SQLite format 3\x00"),),
+    libraries=(
+        Library(
+            "sqlite3",
+            ("sqlite3_",),
+            # a message of SQLite's misuse checks: its implementation alone has it (GDAL, a
+            # consumer, holds "SQLite format 3" to recognise database files)
+            rb"API call with %s database connection pointer",
+            not_api=frozenset({"sqlite3_extension_init"}),
+        ),
+    ),
     provenance=Provenance(
         supplier="SQLite",
         cpe_vendor="sqlite",
