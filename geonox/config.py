@@ -287,6 +287,21 @@ def _custom_source(name: str, table: Any) -> Source:
     return Source(name=name, version=table["version"], url=table["url"], sha256=sha)
 
 
+def _supported(recipe: Recipe, source: Source) -> None:
+    """A custom source's release is one the recipe can build."""
+    if recipe.oldest is None:
+        return
+    numbers = tuple(int(n) for n in re.findall(r"\d+", source.version)[: len(recipe.oldest)])
+    if numbers < recipe.oldest:
+        oldest = ".".join(map(str, recipe.oldest))
+        raise _err(
+            f"sources.{recipe.name}.version",
+            source.version,
+            f"geonox builds {recipe.name} {oldest} or newer (known releases: "
+            f"{', '.join(recipe.releases)})",
+        )
+
+
 def _deps(key: str, value: Any, r: Reading) -> tuple[DepSpec, ...]:
     """``deps`` with ``versions``, ``sources``, ``options`` and ``link``: the specs."""
     recipes = {n: rc for n, rc in registry().items() if not rc.build_tool}  # what one configures
@@ -312,6 +327,7 @@ def _deps(key: str, value: Any, r: Reading) -> tuple[DepSpec, ...]:
         recipe = recipes[name]
         if name in sources:
             source = _custom_source(name, sources[name])
+            _supported(recipe, source)
         else:
             version = versions.get(name, recipe.default_version)
             if version not in recipe.releases:

@@ -303,6 +303,9 @@ class PrefixEngine:
         run, backend = self.run, self.backend
         backend.check_link_modes()
         prefix = self.plan
+        for b in prefix.libraries:
+            if b.spec.link == "static" and b.recipe.static_note:
+                run.log(f"warning: {b.recipe.static_note}")
         if prefix.artifact.complete():
             prefix.artifact.touch()
             run.log(f"cached (key {prefix.key}) at {prefix.path}")

@@ -465,3 +465,100 @@ def test_source_date_epoch_from_table_environment_git_sdist_or_1980(tmp_path, mo
         tar.add(src, arcname="demo-1.0")
     cfg = load_config(sdist, environ={"GEONOX_CACHE_DIR": str(tmp_path / "cache")})
     assert cfg.source_date_epoch == 1650000000
+
+
+GDAL_SOURCE = """\
+[tool.geonox.sources.gdal]
+version = "{version}"
+url = "https://mirror.example/gdal_{version}+dfsg.orig.tar.xz"
+sha256 = "5ef1d6bf67d9d4d9394f90c96b9873e60aeed7e44b04df04ffd777b3c79c9588"
+"""
+
+
+def test_gdal_links_shared_with_its_dependencies_beside_it(tmp_path):
+    """deps = ["gdal"]: libgdal shared (bindings have several modules), PROJ, GEOS and
+    SQLite shared beside it (one copy each), expat static inside; a top-level link says
+    nothing of GDAL's own default, its options.gdal.link does."""
+    cfg = load_config(write_project(tmp_path, 'deps = ["gdal"]\n'))
+    links = {d.name: d.link for d in cfg.deps}
+    assert links == {
+        "sqlite": "shared",
+        "proj": "shared",
+        "geos": "shared",
+        "expat": "static",
+        "gdal": "shared",
+    }
+    assert [d.name for d in cfg.deps][-1] == "gdal"  # built after what it links
+    cfg = load_config(tmp_path, link="static")
+    assert {d.name: d.link for d in cfg.deps}["gdal"] == "shared"
+    assert {d.name: d.link for d in cfg.deps}["proj"] == "static"
+    cfg = load_config(tmp_path, options={"gdal": {"link": "static"}})
+    assert {d.name: d.link for d in cfg.deps}["gdal"] == "static"
+    # without gdal, the default stays static
+    assert load_config(tmp_path, deps=["proj"]).deps[-1].link == "static"
+
+
+def test_gdal_drivers_option_names_gdals_own_drivers(tmp_path):
+    write_project(tmp_path, 'deps = ["gdal"]\n')
+    cfg = load_config(tmp_path, options={"gdal": {"drivers": ["netCDF", "parquet", "netcdf"]}})
+    gdal = next(d for d in cfg.deps if d.name == "gdal")
+    assert gdal.options == {"curl": False, "drivers": ("netcdf", "parquet")}
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path, options={"gdal": {"drivers": ["netcdff"]}})
+    text = str(err.value)
+    assert "options.gdal.drivers = 'netcdff'" in text and "did you mean netcdf" in text
+    assert "known: aaigrid" in text and "\n" not in text
+    with pytest.raises(ConfigError, match="expected a list of names"):
+        load_config(tmp_path, options={"gdal": {"drivers": ["gpkg", 3]}})
+    with pytest.raises(ConfigError, match=r"drivers \(a list of names\)"):
+        load_config(tmp_path, options={"gdal": {"drivers": "netcdf"}})
+
+
+def test_a_gdal_release_older_than_the_recipe_builds_is_refused(tmp_path):
+    write_project(tmp_path, 'deps = ["gdal"]\n' + GDAL_SOURCE.format(version="3.4.3"))
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path)
+    assert "sources.gdal.version = '3.4.3'" in str(err.value)
+    assert "geonox builds gdal 3.9 or newer" in str(err.value)
+    write_project(tmp_path, 'deps = ["gdal"]\n' + GDAL_SOURCE.format(version="3.10.3"))
+    gdal = next(d for d in load_config(tmp_path).deps if d.name == "gdal")
+    assert gdal.source.version == "3.10.3"
+
+
+def test_gdal_commands_build_what_the_wheels_need_and_nothing_else():
+    """The rendered commands: optional drivers off, the default set and the extra ones on
+    (a name that is both a raster and a vector driver turns on both), GDAL's internal
+    third-party libraries, iconv on, no apps/tests/docs/bindings, no compiled-in prefix."""
+    from geonox.recipes import BuildContext
+    from geonox.recipes import gdal as recipe
+
+    class Toolchain:
+        cflags = cxxflags = ("-O2",)
+
+        def cmake_args(self, prefix, search=()):
+            return [f"-DCMAKE_INSTALL_PREFIX={prefix}"]
+
+    deps = {n: f"@{n.upper()}@" for n in ("proj", "geos", "sqlite", "expat")}
+    ctx = BuildContext(
+        src="@SRC@", build="@BUILD@", prefix="@PREFIX@", jobs=2,
+        options={"curl": False, "drivers": ("netcdf", "vrt")}, toolchain=Toolchain(),
+        link="shared", links={"sqlite": "shared", "expat": "static"}, deps=deps,
+    )  # fmt: skip
+    commands = recipe.commands(ctx)
+    names = [c.name for c in commands]
+    assert names == ["missing-data", "configure", "no-prefix", "build", "install"]
+    configure = commands[1].argv
+    for flag in (
+        "-DGDAL_BUILD_OPTIONAL_DRIVERS=OFF", "-DOGR_BUILD_OPTIONAL_DRIVERS=OFF",
+        "-DGDAL_ENABLE_DRIVER_GTIFF=ON", "-DOGR_ENABLE_DRIVER_GPKG=ON",
+        "-DOGR_ENABLE_DRIVER_SHAPE=ON", "-DOGR_ENABLE_DRIVER_GML=ON",
+        "-DGDAL_ENABLE_DRIVER_NETCDF=ON", "-DGDAL_ENABLE_DRIVER_VRT=ON",
+        "-DOGR_ENABLE_DRIVER_VRT=ON", "-DGDAL_USE_ICONV=ON", "-DGDAL_USE_TIFF_INTERNAL=ON",
+        "-DGDAL_USE_ZLIB_INTERNAL=ON", "-DGDAL_USE_EXTERNAL_LIBS=OFF", "-DBUILD_APPS=OFF",
+        "-DBUILD_TESTING=OFF", "-DBUILD_PYTHON_BINDINGS=OFF", "-DGDAL_USE_CURL=OFF",
+        "-DEXPAT_LIBRARY=@EXPAT@/lib/libexpat.a", "-DSQLite3_LIBRARY=@SQLITE@/lib/libsqlite3.so",
+    ):  # fmt: skip
+        assert flag in configure, flag
+    assert "-DOGR_ENABLE_DRIVER_NETCDF=ON" not in configure  # a raster driver only
+    assert any("-UINST_DATA" in a for a in configure)
+    assert commands[2].argv[-1] == "@BUILD@/port/cpl_config.h"

@@ -163,6 +163,10 @@ class Recipe:
     #: its link mode when ``options.<name>.link`` does not say: None follows the top-level
     #: ``link``; a library only other recipes link (expat) has its own
     default_link: LinkMode | None = None
+    #: the oldest release its commands build (a custom source older than it is refused)
+    oldest: tuple[int, ...] | None = None
+    #: said in the deps step when it is built static (GDAL's bindings have several modules)
+    static_note: str | None = None
     libraries: tuple[Library, ...] = ()
     consumer: Consumer | None = None
     cxx: bool = False  # written in C++ (its shared libraries carry a C++ runtime's needs)

@@ -61,26 +61,27 @@ RELEASES = {
         ),
     )
 }
-#: The oldest release the recipe builds (its CMake options and the C API it exports).
-OLDEST = (3, 9)
 
-#: GDAL's CMake names of its optional raster drivers (frmts/CMakeLists.txt, 3.10).
+#: GDAL's CMake names of its raster drivers (GDAL_ENABLE_DRIVER_<NAME>, 3.10's CMake files).
 RASTER_DRIVERS = frozenset(
-    "aaigrid adrg aigrid airsar basisu_ktx2 blx bmp bsb cals ceos ceos2 coasp cosar ctg daas "
-    "dds derived dimap dted eeda elas envisat ers esric exr fit fits gff gif grib gsg gta gti "
-    "gtiff gxf hdf4 hdf5 heif hf2 hfa http idrisi ilwis iris jaxapalsar jdem jp2lura jpeg "
-    "jpegxl jpipkak kea kmlsuperoverlay l1b leveller map mbtiles mrf msg msgn netcdf ngsgeoid "
-    "nitf northwood null ogcapi ozi pcidsk pcraster pdf pds plmosaic png postgisraster prf r "
-    "rasterlite raw rdb rik rmf rs2 safe saga sde sdts sentinel2 sgi sigdem snap_tiff srtmhgt "
-    "stacit stacta terragen tga til tsx usgsdem vrt wcs webp wms wmts xpm xyz zarr zmap".split()
+    "aaigrid adrg aigrid airsar avif basisu_ktx2 blx bmp bsb cals ceos ceos2 coasp cosar "
+    "ctg daas dds derived dimap dted ecw eeda elas envisat ers esric exr fit fits geor "
+    "georaster gff gif grib gsg gta gti gtiff gxf hdf4 hdf5 heif hf2 hfa http idrisi "
+    "ilwis iris jaxapalsar jdem jp2kak jp2lura jp2mrsid jp2openjpeg jpeg jpegxl jpipkak "
+    "kea kmlsuperoverlay l1b leveller map mbtiles mrf mrsid msg msgn netcdf ngsgeoid nitf "
+    "northwood null ogcapi openjpeg ozi pcidsk pcraster pdf pds plmosaic png "
+    "postgisraster prf r rasterlite raw rdb rik rmf rs2 safe saga sde sdts sentinel2 sgi "
+    "sigdem snap_tiff srtmhgt stacit stacta terragen tga til tiledb tsx usgsdem vrt wcs "
+    "webp wms wmts xpm xyz zarr zmap".split()
 )
-#: ... and of its optional vector drivers (ogr/ogrsf_frmts/CMakeLists.txt, 3.10).
+#: ... and of its vector drivers (OGR_ENABLE_DRIVER_<NAME>).
 VECTOR_DRIVERS = frozenset(
-    "amigocloud avc cad carto csv csw dgn dwg dxf edigeo elastic filegdb flatgeobuf "
-    "geoconcept geojson georss gml gmlas gmt gpkg gpsbabel gpx gtfs hana idb idrisi ili jml "
-    "jsonfg kml libkml lvbag mapml miramon mongodbv3 mssqlspatial mvt mysql nas ngw ntf oapif "
-    "odbc ods ogdi openfilegdb osm pds pg pgdump pgeo plscenes pmtiles s57 sdts selafin shape "
-    "sosi sqlite svg sxf tiger vdv vfk vrt wasp wfs xls xlsx xodr".split()
+    "amigocloud arrow avc cad carto csv csw dgn dwg dxf edigeo elastic filegdb flatgeobuf "
+    "geoconcept geojson georss gml gmlas gmt gpkg gpsbabel gpx gtfs hana idb idrisi ili "
+    "jml jsonfg kml libkml lvbag mapml miramon mongodbv3 mssqlspatial mvt mysql nas ngw "
+    "ntf oapif oci odbc ods ogdi openfilegdb osm parquet pds pg pgdump pgeo plscenes "
+    "pmtiles s57 sdts selafin shape sosi sqlite svg sxf tab tiger vdv vfk vrt wasp wfs "
+    "xls xlsx xodr".split()
 )
 #: What rasterio's, fiona's and pyogrio's users read and write (MEM is always built; COG
 #: is part of GTiff): GeoTIFF/COG, VRT, PNG, JPEG; GeoPackage, SQLite, GeoJSON (and
@@ -216,6 +217,14 @@ RECIPE = Recipe(
     cxx=True,
     depends=("proj", "geos", "sqlite", "expat"),
     default_link="shared",
+    # its CMake options (GDAL_USE_*_INTERNAL, *_BUILD_OPTIONAL_DRIVERS, ...) as used here
+    oldest=(3, 9),
+    static_note=(
+        "gdal is static: every extension module that links it carries a copy of its own, "
+        "with its own driver registry and error state; fine for one module, and refused by "
+        "verify (duplicate-library) for several. Bindings with several modules (rasterio, "
+        'fiona, pyogrio) need the default, [tool.geonox.options.gdal] link = "shared".'
+    ),
     options={"curl": False, "drivers": ()},
     choices={"drivers": RASTER_DRIVERS | VECTOR_DRIVERS},
     provenance=Provenance(
