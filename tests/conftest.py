@@ -148,6 +148,60 @@ def pypi_sdist(name: str, version: str) -> Path:
     return dest
 
 
+#: Sources the mirror does not hold, from Debian's pool (reachable here, as PyPI is): each a
+#: repack of upstream's (a GitHub tag archive), so a project names it through its sources
+#: table, as a user with an internal mirror would.  (file name in the pool, sha256, version)
+DEBIAN_POOL = "http://deb.debian.org/debian/pool/main"
+DEBIAN_SOURCES = {
+    "expat": (
+        "e/expat/expat_2.7.1.orig.tar.gz",
+        "85372797ff0673a8fc4a6be16466bb5a0ca28c0dcf3c6f7ac1686b4a3ba2aabb",
+        "2.7.1",
+    ),
+}
+
+
+def debian_source(name: str) -> Path:
+    """A source from Debian's pool, downloaded once into the test cache and checked."""
+    import hashlib
+
+    import requests
+    from filelock import FileLock
+
+    rel, sha256, _ = DEBIAN_SOURCES[name]
+    dest = PYPI_CACHE.parent / "debian" / rel.rsplit("/", 1)[1]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(dest) + ".lock", timeout=900):
+        if not dest.is_file():
+            try:
+                body = requests.get(f"{DEBIAN_POOL}/{rel}", timeout=300)
+                body.raise_for_status()
+            except requests.RequestException as exc:
+                skip_or_fail(f"cannot download {rel} from Debian's pool: {exc}")
+            assert hashlib.sha256(body.content).hexdigest() == sha256, rel
+            tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(body.content)
+            tmp.rename(dest)
+    return dest
+
+
+def gdal_sources(mirror: Path) -> dict:
+    """register()'s sources for GDAL (the mirror's Debian repack of 3.10.3) and expat."""
+    expat = debian_source("expat")
+    return {
+        "gdal": {
+            "version": "3.10.3",
+            "url": (mirror / "gdal_3.10.3+dfsg.orig.tar.xz").as_uri(),
+            "sha256": "5ef1d6bf67d9d4d9394f90c96b9873e60aeed7e44b04df04ffd777b3c79c9588",
+        },
+        "expat": {
+            "version": DEBIAN_SOURCES["expat"][2],
+            "url": expat.as_uri(),
+            "sha256": DEBIAN_SOURCES["expat"][1],
+        },
+    }
+
+
 def repacked_sqlite(mirror: Path, dest: Path, mtime: int) -> tuple[Path, str]:
     """The mirror's SQLite with the same files in other archive bytes: another sha256, so
     another artifact key, and not one object file different."""
@@ -429,7 +483,13 @@ def verify_errors(wheel: Path, env: dict, cwd: Path) -> list:
 #: The test files that build whole prefixes, longest first: under pytest-xdist (``--dist
 #: loadfile --no-loadscope-reorder``) files go to the workers in collection order, so the
 #: longest start first and the short ones fill in around them.
-HEAVY_FIRST = ("test_zig.py", "test_containers.py", "test_real_projects.py", "test_e2e.py")
+HEAVY_FIRST = (
+    "test_zig.py",
+    "test_containers.py",
+    "test_gdal.py",
+    "test_real_projects.py",
+    "test_e2e.py",
+)
 
 #: What makes a test slow (out of the fast lane, ``nox -s fast``): a fixture that needs the
 #: source mirror, builds a dependency, runs the main job, needs the container engine (its

@@ -81,8 +81,15 @@ class RepairStep(PythonStep):
         raw_hash = file_sha256(raw)
 
         def current(path: Path) -> bool:
+            # this build's, and in this wheelhouse (another registration of the same
+            # project may have repaired it into another)
             recorded = json.loads(path.read_text())
-            return recorded.get("raw_sha256") == raw_hash and Path(recorded["wheel"]).is_file()
+            wheel = Path(recorded["wheel"])
+            return (
+                recorded.get("raw_sha256") == raw_hash
+                and wheel.parent == run.config.wheelhouse
+                and wheel.is_file()
+            )
 
         stamp_path = project.workdir.repaired_stamp(key.arch, build)
         stamp = Artifact(stamp_path, stamp_path.with_name(stamp_path.name + ".lock"), check=current)
