@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 from geonox import sources
 from geonox.backends import Backend
-from geonox.cache import DEP_MARKER, Artifact
+from geonox.cache import DEP_MARKER, Artifact, file_sha256
 from geonox.config import Config, DepSpec
 from geonox.project import Run
 from geonox.recipes import BuildContext, Recipe, registry
@@ -144,8 +144,22 @@ def _tool_spec(config: Config, recipe: Recipe) -> DepSpec:
     )
 
 
+#: Where geonox's own files are (a recipe's version script): named @GEONOX@ in keys, which
+#: hold their content instead, so the key does not depend on where geonox is installed.
+PACKAGE = Path(__file__).resolve().parent
+
+
 def _portable(arg: str, cache_root: str) -> str:
-    return re.sub(r"@CACHE@/toolchains/[^/\s]+", "@TOOLCHAIN@", arg.replace(cache_root, "@CACHE@"))
+    arg = arg.replace(str(PACKAGE), "@GEONOX@").replace(cache_root, "@CACHE@")
+    return re.sub(r"@CACHE@/toolchains/[^/\s]+", "@TOOLCHAIN@", arg)
+
+
+def _package_files(commands: list[list[str]]) -> dict[str, str]:
+    """The sha256 of each of geonox's files the commands name (``@GEONOX@/...``)."""
+    names = sorted(
+        set(re.findall(r"@GEONOX@/([\w./-]+)", " ".join(a for c in commands for a in c)))
+    )
+    return {n: file_sha256(PACKAGE / n) for n in names}
 
 
 @dataclass(frozen=True)
@@ -231,6 +245,10 @@ class PrefixEngine:
                 jobs=0,
                 deps={n: f"@{n.upper()}@" for n in inputs},
             )
+            commands = [
+                [_portable(a, cache_root) for a in c.argv] for c in recipe.commands(placeholder)
+            ]
+            files = _package_files(commands)
             manifest = {
                 "name": spec.name,
                 "version": spec.source.version,
@@ -239,10 +257,10 @@ class PrefixEngine:
                 "link": spec.link,
                 # never the cache's path, nor the name of a toolchain's directory in it (zig's
                 # wrappers: named after the interpreter that wrote them), whose identity is
-                # hashed below: one key on every machine, whatever Python runs geonox
-                "commands": [
-                    [_portable(a, cache_root) for a in c.argv] for c in recipe.commands(placeholder)
-                ],
+                # hashed below, nor where geonox is (its files' content instead): one key on
+                # every machine, whatever Python runs geonox
+                "commands": commands,
+                **({"files": files} if files else {}),
                 "consumer": recipe.consumer.revision if recipe.consumer else 0,
                 "inputs": {n: builds[n].key for n in inputs},
                 **(dict(build_machine()) if recipe.build_tool else target),

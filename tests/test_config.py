@@ -562,3 +562,34 @@ def test_gdal_commands_build_what_the_wheels_need_and_nothing_else():
     assert "-DOGR_ENABLE_DRIVER_NETCDF=ON" not in configure  # a raster driver only
     assert any("-UINST_DATA" in a for a in configure)
     assert commands[2].argv[-1] == "@BUILD@/port/cpl_config.h"
+
+
+def test_keys_do_not_depend_on_where_geonox_is_installed(tmp_path):
+    """A recipe's version script (zig's one-library GEOS, PROJ, GDAL) is named in its
+    commands by path: the key holds the file's content instead, so geonox installed
+    elsewhere (another venv, a copy) plans the same keys, and a remote artifact is found."""
+    import shutil
+
+    (tmp_path / "p").mkdir()
+    project = write_project(
+        tmp_path / "p", 'deps = ["gdal"]\nbackend = "zig"\narchs = ["aarch64"]\n'
+    )
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(REPO / "geonox", copy / "geonox", ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, GEONOX_CACHE_DIR=str(tmp_path / "cache"))
+    keys = []
+    for path in (REPO, copy):
+        done = subprocess.run(
+            [sys.executable, "-c", "import sys, runpy; sys.argv = ['geonox', *sys.argv[1:]]; "
+             "runpy.run_module('geonox', run_name='__main__')",
+             "plan", "--json", "--project", str(project)],
+            capture_output=True, text=True, env=dict(env, PYTHONPATH=str(path)), cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        import json
+
+        plan = json.loads(done.stdout)
+        assert plan["project"] == str(project)
+        (target,) = plan["targets"]
+        keys.append({a["name"]: a["key"] for a in target["artifacts"]})
+    assert keys[0] == keys[1] and {"gdal", "proj", "geos"} <= set(keys[0])

@@ -9,6 +9,10 @@ several states (GDAL's own advice).  PROJ, GEOS and SQLite then default to share
 grafted once, which a project's own modules may also link without a second copy; expat is
 static inside libgdal (only GDAL uses it).
 
+**Under zig** (a static C++ runtime in every shared object) libgdal is one library with
+GDAL's C++ classes and libc++ inside, exporting only what rasterio, fiona and pyogrio
+import (``gdal.map``), as PROJ and GEOS are there.
+
 **Drivers.** ``GDAL_BUILD_OPTIONAL_DRIVERS=OFF`` and ``OGR_BUILD_OPTIONAL_DRIVERS=OFF``,
 then :data:`DEFAULT_DRIVERS` on, plus ``[tool.geonox.options.gdal] drivers = [...]``
 (GDAL's CMake names: ``netcdf``, ``parquet``, …; a driver whose library is not in the
@@ -99,6 +103,8 @@ INTERNAL = ("ZLIB", "TIFF", "GEOTIFF", "JPEG", "PNG", "JSONC", "LERC", "SHAPELIB
 #: Paths GDAL would compile in as fallbacks (undefined: see the module docstring).
 BUILD_PATHS = ("INST_DATA", "INSTALL_PLUGIN_FULL_DIR", "SYSCONFDIR")
 MISSING_DATA = ("ogr/data/cubewerx_extra.wkt", "ogr/data/ecw_cs.wkt")
+#: What a libgdal with a static C++ runtime (zig) exports: see the file.
+VERSION_SCRIPT = Path(__file__).with_name("gdal.map")
 
 
 def _onoff(value: bool) -> str:
@@ -147,6 +153,12 @@ def commands(ctx: BuildContext) -> list[Command]:
         "-DGDAL_BUILD_OPTIONAL_DRIVERS=OFF",
         "-DOGR_BUILD_OPTIONAL_DRIVERS=OFF",
         *driver_args(ctx.names("drivers")),
+        *(
+            # one libgdal with libc++ inside, exporting what its consumers import
+            [f"-DCMAKE_SHARED_LINKER_FLAGS=-Wl,--version-script={VERSION_SCRIPT} -Wl,--strip-debug"]
+            if ctx.shared_with_static_runtime
+            else []
+        ),
     )
     return [
         Command(
@@ -215,6 +227,7 @@ RECIPE = Recipe(
         ),
     ),
     cxx=True,
+    shared_with_static_runtime=True,  # one libgdal exporting what consumers import
     depends=("proj", "geos", "sqlite", "expat"),
     default_link="shared",
     # its CMake options (GDAL_USE_*_INTERNAL, *_BUILD_OPTIONAL_DRIVERS, ...) as used here
