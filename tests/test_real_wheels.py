@@ -19,6 +19,23 @@ pytestmark = pytest.mark.network  # the wheels come from PyPI (once per machine)
 
 X86 = ("--only-binary", ":all:", "--platform", "manylinux2014_x86_64", "--python-version", "3.12")
 ARM = ("--only-binary", ":all:", "--platform", "manylinux2014_aarch64", "--python-version", "3.12")
+#: rasterio 1.4.4 and pyogrio 0.13.0 ship manylinux_2_28 wheels only (fiona 1.10.1: x86_64 only)
+X86_228 = (
+    "--only-binary",
+    ":all:",
+    "--platform",
+    "manylinux_2_28_x86_64",
+    "--python-version",
+    "3.12",
+)
+ARM_228 = (
+    "--only-binary",
+    ":all:",
+    "--platform",
+    "manylinux_2_28_aarch64",
+    "--python-version",
+    "3.12",
+)
 
 REAL = {
     "shapely-x86_64": ("shapely==2.1.2", X86),
@@ -27,6 +44,12 @@ REAL = {
     "pyproj-3.6-aarch64": ("pyproj==3.6.1", ARM),
     "pyproj-3.7-x86_64": ("pyproj==3.7.1", X86),
     "numpy-x86_64": ("numpy==2.2.6", X86),
+    # the GDAL bindings: libgdal grafted with PROJ, GEOS, SQLite, ... beside it
+    "rasterio-x86_64": ("rasterio==1.4.4", X86_228),
+    "rasterio-aarch64": ("rasterio==1.4.4", ARM_228),
+    "fiona-x86_64": ("fiona==1.10.1", X86),
+    "pyogrio-x86_64": ("pyogrio==0.13.0", X86_228),
+    "pyogrio-aarch64": ("pyogrio==0.13.0", ARM_228),
 }
 
 
@@ -62,6 +85,77 @@ def test_release_wheels_have_no_error(name):
         assert sorted(lib for f in libs for lib in f.libraries) == ["geos", "geos_c"]
     if name.startswith("pyproj"):
         assert sorted(lib for f in libs for lib in f.libraries) == ["proj", "sqlite3"]
+    if name.startswith(("rasterio", "fiona", "pyogrio")):
+        assert "gdal" in {lib for f in libs for lib in f.libraries}, table
+
+
+def test_a_module_that_relies_on_the_interpreters_libm_is_a_warning():
+    """pandas' timedeltas module calls nextafter without libm in its DT_NEEDED: ldd -r
+    calls it undefined, yet every CPython process has libm loaded (the interpreter links
+    it), so the wheel works everywhere its tag admits: a warning naming -lm, no error."""
+    wheel = pypi_download(
+        "pandas==3.1.1", "--only-binary", ":all:", "--platform", "manylinux_2_24_x86_64",
+        "--python-version", "3.12",
+    )  # fmt: skip
+    report = verify_wheel(wheel)
+    table = format_table([report])
+    assert report.ok, table
+    (ldd,) = [v for v in report.warnings if v.rule == "ldd"]
+    assert "timedeltas" in ldd.file and "nextafter" in ldd.detail and "-lm" in ldd.detail
+
+
+def _version_script_matches(script: Path, symbols: list[str]) -> list[str]:
+    """The symbols of ``symbols`` (mangled) that the version script's global patterns do not
+    match: C globs against the name, extern "C++" ones against the demangled name."""
+    import fnmatch
+    import re
+    import subprocess
+
+    text = re.sub(r"/\*.*?\*/", "", script.read_text(), flags=re.S)
+    cxx_block = re.search(r'extern "C\+\+"\s*\{(.*?)\};', text, flags=re.S)
+    cxx = [p.strip() for p in cxx_block.group(1).split(";") if p.strip()] if cxx_block else []
+    glob = text.split("global:", 1)[1].split("local:", 1)[0]
+    if cxx_block:
+        glob = glob.replace(cxx_block.group(0), "")
+    c = [p.strip() for p in glob.split(";") if p.strip()]
+    demangled = dict(zip(symbols, subprocess.run(
+        ["c++filt"], input="\n".join(symbols), capture_output=True, text=True, check=True
+    ).stdout.splitlines()))  # fmt: skip
+    return [
+        s for s in symbols
+        if not any(fnmatch.fnmatchcase(s, p) for p in c)
+        and not any(fnmatch.fnmatchcase(demangled[s], p) for p in cxx)
+    ]  # fmt: skip
+
+
+def test_zig_libgdal_exports_what_the_bindings_import(tmp_path):
+    """geonox's gdal.map (a zig libgdal's exports) is derived from what the extension
+    modules of rasterio's, fiona's and pyogrio's PyPI wheels import from the libgdal they
+    bundle: every such symbol is matched, C API and the few C++ entry points alike."""
+    from geonox.elf import read_elf
+    from geonox.recipes.gdal import VERSION_SCRIPT
+
+    imported: set[str] = set()
+    for requirement, platform in (
+        ("rasterio==1.4.4", X86_228), ("fiona==1.10.1", X86), ("pyogrio==0.13.0", X86_228)
+    ):  # fmt: skip
+        wheel = pypi_download(requirement, *platform)
+        out = tmp_path / wheel.name
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(out)
+        (libgdal,) = list(out.glob("*.libs/libgdal*.so*"))
+        exported = {s.name for s in read_elf(libgdal).exported}
+        for module in out.rglob("*.so"):
+            if ".libs" in module.parent.name:
+                continue
+            imported |= {s.name for s in read_elf(module).undefined if s.name in exported}
+    assert len(imported) > 300 and any(s.startswith("_Z") for s in imported)
+    assert _version_script_matches(VERSION_SCRIPT, sorted(imported)) == []
+    # and the check can fail: a symbol none of its patterns names
+    assert _version_script_matches(VERSION_SCRIPT, ["GEOSversion", "_ZN11GDALDataset5CloseEv"]) == [
+        "GEOSversion",
+        "_ZN11GDALDataset5CloseEv",
+    ]
 
 
 def test_a_second_copy_of_a_bundled_library_is_an_error(tmp_path):

@@ -121,8 +121,8 @@ def verify_wheel(
             if ldd is not None and should_run(facts, info, run_ldd, ldd):
                 by_path[rel].ldd_checked = True
                 found.extend(
-                    _violation(owner, "ldd", detail)
-                    for owner, detail in ldd_findings(facts, rel, ldd)
+                    _violation(owner, "ldd", *finding)
+                    for owner, *finding in ldd_findings(facts, rel, ldd)
                 )
         for rel, loader in facts.loaded_by.items():
             by_path[rel].ldd_checked = by_path[loader].ldd_checked

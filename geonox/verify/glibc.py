@@ -80,13 +80,18 @@ def _glibc_versions(path: Path) -> dict[str, list[tuple[int, ...]]]:
     return out
 
 
+#: What every CPython process has loaded before any extension module: the interpreter links
+#: libc and libm, so their symbols are global there whatever a module's DT_NEEDED says.
+INTERPRETER_LIBS = ("libc.so.6", "libm.so.6")
+
+
 @functools.cache
-def _table(arch: str) -> dict[str, tuple[int, ...]] | None:
-    """symbol -> the oldest GLIBC version it is defined at, over glibc's libraries, or
+def _table(arch: str, libs: tuple[str, ...] = _LIBS) -> dict[str, tuple[int, ...]] | None:
+    """symbol -> the oldest GLIBC version it is defined at, over ``libs`` of glibc, or
     ``None`` when no glibc of this arch (or of this machine) can be read."""
     for candidate in (arch, host_arch()):
         table: dict[str, tuple[int, ...]] = {}
-        for lib in _LIBS:
+        for lib in libs:
             path = next((d / lib for d in _dirs(candidate) if (d / lib).is_file()), None)
             if path is None:
                 continue
@@ -101,10 +106,12 @@ def _table(arch: str) -> dict[str, tuple[int, ...]] | None:
     return None
 
 
-def glibc_has(symbol: str, arch: str, glibc: tuple[int, int]) -> bool:
-    """True when glibc ``glibc`` (for ``arch``) defines ``symbol``; False when it does not
-    or when no glibc can be read here to tell (the safe answer)."""
-    table = _table(arch)
+def glibc_has(
+    symbol: str, arch: str, glibc: tuple[int, int], libs: tuple[str, ...] = _LIBS
+) -> bool:
+    """True when glibc ``glibc`` (for ``arch``) defines ``symbol`` in one of ``libs``; False
+    when it does not or when no glibc can be read here to tell (the safe answer)."""
+    table = _table(arch, libs)
     if table is None or symbol not in table:
         return False
     return table[symbol] <= tuple(glibc)

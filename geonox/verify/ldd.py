@@ -1,5 +1,10 @@
 """The ``ldd`` rule: ``ldd -r`` on a file of the unpacked wheel, where this machine can
-load it, with the wheel's own directory as the working directory."""
+load it, with the wheel's own directory as the working directory.
+
+A symbol ``ldd -r`` calls undefined is an error, but for one the interpreter has loaded
+anyway: CPython links libc and libm, so a module that calls ``nextafter`` without libm in
+its DT_NEEDED (pandas' wheels do) works in every Python process; that is a warning, with
+the fix (``-lm``), when the policy's glibc has the symbol."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from pathlib import Path
 from geonox.elf import ElfInfo
 from geonox.targets import host_arch
 from geonox.verify.facts import WheelFacts, short_list
+from geonox.verify.glibc import INTERPRETER_LIBS, glibc_has
 from geonox.verify.rules import PYTHON_SYMBOL_RE
 
 
@@ -33,8 +39,18 @@ def _owner(root: Path, reported: str, default: str) -> str:
         return default
 
 
-def ldd_findings(facts: WheelFacts, rel: str, ldd: str) -> Iterator[tuple[str, str]]:
-    """``(file, detail)`` for everything ``ldd -r`` reports missing."""
+def _interpreter_has(facts: WheelFacts, symbol: str) -> bool:
+    """Whether every Python process the wheel's tag admits has ``symbol`` loaded: libc's or
+    libm's, at a version the policy's glibc has."""
+    policy = facts.policy
+    if policy is None or policy.libc != "glibc" or "@" in symbol:
+        return False
+    return glibc_has(symbol, policy.arch, policy.glibc, INTERPRETER_LIBS)
+
+
+def ldd_findings(facts: WheelFacts, rel: str, ldd: str) -> Iterator[tuple[str, ...]]:
+    """``(file, detail)`` (or ``(file, detail, severity)``) for everything ``ldd -r``
+    reports missing."""
     target = facts.root / rel
     env = {
         k: v
@@ -91,13 +107,27 @@ def ldd_findings(facts: WheelFacts, rel: str, ldd: str) -> Iterator[tuple[str, s
             f"ldd -r: this machine's libraries lack version(s) {short_list(sorted(set(names)))}.",
         )
     for owner, names in undefined.items():
-        yield (
-            owner,
-            (
-                f"ldd -r reports undefined symbol(s) {short_list(sorted(set(names)))}; they are "
-                "provided by no library the file loads."
-            ),
-        )
+        loaded = sorted({n for n in names if _interpreter_has(facts, n)})
+        missing_now = sorted(set(names) - set(loaded))
+        if missing_now:
+            yield (
+                owner,
+                (
+                    f"ldd -r reports undefined symbol(s) {short_list(missing_now)}; they are "
+                    "provided by no library the file loads."
+                ),
+            )
+        if loaded:
+            yield (
+                owner,
+                (
+                    f"ldd -r reports undefined symbol(s) {short_list(loaded)}, which glibc's "
+                    "libc/libm provide and every Python process has loaded (the interpreter "
+                    "links them): it works, but link the file with -lm (or -lc) so that its "
+                    "DT_NEEDED says so."
+                ),
+                "warning",
+            )
     if proc.returncode != 0 and not (missing or versions or undefined):
         tail = " ".join(output.strip().splitlines()[-3:])[:300]
         yield rel, f"ldd -r failed (exit {proc.returncode}): {tail}"
