@@ -201,9 +201,10 @@ def _cmd_sbom(args: argparse.Namespace) -> int:
             + ("" if entry["components"] else " (no SBOM under .dist-info/sboms/)")
         )
         for c in entry["components"]:
+            where = f"inside {c['inside']}" if c["inside"] else f"sha256 {c['sha256'] or '-'}"
             print(
-                f"  {c['name']} {c['version']}  {c['link'] or '-'}  {c['license'] or '-'}  "
-                f"sha256 {c['sha256'] or '-'}  [{c['sbom'].split('/')[-1]}]"
+                f"  {c['name']} {c['version'] or '-'}  {c['link'] or '-'}  {c['license'] or '-'}  "
+                f"{where}  [{c['sbom'].split('/')[-1]}]"
             )
     return 0
 

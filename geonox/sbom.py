@@ -12,20 +12,22 @@ serial number is a UUID derived from the content, the timestamp ``SOURCE_DATE_EP
 
 from __future__ import annotations
 
+import contextlib
 import json
+import posixpath
 import re
 import tarfile
 import tempfile
 import time
 import uuid
 import zipfile
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from geonox.recipes import Recipe
+from geonox.recipes import SOURCES_READ, Embedded, Recipe
 from geonox.sources.model import Source
 from geonox.wheelfile import rewriting
 
@@ -50,16 +52,22 @@ class Bundled:
     depends: tuple[str, ...] = ()  # names of other bundled dependencies it links
     #: license texts: (file name under licenses/<name>/, bytes)
     license_files: tuple[tuple[str, bytes], ...] = ()
+    #: a copy compiled into another bundled dependency (GDAL's libtiff: "gdal@3.10.3"), its
+    #: source that one's archive (``url``, ``sha256``); "" for a dependency of its own
+    inside: str = ""
 
     @property
     def ref(self) -> str:
-        return f"{self.name}@{self.version}"
+        return f"{self.name}@{self.version}" if self.version else self.name
 
     @property
     def purl(self) -> str:
+        at = f"@{self.version}" if self.version else ""
+        if self.inside:  # its bytes are not at url: that is the archive it came inside
+            return f"pkg:generic/{self.name}{at}"
         url = quote(self.url, safe="")
         query = f"download_url={url}&checksum=sha256:{self.sha256}"
-        return f"pkg:generic/{self.name}@{self.version}?{query}"
+        return f"pkg:generic/{self.name}{at}?{query}"
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,8 @@ class BuildFacts:
 def _license(expression: str) -> list[dict[str, Any]]:
     if any(op in expression for op in (" AND ", " OR ", " WITH ", "(")):
         return [{"expression": expression}]
+    if expression.startswith("LicenseRef-"):  # not an SPDX id: named, its text beside
+        return [{"license": {"name": expression}}]
     return [{"license": {"id": expression}}]
 
 
@@ -94,29 +104,33 @@ def document(
     components = []
     for dep in deps:
         properties = [{"name": "geonox:link", "value": dep.link}]
+        if dep.inside:
+            properties.append({"name": "geonox:compiled-into", "value": dep.inside})
         properties += [
             {"name": "geonox:license-file", "value": p} for p in license_paths(dist_info, dep)
         ]
-        components.append(
-            {
-                "type": "library",
-                "bom-ref": dep.ref,
-                "supplier": {"name": dep.supplier},
-                "name": dep.name,
-                "version": dep.version,
-                "licenses": _license(dep.license),
-                "cpe": dep.cpe,
-                "purl": dep.purl,
-                "externalReferences": [
-                    {
-                        "type": "source-distribution",
-                        "url": dep.url,
-                        "hashes": [{"alg": "SHA-256", "content": dep.sha256}],
-                    }
-                ],
-                "properties": properties,
-            }
-        )
+        component: dict[str, Any] = {
+            "type": "library",
+            "bom-ref": dep.ref,
+            "supplier": {"name": dep.supplier},
+            "name": dep.name,
+            "licenses": _license(dep.license),
+            "purl": dep.purl,
+            "externalReferences": [
+                {
+                    "type": "source-distribution",
+                    "url": dep.url,
+                    "hashes": [{"alg": "SHA-256", "content": dep.sha256}],
+                    **({"comment": f"inside {dep.inside}'s source"} if dep.inside else {}),
+                }
+            ],
+            "properties": properties,
+        }
+        if dep.version:
+            component["version"] = dep.version
+        if dep.cpe:
+            component["cpe"] = dep.cpe
+        components.append(component)
     names = {d.name: d for d in deps}
     dependencies = [{"ref": top, "dependsOn": [d.ref for d in deps]}]
     dependencies += [
@@ -200,17 +214,26 @@ def add_to_wheel(wheel: Path, deps: Sequence[Bundled], facts: BuildFacts) -> str
 
 def bundled(
     present: Collection[str],
-    deps: Sequence[tuple[Recipe, Source, str]],
+    deps: Sequence[tuple[Recipe, Source, str, Path]],
     archive_of: Callable[[Source], Path],
 ) -> list[Bundled]:
-    """A :class:`Bundled` for each dependency (recipe, verified source, link mode) whose
-    library the wheel carries (``present``: recipe names, as verify finds them in its ELF
-    files), its license texts read from its verified source archive."""
+    """A :class:`Bundled` for each dependency (recipe, verified source, link mode, its
+    built artifact) whose library the wheel carries (``present``: recipe names, as verify
+    finds them in its ELF files), its license texts read from its verified source archive;
+    then one for each third-party copy it compiled in (:attr:`Recipe.embedded`, as its
+    artifact's list of the source files its build read says)."""
     out = []
-    for recipe, source, link in deps:
+    for recipe, source, link, artifact in deps:
         prov = recipe.provenance
         if recipe.name not in present or prov is None:
             continue
+        archive = archive_of(source)
+        inner = embedded(recipe, artifact)
+        licenses = [*prov.license_files, *(p for e in inner for p in e.license_files)]
+        versions = [e.version_file for e in inner if e.version_file]
+        with extracted(archive, [*licenses, *versions]) as src:
+            texts = dict(zip(licenses, license_texts(src, licenses)))
+            said = {p: (src / p).read_text(errors="replace") for p in versions}
         out.append(
             Bundled(
                 name=recipe.name,
@@ -221,11 +244,45 @@ def bundled(
                 license=prov.license,
                 supplier=prov.supplier,
                 cpe=prov.cpe(source.version),
-                depends=tuple(d for d in recipe.depends if d in present),
-                license_files=license_texts_from_archive(archive_of(source), prov.license_files),
+                depends=tuple(d for d in recipe.depends if d in present)
+                + tuple(e.name for e in inner),
+                license_files=tuple(texts[p] for p in prov.license_files),
             )
         )
+        for e in inner:
+            version = e.version(said[e.version_file]) if e.version_file else ""
+            out.append(
+                Bundled(
+                    name=e.name,
+                    version=version,
+                    url=source.url,
+                    sha256=source.sha256,
+                    link="static",
+                    license=e.license,
+                    supplier=e.supplier,
+                    cpe=(
+                        f"cpe:2.3:a:{e.cpe[0]}:{e.cpe[1]}:{version or '*'}:*:*:*:*:*:*:*"
+                        if e.cpe
+                        else ""
+                    ),
+                    license_files=tuple(texts[p] for p in e.license_files),
+                    inside=f"{recipe.name}@{source.version}",
+                )
+            )
     return out
+
+
+def embedded(recipe: Recipe, artifact: Path) -> list[Embedded]:
+    """The third-party copies ``recipe``'s build compiled in: those of
+    :attr:`Recipe.embedded` whose files the build read, by the list its artifact holds."""
+    if not recipe.embedded:
+        return []
+    listing = artifact / SOURCES_READ.format(name=recipe.name)
+    if not listing.is_file():
+        raise FileNotFoundError(f"{listing}: the build of {recipe.name} did not list its sources")
+    # the compilers name some files through ".." ("port/../third_party/fast_float/...")
+    read = {posixpath.normpath(p) for p in listing.read_text().split()}
+    return [e for e in recipe.embedded if e.used_by(read)]
 
 
 @dataclass(frozen=True)
@@ -239,6 +296,7 @@ class Component:
     link: str | None
     purl: str | None
     sbom: str  # the SBOM file it was read from
+    inside: str | None = None  # compiled into that other component ("gdal@3.10.3")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -249,6 +307,7 @@ class Component:
             "link": self.link,
             "purl": self.purl,
             "sbom": self.sbom,
+            "inside": self.inside,
         }
 
 
@@ -268,17 +327,16 @@ def _component(raw: dict[str, Any], sbom: str) -> Component:
         elif "license" in entry:
             lic = entry["license"]
             licenses.append(lic.get("id") or lic.get("name") or "")
-    link = next(
-        (p.get("value") for p in raw.get("properties", []) if p.get("name") == "geonox:link"), None
-    )
+    props = {p.get("name"): p.get("value") for p in raw.get("properties", [])}
     return Component(
         name=raw.get("name", "?"),
-        version=raw.get("version", "?"),
+        version=raw.get("version", ""),
         sha256=sha,
         license=" AND ".join(x for x in licenses if x) or None,
-        link=link,
+        link=props.get("geonox:link"),
         purl=raw.get("purl"),
         sbom=sbom,
+        inside=props.get("geonox:compiled-into"),
     )
 
 
@@ -310,6 +368,11 @@ def read_wheel(wheel: Path) -> list[Component]:
     return found
 
 
+#: Source files whose license notice (a comment near the head) stands for a license text.
+SOURCE_SUFFIXES = (".c", ".h", ".cpp", ".hpp")
+NOTICE_RE = rb"disclaims copyright|[Ll]icen[sc]e|Permission (?:is |to use|granted)"
+
+
 def license_texts(src: Path, paths: Sequence[str]) -> tuple[tuple[str, bytes], ...]:
     """The license texts at ``paths`` of an extracted source tree, as (file name, bytes).
     A C source file stands for its first comment block that states a license or
@@ -321,22 +384,37 @@ def license_texts(src: Path, paths: Sequence[str]) -> tuple[tuple[str, bytes], .
         path = src / rel
         data = path.read_bytes()
         name = rel.replace("/", "-")
-        if rel.endswith(".c"):
-            blocks = re.findall(rb"/\*.*?\*/", data[:200_000], flags=re.S)
-            notice = [b for b in blocks if re.search(rb"disclaims copyright|[Ll]icen[sc]e", b)]
-            data = (notice or blocks)[0] + b"\n"
-            name = rel.rsplit("/", 1)[-1].removesuffix(".c") + "-LICENSE"
+        if rel.endswith(SOURCE_SUFFIXES):
+            head = data[:200_000]
+            blocks = re.findall(rb"/\*.*?\*/", head, flags=re.S)
+            blocks += re.findall(rb"(?:^//[^\n]*\n)+", head, flags=re.M)  # // headers
+            notice = [b for b in blocks if re.search(NOTICE_RE, b)]
+            data = (notice or blocks)[0].rstrip(b"\n") + b"\n"
+            name = rel.rsplit("/", 1)[-1].rsplit(".", 1)[0] + "-LICENSE"
         texts.append((name, data))
     return tuple(texts)
+
+
+@contextlib.contextmanager
+def extracted(archive: Path, paths: Collection[str]) -> Iterator[Path]:
+    """The files at ``paths`` under a (verified) source archive's one top-level
+    directory, extracted in one pass into a temporary tree (yielded: that directory)."""
+    wanted = set(paths)
+    with tempfile.TemporaryDirectory(prefix="geonox-licenses-") as tmp, tarfile.open(archive) as tf:
+        top = None
+        for member in tf:  # one pass: a compressed stream read backwards is read again
+            top = top or member.name.split("/")[0]
+            if member.name.startswith(f"{top}/") and member.name[len(top) + 1 :] in wanted:
+                tf.extract(member, tmp, filter="data")
+                wanted.discard(member.name[len(top) + 1 :])
+        if wanted:
+            raise FileNotFoundError(f"{archive.name} has no {', '.join(sorted(wanted))}")
+        yield Path(tmp) / str(top)
 
 
 def license_texts_from_archive(
     archive: Path, paths: Sequence[str]
 ) -> tuple[tuple[str, bytes], ...]:
-    """:func:`license_texts` read straight from a (verified) source archive: the files
-    under its one top-level directory."""
-    with tempfile.TemporaryDirectory(prefix="geonox-licenses-") as tmp, tarfile.open(archive) as tf:
-        top = tf.getnames()[0].split("/")[0]
-        members = [tf.getmember(f"{top}/{p}") for p in paths]
-        tf.extractall(tmp, members=members, filter="data")
-        return license_texts(Path(tmp) / top, paths)
+    """:func:`license_texts` read straight from a (verified) source archive."""
+    with extracted(archive, paths) as src:
+        return license_texts(src, paths)

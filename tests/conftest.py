@@ -43,13 +43,14 @@ def skip_or_fail(reason: str) -> None:
     pytest.skip(reason)  # local runs only: under CI the line above fails instead
 
 
-def standin_or_skip(arch: str) -> str:
-    """The stand-in manylinux image of ``arch`` (engine, registry and QEMU set up first)."""
+def standin_or_skip(arch: str, suite: str | None = None) -> str:
+    """The stand-in manylinux image of ``arch`` (engine, registry and QEMU set up first);
+    ``suite="bookworm"`` for a test-only one with CPython 3.11."""
     import standin
 
     try:
         standin.ensure_infra()
-        return standin.standin_image(arch)
+        return standin.standin_image(arch, suite or standin.SUITE)
     except RuntimeError as exc:
         skip_or_fail(str(exc))
         raise

@@ -55,6 +55,16 @@ SUITE = "bullseye"
 GLIBC = "2.31"
 PYTHON_TAG = "cp39-cp39"
 PYTHON = f"/opt/python/{PYTHON_TAG}/bin/python"
+
+#: Other Debian suites, for tests that need a newer CPython than bullseye's 3.9 where one
+#: cannot be compiled (arm64, under QEMU): suite -> (glibc, python tag, interpreter).  These
+#: images run tests only (no compiler inside): pyogrio 0.13 needs CPython >= 3.10.
+SUITES = {
+    "bullseye": (GLIBC, PYTHON_TAG, "python3.9"),
+    "bookworm": ("2.36", "cp311-cp311", "python3.11"),
+}
+#: What a test-only image has (a wheel is installed and tested in it, nothing built).
+TEST_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates", "file")
 PACKAGES = (
     "build-essential",
     "cmake",
@@ -95,12 +105,16 @@ CPYTHON_BUILD_PACKAGES = (
 )
 
 
-def packages(arch: str) -> tuple[str, ...]:
+def packages(arch: str, suite: str = SUITE) -> tuple[str, ...]:
+    if suite != SUITE:
+        return TEST_PACKAGES
     return PACKAGES + (CPYTHON_BUILD_PACKAGES if canonical_arch(arch) in EXTRA_PYTHON else ())
 
 
-def python_tags(arch: str) -> list[str]:
+def python_tags(arch: str, suite: str = SUITE) -> list[str]:
     """The /opt/python directories of the stand-in for ``arch``."""
+    if suite != SUITE:
+        return [SUITES[suite][1]]
     extra = EXTRA_PYTHON.get(canonical_arch(arch))
     return [PYTHON_TAG] + ([extra[0]] if extra else [])
 
@@ -153,32 +167,33 @@ def cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "geonox-test"
 
 
-def recipe_key(arch: str) -> str:
+def recipe_key(arch: str, suite: str = SUITE) -> str:
     """12 hex digits over everything that shapes the image for ``arch``."""
     arch = canonical_arch(arch)
     h = hashlib.sha256()
     shape = {
-        "suite": SUITE,
+        "suite": suite,
         "arch": OCI_ARCH[arch],
-        "packages": sorted(packages(arch)),
+        "packages": sorted(packages(arch, suite)),
         "layout": LAYOUT_VERSION,
-        "python": PYTHON,
+        "python": f"/opt/python/{SUITES[suite][1]}/bin/python",
     }
-    if arch in EXTRA_PYTHON:
+    if arch in EXTRA_PYTHON and suite == SUITE:
         shape["extra_python"] = EXTRA_PYTHON[arch]
     h.update(json.dumps(shape, sort_keys=True).encode())
     for f in sorted(RECIPE_DIR.iterdir()):
-        if f.name == "cpython.sh" and arch not in EXTRA_PYTHON:
+        if f.name == "cpython.sh" and (arch not in EXTRA_PYTHON or suite != SUITE):
             continue  # not part of that image
         if f.is_file():
             h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:12]
 
 
-def image_ref(arch: str) -> str:
+def image_ref(arch: str, suite: str = SUITE) -> str:
     """The reference :func:`standin_image` returns (without building anything)."""
     arch = canonical_arch(arch)
-    return f"{REGISTRY}/geonox-standin/manylinux_{GLIBC.replace('.', '_')}_{arch}:{SUITE}-{recipe_key(arch)}"
+    glibc = SUITES[suite][0].replace(".", "_")
+    return f"{REGISTRY}/geonox-standin/manylinux_{glibc}_{arch}:{suite}-{recipe_key(arch, suite)}"
 
 
 def debian_mirror() -> str:
@@ -317,15 +332,15 @@ def _check(argv, what: str, *, env=None, timeout=3600, cwd=None) -> str:
     return proc.stdout
 
 
-def _context_dir(arch: str) -> Path:
-    return cache_dir() / "standin" / f"{SUITE}-{OCI_ARCH[arch]}-{recipe_key(arch)}"
+def _context_dir(arch: str, suite: str = SUITE) -> Path:
+    return cache_dir() / "standin" / f"{suite}-{OCI_ARCH[arch]}-{recipe_key(arch, suite)}"
 
 
-def rootfs_tarball(arch: str) -> Path:
+def rootfs_tarball(arch: str, suite: str = SUITE) -> Path:
     """The cached rootfs tarball for ``arch``, built with debootstrap if missing (root).
     Call with the arch lock held (as :func:`standin_image` does)."""
     arch = canonical_arch(arch)
-    ctx = _context_dir(arch)
+    ctx = _context_dir(arch, suite)
     tar = ctx / "rootfs.tar"
     if tar.is_file():
         return tar
@@ -347,12 +362,12 @@ def rootfs_tarball(arch: str) -> Path:
                     "debootstrap",
                     "--variant=minbase",
                     f"--arch={OCI_ARCH[arch]}",
-                    "--include=" + ",".join(packages(arch)),
-                    SUITE,
+                    "--include=" + ",".join(packages(arch, suite)),
+                    suite,
                     root,
                     debian_mirror(),
                 ],
-                f"debootstrap {SUITE} {OCI_ARCH[arch]}",
+                f"debootstrap {suite} {OCI_ARCH[arch]}",
                 env=env,
             )
         except RuntimeError as e:
@@ -360,7 +375,9 @@ def rootfs_tarball(arch: str) -> Path:
             tail = log.read_text(errors="replace")[-3000:] if log.is_file() else ""
             raise RuntimeError(f"{e}\n--- debootstrap.log ---\n{tail}") from None
         shutil.copy(RECIPE_DIR / "layout.sh", root / "tmp" / "layout.sh")
-        if arch in EXTRA_PYTHON:  # before layout.sh, which trims /tmp and the caches
+        if (
+            arch in EXTRA_PYTHON and suite == SUITE
+        ):  # before layout.sh, which trims /tmp and the caches
             shutil.copy(python_source(arch), root / "tmp" / "python3.11.orig.tar.gz")
             shutil.copy(RECIPE_DIR / "cpython.sh", root / "tmp" / "cpython.sh")
             _check(
@@ -369,7 +386,7 @@ def rootfs_tarball(arch: str) -> Path:
                 env=_BASE_ENV,
             )
         _check(
-            ["chroot", root, "/bin/sh", "/tmp/layout.sh"],
+            ["chroot", root, "/bin/sh", "/tmp/layout.sh", *SUITES[suite][1:]],
             f"layout.sh in the {arch} rootfs",
             env=_BASE_ENV,
         )
@@ -414,7 +431,7 @@ def python_source(arch: str) -> Path:
     return dest
 
 
-def _import_and_push(arch: str, ref: str, tar: Path) -> None:
+def _import_and_push(arch: str, ref: str, tar: Path, suite: str = SUITE) -> None:
     ctx = tar.parent
     shutil.copy(RECIPE_DIR / "Dockerfile", ctx / "Dockerfile")
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}
@@ -427,7 +444,10 @@ def _import_and_push(arch: str, ref: str, tar: Path) -> None:
             "--platform",
             platform(arch),
             "--label",
-            f"geonox.standin.key={recipe_key(arch)}",
+            f"geonox.standin.key={recipe_key(arch, suite)}",
+            "--label",
+            f"org.opencontainers.image.description=Debian {suite} rootfs laid out like a "
+            f"manylinux_{SUITES[suite][0].replace('.', '_')} image; test use only",
             "-t",
             ref,
             ctx,
@@ -446,19 +466,23 @@ def _import_and_push(arch: str, ref: str, tar: Path) -> None:
     TIMINGS[f"push-{arch}"] = round(time.monotonic() - t0, 1)
 
 
-def standin_image(arch: str) -> str:
+def standin_image(arch: str, suite: str = SUITE) -> str:
     """Ensure the stand-in image for ``arch`` is in the local registry; return its
     reference with tag (``127.0.0.1:5000/geonox-standin/manylinux_2_31_<arch>:bullseye-<key>``).
+    Another ``suite`` of :data:`SUITES` gives a test-only image (no compiler) with that
+    suite's CPython.
 
     Skips everything when the registry has the tag; reuses a locally built image or the
     cached rootfs tarball when present.  Needs :func:`ensure_infra` first."""
     arch = canonical_arch(arch)
-    ref = image_ref(arch)
+    ref = image_ref(arch, suite)
     if registry_has(ref):
         return ref
     lockdir = cache_dir()
     lockdir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lockdir / f"standin-{arch}.lock"), timeout=3600):
+    with FileLock(
+        str(lockdir / f"standin-{arch}.lock"), timeout=3600
+    ):  # debootstrap: one at a time
         if registry_has(ref):
             return ref
         if not engine_available() or not registry_available():
@@ -468,10 +492,10 @@ def standin_image(arch: str) -> str:
             _check([DOCKER, "push", ref], f"docker push {ref}")
             TIMINGS[f"push-{arch}"] = round(time.monotonic() - t0, 1)
         else:
-            _import_and_push(arch, ref, rootfs_tarball(arch))
+            _import_and_push(arch, ref, rootfs_tarball(arch, suite), suite)
         if not registry_has(ref):
             raise RuntimeError(f"pushed {ref} but the registry does not list it")
-        record = _context_dir(arch) / "timings.json"
+        record = _context_dir(arch, suite) / "timings.json"
         try:
             old = json.loads(record.read_text()) if record.is_file() else {}
             old.update({k: v for k, v in TIMINGS.items() if k.endswith(arch)})
@@ -482,11 +506,13 @@ def standin_image(arch: str) -> str:
 
 
 def main(argv: list[str]) -> int:
+    """``[arch[:suite]] ...``, e.g. ``x86_64 aarch64:bookworm``."""
     archs = argv or list(OCI_ARCH)
     ensure_infra()
-    for arch in archs:
+    for spec in archs:
+        arch, _, suite = spec.partition(":")
         t0 = time.monotonic()
-        ref = standin_image(arch)
+        ref = standin_image(arch, suite or SUITE)
         print(f"{arch}: {ref}  ({time.monotonic() - t0:.1f} s)")
     if TIMINGS:
         print("timings (s):", json.dumps(TIMINGS, sort_keys=True))

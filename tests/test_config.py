@@ -534,6 +534,7 @@ def test_gdal_commands_build_what_the_wheels_need_and_nothing_else():
 
     class Toolchain:
         cflags = cxxflags = ("-O2",)
+        static_cxx_runtime = False  # gcc: libstdc++.so, one per process
 
         def cmake_args(self, prefix, search=()):
             return [f"-DCMAKE_INSTALL_PREFIX={prefix}"]
@@ -546,7 +547,7 @@ def test_gdal_commands_build_what_the_wheels_need_and_nothing_else():
     )  # fmt: skip
     commands = recipe.commands(ctx)
     names = [c.name for c in commands]
-    assert names == ["missing-data", "configure", "no-prefix", "build", "install"]
+    assert names == ["missing-data", "configure", "no-prefix", "build", "install", "sources-read"]
     configure = commands[1].argv
     for flag in (
         "-DGDAL_BUILD_OPTIONAL_DRIVERS=OFF", "-DOGR_BUILD_OPTIONAL_DRIVERS=OFF",
@@ -557,11 +558,15 @@ def test_gdal_commands_build_what_the_wheels_need_and_nothing_else():
         "-DGDAL_USE_ZLIB_INTERNAL=ON", "-DGDAL_USE_EXTERNAL_LIBS=OFF", "-DBUILD_APPS=OFF",
         "-DBUILD_TESTING=OFF", "-DBUILD_PYTHON_BINDINGS=OFF", "-DGDAL_USE_CURL=OFF",
         "-DEXPAT_LIBRARY=@EXPAT@/lib/libexpat.a", "-DSQLite3_LIBRARY=@SQLITE@/lib/libsqlite3.so",
+        "-DIconv_IS_BUILT_IN=ON", "-DIconv_LIBRARY=c",
     ):  # fmt: skip
         assert flag in configure, flag
     assert "-DOGR_ENABLE_DRIVER_NETCDF=ON" not in configure  # a raster driver only
     assert any("-UINST_DATA" in a for a in configure)
     assert commands[2].argv[-1] == "@BUILD@/port/cpl_config.h"
+    assert not any("--version-script" in a for a in configure)  # gcc: libstdc++ shared
+    # after install: the source files the build read, into the artifact (the SBOM's input)
+    assert commands[5].argv[-3:] == ("@BUILD@", "/@SRC@/", "@PREFIX@/share/geonox/gdal-sources.txt")
 
 
 def test_keys_do_not_depend_on_where_geonox_is_installed(tmp_path):

@@ -252,3 +252,32 @@ def test_pinned_cmake_for_the_arch_a_build_runs_on_and_a_refused_download(tmp_pa
     )
     left = [p.name for p in other.tools.iterdir()] if other.tools.exists() else []
     assert [n for n in left if not n.endswith(".lock")] == [], left
+
+
+def test_a_static_gdal_is_warned_about_before_anything_is_built(tmp_path, monkeypatch):
+    """link = "static" for GDAL is allowed (one module) but said in the deps step before
+    anything is fetched or built: several modules would each carry their own GDAL.  The
+    shared default says nothing.  (Offline with an empty cache: the step stops at the
+    first fetch, after the warning, so nothing is compiled.)"""
+    from geonox.errors import UserError
+
+    monkeypatch.setenv("GEONOX_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("GEONOX_OFFLINE", "1")
+    monkeypatch.delenv("GEONOX_MIRROR", raising=False)
+    said = {}
+    for link in ("static", "shared"):
+        project = sqlite_project(
+            tmp_path / link,
+            f'[tool.geonox.versions]\nsqlite = "3.52.0"\n[tool.geonox.options.gdal]\nlink = "{link}"\n',
+        )
+        text = (project / "pyproject.toml").read_text()
+        (project / "pyproject.toml").write_text(
+            text.replace('deps = ["sqlite"]', 'deps = ["gdal"]')
+        )
+        logs: list[str] = []
+        with pytest.raises(UserError, match="offline"):
+            build_deps(load_config(project), logs.append)
+        said[link] = [line for line in logs if "warning: gdal is static" in line]
+    assert len(said["static"]) == 1 and "several" in said["static"][0], said
+    assert 'link = "shared"' in said["static"][0]
+    assert said["shared"] == []

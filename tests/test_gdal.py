@@ -9,6 +9,7 @@ Debian's expat 2.7.1), as the README's noxfiles for rasterio and pyogrio do."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import zipfile
@@ -22,6 +23,7 @@ from conftest import (
     nox,
     pypi_sdist,
     skip_or_fail,
+    standin_or_skip,
     suite_results,
     verify_errors,
 )
@@ -53,6 +55,25 @@ GRAFTED = {
     "libsqlite3": r"3\.52\.0",
 }
 GDAL_API = ("GDAL", "OGR_", "OSR", "CPL", "VSI", "proj_", "GEOS", "sqlite3_")
+#: What GDAL's build compiles in from its own tree with the default drivers (its SBOM
+#: components inside gdal), with the versions GDAL 3.10.3's copies say they are
+COMPILED_IN = {
+    "libtiff": "4.6.0",
+    "libgeotiff": "1.7.4",
+    "libjpeg": "6b",
+    "libpng": "1.6.43",
+    "zlib": "1.3.1",
+    "json-c": "0.15",
+    "lerc": "fcf086a",
+    "shapelib": "1.6.0",
+    "flatbuffers": "2.0.6",
+    "flatgeobuf": "",
+    "fast_float": "a5ea205",
+    "argparse": "8dead89",
+    "sqlite_rtree_bulk_load": "",
+    "minizip": "",
+    "qhull": "8.0.2",  # alg/delaunay.c includes GDAL's internal qhull's sources
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -97,6 +118,33 @@ def _check_wheel(wheel: Path, package: str, env: dict, tmp_path: Path) -> None:
         names = set(zf.namelist())
     assert f"{package}/gdal_data/header.dxf" in names and f"{package}/proj_data/proj.db" in names
     assert verify_errors(wheel, env, tmp_path / "verify") == []
+    _check_sbom(wheel)
+
+
+def _check_sbom(wheel: Path) -> None:
+    """GDAL, the libraries beside it and expat inside it, and each third-party copy GDAL's
+    build compiled in (and none it did not: no giflib, qhull, ... for these drivers),
+    each with its license text in the wheel."""
+    from geonox.sbom import read_wheel
+
+    components = {c.name: c for c in read_wheel(wheel)}
+    mine = {n: c for n, c in components.items() if c.purl and c.purl.startswith("pkg:generic/")}
+    assert {"gdal", "proj", "geos", "sqlite", "expat"} <= set(mine), sorted(mine)
+    inside = {n: c.version or "" for n, c in mine.items() if n not in VERSIONS}
+    inside.pop("gdal"), inside.pop("expat")
+    assert inside == COMPILED_IN, inside
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        sbom = json.loads(zf.read(next(n for n in names if n.endswith("sboms/geonox.cdx.json"))))
+    for component in sbom["components"]:
+        files = [p["value"] for p in component["properties"] if p["name"] == "geonox:license-file"]
+        assert files and all(f in names for f in files), component["name"]
+        if component["name"] in COMPILED_IN:
+            assert {"name": "geonox:compiled-into", "value": "gdal@3.10.3"} in component[
+                "properties"
+            ]
+    (gdal,) = [d for d in sbom["dependencies"] if d["ref"] == "gdal@3.10.3"]
+    assert {r.split("@")[0] for r in gdal["dependsOn"]} >= set(COMPILED_IN) | {"proj", "expat"}
 
 
 def test_pyogrio_from_its_sdist_passes_its_own_suite(leaky_env, mirror, tmp_path):
@@ -178,3 +226,96 @@ def test_rasterio_from_its_sdist_reuses_the_gdal_and_passes_a_smoke_suite(
     assert results == [(8, 0), (8, 0)], results
     for wheel in _wheels(wheelhouse, "rasterio-1.4.4"):
         _check_wheel(wheel, "rasterio", leaky_env, tmp_path)
+
+
+def test_pyogrio_cross_built_by_zig_for_aarch64_passes_its_suite_under_qemu(
+    geonox_env, mirror, tmp_path
+):
+    """pyogrio from its sdist cross-built by zig for aarch64 against a zig libgdal (one
+    library with libc++ inside, exporting what the bindings import) beside the
+    one-library PROJ and GEOS test_zig.py builds for manylinux2014 (reused here: their keys
+    are the same), its suite passing under QEMU in the arm64 bookworm stand-in (pyogrio
+    0.13 needs CPython >= 3.10; bullseye's is 3.9)."""
+    image = standin_or_skip("aarch64", "bookworm")
+    sdist = pypi_sdist("pyogrio", "0.13.0")
+    deselect = " ".join(f"--deselect {t}" for t in PYOGRIO_NEEDS_MORE)
+    where = noxfile(
+        tmp_path / "pyogrio",
+        project=str(sdist),
+        deps=["gdal"],
+        versions=VERSIONS,
+        sources=gdal_sources(mirror),
+        backend="zig",
+        archs=["aarch64"],
+        policy="manylinux2014",
+        python=["3.11"],
+        wheelhouse=str(tmp_path / "wheelhouse"),
+        images={"aarch64": image},
+        container_env=["PIP_CERT"],
+        build_env={"PYOGRIO_PACKAGE_DATA": "1"},
+        test_requires=["pytest"],
+        test_command='python -m pytest --pyargs pyogrio -m "not network" -q '
+        f"-p no:cacheprovider {deselect}",
+    )
+    pinned = nox("-s", "pin-images", cwd=where, env=geonox_env)
+    assert pinned.returncode == 0, pinned.stdout[-3000:]
+    result = nox("-s", "wheels-aarch64", cwd=where, env=geonox_env)
+    out = result.stdout
+    assert result.returncode == 0, out[-6000:]
+    assert "deps-aarch64: runs on zig aarch64-linux-gnu.2.17" in out, out[-3000:]
+    assert re.search(r"test-aarch64-3\.11: runs on docker \S+@sha256:[0-9a-f]{64} \(aarch64\)", out)
+    results = suite_results(out)
+    assert len(results) == 1 and results[0][0] >= 300 and results[0][1] == 0, results
+    (wheel,) = (tmp_path / "wheelhouse").glob("pyogrio-0.13.0-cp311-*.whl")
+    assert "manylinux2014_aarch64" in wheel.name, wheel.name
+    # libgdal with GDAL's C++ and libc++ inside: no libc++ or libstdc++ grafted beside it
+    zig_grafted = dict(GRAFTED, libgdal=r"36\.3\.10\.3", libgeos_c=r"1")
+    del zig_grafted["libgeos"]  # under zig GEOS is libgeos_c alone
+    (tmp_path / "modules").mkdir()
+    grafted_once(wheel, "pyogrio", zig_grafted, GDAL_API, tmp_path / "modules")
+    with zipfile.ZipFile(wheel) as zf:
+        libs = [n for n in zf.namelist() if n.startswith("pyogrio.libs/")]
+    assert not [n for n in libs if re.search(r"lib(c\+\+|stdc\+\+)", n)], libs
+    assert verify_errors(wheel, geonox_env, tmp_path) == []
+    _check_sbom(wheel)
+
+
+def test_pyogrio_in_the_container_stand_in_with_its_gcc_10(geonox_env, mirror, tmp_path):
+    """pyogrio built in the x86_64 stand-in image (bullseye's gcc 10, C++17; CPython 3.11
+    built from source there): GDAL, PROJ, GEOS and SQLite shared and built by the image's
+    compiler, the wheel repaired there and pyogrio's own suite passing there."""
+    image = standin_or_skip("x86_64")
+    sdist = pypi_sdist("pyogrio", "0.13.0")
+    deselect = " ".join(f"--deselect {t}" for t in PYOGRIO_NEEDS_MORE)
+    where = noxfile(
+        tmp_path / "pyogrio",
+        project=str(sdist),
+        deps=["gdal"],
+        versions=VERSIONS,
+        sources=gdal_sources(mirror),
+        backend="docker",
+        archs=["x86_64"],
+        policy="manylinux_2_31",
+        python=["3.11"],
+        wheelhouse=str(tmp_path / "wheelhouse"),
+        images={"x86_64": image},
+        container_env=["PIP_CERT"],
+        build_env={"PYOGRIO_PACKAGE_DATA": "1"},
+        test_requires=["pytest"],
+        test_command='python -m pytest --pyargs pyogrio -m "not network" -q '
+        f"-p no:cacheprovider {deselect}",
+    )
+    pinned = nox("-s", "pin-images", cwd=where, env=geonox_env)
+    assert pinned.returncode == 0, pinned.stdout[-3000:]
+    result = nox("-s", "wheels-x86_64", cwd=where, env=geonox_env)
+    out = result.stdout
+    assert result.returncode == 0, out[-6000:]
+    assert re.search(r"deps-x86_64: runs on docker 127\.0\.0\.1:5000/\S+@sha256:", out)
+    assert re.search(r"gdal 3\.10\.3 \(shared\) .*\(cc \(Debian 10\.2\.1", out) or re.search(
+        r"deps-x86_64: cached \(key", out
+    ), out[-3000:]
+    results = suite_results(out)
+    assert len(results) == 1 and results[0][0] >= 300 and results[0][1] == 0, results
+    (wheel,) = (tmp_path / "wheelhouse").glob("pyogrio-0.13.0-cp311-*.whl")
+    assert wheel.name.endswith("manylinux_2_31_x86_64.whl"), wheel.name
+    _check_wheel(wheel, "pyogrio", geonox_env, tmp_path)

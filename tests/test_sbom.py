@@ -10,12 +10,13 @@ import csv
 import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
 import tarfile
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from conftest import rewrite_members
@@ -277,3 +278,88 @@ def test_verify_knows_undeclared_bundles_and_a_wrong_record(main_job_wheel, mirr
     problems = findings(tampered, "record")
     assert problems and all(s == "error" for s, _d in problems), problems
     assert any("does not match its sha256 in RECORD" in d for _s, d in problems)
+
+
+GDAL_ARCHIVE = "gdal_3.10.3+dfsg.orig.tar.xz"
+
+
+@pytest.fixture(scope="module")
+def gdal_tree(mirror) -> list[str]:
+    """The paths of the mirror's GDAL source tree, under its top-level directory."""
+    with tarfile.open(mirror / GDAL_ARCHIVE) as tf:
+        names = tf.getnames()
+    top = names[0].split("/")[0]
+    return [n[len(top) + 1 :] for n in names if n.startswith(top + "/")]
+
+
+def test_every_third_party_copy_in_gdals_tree_is_named(gdal_tree):
+    """A directory of GDAL's tree with a license file of its own holds someone else's code:
+    each is one of the recipe's embedded libraries, whose license and version files exist
+    (a GDAL release that vendors something new fails here, not silently in an SBOM)."""
+    from geonox.recipes.gdal import EMBEDDED
+
+    files = set(gdal_tree)
+    licensed = {
+        str(PurePosixPath(p).parent)
+        for p in files
+        if re.match(r"(LICEN[CS]E|COPYING)", PurePosixPath(p).name, re.I) and "/" in p
+        and not p.startswith(("doc/", "autotest/", "swig/"))
+    }  # fmt: skip
+    assert len(licensed) >= 10, sorted(licensed)
+    unnamed = [d for d in sorted(licensed) if not any(e.used_by([f"{d}/x"]) or any(
+        p.startswith(f"{d}/") for p in e.paths) for e in EMBEDDED)]  # fmt: skip
+    assert unnamed == []
+    for e in EMBEDDED:
+        assert all(f in files for f in e.license_files), e.name
+        assert not e.version_file or e.version_file in files, e.name
+
+
+def test_gdal_sbom_names_what_the_build_compiled_in(mirror, tmp_path):
+    """The components inside GDAL are the embedded libraries whose files its build read
+    (the artifact's list), with versions and license texts from the verified archive;
+    the document stays schema-valid with components that name no version."""
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    from geonox.recipes import SOURCES_READ
+    from geonox.sbom import bundled as sbom_bundled
+    from geonox.sources.model import Source
+
+    gdal = registry()["gdal"]
+    archive = mirror / GDAL_ARCHIVE
+    source = Source(
+        "gdal", "3.10.3", archive.as_uri(), hashlib.sha256(archive.read_bytes()).hexdigest()
+    )
+    artifact = tmp_path / "artifact"
+    listing = artifact / SOURCES_READ.format(name="gdal")
+    listing.parent.mkdir(parents=True)
+    listing.write_text(
+        "frmts/gtiff/libtiff/tif_aux.c\nfrmts/gtiff/geotiff.cpp\nfrmts/zlib/adler32.c\n"
+        "ogr/ogrsf_frmts/shape/shpopen.c\nogr/ogrsf_frmts/flatgeobuf/packedrtree.h\n"
+        "gcore/gdaldataset.cpp\n"
+    )
+    deps = sbom_bundled({"gdal"}, [(gdal, source, "shared", artifact)], lambda s: archive)
+    by_name = {d.name: d for d in deps}
+    assert list(by_name) == ["gdal", "libtiff", "zlib", "shapelib", "flatgeobuf"]
+    assert [by_name[n].version for n in by_name] == ["3.10.3", "4.6.0", "1.3.1", "1.6.0", ""]
+    assert by_name["gdal"].depends == ("libtiff", "zlib", "shapelib", "flatgeobuf")
+    libtiff = dict(by_name["libtiff"].license_files)
+    assert list(libtiff) == ["tiff-LICENSE"]
+    assert b"Sam Leffler" in libtiff["tiff-LICENSE"]
+    assert b"typedef" not in libtiff["tiff-LICENSE"]  # the notice only
+    doc = document("pyogrio", "0.13.0", "pyogrio-0.13.0.dist-info", deps,
+                   BuildFacts(GEONOX_VERSION, "gcc-x"))  # fmt: skip
+    error = JsonStrictValidator(SchemaVersion.V1_6).validate_str(json.dumps(doc))
+    assert error is None, error
+    components = {c["bom-ref"]: c for c in doc["components"]}
+    assert components["libtiff@4.6.0"]["purl"] == "pkg:generic/libtiff@4.6.0"
+    assert components["libtiff@4.6.0"]["cpe"] == "cpe:2.3:a:libtiff:libtiff:4.6.0:*:*:*:*:*:*:*"
+    assert "version" not in components["flatgeobuf"]
+    assert {"name": "geonox:compiled-into", "value": "gdal@3.10.3"} in components["zlib@1.3.1"][
+        "properties"
+    ]
+    # an artifact without the list (a build that did not write it) is an error, not an
+    # SBOM that silently leaves GDAL's insides out
+    listing.unlink()
+    with pytest.raises(FileNotFoundError, match="did not list its sources"):
+        sbom_bundled({"gdal"}, [(gdal, source, "shared", artifact)], lambda s: archive)

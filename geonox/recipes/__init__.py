@@ -7,7 +7,7 @@ Adding a release is one line in the recipe's ``RELEASES``.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, Union
@@ -150,6 +150,53 @@ class Provenance:
         return f"cpe:2.3:a:{self.cpe_vendor}:{self.cpe_product}:{version}:*:*:*:*:*:*:*"
 
 
+#: Where a recipe with :attr:`Recipe.embedded` libraries lists the files of its source tree
+#: its build read (from the compilers' dependency files), relative to its artifact.
+SOURCES_READ = "share/geonox/{name}-sources.txt"
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A third-party library a recipe compiles into its own from a copy in its source tree
+    (GDAL's libtiff, libpng, ...): a component of its own in the SBOM when the build read
+    any file under ``paths`` (known from the build, not assumed from the options)."""
+
+    name: str
+    paths: tuple[str, ...]  # files or directories ("dir/") of the recipe's source tree
+    license: str  # SPDX expression
+    license_files: tuple[str, ...]  # in the source tree; a .c/.h stands for its notice
+    version_file: str  # "" when the copy names no version
+    version_re: str  # its groups, joined with ".", are the version
+    supplier: str
+    cpe: tuple[str, str] | None = None  # NVD's (vendor, product)
+
+    def used_by(self, read: Collection[str]) -> bool:
+        return any(
+            f == p or (p.endswith("/") and f.startswith(p)) for f in read for p in self.paths
+        )
+
+    def version(self, text: str) -> str:
+        """Its version as ``version_file``'s ``text`` says it ("" when it does not)."""
+        m = re.search(self.version_re, text) if self.version_re else None
+        return ".".join(g for g in m.groups() if g) if m else ""
+
+
+def sources_read_command(ctx: BuildContext, name: str) -> Command:
+    """After the build: the source files the compilers read, from their dependency files
+    (``-MD``, every backend's cmake), as paths in the source tree, into
+    :data:`SOURCES_READ` of the artifact."""
+    src = Path(ctx.src)
+    marker = f"{src.parent.name}/{src.name}/".replace(".", "\\.")  # a sed pattern
+    out = f"{ctx.prefix}/{SOURCES_READ.format(name=name)}"
+    script = (
+        'mkdir -p "$(dirname "$3")" && cd "$1" && '
+        "find . -type f \\( -name '*.o.d' -o -name '*.obj.d' \\) -exec cat {} + "
+        "| tr -s ' \\t\\\\' '\\n\\n\\n' "
+        '| sed -n "s|^.*$2||p" | LC_ALL=C sort -u > "$3.part" && mv "$3.part" "$3"'
+    )
+    return Command("sources-read", ("sh", "-c", script, "sh", ctx.build, marker, out))
+
+
 @dataclass(frozen=True)
 class Recipe:
     name: str
@@ -181,6 +228,8 @@ class Recipe:
     #: a build tool built from another recipe's source takes that recipe's configured release
     source_of: str | None = None
     provenance: Provenance | None = None
+    #: third-party libraries it may compile in from its own source tree
+    embedded: tuple[Embedded, ...] = ()
 
 
 def _release(name: str, version: str, url: str, sha256: str) -> Source:

@@ -38,12 +38,14 @@ from geonox.command import Command
 from geonox.recipes import (
     BuildContext,
     Consumer,
+    Embedded,
     Library,
     LinkMode,
     Provenance,
     Recipe,
     _release,
     cmake_commands,
+    sources_read_command,
 )
 
 RELEASES = {
@@ -100,6 +102,124 @@ DEFAULT_DRIVERS = (
 )  # fmt: skip
 #: GDAL's internal copies of third-party libraries, used instead of any on the system.
 INTERNAL = ("ZLIB", "TIFF", "GEOTIFF", "JPEG", "PNG", "JSONC", "LERC", "SHAPELIB")
+#: The third-party code in GDAL's source tree (its internal libraries, and header-only or
+#: vendored code its drivers compile in): each is a component of the SBOM when the build
+#: read any of its files.  tests/test_gdal.py checks that every directory of GDAL's tree
+#: with a license file of its own is named here.
+EMBEDDED = (
+    Embedded(
+        "libtiff", ("frmts/gtiff/libtiff/",), "libtiff", ("frmts/gtiff/libtiff/tiff.h",),
+        "frmts/gtiff/libtiff/tiffvers.h", r"Version (\d+)\.(\d+)\.(\d+)",
+        "libtiff", ("libtiff", "libtiff"),
+    ),
+    Embedded(
+        "libgeotiff", ("frmts/gtiff/libgeotiff/",), "MIT", ("frmts/gtiff/libgeotiff/geotiff.h",),
+        "frmts/gtiff/libgeotiff/geotiff.h", r"LIBGEOTIFF_VERSION (\d)(\d)(\d)\d",
+        "OSGeo", ("osgeo", "libgeotiff"),
+    ),
+    Embedded(  # 8- and 12-bit builds of one IJG 6b
+        "libjpeg", ("frmts/jpeg/libjpeg/", "frmts/jpeg/libjpeg12/"), "IJG",
+        ("frmts/jpeg/libjpeg/README",), "frmts/jpeg/libjpeg/jversion.h", r'JVERSION\s+"(\w+)',
+        "Independent JPEG Group", ("ijg", "libjpeg"),
+    ),
+    Embedded(
+        "libpng", ("frmts/png/libpng/",), "libpng-2.0", ("frmts/png/libpng/LICENSE",),
+        "frmts/png/libpng/png.h", r'PNG_LIBPNG_VER_STRING "(\d+)\.(\d+)\.(\d+)"',
+        "libpng", ("libpng", "libpng"),
+    ),
+    Embedded(
+        "zlib", ("frmts/zlib/",), "Zlib", ("frmts/zlib/zlib.h",),
+        "frmts/zlib/zlib.h", r'ZLIB_VERSION "(\d+)\.(\d+)\.(\d+)"', "zlib", ("zlib", "zlib"),
+    ),
+    Embedded(
+        "json-c", ("ogr/ogrsf_frmts/geojson/libjson/",), "MIT",
+        ("ogr/ogrsf_frmts/geojson/libjson/COPYING",),
+        "ogr/ogrsf_frmts/geojson/libjson/json_c_version.h", r'JSON_C_VERSION "(\d+)\.(\d+)"',
+        "json-c", ("json-c", "json-c"),
+    ),
+    Embedded(  # a commit of Esri's repository, no release number
+        "lerc", ("third_party/LercLib/",), "Apache-2.0",
+        ("third_party/LercLib/LICENSE", "third_party/LercLib/NOTICE"),
+        "third_party/LercLib/README_GDAL.TXT", r"commit ([0-9a-f]{7})", "Esri", ("esri", "lerc"),
+    ),
+    Embedded(  # compiled through ogr/ogrsf_frmts/shape's *_wrapper.cpp
+        "shapelib",
+        tuple(f"ogr/ogrsf_frmts/shape/{f}" for f in (
+            "shpopen.c", "dbfopen.c", "shptree.c", "sbnsearch.c", "shapefil.h"
+        )),
+        "MIT OR LGPL-2.0-or-later", ("ogr/ogrsf_frmts/shape/shpopen.c",),
+        "ogr/ogrsf_frmts/shape/shapefil.h",
+        r"SHAPELIB_VERSION_MAJOR (\d+)\s+#define SHAPELIB_VERSION_MINOR (\d+)"
+        r"\s+#define SHAPELIB_VERSION_MICRO (\d+)",
+        "OSGeo", ("osgeo", "shapelib"),
+    ),
+    Embedded(
+        "fast_float", ("third_party/fast_float/",), "MIT", ("third_party/fast_float/LICENSE-MIT",),
+        "third_party/fast_float/PROVENANCE.TXT", r"commit/([0-9a-f]{7})", "fast_float",
+    ),
+    Embedded(
+        "flatbuffers", ("ogr/ogrsf_frmts/flatgeobuf/flatbuffers/",), "Apache-2.0",
+        ("ogr/ogrsf_frmts/flatgeobuf/flatbuffers/LICENSE",),
+        "ogr/ogrsf_frmts/flatgeobuf/flatbuffers/base.h",
+        r"FLATBUFFERS_VERSION_MAJOR (\d+)\s+#define FLATBUFFERS_VERSION_MINOR (\d+)"
+        r"\s+#define FLATBUFFERS_VERSION_REVISION (\d+)",
+        "Google", ("google", "flatbuffers"),
+    ),
+    Embedded(  # FlatGeobuf's own generated headers and packed R-tree
+        "flatgeobuf",
+        tuple(f"ogr/ogrsf_frmts/flatgeobuf/{f}" for f in (
+            "packedrtree.cpp", "packedrtree.h", "feature_generated.h", "header_generated.h"
+        )),
+        "ISC", ("ogr/ogrsf_frmts/flatgeobuf/LICENSE",), "", "", "FlatGeobuf",
+    ),
+    Embedded(
+        "argparse", ("apps/argparse/",), "MIT", ("apps/argparse/argparse.hpp",),
+        "apps/argparse/README.TXT", r"blob/([0-9a-f]{7})", "p-ranav",
+    ),
+    Embedded(
+        "sqlite_rtree_bulk_load", ("ogr/ogrsf_frmts/sqlite/sqlite_rtree_bulk_load/",), "MIT",
+        ("ogr/ogrsf_frmts/sqlite/sqlite_rtree_bulk_load/sqlite_rtree_bulk_load.c",),
+        "", "", "OSGeo",
+    ),
+    Embedded(
+        "libertiff", ("third_party/libertiff/",), "MIT", ("third_party/libertiff/libertiff.hpp",),
+        "", "", "OSGeo",
+    ),
+    Embedded(
+        "qhull", ("alg/internal_libqhull/",), "Qhull", ("alg/internal_libqhull/COPYING.txt",),
+        "alg/internal_libqhull/global_r.c", r'qhull_r (\d+)\.(\d+)\.(\d+)', "Qhull",
+        ("qhull", "qhull"),
+    ),
+    Embedded(
+        "giflib", ("frmts/gif/giflib/",), "MIT", ("frmts/gif/giflib/COPYING",),
+        "frmts/gif/giflib/gif_lib.h",
+        r"GIFLIB_MAJOR (\d+)\s+#define GIFLIB_MINOR (\d+)\s+#define GIFLIB_RELEASE (\d+)",
+        "giflib", ("giflib_project", "giflib"),
+    ),
+    Embedded(
+        "libcsf", ("frmts/pcraster/libcsf/",), "BSD-3-Clause", ("frmts/pcraster/libcsf/COPYING",),
+        "", "", "PCRaster",
+    ),
+    Embedded(  # NOAA's, public domain with a notice
+        "degrib", ("frmts/grib/degrib/",), "LicenseRef-degrib",
+        ("frmts/grib/degrib/LICENSE.TXT",), "", "", "NOAA",
+    ),
+    Embedded(
+        "lerc1", ("frmts/mrf/LERCV1/",), "Apache-2.0",
+        ("frmts/mrf/LERCV1/LICENSE.TXT", "frmts/mrf/LERCV1/NOTICE"), "", "", "Esri",
+    ),
+    Embedded(  # minizip's zip/unzip, in GDAL's port library (always built)
+        "minizip",
+        tuple(f"port/cpl_minizip_{f}" for f in (
+            "ioapi.cpp", "ioapi.h", "unzip.cpp", "unzip.h", "zip.cpp", "zip.h"
+        )),
+        "Info-ZIP", ("port/LICENCE_minizip",), "", "", "Gilles Vollant",
+    ),
+    Embedded(
+        "pmtiles", ("ogr/ogrsf_frmts/pmtiles/pmtiles/",), "BSD-3-Clause",
+        ("ogr/ogrsf_frmts/pmtiles/pmtiles/LICENSE",), "", "", "Protomaps",
+    ),
+)  # fmt: skip
 #: Paths GDAL would compile in as fallbacks (undefined: see the module docstring).
 BUILD_PATHS = ("INST_DATA", "INSTALL_PLUGIN_FULL_DIR", "SYSCONFDIR")
 MISSING_DATA = ("ogr/data/cubewerx_extra.wkt", "ogr/data/ecw_cs.wkt")
@@ -142,6 +262,10 @@ def commands(ctx: BuildContext) -> list[Command]:
         "-DGDAL_USE_EXTERNAL_LIBS=OFF",
         *(f"-DGDAL_USE_{name}_INTERNAL=ON" for name in INTERNAL),
         "-DGDAL_USE_ICONV=ON",  # code pages (CP1252, LATIN1, ...): glibc's and musl's
+        # ... iconv, inside libc: GDAL's FindIconv would look for a libc.so file, which a
+        # cross toolchain (zig) has none of
+        "-DIconv_IS_BUILT_IN=ON",
+        "-DIconv_LIBRARY=c",
         "-DGDAL_USE_GEOS=ON",
         "-DGDAL_USE_SQLITE3=ON",
         "-DGDAL_USE_EXPAT=ON",
@@ -174,6 +298,7 @@ def commands(ctx: BuildContext) -> list[Command]:
         ),
         build,
         install,
+        sources_read_command(ctx, "gdal"),  # which of EMBEDDED the build compiled in
     ]
 
 
@@ -247,4 +372,5 @@ RECIPE = Recipe(
         license="MIT",
         license_files=("LICENSE.TXT",),
     ),
+    embedded=EMBEDDED,
 )

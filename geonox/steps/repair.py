@@ -143,7 +143,7 @@ class RepairStep(PythonStep):
             )
         deps = sbom.bundled(
             bundled_libraries(repaired),
-            [(b.recipe, b.spec.source, b.spec.link) for b in engine.plan.libraries],
+            [(b.recipe, b.spec.source, b.spec.link, b.path) for b in engine.plan.libraries],
             lambda source: sources.fetch(
                 source,
                 mirrors=config.mirrors,

@@ -45,7 +45,11 @@ def _interpreter_has(facts: WheelFacts, symbol: str) -> bool:
     policy = facts.policy
     if policy is None or policy.libc != "glibc" or "@" in symbol:
         return False
-    return glibc_has(symbol, policy.arch, policy.glibc, INTERPRETER_LIBS)
+    try:
+        glibc = policy.glibc
+    except ValueError:  # "linux": no glibc ceiling, any glibc that has it
+        glibc = (999, 0)
+    return glibc_has(symbol, policy.arch, glibc, INTERPRETER_LIBS)
 
 
 def ldd_findings(facts: WheelFacts, rel: str, ldd: str) -> Iterator[tuple[str, ...]]:
