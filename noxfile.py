@@ -65,7 +65,7 @@ def tests(session: nox.Session) -> None:
     README's test command; arguments after `--` go to pytest, e.g. `-- -n 0 -k zig`)."""
     session.install("-e", ".[test]")
     session.run(
-        "python", "-m", "pytest", *(session.posargs or ("-n", "2", "-ra", "--durations=12"))
+        "python", "-m", "pytest", *(session.posargs or ("-n", "2", "-ra", "--durations=30"))
     )
 
 
