@@ -373,3 +373,66 @@ def test_two_projects_prune_keeps_what_a_running_build_holds(tmp_path, mirror):
         == "manylinux_2_17"
     )
     assert json.loads((partial[0].path / "geonox-dep.json").read_text())["link"] == "shared"
+
+
+def _marked_sqlite(mirror: Path, dest: Path, marker: str) -> tuple[Path, str]:
+    """The mirror's SQLite with one exported string added to sqlite3.c: another library
+    from the same header, so a module built against either is the same bytes."""
+    import hashlib
+    import io
+    import tarfile
+
+    dest.mkdir(parents=True)
+    archive = dest / "sqlite-autoconf-3520000.tar.gz"
+    with (
+        tarfile.open(mirror / "sqlite-autoconf-3520000.tar.gz") as src,
+        tarfile.open(archive, "w:gz") as out,
+    ):
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None
+            if member.name.endswith("/sqlite3.c"):
+                data += f'\nconst char geonox_test_marker[] = "{marker}";\n'.encode()
+                member.size = len(data)
+            out.addfile(member, io.BytesIO(data) if data is not None else None)
+    return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
+
+
+def test_a_rebuilt_shared_dependency_is_grafted_again_though_the_module_is_the_same(
+    tmp_path, mirror
+):
+    """A shared dependency rebuilt from other sources (another GDAL driver set, a patched
+    SQLite) leaves a module built against the same headers byte for byte the same; repair
+    must still graft the new library, not keep the wheel it repaired from the old one."""
+    if host_arch() != "x86_64" or not __import__("shutil").which("python3.12"):
+        skip_or_fail("needs an x86_64 host with python3.12 on PATH")
+    import zipfile
+
+    cache = tmp_path / "cache"
+    env = dict(os.environ, GEONOX_CACHE_DIR=str(cache), GEONOX_MIRROR=str(mirror))
+    env.pop("GEONOX_OFFLINE", None)
+    project = sqlext_project(tmp_path, "ext", "manylinux_2_28", link="shared")
+    # no build ID: ld hashes the unstripped module, whose symbol table names the prefix
+    # path of the library (its key); stripped, the module is the same bytes as pyogrio's is
+    with (project / "CMakeLists.txt").open("a") as f:
+        f.write('target_link_options(_sqlext PRIVATE "LINKER:--build-id=none")\n')
+    pyproject = project / "pyproject.toml"
+    plain = pyproject.read_text()
+    raws, grafted = [], []
+    for marker in ("geonox-marker-one", "geonox-marker-two"):
+        archive, sha = _marked_sqlite(mirror, tmp_path / marker, marker)
+        pyproject.write_text(
+            plain
+            + '[tool.geonox.sources.sqlite]\nversion = "3.52.0"\n'
+            + f'url = "{archive.as_uri()}"\nsha256 = "{sha}"\n'
+        )
+        done = nox("-s", f"repair-{host_arch()}-3.12", cwd=project, env=env)
+        assert done.returncode == 0, done.stdout[-4000:]
+        assert "repaired from this build already" not in done.stdout, done.stdout[-3000:]
+        (raw,) = cache.glob("work/sqlext-*/dist/*/cp312/*.whl")
+        raws.append(raw.read_bytes())
+        (wheel,) = (project / "wheelhouse").glob("*.whl")
+        with zipfile.ZipFile(wheel) as zf:
+            (lib,) = [n for n in zf.namelist() if "/libsqlite3" in n]
+            grafted.append(zf.read(lib))
+    assert raws[0] == raws[1]  # the module did not change: only the library did
+    assert b"geonox-marker-one" in grafted[0] and b"geonox-marker-two" in grafted[1]

@@ -20,6 +20,9 @@ from geonox.tools import build_frontend, uv_bin
 
 #: Left out of the fresh copy a build starts from: what earlier builds leave in a project
 #: tree (setuptools reuses build/ and would relink nothing after a link-mode change).
+#: beside the built wheel: the dependency prefix it was built against (read by repair)
+PREFIX_RECORD = ".geonox-prefix"
+
 _NOT_COPIED_AT_TOP = frozenset({"build", "dist", ".nox", ".tox", ".eggs"})
 
 
@@ -169,6 +172,10 @@ class BuildStep(Step[BuildKey]):
             hits = Ccache.hits(stats) if backend.ccache else None
             stats.unlink(missing_ok=True)
             wheel = only_wheel(dist, "the build step's output")
+            # which prefix it was built against: repair grafts that prefix's libraries, so a
+            # rebuilt dependency must be repaired in again even when this wheel's bytes are
+            # the same (its headers did not change: a GDAL with another driver set)
+            (dist / PREFIX_RECORD).write_text(str(prefix.path) + "\n")
             run.log(
                 f"built {wheel.name}"
                 + (f" (ccache: {hits[0]} of {hits[1]} compiles were hits)" if hits else "")

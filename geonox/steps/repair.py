@@ -3,9 +3,10 @@
 The backend picks ``--plat`` and judges the tag auditwheel gave (the host backend says
 which tag its symbols honestly allow; zig's must fit the policy).  Then geonox removes the
 build-machine search paths auditwheel left (:func:`geonox.elf.drop_build_rpaths`) and
-writes its SBOM (:mod:`geonox.sbom`).  A stamp records which unrepaired wheel the
-wheelhouse wheel came from, so an unchanged build is not repaired again (an abi3 wheel
-serves every Python).
+writes its SBOM (:mod:`geonox.sbom`).  A stamp records what the wheelhouse wheel was made
+from (the unrepaired wheel, the dependency prefix it grafts from, the repair settings), so
+an unchanged build is not repaired again (an abi3 wheel serves every Python) and a rebuilt
+shared dependency is grafted in again though the module built against it is the same.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from geonox.errors import UserError
 from geonox.prefix import DepPrefix, PrefixEngine
 from geonox.project import Project, Run
 from geonox.steps.base import BuildKey, Needed, PythonKey, PythonStep, only_wheel, say_where
-from geonox.steps.build import BUILD
+from geonox.steps.build import BUILD, PREFIX_RECORD
 from geonox.tools import REPAIR_PACKAGES, pinned, repair_python
 from geonox.verify import bundled_libraries
 
@@ -78,15 +79,16 @@ class RepairStep(PythonStep):
         project = run.project
         build = project.build_id(key.python)
         raw = only_wheel(project.workdir.dist(key.arch, build), "the build step's output")
-        raw_hash = file_sha256(raw)
+        inputs = self._inputs(run, raw)
 
         def current(path: Path) -> bool:
-            # this build's, and in this wheelhouse (another registration of the same
+            # this build's, against the same dependency prefix (what is grafted), with the
+            # same settings, and in this wheelhouse (another registration of the same
             # project may have repaired it into another)
             recorded = json.loads(path.read_text())
             wheel = Path(recorded["wheel"])
             return (
-                recorded.get("raw_sha256") == raw_hash
+                recorded.get("inputs") == inputs
                 and wheel.parent == run.config.wheelhouse
                 and wheel.is_file()
             )
@@ -100,10 +102,31 @@ class RepairStep(PythonStep):
             return
         with run.backend(key.arch) as backend:
             say_where(run, backend, "repair")
-            stamp.ensure(lambda place: self._repair(run, backend, key, raw, raw_hash, place))
+            stamp.ensure(lambda place: self._repair(run, backend, key, raw, inputs, place))
+
+    @staticmethod
+    def _inputs(run: Run, raw: Path) -> dict[str, object]:
+        """What a repaired wheel is made from: the unrepaired wheel, the prefix whose
+        libraries it grafts (its path names its key) and the repair settings."""
+        record = raw.parent / PREFIX_RECORD
+        repair = run.config.repair
+        return {
+            "raw_sha256": file_sha256(raw),
+            "prefix": record.read_text().strip() if record.is_file() else None,
+            "policy": run.config.policy,
+            "exclude": sorted(repair.exclude),
+            "lib_sdir": repair.lib_sdir,
+            "source_date_epoch": run.config.source_date_epoch,
+        }
 
     def _repair(
-        self, run: Run, backend: Backend, key: PythonKey, raw: Path, raw_hash: str, stamp: Path
+        self,
+        run: Run,
+        backend: Backend,
+        key: PythonKey,
+        raw: Path,
+        inputs: dict[str, object],
+        stamp: Path,
     ) -> None:
         project, config, arch = run.project, run.config, key.arch
         build = project.build_id(key.python)
@@ -157,7 +180,7 @@ class RepairStep(PythonStep):
         config.wheelhouse.mkdir(parents=True, exist_ok=True)
         final = config.wheelhouse / repaired.name
         shutil.move(str(repaired), str(final))  # the wheelhouse never sees a partial wheel
-        stamp.write_text(json.dumps({"raw_sha256": raw_hash, "wheel": str(final)}) + "\n")
+        stamp.write_text(json.dumps({"inputs": inputs, "wheel": str(final)}) + "\n")
         run.log(f"{final.name} -> {config.wheelhouse}")
         if why:
             run.log(why)
