@@ -27,7 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from geonox.recipes import SOURCES_READ, Embedded, Recipe
+from geonox.recipes import SOURCES_READ, Embedded, Recipe, cpe23
 from geonox.sources.model import Source
 from geonox.wheelfile import rewriting
 
@@ -260,11 +260,7 @@ def bundled(
                     link="static",
                     license=e.license,
                     supplier=e.supplier,
-                    cpe=(
-                        f"cpe:2.3:a:{e.cpe[0]}:{e.cpe[1]}:{version or '*'}:*:*:*:*:*:*:*"
-                        if e.cpe
-                        else ""
-                    ),
+                    cpe=cpe23(*e.cpe, version or "*") if e.cpe else "",
                     license_files=tuple(texts[p] for p in e.license_files),
                     inside=f"{recipe.name}@{source.version}",
                 )
@@ -410,11 +406,3 @@ def extracted(archive: Path, paths: Collection[str]) -> Iterator[Path]:
         if wanted:
             raise FileNotFoundError(f"{archive.name} has no {', '.join(sorted(wanted))}")
         yield Path(tmp) / str(top)
-
-
-def license_texts_from_archive(
-    archive: Path, paths: Sequence[str]
-) -> tuple[tuple[str, bytes], ...]:
-    """:func:`license_texts` read straight from a (verified) source archive."""
-    with extracted(archive, paths) as src:
-        return license_texts(src, paths)

@@ -228,6 +228,37 @@ def test_rasterio_from_its_sdist_reuses_the_gdal_and_passes_a_smoke_suite(
         _check_wheel(wheel, "rasterio", leaky_env, tmp_path)
 
 
+def _pyogrio_suite_in(
+    image: str, arch: str, env: dict, mirror: Path, tmp_path: Path, **keywords
+) -> str:
+    """pyogrio from its sdist for ``arch`` on CPython 3.11 (``keywords``: the backend and
+    policy), tested with its own suite in ``image`` (pinned first): the run's output, the
+    run having succeeded.  The wheel lands in ``tmp_path / "wheelhouse"``."""
+    deselect = " ".join(f"--deselect {t}" for t in PYOGRIO_NEEDS_MORE)
+    where = noxfile(
+        tmp_path / "pyogrio",
+        project=str(pypi_sdist("pyogrio", "0.13.0")),
+        deps=["gdal"],
+        versions=VERSIONS,
+        sources=gdal_sources(mirror),
+        archs=[arch],
+        python=["3.11"],
+        wheelhouse=str(tmp_path / "wheelhouse"),
+        images={arch: image},
+        container_env=["PIP_CERT"],
+        build_env={"PYOGRIO_PACKAGE_DATA": "1"},
+        test_requires=["pytest"],
+        test_command='python -m pytest --pyargs pyogrio -m "not network" -q '
+        f"-p no:cacheprovider {deselect}",
+        **keywords,
+    )
+    pinned = nox("-s", "pin-images", cwd=where, env=env)
+    assert pinned.returncode == 0, pinned.stdout[-3000:]
+    result = nox("-s", f"wheels-{arch}", cwd=where, env=env)
+    assert result.returncode == 0, result.stdout[-6000:]
+    return result.stdout
+
+
 def test_pyogrio_cross_built_by_zig_for_aarch64_passes_its_suite_under_qemu(
     geonox_env, mirror, tmp_path
 ):
@@ -237,31 +268,9 @@ def test_pyogrio_cross_built_by_zig_for_aarch64_passes_its_suite_under_qemu(
     are the same), its suite passing under QEMU in the arm64 bookworm stand-in (pyogrio
     0.13 needs CPython >= 3.10; bullseye's is 3.9)."""
     image = standin_or_skip("aarch64", "bookworm")
-    sdist = pypi_sdist("pyogrio", "0.13.0")
-    deselect = " ".join(f"--deselect {t}" for t in PYOGRIO_NEEDS_MORE)
-    where = noxfile(
-        tmp_path / "pyogrio",
-        project=str(sdist),
-        deps=["gdal"],
-        versions=VERSIONS,
-        sources=gdal_sources(mirror),
-        backend="zig",
-        archs=["aarch64"],
-        policy="manylinux2014",
-        python=["3.11"],
-        wheelhouse=str(tmp_path / "wheelhouse"),
-        images={"aarch64": image},
-        container_env=["PIP_CERT"],
-        build_env={"PYOGRIO_PACKAGE_DATA": "1"},
-        test_requires=["pytest"],
-        test_command='python -m pytest --pyargs pyogrio -m "not network" -q '
-        f"-p no:cacheprovider {deselect}",
+    out = _pyogrio_suite_in(
+        image, "aarch64", geonox_env, mirror, tmp_path, backend="zig", policy="manylinux2014"
     )
-    pinned = nox("-s", "pin-images", cwd=where, env=geonox_env)
-    assert pinned.returncode == 0, pinned.stdout[-3000:]
-    result = nox("-s", "wheels-aarch64", cwd=where, env=geonox_env)
-    out = result.stdout
-    assert result.returncode == 0, out[-6000:]
     assert "deps-aarch64: runs on zig aarch64-linux-gnu.2.17" in out, out[-3000:]
     assert re.search(r"test-aarch64-3\.11: runs on docker \S+@sha256:[0-9a-f]{64} \(aarch64\)", out)
     results = suite_results(out)
@@ -285,31 +294,9 @@ def test_pyogrio_in_the_container_stand_in_with_its_gcc_10(geonox_env, mirror, t
     built from source there): GDAL, PROJ, GEOS and SQLite shared and built by the image's
     compiler, the wheel repaired there and pyogrio's own suite passing there."""
     image = standin_or_skip("x86_64")
-    sdist = pypi_sdist("pyogrio", "0.13.0")
-    deselect = " ".join(f"--deselect {t}" for t in PYOGRIO_NEEDS_MORE)
-    where = noxfile(
-        tmp_path / "pyogrio",
-        project=str(sdist),
-        deps=["gdal"],
-        versions=VERSIONS,
-        sources=gdal_sources(mirror),
-        backend="docker",
-        archs=["x86_64"],
-        policy="manylinux_2_31",
-        python=["3.11"],
-        wheelhouse=str(tmp_path / "wheelhouse"),
-        images={"x86_64": image},
-        container_env=["PIP_CERT"],
-        build_env={"PYOGRIO_PACKAGE_DATA": "1"},
-        test_requires=["pytest"],
-        test_command='python -m pytest --pyargs pyogrio -m "not network" -q '
-        f"-p no:cacheprovider {deselect}",
+    out = _pyogrio_suite_in(
+        image, "x86_64", geonox_env, mirror, tmp_path, backend="docker", policy="manylinux_2_31"
     )
-    pinned = nox("-s", "pin-images", cwd=where, env=geonox_env)
-    assert pinned.returncode == 0, pinned.stdout[-3000:]
-    result = nox("-s", "wheels-x86_64", cwd=where, env=geonox_env)
-    out = result.stdout
-    assert result.returncode == 0, out[-6000:]
     assert re.search(r"deps-x86_64: runs on docker 127\.0\.0\.1:5000/\S+@sha256:", out)
     assert re.search(r"gdal 3\.10\.3 \(shared\) .*\(cc \(Debian 10\.2\.1", out) or re.search(
         r"deps-x86_64: cached \(key", out

@@ -147,7 +147,12 @@ class Provenance:
     license_files: tuple[str, ...] = ()  # paths in the extracted source tree
 
     def cpe(self, version: str) -> str:
-        return f"cpe:2.3:a:{self.cpe_vendor}:{self.cpe_product}:{version}:*:*:*:*:*:*:*"
+        return cpe23(self.cpe_vendor, self.cpe_product, version)
+
+
+def cpe23(vendor: str, product: str, version: str) -> str:
+    """NVD's CPE 2.3 name of an application release ("*": any version)."""
+    return f"cpe:2.3:a:{vendor}:{product}:{version}:*:*:*:*:*:*:*"
 
 
 #: Where a recipe with :attr:`Recipe.embedded` libraries lists the files of its source tree

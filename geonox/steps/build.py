@@ -18,11 +18,11 @@ from geonox.steps.deps import DEPS
 from geonox.toolchains import Ccache
 from geonox.tools import build_frontend, uv_bin
 
-#: Left out of the fresh copy a build starts from: what earlier builds leave in a project
-#: tree (setuptools reuses build/ and would relink nothing after a link-mode change).
-#: beside the built wheel: the dependency prefix it was built against (read by repair)
+#: Beside the built wheel: the dependency prefix it was built against (read by repair).
 PREFIX_RECORD = ".geonox-prefix"
 
+#: Left out of the fresh copy a build starts from: what earlier builds leave in a project
+#: tree (setuptools reuses build/ and would relink nothing after a link-mode change).
 _NOT_COPIED_AT_TOP = frozenset({"build", "dist", ".nox", ".tox", ".eggs"})
 
 
