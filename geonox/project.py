@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import os
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -26,6 +25,7 @@ from geonox import environment
 from geonox.backends import Backend, Engines, backend_class
 from geonox.cache import Artifact, CacheLayout, WorkDir, file_sha256
 from geonox.config import Config, read_config
+from geonox.cores import usable_cores
 from geonox.errors import ConfigError
 from geonox.sources.archives import extract
 from geonox.targets import PythonVersion, Target
@@ -195,7 +195,8 @@ class Project:
 
     @property
     def jobs(self) -> int:
-        return os.cpu_count() or 1
+        """Parallel compiles: the cores this process may use (affinity, cgroup quota)."""
+        return usable_cores()
 
 
 class Run:

@@ -38,6 +38,7 @@ from conftest import (
     keyword_noxfile as noxfile,
 )
 
+import geonox.cores
 from geonox.images import ImageLock, resolve_digest
 
 pytestmark = pytest.mark.containers
@@ -282,6 +283,36 @@ def test_auto_builds_the_own_arch_in_its_image_and_a_foreign_arch_with_zig(tmp_p
         "x86_64": ("zig", "manylinux_2_28_x86_64"),
         "aarch64": ("zig", "manylinux_2_28_aarch64"),
     }
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [(("--cpus", "1"), 1), (("--cpus", "1.5"), 2), (("--cpuset-cpus", "0"), 1)],
+)
+def test_build_jobs_follow_the_cgroup_quota_and_the_cpuset(image_x86, limit, expected):
+    """``-j`` is the cores geonox may use: a container given ``--cpus 1`` on this 2-core
+    machine (a CI runner's quota on a big host) builds with -j1, not os.cpu_count().  The
+    module runs as a script with the image's own Python."""
+    if (os.cpu_count() or 1) < 2:
+        skip_or_fail("needs a machine with at least 2 cores to see a quota below them")
+    cores = Path(geonox.cores.__file__)
+    out = subprocess.run(
+        [
+            standin.DOCKER,
+            "run",
+            "--rm",
+            *limit,
+            "-v",
+            f"{cores}:/cores.py:ro",
+            image_x86,
+            "/opt/python/cp39-cp39/bin/python",
+            "/cores.py",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert int(out) == expected
 
 
 def test_missing_binfmt_is_detected(tmp_path, image_arm, geonox_env):

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "geonox"
 
 #: Lowest first.  A module may import its own layer and the ones below.
 LAYERS = (
-    {"errors", "command", "targets", "environment", "signals", "zigcc", "crossbuild"},
+    {"errors", "command", "targets", "environment", "signals", "zigcc", "crossbuild", "cores"},
     {"policy", "elf", "cache", "wheeldiff", "registry", "wheelfile"},
     {"sources", "verify", "recipes", "images", "sbom", "remote"},
     {"config"},
