@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from geonox.cores import usable_cores
 from geonox.errors import UserError
 from geonox.policy import wheel_platform_tags, wheel_policy
 from geonox.recipes import registry
@@ -70,7 +71,7 @@ def verify_wheel(
     with tempfile.TemporaryDirectory(prefix="geonox-verify-") as tmp:
         root = Path(tmp).resolve()
         try:
-            unpack(wheel_path, root)
+            digests = unpack(wheel_path, root, record_algorithms(wheel_path))
         except zipfile.BadZipFile as exc:
             raise UserError(f"{wheel_path} is not a readable wheel ({exc}); rebuild it.") from exc
         facts = WheelFacts.collect(root, policy)
@@ -78,7 +79,7 @@ def verify_wheel(
         components = read_wheel(wheel_path)
         facts.declared = {c.name for c in components}
         facts.sboms = sorted({c.sbom for c in components})
-        facts.record_problems = record_problems(wheel_path)
+        facts.record_problems = record_problems(wheel_path, digests)
         for rel, reason in facts.broken.items():
             found.append(
                 Violation(
@@ -114,22 +115,37 @@ def verify_wheel(
         # wheel's libraries through the module's RPATH, as Python's import does), and on
         # the shipped libraries no module loads, on their own.
         by_path = {f.path: f for f in report.files}
-        for rel, info in facts.files.items():
-            kind = by_path[rel].kind
-            if policy is None or kind == "object" or rel in facts.loaded_by:
-                continue
-            if ldd is not None and should_run(facts, info, run_ldd, ldd):
-                by_path[rel].ldd_checked = True
-                found.extend(
-                    _violation(owner, "ldd", *finding)
-                    for owner, *finding in ldd_findings(facts, rel, ldd)
-                )
+        to_check = [
+            rel
+            for rel, info in facts.files.items()
+            if policy is not None
+            and by_path[rel].kind != "object"
+            and rel not in facts.loaded_by
+            and ldd is not None
+            and should_run(facts, info, run_ldd, ldd)
+        ]
+        # one ldd per file, as many at once as there are cores (each is a loader process
+        # resolving every relocation: most of verify's time on a wheel of many modules)
+        for rel, findings in zip(to_check, _in_parallel(facts, to_check, ldd or "ldd")):
+            by_path[rel].ldd_checked = True
+            found.extend(_violation(owner, "ldd", *finding) for owner, *finding in findings)
         for rel, loader in facts.loaded_by.items():
             by_path[rel].ldd_checked = by_path[loader].ldd_checked
     order = {rule: i for i, rule in enumerate(RULES)}
     unique = list(dict.fromkeys(found))
     report.violations = sorted(unique, key=lambda v: (v.file, order.get(v.rule, 99)))
     return report
+
+
+def _in_parallel(facts: WheelFacts, rels: list[str], ldd: str) -> list[list[tuple[str, ...]]]:
+    """``ldd_findings`` of each file, in order; one thread per core when there are several
+    (concurrent.futures is imported only then: it costs a small wheel's verify 10 %)."""
+    if len(rels) < 2:
+        return [list(ldd_findings(facts, rel, ldd)) for rel in rels]
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=usable_cores()) as pool:
+        return list(pool.map(lambda rel: list(ldd_findings(facts, rel, ldd)), rels))
 
 
 def bundled_libraries(wheel: Path) -> dict[str, set[str]]:
@@ -152,41 +168,66 @@ def _violation(file: str, rule: str, detail: str, severity: str | None = None) -
     return Violation(rule, file, detail, severity or SEVERITY[rule])
 
 
-def record_problems(wheel: Path) -> list[tuple[str, str]]:
-    """Every member RECORD does not vouch for: unlisted, or a wrong sha256 or size."""
-    problems = []
+def _record(wheel: Path) -> tuple[str | None, dict[str, list[str]], list[str]]:
+    """RECORD's member name (None unless exactly one), its rows by path, and the wheel's
+    file members."""
     with zipfile.ZipFile(wheel) as zf:
         names = [n for n in zf.namelist() if not n.endswith("/")]
         records = [n for n in names if n.count("/") == 1 and n.endswith(".dist-info/RECORD")]
         if len(records) != 1:
-            return [(wheel.name, f"has {len(records)} .dist-info/RECORD files, not one")]
-        rows = {
-            r[0]: r
-            for r in csv.reader(io.StringIO(zf.read(records[0]).decode("utf-8", "replace")))
-            if r
-        }
+            return None, {}, names
+        text = zf.read(records[0]).decode("utf-8", "replace")
+    return records[0], {r[0]: r for r in csv.reader(io.StringIO(text)) if r}, names
+
+
+def _usable_algo(row: list[str]) -> str | None:
+    algo = (row[1] if len(row) > 1 else "").partition("=")[0]
+    ok = algo in hashlib.algorithms_guaranteed and algo not in ("md5", "sha1")
+    return algo if ok else None
+
+
+def record_problems(
+    wheel: Path, digests: dict[str, tuple[bytes, int]] | None = None
+) -> list[tuple[str, str]]:
+    """Every member RECORD does not vouch for: unlisted, or a wrong sha256 or size.
+    ``digests``: what :func:`~geonox.verify.facts.unpack` hashed while unpacking (each
+    member inflated once); members it did not hash are read here."""
+    record, rows, names = _record(wheel)
+    if record is None:
+        count = sum(1 for n in names if n.count("/") == 1 and n.endswith(".dist-info/RECORD"))
+        return [(wheel.name, f"has {count} .dist-info/RECORD files, not one")]
+    digests = dict(digests or {})
+    problems = []
+    with zipfile.ZipFile(wheel) as zf:
         for name in names:
-            if name == records[0] or name.endswith(
-                (".dist-info/RECORD.jws", ".dist-info/RECORD.p7s")
-            ):
+            if name == record or name.endswith((".dist-info/RECORD.jws", ".dist-info/RECORD.p7s")):
                 continue
             row = rows.get(name)
             if row is None:
                 problems.append((name, "is not listed in RECORD"))
                 continue
-            data = zf.read(name)
-            algo, _, want = (row[1] if len(row) > 1 else "").partition("=")
-            if algo not in hashlib.algorithms_guaranteed or algo in ("md5", "sha1"):
+            algo = _usable_algo(row)
+            if algo is None:
                 problems.append(
                     (name, f"has no usable hash in RECORD ({row[1] if len(row) > 1 else ''!r})")
                 )
                 continue
-            got = base64.urlsafe_b64encode(hashlib.new(algo, data).digest()).rstrip(b"=").decode()
-            if got != want:
+            if name not in digests:
+                data = zf.read(name)
+                digests[name] = (hashlib.new(algo, data).digest(), len(data))
+            digest, size = digests[name]
+            got = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+            if got != row[1].partition("=")[2]:
                 problems.append((name, f"does not match its {algo} in RECORD"))
-            elif len(row) > 2 and row[2] and row[2] != str(len(data)):
-                problems.append((name, f"is {len(data)} bytes, RECORD says {row[2]}"))
+            elif len(row) > 2 and row[2] and row[2] != str(size):
+                problems.append((name, f"is {size} bytes, RECORD says {row[2]}"))
     return problems
+
+
+def record_algorithms(wheel: Path) -> dict[str, str]:
+    """member -> the hashlib algorithm RECORD gives it (for :func:`record_problems`)."""
+    _, rows, _ = _record(wheel)
+    return {name: algo for name, row in rows.items() if (algo := _usable_algo(row))}
 
 
 def run_verify_command(

@@ -4,11 +4,13 @@ it exports, what kind each file is, the highest symbol versions it needs)."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
-import shutil
 import stat
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -55,12 +57,19 @@ def check_wheel_file(path: Path) -> None:
         )
 
 
-def unpack(path: Path, dest: Path) -> None:
+def unpack(
+    path: Path, dest: Path, hash_with: Mapping[str, str] | None = None
+) -> dict[str, tuple[bytes, int]]:
     """Extract the wheel's ELF members into ``dest`` (their paths kept: the loader's view
     needs them); everything else is only checked for a safe path.  A member is ELF when its
     first bytes are the magic, read without inflating the rest (a wheel's ``proj.db`` is
-    megabytes of data verify never looks at)."""
+    megabytes of data verify never looks at).
+
+    ``hash_with`` (member name -> hashlib algorithm, from RECORD): those members are hashed
+    in the same pass, each inflated once; returns ``{name: (digest, size)}`` for them."""
     root = dest.resolve()
+    hash_with = hash_with or {}
+    digests: dict[str, tuple[bytes, int]] = {}
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
             name = info.filename
@@ -70,17 +79,35 @@ def unpack(path: Path, dest: Path) -> None:
                     f"{path.name} contains the unsafe member path {name!r}; refusing to unpack it."
                 )
             mode = (info.external_attr >> 16) & 0o177777
-            if info.is_dir() or stat.S_ISLNK(mode) or info.file_size < len(ELF_MAGIC):
+            if info.is_dir():
+                continue
+            algo = hash_with.get(name)
+            if algo is None and (stat.S_ISLNK(mode) or info.file_size < len(ELF_MAGIC)):
                 continue
             with archive.open(info) as src:
-                if src.read(len(ELF_MAGIC)) != ELF_MAGIC:
+                head = src.read(len(ELF_MAGIC))
+                elf = head == ELF_MAGIC and not stat.S_ISLNK(mode)
+                if not elf and algo is None:
                     continue
-            target = root.joinpath(*pure.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            if mode & 0o111:
+                digest = hashlib.new(algo, head) if algo else None
+                target = root.joinpath(*pure.parts)
+                if elf:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                with open(target, "wb") if elf else contextlib.nullcontext() as dst:
+                    if dst is not None:
+                        dst.write(head)
+                    size = len(head)
+                    while chunk := src.read(1 << 20):
+                        size += len(chunk)
+                        if digest is not None:
+                            digest.update(chunk)
+                        if dst is not None:
+                            dst.write(chunk)
+            if digest is not None:
+                digests[name] = (digest.digest(), size)
+            if elf and mode & 0o111:
                 target.chmod(0o755)
+    return digests
 
 
 def _libraries_in(path: Path, info: ElfInfo, libraries: tuple[Library, ...]) -> dict[str, str]:
