@@ -292,6 +292,25 @@ def cmake_commands(ctx: BuildContext, *options: str) -> list[Command]:
     ]
 
 
+UNITY_INCLUDE = Path(__file__).with_name("unity.cmake")
+
+
+def unity_args(skip: Sequence[str] = ()) -> list[str]:
+    """A unity (jumbo) build: CMake compiles each batch of sources as one file, so their
+    common headers are parsed once per batch, not once per source.  The unity files include
+    the sources by paths relative to the tree (RELOCATABLE), so ccache hits from another
+    scratch directory.  ``skip``: sources (relative to the top source directory) that do
+    not compile together with others and are compiled on their own, for releases whose
+    upstream has no list of its own (:file:`unity.cmake`)."""
+    args = ["-DCMAKE_UNITY_BUILD=ON", "-DCMAKE_UNITY_BUILD_RELOCATABLE=ON"]
+    if skip:
+        args += [
+            f"-DCMAKE_PROJECT_INCLUDE={UNITY_INCLUDE}",
+            f"-DGEONOX_UNITY_SKIP={';'.join(skip)}",
+        ]
+    return args
+
+
 def registry() -> dict[str, Recipe]:
     return {
         r.name: r

@@ -46,6 +46,7 @@ from geonox.recipes import (
     _release,
     cmake_commands,
     sources_read_command,
+    unity_args,
 )
 
 RELEASES = {
@@ -260,11 +261,8 @@ def commands(ctx: BuildContext) -> list[Command]:
         "-DBUILD_JAVA_BINDINGS=OFF",
         "-DBUILD_CSHARP_BINDINGS=OFF",
         # GDAL keeps its sources unity-safe (its CI builds this way): 225 compiles instead
-        # of 637 for the default drivers; relocatable, so that the generated unity files
-        # include the sources by paths relative to the tree and ccache hits from another
-        # scratch directory
-        "-DCMAKE_UNITY_BUILD=ON",
-        "-DCMAKE_UNITY_BUILD_RELOCATABLE=ON",
+        # of 637 for the default drivers
+        *unity_args(),
         "-DGDAL_USE_EXTERNAL_LIBS=OFF",
         *(f"-DGDAL_USE_{name}_INTERNAL=ON" for name in INTERNAL),
         "-DGDAL_USE_ICONV=ON",  # code pages (CP1252, LATIN1, ...): glibc's and musl's

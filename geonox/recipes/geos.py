@@ -26,6 +26,7 @@ from geonox.recipes import (
     _release,
     cmake_commands,
     relocatable_pc,
+    unity_args,
 )
 
 _URL = "https://download.osgeo.org/geos/geos-{v}.tar.bz2"
@@ -54,15 +55,77 @@ OPTIONS = (
     "-DBUILD_GEOSOP=OFF",
     "-DBUILD_DOCUMENTATION=OFF",
 )
+#: GEOS has no unity build of its own.  For the releases checked here, these sources do
+#: not compile together with others (a file-level ``using namespace`` makes a later
+#: file's ``util`` or ``EdgeRing`` ambiguous, two files define the same local class) and
+#: are compiled on their own; the other 392 of 439 are compiled in batches (CMake's
+#: default of 8), their headers parsed once per batch.  Found by building until it passed;
+#: shapely's suite runs against the result.  A release not listed builds file by file.
+UNITY_SKIP = {
+    "3.13.1": (
+        "capi/geos_c.cpp",
+        "capi/geos_ts_c.cpp",
+        "src/geom/GeometryCollection.cpp",
+        "src/geom/HeuristicOverlay.cpp",
+        "src/geom/IntersectionMatrix.cpp",
+        "src/geom/LineSegment.cpp",
+        "src/geom/LineString.cpp",
+        "src/geom/LinearRing.cpp",
+        "src/geom/prep/PreparedGeometryFactory.cpp",
+        "src/geom/prep/PreparedPoint.cpp",
+        "src/geom/util/SineStarFactory.cpp",
+        "src/geomgraph/DirectedEdgeStar.cpp",
+        "src/geomgraph/EdgeEnd.cpp",
+        "src/geomgraph/GeometryGraph.cpp",
+        "src/io/GeoJSONReader.cpp",
+        "src/io/GeoJSONWriter.cpp",
+        "src/operation/distance/DistanceOp.cpp",
+        "src/operation/intersection/RectangleIntersectionBuilder.cpp",
+        "src/operation/overlay/snap/GeometrySnapper.cpp",
+        "src/operation/overlay/validate/FuzzyPointLocator.cpp",
+        "src/operation/overlay/validate/OffsetPointGenerator.cpp",
+        "src/operation/overlayng/Edge.cpp",
+        "src/operation/overlayng/EdgeKey.cpp",
+        "src/operation/overlayng/EdgeMerger.cpp",
+        "src/operation/overlayng/OverlayEdgeRing.cpp",
+        "src/operation/overlayng/OverlayUtil.cpp",
+        "src/operation/overlayng/PolygonBuilder.cpp",
+        "src/operation/polygonize/PolygonizeGraph.cpp",
+        "src/operation/relate/EdgeEndBuilder.cpp",
+        "src/operation/relate/EdgeEndBundle.cpp",
+        "src/operation/relate/RelateComputer.cpp",
+        "src/operation/sharedpaths/SharedPathsOp.cpp",
+        "src/operation/union/OverlapUnion.cpp",
+        "src/operation/union/UnaryUnionOp.cpp",
+        "src/operation/valid/IsSimpleOp.cpp",
+        "src/operation/valid/IsValidOp.cpp",
+        "src/operation/valid/MakeValid.cpp",
+        "src/operation/valid/PolygonIntersectionAnalyzer.cpp",
+        "src/operation/valid/PolygonTopologyAnalyzer.cpp",
+        "src/operation/valid/RepeatedPointRemover.cpp",
+        "src/operation/valid/RepeatedPointTester.cpp",
+        "src/planargraph/DirectedEdge.cpp",
+        "src/precision/SimpleGeometryPrecisionReducer.cpp",
+        "src/triangulate/DelaunayTriangulationBuilder.cpp",
+        "src/triangulate/VoronoiDiagramBuilder.cpp",
+        "src/triangulate/polygon/ConstrainedDelaunayTriangulator.cpp",
+        "src/triangulate/quadedge/QuadEdgeSubdivision.cpp",
+    ),
+}
 #: The C API's SONAME, the same in every GEOS release since 3.0.
 C_SONAME = "libgeos_c.so.1"
 VERSION_SCRIPT = Path(__file__).with_name("geos_c.map")
 
 
+def options(ctx: BuildContext) -> tuple[str, ...]:
+    skip = UNITY_SKIP.get(ctx.version)
+    return (*OPTIONS, *(unity_args(skip) if skip else ()))
+
+
 def commands(ctx: BuildContext) -> list[Command]:
     if ctx.shared_with_static_runtime:
         return one_c_library(ctx)
-    return cmake_commands(ctx, *OPTIONS)
+    return cmake_commands(ctx, *options(ctx))
 
 
 def one_c_library(ctx: BuildContext) -> list[Command]:
@@ -71,7 +134,7 @@ def one_c_library(ctx: BuildContext) -> list[Command]:
     the C API only; the archives and upstream's CMake package (which names them) go."""
     tc, lib = ctx.toolchain, f"{ctx.prefix}/lib"
     return [
-        *cmake_commands(dataclasses.replace(ctx, link="static"), *OPTIONS),
+        *cmake_commands(dataclasses.replace(ctx, link="static"), *options(ctx)),
         Command(
             "link-c-api",
             (

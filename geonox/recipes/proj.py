@@ -24,6 +24,7 @@ from geonox.recipes import (
     _release,
     cmake_commands,
     relocatable_pc,
+    unity_args,
 )
 
 _URL = "https://download.osgeo.org/proj/proj-{v}.tar.gz"
@@ -51,6 +52,21 @@ def _onoff(value: bool) -> str:
 
 
 VERSION_SCRIPT = Path(__file__).with_name("proj.map")
+
+#: PROJ builds as a unity build since 9.4: its src/lib_proj.cmake lists the sources to
+#: compile alone, and its CI builds so on Linux (travis/install.sh).  Earlier releases are
+#: not unity-safe: 9.1.1's projections each define ``struct pj_opaque`` and macros such as
+#: ``C_x`` at file level, and a first attempt failed in 74 of its 218 sources.
+UNITY_SINCE = (9, 4)
+
+
+def unity(version: str) -> list[str]:
+    """The unity build's arguments for releases whose upstream supports it, else none."""
+    try:
+        release = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return []
+    return unity_args() if release >= UNITY_SINCE else []
 
 
 def commands(ctx: BuildContext) -> list[Command]:
@@ -95,6 +111,7 @@ def _cmake(ctx: BuildContext, *extra: str) -> list[Command]:
         "-DNLOHMANN_JSON=internal",  # never pick up a system nlohmann_json
         f"-DENABLE_TIFF={_onoff(ctx.flag('tiff'))}",
         f"-DENABLE_CURL={_onoff(ctx.flag('curl'))}",
+        *unity(ctx.version),
         *extra,
     )
 
