@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
@@ -37,7 +38,15 @@ from geonox.targets import PythonVersion, host_arch
 LOG_TAIL_LINES = 40
 STOP_GRACE = 5.0  # seconds a stopped process group gets before SIGKILL
 
-__all__ = ["Command", "Executor", "HostExecutor", "log_tail", "run_child", "run_logged"]
+__all__ = [
+    "Command",
+    "Executor",
+    "HostExecutor",
+    "log_tail",
+    "run_child",
+    "run_logged",
+    "stop_children",
+]
 
 
 def stop_group(proc: subprocess.Popen[Any], grace: float = STOP_GRACE) -> None:
@@ -79,12 +88,35 @@ def run_child(
         text=text,
         start_new_session=True,
     )
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
     try:
         out, err = proc.communicate()
     except BaseException:
         stop_group(proc)
         raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
     return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+
+
+#: every process group run_child is waiting for, in any thread
+_LIVE: set[subprocess.Popen[Any]] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def stop_children() -> None:
+    """Stop every process group :func:`run_child` is waiting for, in every thread: the
+    main thread, interrupted, stops what the builds it runs beside it have started (only
+    the main thread receives a signal; the others' waits then end)."""
+    with _LIVE_LOCK:
+        procs = list(_LIVE)
+    threads = [threading.Thread(target=stop_group, args=(proc,)) for proc in procs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def run_logged(

@@ -28,6 +28,7 @@ which asks the toolchain and the build machine's compiler for their versions) is
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -36,6 +37,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ from geonox import sources
 from geonox.backends import Backend
 from geonox.cache import DEP_MARKER, Artifact, file_sha256
 from geonox.config import Config, DepSpec
+from geonox.executors import stop_children
 from geonox.project import Run
 from geonox.recipes import BuildContext, Recipe, registry
 from geonox.remote import RemoteCache, RemoteError, StoredArtifact
@@ -160,6 +163,10 @@ def _package_files(commands: list[list[str]]) -> dict[str, str]:
         set(re.findall(r"@GEONOX@/([\w./-]+)", " ".join(a for c in commands for a in c)))
     )
     return {n: file_sha256(PACKAGE / n) for n in names}
+
+
+class _Stopped(Exception):
+    """A build not finished because another one failed (that one's error is raised)."""
 
 
 @dataclass(frozen=True)
@@ -335,16 +342,10 @@ class PrefixEngine:
         # Verify every source before building anything.
         archives = {b.name: self._fetch(b) for b in missing}
         started = time.monotonic()
-        reused: list[DepBuild] = []
-        built: list[DepBuild] = []
         by_name = {b.name: b for b in prefix.builds}
-        for b in needed:
-            made = b.artifact.ensure(
-                functools.partial(self._build_one, b, by_name, archives.get(b.name)),
-                in_place=True,
-                on_wait=functools.partial(self._waiting, b),
-            )
-            (built if made else reused).append(b)
+        made = self._ensure_all(needed, by_name, archives)
+        built = [b for b in needed if made[b.name]]
+        reused = [b for b in needed if not made[b.name]]
         if remote is not None and remote.push_enabled:
             for t in self.push(remote, [b for b in built if not b.recipe.build_tool]):
                 self._say(t, remote)
@@ -367,6 +368,51 @@ class PrefixEngine:
             f"from {len(prefix.libraries)} artifacts: {'; '.join(parts)} -> {prefix.path}"
         )
         return prefix
+
+    def _ensure_all(
+        self, needed: list[DepBuild], by_name: dict[str, DepBuild], archives: dict[str, Path]
+    ) -> dict[str, bool]:
+        """Every needed artifact complete (name -> built now?), each started as soon as
+        what it is built against is complete, beside the others: a build's one-core
+        phases (configure, SQLite's one big file, PROJ's proj.db, the link) then overlap
+        another's compiles.  Each still compiles with -j (cores): the overlap is short.
+        The first failure stops the others before their next command; an interruption
+        stops their running commands too (only this thread receives the signal)."""
+        stop = threading.Event()
+
+        def one(b: DepBuild, inputs: list[concurrent.futures.Future[bool]]) -> bool:
+            for f in inputs:
+                f.result()  # an input that failed fails this one (its error is reported)
+            if stop.is_set():
+                raise _Stopped()
+            return b.artifact.ensure(
+                functools.partial(self._build_one, b, by_name, archives.get(b.name), stop),
+                in_place=True,
+                on_wait=functools.partial(self._waiting, b),
+            )
+
+        futures: dict[str, concurrent.futures.Future[bool]] = {}
+        # one thread per artifact: a thread waiting for its inputs never holds up another
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, len(needed))) as pool:
+            try:
+                for b in needed:  # dependencies first, so their futures exist
+                    inputs = [futures[n] for n in b.inputs if n in futures]
+                    futures[b.name] = pool.submit(one, b, inputs)
+                done, _ = concurrent.futures.wait(
+                    futures.values(), return_when=concurrent.futures.FIRST_EXCEPTION
+                )
+                if any(f.exception() for f in done):
+                    stop.set()
+                concurrent.futures.wait(futures.values())
+            except BaseException:
+                stop.set()
+                stop_children()
+                raise
+        errors = [f.exception() for f in futures.values() if f.exception() is not None]
+        first = next((e for e in errors if not isinstance(e, _Stopped)), None)
+        if first is not None:
+            raise first
+        return {name: f.result() for name, f in futures.items()}
 
     def _fetch(self, b: DepBuild) -> Path:
         config = self.config
@@ -399,7 +445,12 @@ class PrefixEngine:
         return [b for b in prefix.builds if b.name in want]
 
     def _build_one(
-        self, b: DepBuild, by_name: dict[str, DepBuild], archive: Path | None, place: Path
+        self,
+        b: DepBuild,
+        by_name: dict[str, DepBuild],
+        archive: Path | None,
+        stop: threading.Event,
+        place: Path,
     ) -> dict[str, Any]:
         assert archive is not None, b.name
         run, backend = self.run, self.backend
@@ -441,6 +492,8 @@ class PrefixEngine:
             )
             env = {**env, "PATH": f"{tools}:{env.get('PATH', executor.default_path())}"}
             for cmd in b.recipe.commands(ctx):
+                if stop.is_set():  # another artifact's build failed
+                    raise _Stopped()
                 executor.run(
                     dataclasses.replace(cmd, env={**env, **cmd.env}),
                     log=logs / f"{b.name}-{cmd.name}.log",

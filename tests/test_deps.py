@@ -16,6 +16,7 @@ from conftest import ccache_counters, nox, repacked_sqlite, skip_or_fail, sqlite
 
 from geonox import load_config
 from geonox.cache import PREFIX_MARKER as STAMP
+from geonox.cache import CacheLayout
 from geonox.errors import BuildError
 from geonox.prefix import DepPrefix, PrefixEngine
 from geonox.project import Project
@@ -281,3 +282,40 @@ def test_a_static_gdal_is_warned_about_before_anything_is_built(tmp_path, monkey
     assert len(said["static"]) == 1 and "several" in said["static"][0], said
     assert 'link = "shared"' in said["static"][0]
     assert said["shared"] == []
+
+
+def test_a_failed_build_stops_the_builds_beside_it(tmp_path, env, monkeypatch):
+    """Independent artifacts build at once (GEOS beside SQLite); the first failure stops
+    the others before their next command and is the error raised, nothing complete."""
+    cache = tmp_path / "cache"  # of its own: the session's may hold this GEOS complete
+    monkeypatch.setenv("GEONOX_CACHE_DIR", str(cache))
+    archive, sha = _broken_sqlite_tarball(tmp_path / "src")
+    project = sqlite_project(
+        tmp_path / "p",
+        textwrap.dedent(f"""\
+        [tool.geonox.sources.sqlite]
+        version = "0.0-broken"
+        url = "{archive.as_uri()}"
+        sha256 = "{sha}"
+        [tool.geonox.versions]
+        geos = "3.13.1"
+        """),
+    )
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(
+        text.replace('deps = ["sqlite"]', 'deps = ["sqlite", "geos"]')
+    )
+    lines: list[str] = []
+    run = Project(load_config(project)).run(f"deps-{host_arch()}", lines.append)
+    with run.backend(host_arch()) as backend:
+        engine = PrefixEngine(run, backend)
+        geos = next(b for b in engine.plan.builds if b.name == "geos")
+        with pytest.raises(BuildError) as info:
+            engine.ensure()
+    assert "geonox-test-broken-source" in str(info.value)  # SQLite's error, not GEOS's stop
+    assert any("building geos 3.13.1" in line for line in lines), lines  # it had started
+    logs = CacheLayout(cache).dep_logs(geos.path.name)
+    # GEOS stopped before its next command (configure, or the build after it): without the
+    # stop it would compile to the end and be complete
+    assert not (logs / "geos-build.log").exists(), "GEOS went on compiling after the failure"
+    assert not geos.artifact.complete() and not geos.path.exists()

@@ -133,3 +133,49 @@ def test_sigterm_stops_the_compiler_in_the_container(tmp_path, geonox_env):
     assert (
         "sqlite 3.52.0 (static) built in" in again.stdout and "(cc (Debian 10.2.1" in again.stdout
     )
+
+
+def test_sigterm_stops_every_build_running_beside_another(tmp_path, geonox_env):
+    """SQLite and GEOS build at once (neither needs the other); SIGTERM reaches geonox's
+    main thread alone, which stops the commands its other threads are waiting for: no
+    compiler of either is left running, nothing is complete, no scratch is left."""
+    if host_arch() != "x86_64":
+        skip_or_fail("the host test builds x86_64")
+    cache = tmp_path / "cache"
+    env = dict(geonox_env, GEONOX_CACHE_DIR=str(cache), GEONOX_CCACHE="0")
+    project = sqlite_project(
+        tmp_path / "p", '[tool.geonox.versions]\nsqlite = "3.52.0"\ngeos = "3.13.1"\n'
+    )
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(
+        text.replace('deps = ["sqlite"]', 'deps = ["sqlite", "geos"]')
+    )
+
+    def both_running() -> bool:
+        running = processes_mentioning(str(cache))
+        return any("sqlite3.c" in c for c in running) and any("geos-3.13.1" in c for c in running)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nox", "-s", f"deps-{host_arch()}"],
+        cwd=project,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert wait_for(both_running, 300), "SQLite and GEOS never built at once"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode != 0 and "interrupted" in out and "Traceback" not in out, out
+    assert wait_for(lambda: not processes_mentioning(str(cache)), 10), processes_mentioning(
+        str(cache)
+    )
+    layout = CacheLayout(cache)
+    assert not any(layout.deps.glob("*/geonox-dep.json")), "nothing may be marked complete"
+    assert not [p for p in layout.deps.iterdir() if p.is_dir()], "a half-built artifact stays"
+    assert not [p for p in layout.tmp.iterdir() if p.is_dir()], "scratch left behind"
