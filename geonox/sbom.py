@@ -16,7 +16,6 @@ import contextlib
 import json
 import posixpath
 import re
-import tarfile
 import tempfile
 import time
 import uuid
@@ -396,6 +395,8 @@ def extracted(archive: Path, paths: Collection[str]) -> Iterator[Path]:
     """The files at ``paths`` under a (verified) source archive's one top-level
     directory, extracted in one pass into a temporary tree (yielded: that directory)."""
     wanted = set(paths)
+    import tarfile  # only here: verify imports this module and never reads an archive
+
     with tempfile.TemporaryDirectory(prefix="geonox-licenses-") as tmp, tarfile.open(archive) as tf:
         top = None
         for member in tf:  # one pass: a compressed stream read backwards is read again
