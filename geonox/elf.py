@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection, DynamicSegment
 from elftools.elf.elffile import ELFFile
 from elftools.elf.enums import ENUM_ST_INFO_BIND, ENUM_ST_INFO_TYPE, ENUM_ST_VISIBILITY
-from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
+from elftools.elf.gnuversions import GNUVerDefSection, GNUVerNeedSection, GNUVerSymSection
 from elftools.elf.sections import SymbolTableSection
 
 from geonox.errors import UserError
@@ -195,8 +196,54 @@ _BIND_NAMES = {v: k for k, v in ENUM_ST_INFO_BIND.items() if not k.startswith("_
 _TYPE_NAMES = {v: k for k, v in ENUM_ST_INFO_TYPE.items() if not k.startswith("_")}
 _VISIBILITY_NAMES = {v: k for k, v in ENUM_ST_VISIBILITY.items() if not k.startswith("_")}
 _SHN_UNDEF, _SHN_ABS = 0, 0xFFF1
-#: Elf32_Sym / Elf64_Sym as (name, info, other, shndx, value) in file order
+#: Elf32_Sym / Elf64_Sym, and where (name, info, other, shndx, value) are in each
 _SYM_LAYOUT = {32: ("IIIBBH", (0, 3, 4, 5, 1)), 64: ("IBBHQQ", (0, 1, 2, 3, 4))}
+_INFO, _OTHER, _SHNDX, _VALUE = 1, 2, 3, 4  # in the tuples _raw_symbols yields
+
+
+def _raw_symbols(
+    table: SymbolTableSection, elf_class: int, little_endian: bool
+) -> Iterator[tuple[int, str, tuple[int, int, int, int, int]]]:
+    """(index, name, (st_name, st_info, st_other, st_shndx, st_value)) of every named
+    entry of a symbol table, unpacked from its bytes in one pass."""
+    layout, order = _SYM_LAYOUT[elf_class]
+    fmt = ("<" if little_endian else ">") + layout
+    entsize = struct.calcsize(fmt)
+    data = table.data()
+    strtab = table.stringtable.data()
+    count = len(data) // entsize
+    for index, raw in enumerate(struct.iter_unpack(fmt, data[: count * entsize])):
+        fields = tuple(raw[i] for i in order)
+        offset = fields[0]
+        end = strtab.find(b"\0", offset)
+        name = strtab[offset : end if end >= 0 else len(strtab)].decode("utf-8", "replace")
+        if index and name:
+            yield index, name, fields
+
+
+def defined_versions(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
+    """(symbol, version name) of each defined dynamic symbol of a shared library that has
+    a version definition (glibc's ``GLIBC_2.17``...), read as :func:`read_elf` reads."""
+    with open(path, "rb") as fh:
+        elf = ELFFile(fh)
+        dynsym = elf.get_section_by_name(".dynsym")
+        versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
+        verdef = next((s for s in elf.iter_sections() if isinstance(s, GNUVerDefSection)), None)
+        if not isinstance(dynsym, SymbolTableSection) or versym is None or verdef is None:
+            return
+        names: dict[int, str] = {}
+        for definition, auxiliaries in verdef.iter_versions():
+            first = next(iter(auxiliaries), None)
+            if first is not None:
+                names[int(definition["vd_ndx"])] = str(first.name)
+        versions = _versym_table(versym, elf.little_endian)
+        assert versions is not None
+        for index, name, fields in _raw_symbols(dynsym, elf.elfclass, elf.little_endian):
+            if fields[_SHNDX] == _SHN_UNDEF or index >= len(versions):
+                continue
+            defined_at = names.get(versions[index] & 0x7FFF)
+            if defined_at:
+                yield name, defined_at
 
 
 def _read_dynsym(
@@ -209,21 +256,8 @@ def _read_dynsym(
     unpacked with ``struct``: the same fields pyelftools parses symbol by symbol, a few
     times faster, which is most of verify's time on a wheel of large C++ libraries."""
     versions = _versym_table(versym, info.little_endian)
-    layout, (i_name, i_info, i_other, i_shndx, i_value) = _SYM_LAYOUT[info.elf_class]
-    fmt = ("<" if info.little_endian else ">") + layout
-    entsize = struct.calcsize(fmt)
-    data = dynsym.data()
-    strtab = dynsym.stringtable.data()
-    count = len(data) // entsize
-    for index, fields in enumerate(struct.iter_unpack(fmt, data[: count * entsize])):
-        if index == 0:
-            continue
-        offset = fields[i_name]
-        end = strtab.find(b"\0", offset)
-        name = strtab[offset : end if end >= 0 else len(strtab)].decode("utf-8", "replace")
-        if not name:
-            continue
-        st_info = fields[i_info]
+    for index, name, fields in _raw_symbols(dynsym, info.elf_class, info.little_endian):
+        st_info = fields[_INFO]
         st_type = _TYPE_NAMES.get(st_info & 0xF, st_info & 0xF)
         if st_type in _NOT_A_SYMBOL_TYPE:
             continue
@@ -232,8 +266,8 @@ def _read_dynsym(
         if bind == "STB_LOCAL":
             continue
         sym_type = str(st_type).replace("STT_", "", 1)
-        visibility = str(_VISIBILITY_NAMES.get(fields[i_other] & 0x7, fields[i_other] & 0x7))
-        shndx = fields[i_shndx]
+        visibility = str(_VISIBILITY_NAMES.get(fields[_OTHER] & 0x7, fields[_OTHER] & 0x7))
+        shndx = fields[_SHNDX]
         if shndx == _SHN_UNDEF:
             version = library = None
             # bit 15 is the "hidden" flag; 0 and 1 are VER_NDX_LOCAL / VER_NDX_GLOBAL
@@ -246,7 +280,7 @@ def _read_dynsym(
                 )
             )
         elif visibility in _EXPORT_VISIBILITY:
-            if shndx == _SHN_ABS and sym_type == "OBJECT" and fields[i_value] == 0:
+            if shndx == _SHN_ABS and sym_type == "OBJECT" and fields[_VALUE] == 0:
                 continue  # a version-definition marker such as "LIBFOO_1.0", not a symbol
             info.exported.append(
                 DynamicSymbol(name, binding, sym_type, visibility.replace("STV_", "", 1))

@@ -16,10 +16,8 @@ import functools
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerDefSection, GNUVerSymSection
-from elftools.elf.sections import SymbolTableSection
 
+from geonox.elf import defined_versions
 from geonox.targets import host_arch
 
 _LIBS = (
@@ -52,31 +50,13 @@ def _dirs(arch: str) -> list[Path]:
 def _glibc_versions(path: Path) -> dict[str, list[tuple[int, ...]]]:
     """symbol -> every GLIBC_x.y version the library defines it at."""
     out: dict[str, list[tuple[int, ...]]] = {}
-    with open(path, "rb") as fh:
-        elf = ELFFile(fh)
-        dynsym = elf.get_section_by_name(".dynsym")
-        versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
-        verdef = next((s for s in elf.iter_sections() if isinstance(s, GNUVerDefSection)), None)
-        if not isinstance(dynsym, SymbolTableSection) or versym is None or verdef is None:
-            return out
-        names: dict[int, str] = {}
-        for version, auxiliaries in verdef.iter_versions():
-            first = next(iter(auxiliaries), None)
-            if first is not None:
-                names[int(version["vd_ndx"])] = str(first.name)
-        for index, sym in enumerate(dynsym.iter_symbols()):
-            if not sym.name or sym["st_shndx"] == "SHN_UNDEF":
-                continue
-            ndx = versym.get_symbol(index)["ndx"]
-            if isinstance(ndx, str):
-                continue
-            name = names.get(int(ndx) & 0x7FFF, "")
-            if name.startswith("GLIBC_"):
-                try:
-                    number = tuple(int(p) for p in name[len("GLIBC_") :].split("."))
-                except ValueError:
-                    continue  # GLIBC_PRIVATE
-                out.setdefault(sym.name, []).append(number)
+    for symbol, version in defined_versions(path):
+        if version.startswith("GLIBC_"):
+            try:
+                number = tuple(int(p) for p in version[len("GLIBC_") :].split("."))
+            except ValueError:
+                continue  # GLIBC_PRIVATE
+            out.setdefault(symbol, []).append(number)
     return out
 
 
