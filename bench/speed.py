@@ -2,6 +2,7 @@
 
     GEONOX_MIRROR=../shared/mirror python bench/speed.py [--ccache-dep sqlite|geos|proj]
     python bench/speed.py --verify-only       # item 4 alone, on the main job's wheel
+    python bench/speed.py --pypi-wheels       # item 7 alone: verify vs show on 15 PyPI wheels
 
 1. the README's main job (``nox -s wheels-x86_64``, 5 Pythons) cold, then warm;
 2. a second project needing GEOS + SQLite (a subset of the first's) in the same cache:
@@ -9,6 +10,8 @@
 3. a no-op ``deps-x86_64`` (median of 5);
 4. ``geonox verify`` against ``auditwheel show`` on the example's wheel (median of 5);
 5. the test step (``test-x86_64-3.12``) with pip (``GEONOX_UV=0``) against uv (median of 3);
+7. (``--pypi-wheels``) ``geonox verify`` against ``auditwheel show`` on 15 wheels PyPI
+   ships (median of 3 each), downloaded once into ~/.cache/geonox-bench/wheels;
 6. a key-only rebuild of one dependency (its source repacked: same files, another sha256)
    through ccache, against the same rebuild without ccache and the cold build.
 
@@ -100,6 +103,67 @@ def verify_vs_show(tmp: Path, env: dict) -> tuple[float, float]:
     )
 
 
+PYPI_WHEELS = (
+    "cryptography", "duckdb", "h5py", "lxml", "netcdf4", "numpy", "orjson", "pandas",
+    "pillow", "psycopg2-binary", "pydantic-core", "pyproj", "rtree", "scipy", "shapely",
+)  # fmt: skip
+WHEEL_CACHE = Path.home() / ".cache" / "geonox-bench" / "wheels"
+
+
+def pypi_wheels() -> list[Path]:
+    """The newest manylinux x86_64 CPython 3.12 wheel of each project (abi3 or py3 where
+    that is what it ships), downloaded once."""
+    WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
+
+    def have() -> dict[str, Path]:
+        found = {}
+        for w in WHEEL_CACHE.glob("*.whl"):
+            found[w.name.split("-")[0].lower().replace("_", "-")] = w
+        return found
+
+    missing = [p for p in PYPI_WHEELS if p not in have()]
+    if missing:
+        platforms = [
+            a
+            for p in ("manylinux_2_28", "manylinux_2_17", "manylinux2014")
+            for a in ("--platform", f"{p}_x86_64")
+        ]
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary", ":all:",
+             *platforms, "--python-version", "3.12", "-d", str(WHEEL_CACHE), *missing],
+            check=True,
+        )  # fmt: skip
+    found = have()
+    return [found[p] for p in PYPI_WHEELS]
+
+
+def pypi_verify_vs_show(tmp: Path, env: dict) -> None:
+    """Item 7: one row per wheel, and the goals (<= 0.5 over 5 MB, <= 1.0 on each)."""
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    logs = tmp / "pypi-logs"
+    logs.mkdir(exist_ok=True)
+    print(f"{'wheel':<56}{'MB':>6}{'verify':>8}{'show':>8}{'ratio':>7}  goal")
+    worst_big = worst = 0.0
+    for wheel in pypi_wheels():
+        verify_argv = [sys.executable, "-m", "geonox", "verify", "--exit-zero", str(wheel)]
+        show_argv = [sys.executable, "-m", "auditwheel", "show", str(wheel)]
+        timed(verify_argv, cwd=tmp, env=env, log=logs / "warm-up.log")
+        verify = median(3, verify_argv, cwd=tmp, env=env, log=logs / f"{wheel.name}.verify")
+        show = median(3, show_argv, cwd=tmp, env=env, log=logs / f"{wheel.name}.show")
+        mb = wheel.stat().st_size / 1e6
+        goal = 0.5 if mb > 5 else 1.0
+        ratio = verify / show
+        worst = max(worst, ratio)
+        if mb > 5:
+            worst_big = max(worst_big, ratio)
+        print(
+            f"{wheel.name[:55]:<56}{mb:>6.1f}{verify:>7.2f}s{show:>7.2f}s{ratio:>7.2f}  <= {goal}"
+        )
+    print(
+        f"worst verify/show: {worst:.2f} on any wheel (goal <= 1.0), {worst_big:.2f} over 5 MB (goal <= 0.5)"
+    )
+
+
 def row(what: str, value: str, goal: str) -> None:
     print(f"{what:<52} {value:>22}   goal {goal}")
 
@@ -117,8 +181,17 @@ def main() -> None:
         action="store_true",
         help="only item 4, on the example's wheel already in its wheelhouse",
     )
+    parser.add_argument(
+        "--pypi-wheels",
+        action="store_true",
+        help="only item 7: verify vs auditwheel show on 15 wheels PyPI ships",
+    )
     args = parser.parse_args()
     env = dict(os.environ)
+    if args.pypi_wheels:
+        with tempfile.TemporaryDirectory(prefix="geonox-bench-") as tmp_name:
+            pypi_verify_vs_show(Path(tmp_name), env)
+        return
     if args.verify_only:
         with tempfile.TemporaryDirectory(prefix="geonox-bench-") as tmp_name:
             verify, show = verify_vs_show(Path(tmp_name), env)

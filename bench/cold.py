@@ -1,0 +1,316 @@
+"""Where a cold build goes (issue 23), measured in this one run:
+
+    GEONOX_MIRROR=../shared/mirror python bench/cold.py [--backend zig|host]
+        [--gdal] [--main-job-against REV] [--no-recipes]
+
+1. Every dependency of the example (sqlite, geos, proj; ``--gdal`` adds expat and gdal)
+   built cold by geonox: ``python -m geonox deps`` in a fresh cache (empty ccache, fresh
+   zig cache), each recipe's time read from the deps step's log ("geos 3.13.1 (shared)
+   built in N s": extraction, configure, build, install, finish).
+2. The same commands again **without geonox**: read back from the deps step's logs (each
+   command's argv is the first line of its log), the ccache launcher taken out, into a
+   fresh source tree, build directory and prefix, run one after another (``cmake -S … -B
+   …``, ``cmake --build … --parallel N``, ``cmake --install``).  Printed: its time, the
+   ratio geonox / plain (geonox's overhead), the compiler invocations (``Building C/CXX
+   object`` lines, or the commands that compile), and the CPU time of every process it
+   ran (the children's rusage: the compilers, mostly); that CPU time divided by N is the
+   limit no scheduling can beat.
+3. ``--main-job-against REV``: the README's main job (``nox -s wheels-x86_64``: deps,
+   build, repair, checks and tests on 5 Pythons) cold, for the commit REV (a git
+   worktree) and for this tree, one after the other, each with empty caches (geonox, zig,
+   uv, pip), no container engine (so ``auto`` is zig, as on a laptop).
+
+Nothing is asserted; the ratios are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from geonox.cores import usable_cores  # noqa: E402
+from geonox.sources.archives import extract  # noqa: E402
+
+VERSIONS = {"sqlite": "3.52.0", "geos": "3.13.1", "proj": "9.1.1"}
+ARCHIVES = {
+    "sqlite": "sqlite-autoconf-3520000.tar.gz",
+    "geos": "geos-3.13.1.tar.bz2",
+    "proj": "proj-9.1.1.tar.gz",
+    "gdal": "gdal_3.10.3+dfsg.orig.tar.xz",
+}
+BUILT_ANY = re.compile(r"([\w-]+) ([\d.]+)(?: \([^)]*\))? built in ([\d.]+) s")
+#: the deps step of a project for x86_64, as its nox session runs it
+DEPS = """
+import sys
+from geonox import load_config
+from geonox.prefix import PrefixEngine
+from geonox.project import Project
+run = Project(load_config(sys.argv[1])).run("deps-x86_64", print)
+with run.backend("x86_64") as backend:
+    PrefixEngine(run, backend).ensure()
+"""
+COMPILE_LINE = re.compile(r"Building (?:C|CXX) object")
+
+
+def cold_env(root: Path, cores: int) -> dict[str, str]:
+    """Empty caches under ``root``; no container engine (auto -> zig); the mirror."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("GEONOX_", "CCACHE_", "ZIG_", "UV_", "PIP_CACHE", "NOX"))
+    }
+    env.update(
+        GEONOX_CACHE_DIR=str(root / "geonox"),
+        ZIG_GLOBAL_CACHE_DIR=str(root / "zig"),
+        UV_CACHE_DIR=str(root / "uv"),
+        PIP_CACHE_DIR=str(root / "pip"),
+        GEONOX_DOCKER="/nonexistent/docker",
+        GEONOX_PODMAN="/nonexistent/podman",
+        GEONOX_MIRROR=os.environ.get("GEONOX_MIRROR", str(REPO.parent / "shared" / "mirror")),
+    )
+    return env
+
+
+def project(root: Path, backend: str, deps: list[str]) -> Path:
+    """A copy of the example whose [tool.geonox] builds ``deps`` for x86_64 with ``backend``."""
+    dest = root / "geodemo"
+    if not dest.exists():
+        shutil.copytree(
+            REPO / "examples" / "geodemo", dest, ignore=shutil.ignore_patterns("wheelhouse")
+        )
+    text = (dest / "pyproject.toml").read_text()
+    versions = "".join(f'{k} = "{v}"\n' for k, v in VERSIONS.items())
+    table = f"""
+        [tool.geonox]
+        archs = ["x86_64"]
+        python = ["3.12"]
+        backend = "{backend}"
+        deps = {json.dumps(deps)}
+        test-command = "python -c 'import geodemo'"
+    """
+    body = text[: text.index("[tool.geonox]")] + textwrap.dedent(table)
+    body += "\n[tool.geonox.versions]\n" + versions
+    if "gdal" in deps:
+        body += 'gdal = "3.10.3"\n\n[tool.geonox.sources.gdal]\n'
+        body += f'archive = "{ARCHIVES["gdal"]}"\nversion = "3.10.3"\n'
+    (dest / "pyproject.toml").write_text(body)
+    return dest
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def geonox_deps(proj: Path, env: dict[str, str], log: Path) -> tuple[float, dict[str, float]]:
+    start = time.monotonic()
+    with open(log, "w") as fh:
+        proc = subprocess.run(
+            [sys.executable, "-c", DEPS, str(proj)],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+    elapsed = time.monotonic() - start
+    if proc.returncode:
+        sys.exit(f"geonox deps failed (exit {proc.returncode}); see {log}")
+    times = {m.group(1): float(m.group(3)) for m in BUILT_ANY.finditer(log.read_text())}
+    return elapsed, times
+
+
+def recorded_commands(log_dir: Path) -> list[list[str]]:
+    """The argv of each command the deps step ran for one artifact, in the order it ran
+    them (the logs' modification times), from each log's ``$ …`` first line."""
+    logs = sorted(log_dir.glob("*.log"), key=lambda p: p.stat().st_mtime)
+    commands = []
+    for log in logs:
+        first = log.read_text(errors="replace").splitlines()[:1]
+        if first and first[0].startswith("$ "):
+            commands.append(shlex.split(first[0][2:]))
+    return commands
+
+
+def plain(
+    argv: list[str], scratch_old: str, scratch_new: str, prefix_old: str, prefix_new: str
+) -> list[str]:
+    """The command without geonox's ccache and in the bench's own directories."""
+    out = []
+    for arg in argv:
+        if "_COMPILER_LAUNCHER=" in arg:
+            continue
+        out.append(arg.replace(scratch_old, scratch_new).replace(prefix_old, prefix_new))
+    if out and Path(out[0]).name == "ccache":
+        out = out[1:]
+    return out
+
+
+def plain_build(
+    name: str, artifact: Path, cache: Path, archive: Path, work: Path, env: dict[str, str]
+) -> tuple[float, int, float]:
+    """Rerun one artifact's commands without geonox: (seconds, compiles, CPU seconds)."""
+    commands = recorded_commands(cache / "logs" / artifact.name)
+    text = " ".join(" ".join(c) for c in commands)
+    scratch = re.search(r"(\S*/tmp/build-" + re.escape(artifact.name) + r")\b", text)
+    if scratch is None:
+        sys.exit(f"{name}: cannot find the scratch directory in its logs")
+    new_scratch = work / f"plain-{name}"
+    new_prefix = work / f"plain-{name}-prefix"
+    shutil.rmtree(new_scratch, ignore_errors=True)
+    shutil.rmtree(new_prefix, ignore_errors=True)
+    new_scratch.mkdir(parents=True)
+    extract(archive, new_scratch / f"src-{name}")
+    tools = next((cache / "tools").glob("build-*/bin"), None)
+    run_env = {k: v for k, v in env.items() if not k.startswith("CCACHE")}
+    if tools:
+        run_env["PATH"] = f"{tools}:{run_env['PATH']}"
+    build_dir = new_scratch / f"build-{name}"
+    build_dir.mkdir(exist_ok=True)
+    compiles = 0
+    cpu0, t0 = children_cpu(), time.monotonic()
+    for argv in commands:
+        argv = plain(argv, scratch.group(1), str(new_scratch), str(artifact), str(new_prefix))
+        proc = subprocess.run(
+            argv, cwd=build_dir, env=run_env, capture_output=True, text=True, errors="replace"
+        )
+        if proc.returncode:
+            sys.exit(
+                f"{name}: plain {shlex.join(argv)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+            )
+        lines = len(COMPILE_LINE.findall(proc.stdout))
+        compiles += lines or (
+            1 if " -c " in f" {' '.join(argv)} " or argv[0].endswith(("cc", "gcc")) else 0
+        )
+    return time.monotonic() - t0, compiles, children_cpu() - cpu0
+
+
+def recipes(args: argparse.Namespace, root: Path, mirror: Path) -> None:
+    cores = usable_cores()
+    env = cold_env(root / "caches", cores)
+    print(f"cold dependency builds, backend {args.backend}, -j{cores}, fresh caches in {root}")
+    # one recipe more each time, so each is built alone (not beside another: the deps
+    # step overlaps independent builds) and its time is its own
+    order = ["sqlite", "geos", "proj", *(["gdal"] if args.gdal else [])]
+    total, times = 0.0, {}
+    for n in range(1, len(order) + 1):
+        proj = project(root, args.backend, order[:n])
+        seconds, built = geonox_deps(proj, env, root / f"deps-{n}.log")
+        total += seconds
+        times.update(built)
+    cache = Path(env["GEONOX_CACHE_DIR"])
+    print(f"geonox deps, one recipe at a time (with fetch, extract, assemble): {total:.1f} s")
+    header = f"{'artifact':<16}{'geonox':>9}{'plain':>9}{'ratio':>7}{'compiles':>10}{'CPU s':>9}{'limit':>8}"
+    print(header)
+    print("-" * len(header))
+    artifacts = {
+        p.name.split("-")[0] if not p.name.startswith("sqlite-shell") else "sqlite-shell": p
+        for p in (cache / "deps").iterdir()
+        if p.is_dir() and not p.name.endswith(".lock")
+    }
+    for name, seconds in times.items():
+        artifact = artifacts.get(name)
+        key = "sqlite" if name == "sqlite-shell" else name
+        archive = args.expat if name == "expat" else mirror / ARCHIVES.get(key, "")
+        if artifact is None or archive is None or not Path(archive).is_file():
+            print(f"{name:<16}{seconds:>8.1f}s  (no plain rerun: {artifact} {archive})")
+            continue
+        wall, compiles, cpu = plain_build(name, artifact, cache, Path(archive), root / "plain", env)
+        print(
+            f"{name:<16}{seconds:>8.1f}s{wall:>8.1f}s{seconds / wall:>7.2f}"
+            f"{compiles:>10}{cpu:>9.1f}{cpu / cores:>7.1f}s"
+        )
+    print(f"(limit = CPU s / {cores} cores; ratio = geonox / plain, goal <= 1.05)")
+
+
+def main_job(rev: str, root: Path) -> None:
+    cores = usable_cores()
+    tree = root / f"tree-{rev[:10]}"
+    subprocess.run(
+        ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), rev],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        rows = []
+        for label, where in ((f"before ({rev[:10]})", tree), ("after (this tree)", REPO)):
+            env = cold_env(root / f"main-{'before' if where == tree else 'after'}", cores)
+            env["GEONOX_MIRROR"] = str(Path(env["GEONOX_MIRROR"]).resolve())
+            log = root / f"main-{'before' if where == tree else 'after'}.log"
+            # this tree's own wheelhouse and nox venvs are not touched: a copy of it runs
+            run_in = where
+            if where == REPO:
+                run_in = root / "tree-after"
+                shutil.copytree(
+                    REPO,
+                    run_in,
+                    ignore=shutil.ignore_patterns(
+                        ".nox", "wheelhouse", ".git", "__pycache__", "*.egg-info"
+                    ),
+                )
+            start = time.monotonic()
+            with open(log, "w") as fh:
+                proc = subprocess.run(
+                    ["nox", "-s", "wheels-x86_64"],
+                    cwd=run_in,
+                    env=env,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                )
+            elapsed = time.monotonic() - start
+            if proc.returncode:
+                sys.exit(f"main job {label} failed; see {log}")
+            deps = {m.group(1): float(m.group(3)) for m in BUILT_ANY.finditer(log.read_text())}
+            rows.append((label, elapsed, deps))
+            print(
+                f"main job {label}: {elapsed:.1f} s; deps: "
+                + ", ".join(f"{k} {v:.0f} s" for k, v in deps.items())
+            )
+        (_, b, _), (_, a, _) = rows
+        print(f"cold main job after / before: {a / b:.2f} (goal <= 0.60)")
+    finally:
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
+            capture_output=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", default="zig", choices=("zig", "host"))
+    parser.add_argument("--gdal", action="store_true", help="expat and GDAL too")
+    parser.add_argument("--expat", help="expat's orig tarball (for --gdal's plain rerun)")
+    parser.add_argument(
+        "--main-job-against", metavar="REV", help="the cold main job at REV vs this tree"
+    )
+    parser.add_argument("--no-recipes", action="store_true", help="only the main job")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+    mirror = Path(os.environ.get("GEONOX_MIRROR", REPO.parent / "shared" / "mirror")).resolve()
+    root = Path(tempfile.mkdtemp(prefix="geonox-cold-"))
+    try:
+        if not args.no_recipes:
+            recipes(args, root, mirror)
+        if args.main_job_against:
+            main_job(args.main_job_against, root)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
