@@ -36,7 +36,15 @@ from geonox.environment import Environment
 from geonox.errors import ConfigError
 from geonox.images import default_dockerfile
 from geonox.policy import canonical_policy, policy_aliases
-from geonox.recipes import LINK_MODES, LinkMode, OptionValue, Recipe, build_order, registry
+from geonox.recipes import (
+    LINK_MODES,
+    LinkMode,
+    OptionValue,
+    Recipe,
+    build_order,
+    registry,
+    release_numbers,
+)
 from geonox.remote import RemoteSpec
 from geonox.sources.model import Source
 from geonox.targets import ARCHS, SUPPORTED_PYTHONS, PythonVersion, host_arch
@@ -291,8 +299,7 @@ def _supported(recipe: Recipe, source: Source) -> None:
     """A custom source's release is one the recipe can build."""
     if recipe.oldest is None:
         return
-    numbers = tuple(int(n) for n in re.findall(r"\d+", source.version)[: len(recipe.oldest)])
-    if numbers < recipe.oldest:
+    if release_numbers(source.version, len(recipe.oldest)) < recipe.oldest:
         oldest = ".".join(map(str, recipe.oldest))
         raise _err(
             f"sources.{recipe.name}.version",

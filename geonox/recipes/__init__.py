@@ -292,6 +292,12 @@ def cmake_commands(ctx: BuildContext, *options: str) -> list[Command]:
     ]
 
 
+def release_numbers(version: str, parts: int) -> tuple[int, ...]:
+    """The first ``parts`` numbers of a release's version ("3.10.3+dfsg" -> (3, 10)), to
+    compare with a recipe's thresholds."""
+    return tuple(int(n) for n in re.findall(r"\d+", version)[:parts])
+
+
 UNITY_INCLUDE = Path(__file__).with_name("unity.cmake")
 
 

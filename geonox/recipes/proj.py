@@ -23,6 +23,7 @@ from geonox.recipes import (
     Recipe,
     _release,
     cmake_commands,
+    release_numbers,
     relocatable_pc,
     unity_args,
 )
@@ -62,11 +63,7 @@ UNITY_SINCE = (9, 4)
 
 def unity(version: str) -> list[str]:
     """The unity build's arguments for releases whose upstream supports it, else none."""
-    try:
-        release = tuple(int(part) for part in version.split(".")[:2])
-    except ValueError:
-        return []
-    return unity_args() if release >= UNITY_SINCE else []
+    return unity_args() if release_numbers(version, 2) >= UNITY_SINCE else []
 
 
 def commands(ctx: BuildContext) -> list[Command]:
