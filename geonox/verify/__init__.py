@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from geonox.cores import usable_cores
@@ -71,7 +72,8 @@ def verify_wheel(
     with tempfile.TemporaryDirectory(prefix="geonox-verify-") as tmp:
         root = Path(tmp).resolve()
         try:
-            digests = unpack(wheel_path, root, record_algorithms(wheel_path))
+            record = Record.read(wheel_path)
+            digests = unpack(wheel_path, root, record.algorithms)
         except zipfile.BadZipFile as exc:
             raise UserError(f"{wheel_path} is not a readable wheel ({exc}); rebuild it.") from exc
         facts = WheelFacts.collect(root, policy)
@@ -79,7 +81,7 @@ def verify_wheel(
         components = read_wheel(wheel_path)
         facts.declared = {c.name for c in components}
         facts.sboms = sorted({c.sbom for c in components})
-        facts.record_problems = record_problems(wheel_path, digests)
+        facts.record_problems = record_problems(wheel_path, digests, record)
         for rel, reason in facts.broken.items():
             found.append(
                 Violation(
@@ -168,16 +170,29 @@ def _violation(file: str, rule: str, detail: str, severity: str | None = None) -
     return Violation(rule, file, detail, severity or SEVERITY[rule])
 
 
-def _record(wheel: Path) -> tuple[str | None, dict[str, list[str]], list[str]]:
-    """RECORD's member name (None unless exactly one), its rows by path, and the wheel's
-    file members."""
-    with zipfile.ZipFile(wheel) as zf:
-        names = [n for n in zf.namelist() if not n.endswith("/")]
-        records = [n for n in names if n.count("/") == 1 and n.endswith(".dist-info/RECORD")]
-        if len(records) != 1:
-            return None, {}, names
-        text = zf.read(records[0]).decode("utf-8", "replace")
-    return records[0], {r[0]: r for r in csv.reader(io.StringIO(text)) if r}, names
+@dataclass(frozen=True)
+class Record:
+    """A wheel's ``.dist-info/RECORD``, read once: its member name(s) (one, in a sound
+    wheel), its rows by path, and the wheel's file members."""
+
+    records: list[str]
+    rows: dict[str, list[str]]
+    names: list[str]
+
+    @classmethod
+    def read(cls, wheel: Path) -> Record:
+        with zipfile.ZipFile(wheel) as zf:
+            names = [n for n in zf.namelist() if not n.endswith("/")]
+            records = [n for n in names if n.count("/") == 1 and n.endswith(".dist-info/RECORD")]
+            if len(records) != 1:
+                return cls(records, {}, names)
+            text = zf.read(records[0]).decode("utf-8", "replace")
+        return cls(records, {r[0]: r for r in csv.reader(io.StringIO(text)) if r}, names)
+
+    @property
+    def algorithms(self) -> dict[str, str]:
+        """member -> the hashlib algorithm RECORD gives it (what :func:`unpack` hashes)."""
+        return {name: algo for name, row in self.rows.items() if (algo := _usable_algo(row))}
 
 
 def _usable_algo(row: list[str]) -> str | None:
@@ -187,22 +202,26 @@ def _usable_algo(row: list[str]) -> str | None:
 
 
 def record_problems(
-    wheel: Path, digests: dict[str, tuple[bytes, int]] | None = None
+    wheel: Path,
+    digests: dict[str, tuple[bytes, int]] | None = None,
+    record: Record | None = None,
 ) -> list[tuple[str, str]]:
     """Every member RECORD does not vouch for: unlisted, or a wrong sha256 or size.
     ``digests``: what :func:`~geonox.verify.facts.unpack` hashed while unpacking (each
-    member inflated once); members it did not hash are read here."""
-    record, rows, names = _record(wheel)
-    if record is None:
-        count = sum(1 for n in names if n.count("/") == 1 and n.endswith(".dist-info/RECORD"))
-        return [(wheel.name, f"has {count} .dist-info/RECORD files, not one")]
+    member inflated once); members it did not hash are read here.  ``record``: RECORD as
+    the caller read it already."""
+    record = record or Record.read(wheel)
+    if len(record.records) != 1:
+        return [(wheel.name, f"has {len(record.records)} .dist-info/RECORD files, not one")]
     digests = dict(digests or {})
     problems = []
     with zipfile.ZipFile(wheel) as zf:
-        for name in names:
-            if name == record or name.endswith((".dist-info/RECORD.jws", ".dist-info/RECORD.p7s")):
+        for name in record.names:
+            if name == record.records[0] or name.endswith(
+                (".dist-info/RECORD.jws", ".dist-info/RECORD.p7s")
+            ):
                 continue
-            row = rows.get(name)
+            row = record.rows.get(name)
             if row is None:
                 problems.append((name, "is not listed in RECORD"))
                 continue
@@ -222,12 +241,6 @@ def record_problems(
             elif len(row) > 2 and row[2] and row[2] != str(size):
                 problems.append((name, f"is {size} bytes, RECORD says {row[2]}"))
     return problems
-
-
-def record_algorithms(wheel: Path) -> dict[str, str]:
-    """member -> the hashlib algorithm RECORD gives it (for :func:`record_problems`)."""
-    _, rows, _ = _record(wheel)
-    return {name: algo for name, row in rows.items() if (algo := _usable_algo(row))}
 
 
 def run_verify_command(
