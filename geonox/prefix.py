@@ -398,18 +398,18 @@ class PrefixEngine:
                 for b in needed:  # dependencies first, so their futures exist
                     inputs = [futures[n] for n in b.inputs if n in futures]
                     futures[b.name] = pool.submit(one, b, inputs)
-                done, _ = concurrent.futures.wait(
+                # all done, or one failed: then the others stop before their next command
+                concurrent.futures.wait(
                     futures.values(), return_when=concurrent.futures.FIRST_EXCEPTION
                 )
-                if any(f.exception() for f in done):
-                    stop.set()
+                stop.set()
                 concurrent.futures.wait(futures.values())
             except BaseException:
                 stop.set()
                 stop_children()
                 raise
-        errors = [f.exception() for f in futures.values() if f.exception() is not None]
-        first = next((e for e in errors if not isinstance(e, _Stopped)), None)
+        errors = (f.exception() for f in futures.values())
+        first = next((e for e in errors if e and not isinstance(e, _Stopped)), None)
         if first is not None:
             raise first
         return {name: f.result() for name, f in futures.items()}
