@@ -22,6 +22,7 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -344,17 +345,22 @@ def rewrite_members(src: Path, dst: Path, change) -> None:
             zout.writestr(item, change(item.filename, zin.read(item)))
 
 
-def sqlite_project(path: Path, source: str = '[tool.geonox.versions]\nsqlite = "3.52.0"\n') -> Path:
-    """A host-backend project that builds only SQLite (the quick recipe), with a noxfile.
-    ``source`` is the TOML that picks the SQLite source (a version pin by default)."""
+def sqlite_project(
+    path: Path,
+    source: str = '[tool.geonox.versions]\nsqlite = "3.52.0"\n',
+    deps: Sequence[str] = ("sqlite",),
+) -> Path:
+    """A host-backend project that builds only SQLite (the quick recipe), or ``deps``,
+    with a noxfile.  ``source`` is the TOML that picks the sources (a version pin of
+    SQLite by default)."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "pyproject.toml").write_text(
-        textwrap.dedent("""\
+        textwrap.dedent(f"""\
         [project]
         name = "sq"
         version = "1.0"
         [tool.geonox]
-        deps = ["sqlite"]
+        deps = {json.dumps(list(deps))}
         python = ["3.12"]
         backend = "host"
         """)

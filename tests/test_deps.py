@@ -176,17 +176,19 @@ def _broken_sqlite_tarball(dest: Path) -> tuple[Path, str]:
     return archive, hashlib.sha256(archive.read_bytes()).hexdigest()
 
 
-def test_failing_step_names_command_and_log_tail_and_leaves_no_prefix(tmp_path, env):
-    archive, sha = _broken_sqlite_tarball(tmp_path / "src")
-    project = sqlite_project(
-        tmp_path / "p",
-        textwrap.dedent(f"""\
+def _broken_sqlite_source(dest: Path) -> str:
+    """The ``[tool.geonox.sources.sqlite]`` table of a SQLite that fails to compile."""
+    archive, sha = _broken_sqlite_tarball(dest)
+    return textwrap.dedent(f"""\
         [tool.geonox.sources.sqlite]
         version = "0.0-broken"
         url = "{archive.as_uri()}"
         sha256 = "{sha}"
-        """),
-    )
+        """)
+
+
+def test_failing_step_names_command_and_log_tail_and_leaves_no_prefix(tmp_path, env):
+    project = sqlite_project(tmp_path / "p", _broken_sqlite_source(tmp_path / "src"))
     run = Project(load_config(project)).run(f"deps-{host_arch()}", lambda m: None)
     with run.backend(host_arch()) as backend:
         engine = PrefixEngine(run, backend)
@@ -289,21 +291,10 @@ def test_a_failed_build_stops_the_builds_beside_it(tmp_path, env, monkeypatch):
     the others before their next command and is the error raised, nothing complete."""
     cache = tmp_path / "cache"  # of its own: the session's may hold this GEOS complete
     monkeypatch.setenv("GEONOX_CACHE_DIR", str(cache))
-    archive, sha = _broken_sqlite_tarball(tmp_path / "src")
     project = sqlite_project(
         tmp_path / "p",
-        textwrap.dedent(f"""\
-        [tool.geonox.sources.sqlite]
-        version = "0.0-broken"
-        url = "{archive.as_uri()}"
-        sha256 = "{sha}"
-        [tool.geonox.versions]
-        geos = "3.13.1"
-        """),
-    )
-    text = (project / "pyproject.toml").read_text()
-    (project / "pyproject.toml").write_text(
-        text.replace('deps = ["sqlite"]', 'deps = ["sqlite", "geos"]')
+        _broken_sqlite_source(tmp_path / "src") + '[tool.geonox.versions]\ngeos = "3.13.1"\n',
+        deps=["sqlite", "geos"],
     )
     lines: list[str] = []
     run = Project(load_config(project)).run(f"deps-{host_arch()}", lines.append)
