@@ -73,7 +73,7 @@ with run.backend("x86_64") as backend:
 COMPILE_LINE = re.compile(r"Building (?:C|CXX) object")
 
 
-def cold_env(root: Path, cores: int) -> dict[str, str]:
+def cold_env(root: Path) -> dict[str, str]:
     """Empty caches under ``root``; no container engine (auto -> zig); the mirror."""
     env = {
         k: v
@@ -146,20 +146,18 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def geonox_deps(proj: Path, env: dict[str, str], log: Path) -> tuple[float, dict[str, float]]:
+def timed_run(
+    argv: list[str], log: Path, env: dict[str, str], cwd: Path | None = None
+) -> tuple[float, dict[str, float]]:
+    """Run ``argv`` into ``log``: its wall time, and each artifact's time as the deps step
+    logged it ("geos 3.13.1 (static) built in N s")."""
     start = time.monotonic()
     with open(log, "w") as fh:
-        proc = subprocess.run(
-            [sys.executable, "-c", DEPS, str(proj)],
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
+        proc = subprocess.run(argv, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT)
     elapsed = time.monotonic() - start
     if proc.returncode:
-        sys.exit(f"geonox deps failed (exit {proc.returncode}); see {log}")
-    times = {m.group(1): float(m.group(3)) for m in BUILT_ANY.finditer(log.read_text())}
-    return elapsed, times
+        sys.exit(f"{' '.join(argv[:3])} failed (exit {proc.returncode}); see {log}")
+    return elapsed, {m.group(1): float(m.group(3)) for m in BUILT_ANY.finditer(log.read_text())}
 
 
 def recorded_commands(log_dir: Path) -> list[list[str]]:
@@ -229,7 +227,7 @@ def plain_build(
 
 def recipes(args: argparse.Namespace, root: Path, mirror: Path) -> None:
     cores = usable_cores()
-    env = cold_env(root / "caches", cores)
+    env = cold_env(root / "caches")
     cache = Path(env["GEONOX_CACHE_DIR"])
     print(f"cold dependency builds, backend {args.backend}, -j{cores}, fresh caches in {root}")
     header = (
@@ -245,7 +243,9 @@ def recipes(args: argparse.Namespace, root: Path, mirror: Path) -> None:
     total = 0.0
     for n in range(1, len(order) + 1):
         proj = project(root, args.backend, order[:n])
-        seconds, built = geonox_deps(proj, env, root / f"deps-{n}.log")
+        seconds, built = timed_run(
+            [sys.executable, "-c", DEPS, str(proj)], root / f"deps-{n}.log", env
+        )
         total += seconds
         if n == 1 and args.backend == "zig":
             # zig builds its C++ runtime and libc stubs for a target on the first link
@@ -271,51 +271,38 @@ def recipes(args: argparse.Namespace, root: Path, mirror: Path) -> None:
 
 
 def main_job(rev: str, root: Path) -> None:
-    cores = usable_cores()
     tree = root / f"tree-{rev[:10]}"
     subprocess.run(
         ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), rev],
         check=True,
         capture_output=True,
     )
+    # this tree's own wheelhouse and nox venvs are not touched: a copy of it runs
+    after = root / "tree-after"
+    shutil.copytree(
+        REPO,
+        after,
+        ignore=shutil.ignore_patterns(".nox", "wheelhouse", ".git", "__pycache__", "*.egg-info"),
+    )
     try:
-        rows = []
-        for label, where in ((f"before ({rev[:10]})", tree), ("after (this tree)", REPO)):
-            env = cold_env(root / f"main-{'before' if where == tree else 'after'}", cores)
+        elapsed = {}
+        for side, label, where in (
+            ("before", f"before ({rev[:10]})", tree),
+            ("after", "after (this tree)", after),
+        ):
+            env = cold_env(root / f"main-{side}")
             del env["PYTHONPATH"]  # each tree's noxfile imports its own geonox
             env["GEONOX_MIRROR"] = str(Path(env["GEONOX_MIRROR"]).resolve())
-            log = root / f"main-{'before' if where == tree else 'after'}.log"
-            # this tree's own wheelhouse and nox venvs are not touched: a copy of it runs
-            run_in = where
-            if where == REPO:
-                run_in = root / "tree-after"
-                shutil.copytree(
-                    REPO,
-                    run_in,
-                    ignore=shutil.ignore_patterns(
-                        ".nox", "wheelhouse", ".git", "__pycache__", "*.egg-info"
-                    ),
-                )
-            start = time.monotonic()
-            with open(log, "w") as fh:
-                proc = subprocess.run(
-                    ["nox", "-s", "wheels-x86_64"],
-                    cwd=run_in,
-                    env=env,
-                    stdout=fh,
-                    stderr=subprocess.STDOUT,
-                )
-            elapsed = time.monotonic() - start
-            if proc.returncode:
-                sys.exit(f"main job {label} failed; see {log}")
-            deps = {m.group(1): float(m.group(3)) for m in BUILT_ANY.finditer(log.read_text())}
-            rows.append((label, elapsed, deps))
+            elapsed[side], deps = timed_run(
+                ["nox", "-s", "wheels-x86_64"], root / f"main-{side}.log", env, cwd=where
+            )
             print(
-                f"main job {label}: {elapsed:.1f} s; deps: "
+                f"main job {label}: {elapsed[side]:.1f} s; deps: "
                 + ", ".join(f"{k} {v:.0f} s" for k, v in deps.items())
             )
-        (_, b, _), (_, a, _) = rows
-        print(f"cold main job after / before: {a / b:.2f} (goal <= 0.60)")
+        print(
+            f"cold main job after / before: {elapsed['after'] / elapsed['before']:.2f} (goal <= 0.60)"
+        )
     finally:
         subprocess.run(
             ["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)],
