@@ -119,6 +119,33 @@ def _split_paths(value: str) -> list[str]:
     return [p for p in value.split(":") if p]
 
 
+@dataclass
+class _Sections:
+    dynamic: DynamicSection | None = None
+    dynsym: SymbolTableSection | None = None
+    versym: GNUVerSymSection | None = None
+    verneed: GNUVerNeedSection | None = None
+    verdef: GNUVerDefSection | None = None
+
+
+def _sections(elf: ELFFile) -> _Sections:
+    """The sections the dynamic linker reads, found in one pass (the first ``.dynamic``,
+    the ``SHT_DYNSYM`` symbol table, the GNU version sections)."""
+    found = _Sections()
+    for section in elf.iter_sections():
+        if isinstance(section, DynamicSection):
+            found.dynamic = found.dynamic or section
+        elif isinstance(section, GNUVerSymSection):
+            found.versym = section
+        elif isinstance(section, GNUVerNeedSection):
+            found.verneed = section
+        elif isinstance(section, GNUVerDefSection):
+            found.verdef = section
+        elif isinstance(section, SymbolTableSection) and section["sh_type"] == "SHT_DYNSYM":
+            found.dynsym = section
+    return found
+
+
 def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
     """Parse ``path``; raises :class:`elftools.common.exceptions.ELFError` if it is not ELF."""
     with open(path, "rb") as f:
@@ -131,19 +158,9 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
             elf_type=str(elf["e_type"]),
         )
 
-        dynamic: DynamicSection | DynamicSegment | None = None
-        dynsym = None
-        versym = None
-        verneed = None
-        for section in elf.iter_sections():
-            if isinstance(section, DynamicSection) and dynamic is None:
-                dynamic = section
-            elif isinstance(section, GNUVerSymSection):
-                versym = section
-            elif isinstance(section, GNUVerNeedSection):
-                verneed = section
-            elif isinstance(section, SymbolTableSection) and section["sh_type"] == "SHT_DYNSYM":
-                dynsym = section
+        found = _sections(elf)
+        dynamic: DynamicSection | DynamicSegment | None = found.dynamic
+        dynsym, versym, verneed = found.dynsym, found.versym, found.verneed
         if dynamic is None:  # section headers stripped: fall back to PT_DYNAMIC
             for segment in elf.iter_segments():
                 if isinstance(segment, DynamicSegment):
@@ -226,10 +243,9 @@ def defined_versions(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
     a version definition (glibc's ``GLIBC_2.17``...), read as :func:`read_elf` reads."""
     with open(path, "rb") as fh:
         elf = ELFFile(fh)
-        dynsym = elf.get_section_by_name(".dynsym")
-        versym = next((s for s in elf.iter_sections() if isinstance(s, GNUVerSymSection)), None)
-        verdef = next((s for s in elf.iter_sections() if isinstance(s, GNUVerDefSection)), None)
-        if not isinstance(dynsym, SymbolTableSection) or versym is None or verdef is None:
+        found = _sections(elf)
+        dynsym, versym, verdef = found.dynsym, found.versym, found.verdef
+        if dynsym is None or versym is None or verdef is None:
             return
         names: dict[int, str] = {}
         for definition, auxiliaries in verdef.iter_versions():
