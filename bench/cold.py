@@ -123,7 +123,7 @@ def zig_runtime(cache: Path, env: dict[str, str]) -> float:
     """Link a C and a C++ program with the zig toolchain geonox wrote (its wrappers, the
     zig flags), as CMake's compiler checks do: the time zig takes to build its runtime
     libraries for the target into its (fresh) cache."""
-    from geonox.toolchains import seed_flags
+    from geonox.zig import zig_flags
 
     wrappers = next((cache / "toolchains").glob("zig-x86_64-*/bin"))
     work = cache.parent / "zig-runtime"
@@ -133,7 +133,7 @@ def zig_runtime(cache: Path, env: dict[str, str]) -> float:
     start = time.monotonic()
     for tool, src in (("cc", "a.c"), ("c++", "a.cpp")):
         subprocess.run(
-            [str(wrappers / tool), *seed_flags("x86_64"), "-g0", src, "-o", f"{src}.out"],
+            [str(wrappers / tool), *zig_flags("x86_64"), src, "-o", f"{src}.out"],
             cwd=work,
             env=env,
             check=True,

@@ -68,6 +68,14 @@ def host_cmake() -> str:
     return found
 
 
+def zig_flags(arch: str) -> tuple[str, ...]:
+    """The C and C++ flags of the zig toolchain for ``arch``.  The wrapper maps -march to
+    zig's -mcpu.  zig cc writes DWARF unless told not to (gcc writes none without -g): -g0
+    makes its objects what gcc's are, a tenth of the size for C++, and the compile about
+    13 % quicker (measured on a GEOS file)."""
+    return (*seed_flags(arch), "-g0")
+
+
 @dataclass
 class ZigToolchain:
     """zig for ``{arch}-linux-gnu.{glibc of the policy}``, with the seed's arch flags."""
@@ -183,10 +191,7 @@ class ZigToolchain:
 
     @property
     def cflags(self) -> tuple[str, ...]:
-        # the wrapper maps -march to zig's -mcpu.  zig cc writes DWARF unless told not to
-        # (gcc writes none without -g): -g0 makes its objects what gcc's are, a tenth of the
-        # size for C++, and the compile about 13 % quicker (measured on a GEOS file).
-        return (*seed_flags(self.arch), "-g0")
+        return zig_flags(self.arch)
 
     @property
     def cxxflags(self) -> tuple[str, ...]:
