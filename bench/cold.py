@@ -67,7 +67,7 @@ from geonox import load_config
 from geonox.prefix import PrefixEngine
 from geonox.project import Project
 run = Project(load_config(sys.argv[1])).run("deps-x86_64", print)
-with run.backend("x86_64") as backend:
+with run.backend(run.config.targets("x86_64")[0]) as backend:
     PrefixEngine(run, backend).ensure()
 """
 COMPILE_LINE = re.compile(r"Building (?:C|CXX) object")

@@ -1,4 +1,4 @@
-"""Backends: how one arch is built, repaired and tested.
+"""Backends: how one target (an arch under a policy) is built, repaired and tested.
 
 A backend owns its executor (where commands run), its toolchain (what compiles), where its
 wheels are tested, and how repair picks auditwheel's ``--plat`` and judges the result.  It
@@ -12,7 +12,8 @@ host       this machine's cc           this machine         ``--plat auto``; say
 docker     the image's cc, in a        the same container   ``--plat <policy>_<arch>``
 podman     container of the image
 zig        zig cc for arch-gnu.glibc   here, or (foreign    ``--plat auto``; must fit the
-           on this machine             arch) an image       policy
+           or arch-musl, on this       arch, or musl on a   policy
+           machine                     glibc host) an image
 =========  ==========================  ===================  ================================
 """
 
@@ -36,9 +37,15 @@ from geonox.containers import ContainerExecutor, Engine, build_image
 from geonox.errors import UserError
 from geonox.executors import Executor, HostExecutor
 from geonox.images import ImageLock, PinnedImage, image_for, pinned_image
-from geonox.policy import glibc_of, most_compatible_manylinux, version_allowed, wheel_platform_tags
+from geonox.policy import (
+    glibc_of,
+    most_compatible_manylinux,
+    musl_libc_soname,
+    version_allowed,
+    wheel_platform_tags,
+)
 from geonox.recipes import Toolchain, registry
-from geonox.targets import Target, host_arch
+from geonox.targets import Target, host_arch, host_libc
 from geonox.toolchains import Ccache, GccToolchain
 from geonox.verify import verify_wheel
 from geonox.zig import ZigToolchain
@@ -69,7 +76,7 @@ class Engines:
 
 
 class Backend:
-    """How one arch of a project is built, for one run; see the module docstring.
+    """How one target of a project is built, for one run; see the module docstring.
 
     What it makes (executor, toolchain, ccache, a test container) exists inside its ``with``
     only: each is a cached property, made on first use and forgotten (executors closed) when
@@ -80,7 +87,7 @@ class Backend:
     def __init__(
         self,
         config: Config,
-        arch: str,
+        target: Target,
         cache: CacheLayout,
         engines: Engines,
         *,
@@ -88,7 +95,8 @@ class Backend:
         logs: Path,
     ) -> None:
         self.config = config
-        self.arch = arch
+        self.target = target
+        self.arch = target.arch
         self.cache = cache
         self.engines = engines
         self.log = log  # the run's
@@ -126,10 +134,6 @@ class Backend:
             raise RuntimeError(f"use the {self.name} backend of {self.arch} inside a `with`")
 
     # -- what a backend provides
-
-    @property
-    def target(self) -> Target:
-        return Target(self.arch, self.config.policy)
 
     @functools.cached_property
     def executor(self) -> Executor:
@@ -215,21 +219,23 @@ class Backend:
     def _container(self, kind: str) -> ContainerExecutor:
         engine = self.engines.get(kind)
         config = self.config
-        image = image_for(config.images, config.policy, self.arch)
-        pinned = pinned_image(image, self.arch, ImageLock.load(config.home), config.allow_unpinned)
-        if config.dockerfile is not None:
+        target = self.target
+        image = image_for(config.images, target)
+        pinned = pinned_image(image, target, ImageLock.load(config.home), config.allow_unpinned)
+        dockerfile = config.dockerfile.get(target.policy)
+        if dockerfile is not None:
             self.log(
-                f"images-{self.arch}: build image from {config.dockerfile.name} on {pinned.run_ref}"
+                f"images-{target.label}: build image from {dockerfile.name} on {pinned.run_ref}"
             )
             pinned = build_image(
                 engine,
                 pinned,
                 self.arch,
-                config.dockerfile,
-                policy=config.policy,
+                dockerfile,
+                policy=target.policy,
                 log=self.logs / "image-build.log",
             )
-            self.log(f"images-{self.arch}: {pinned.run_ref} ({pinned.digest})")
+            self.log(f"images-{target.label}: {pinned.run_ref} ({pinned.digest})")
         mounts = [config.project, self.cache.root, Path(geonox.__file__).resolve().parent]
         if config.wheelhouse not in mounts and config.project not in config.wheelhouse.parents:
             mounts.append(config.wheelhouse)
@@ -249,7 +255,11 @@ class HostBackend(Backend):
     name = "host"
 
     def _make_executor(self) -> Executor:
-        return HostExecutor(self.arch)
+        return HostExecutor(
+            self.arch,
+            interpreters=self.config.interpreters.get(self.target.label, ()),
+            libc=self.target.libc,
+        )
 
     def repair_plat(self) -> str:
         return "auto"  # the best tag this host honestly allows
@@ -258,7 +268,7 @@ class HostBackend(Backend):
         """Say which tag this host could honestly give and what decided it."""
         glibc = _platform.libc_ver()[1] or "unknown"
         best = most_compatible_manylinux(wheel_platform_tags(repaired.name)) or "linux"
-        wanted = self.config.policy
+        wanted = self.target.policy
         needs: dict[str, str] = {}
         for f in verify_wheel(repaired, run_ldd=False).files:
             for ns, version in f.max_versions.items():
@@ -320,31 +330,52 @@ class ZigBackend(Backend):
     def toolchain(self) -> ZigToolchain:
         self._inside()
         return ZigToolchain(
-            arch=self.arch, policy=self.config.policy, executor=self.executor, cache=self.cache
+            arch=self.arch, policy=self.target.policy, executor=self.executor, cache=self.cache
         )
 
     @property
     def foreign(self) -> bool:
-        return self.arch != host_arch()
+        """Whether the wheels cannot be tested on this machine directly: another arch, or
+        another libc with no interpreters of the target's configured here."""
+        if self.arch != host_arch():
+            return True
+        return self.target.libc != host_libc() and self.target.label not in self.config.interpreters
 
     @functools.cached_property
     def test_container(self) -> ContainerExecutor:
-        """A foreign arch's tests: a container of its image, under QEMU."""
+        """A foreign target's tests: a container of its image (under QEMU for another arch)."""
         self._inside()
         engine, why = self.engines.look("auto")
+        label = self.target.label
         if engine is None:
+            how = (
+                f"register QEMU for {self.arch} (`apt-get install qemu-user-static binfmt-support`)"
+                if self.arch != host_arch()
+                else f'or set interpreters = {{ "{label}" = "<dir with python3.X>" }} to '
+                f"test on {self.target.libc} interpreters of this machine"
+            )
             raise UserError(
-                f"cannot test the {self.arch} wheels on this {host_arch()} machine: they run "
-                f"under QEMU in a container of the {self.arch} image, and no container engine "
-                f"answers ({why}). Start docker or podman and register QEMU for {self.arch} "
-                f"(`apt-get install qemu-user-static binfmt-support`), or stop before the "
-                f"test: `nox -s ldd-{self.arch}-<python>`."
+                f"cannot test the {self.target.platform_tag} wheels on this {host_arch()} "
+                f"{host_libc()} machine: they run in a container of the {label} image, and no "
+                f"container engine answers ({why}). Start docker or podman and {how}, or stop "
+                f"before the test: `nox -s ldd-{label}-<python>`."
             )
         return self._scoped(self._container(engine.kind))
 
     @functools.cached_property
     def test_executor(self) -> Executor:
-        return self.test_container if self.foreign else self.executor
+        if self.foreign:
+            return self.test_container
+        if self.target.label in self.config.interpreters:
+            return self._scoped(
+                HostExecutor(
+                    self.arch,
+                    cross=True,
+                    interpreters=self.config.interpreters[self.target.label],
+                    libc=self.target.libc,
+                )
+            )
+        return self.executor
 
     @property
     def runs_in_image(self) -> bool:
@@ -386,8 +417,10 @@ class ZigBackend(Backend):
         return "auto"
 
     def judge_repaired(self, raw: Path, repaired: Path) -> str | None:
-        """A zig wheel targets the policy's glibc, so auditwheel must find it fits."""
-        wanted = glibc_of(self.config.policy)
+        """A zig wheel targets the policy's libc, so auditwheel must find it fits."""
+        if self.target.libc == "musl":
+            return self._judge_musl(repaired)
+        wanted = glibc_of(self.target.policy)
         tags = [t for t in wheel_platform_tags(repaired.name) if t.startswith("manylinux_")]
         best = most_compatible_manylinux(tags)
         if best is None or glibc_of(best) > wanted:
@@ -398,20 +431,54 @@ class ZigBackend(Backend):
             )
         return None
 
+    def _judge_musl(self, repaired: Path) -> str | None:
+        """Tagged for the target's musllinux policy, and musl linked dynamically into every
+        ELF file: zig releases before 0.12 linked musl statically even into shared objects,
+        a second libc inside the module (checked on the result, whatever zig is in use)."""
+        tag = self.target.platform_tag
+        tags = wheel_platform_tags(repaired.name)
+        if tag not in tags:
+            raise UserError(
+                f"{repaired.name}: zig built for {tag} but auditwheel tagged it "
+                f"{', '.join(tags)}. Run `python -m geonox verify` on it for details."
+            )
+        libc = musl_libc_soname(self.arch)
+        static = [
+            f.path for f in verify_wheel(repaired, run_ldd=False).files if libc not in f.needed
+        ]
+        if static:
+            raise UserError(
+                f"{repaired.name}: {', '.join(static)} do not load musl's {libc}: this zig "
+                f"({self.toolchain.identity}) linked musl statically into them, so the module "
+                f"carries a second C library. Use ziglang >= 0.12 (pip install -U ziglang), "
+                f"which links musl dynamically."
+            )
+        return None
+
 
 BACKENDS: dict[str, type[Backend]] = {
     cls.name: cls for cls in (HostBackend, DockerBackend, PodmanBackend, ZigBackend)
 }
 
 
-def backend_class(config: Config, arch: str, engines: Engines) -> type[Backend]:
-    """The backend that builds ``arch``: as configured, or for ``auto`` the arch's own
-    manylinux image when a container engine answers and the arch is this machine's, else
-    zig (a foreign arch compiled under QEMU takes hours; zig cross-compiles it natively).
-    Either way the wheel is built for the configured policy, never for this host's glibc."""
+def backend_class(config: Config, target: Target, engines: Engines) -> type[Backend]:
+    """The backend that builds ``target``: as configured, or for ``auto`` the arch's own
+    manylinux/musllinux image when a container engine answers and the arch is this
+    machine's, else zig (a foreign arch compiled under QEMU takes hours; zig cross-compiles
+    it natively).  Either way the wheel is built for the target's policy, never for this
+    host's libc."""
+    if config.backend == "host" and target.libc != host_libc():
+        raise UserError(
+            f'policy {target.policy} needs {target.libc}, and backend = "host" builds with '
+            f"this machine's compilers against its own libc ({host_libc()}). Build the "
+            f'{target.label} wheels with backend = "zig" (zig cc links against musl for '
+            f'{target.arch}-linux-musl) or backend = "docker"/"podman" (the '
+            f"quay.io/pypa/{target.policy}_{target.arch} image), or drop {target.policy} "
+            f"from [tool.geonox] policy."
+        )
     if config.backend != "auto":
         return BACKENDS[config.backend]
-    if arch == host_arch():
+    if target.arch == host_arch():
         engine, _ = engines.look("auto")
         if engine is not None:
             return BACKENDS[engine.kind]

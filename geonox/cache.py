@@ -7,7 +7,7 @@ the platformdirs user cache):
 ``sources/<sha256>/<file>``     verified downloads, keyed by content
 ``deps/<name>-<ver>-<arch>-<key>/``  one dependency (or build tool) built into a prefix of its
                                 own, keyed by what it was built from and against
-``prefixes/<arch>-<key>/``      a target's prefix, assembled from dependency artifacts
+``prefixes/<target>-<key>/``    a target's prefix (x86_64, x86_64-musl), from its artifacts
                                 (hard links), keyed by their keys
 ``logs/<artifact>/``            the build logs of that artifact
 ``tools/<id>/``                 tool venvs (pypa/build, auditwheel) per interpreter/image

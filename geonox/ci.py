@@ -93,11 +93,10 @@ def unpinned_images(config: Config) -> list[str]:
         return []
     lock = ImageLock.load(config.home)
     return [
-        arch
+        target.label
         for arch in config.archs
-        if pinned_image(
-            image_for(config.images, config.policy, arch), arch, lock, allow_unpinned=True
-        ).digest
+        for target in config.targets(arch)
+        if pinned_image(image_for(config.images, target), target, lock, allow_unpinned=True).digest
         is None
     ]
 

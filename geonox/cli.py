@@ -41,16 +41,17 @@ def _cmd_plan(args: argparse.Namespace) -> int:
             f"({', '.join(config.archs)}); pick one of them or drop --arch."
         )
     run = project.run("", print)
-    for arch in config.archs:
-        if args.arch and arch != args.arch:
+    for target in project.targets():
+        if args.arch and target.arch != args.arch:
             continue
         entry: dict[str, Any] = {
-            "arch": arch,
-            "policy": config.policy,
-            "platform_tag": project.target(arch).platform_tag,
+            "arch": target.arch,
+            "label": target.label,
+            "policy": target.policy,
+            "platform_tag": target.platform_tag,
         }
         try:
-            with run.backend(arch) as backend:
+            with run.backend(target) as backend:
                 entry["backend"] = backend.name
                 prefix = PrefixEngine(run, backend).plan
             entry.update(
@@ -292,11 +293,12 @@ def _cache_remote(args: argparse.Namespace) -> int:
             '<repository>" in [tool.geonox], or GEONOX_CACHE_REMOTE.'
         )
     failed = 0
-    for arch in config.archs:
-        if args.arch and arch != args.arch:
+    for target in project.targets():
+        if args.arch and target.arch != args.arch:
             continue
+        arch = target.label
         run = project.run(arch, print)
-        with run.backend(arch) as backend:
+        with run.backend(target) as backend:
             engine = PrefixEngine(run, backend)
             moved = engine.push(remote) if args.action == "push" else engine.pull(remote)
         for t in moved:

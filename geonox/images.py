@@ -20,7 +20,7 @@ from pathlib import Path
 from geonox.cache import write_atomic
 from geonox.errors import UserError
 from geonox.registry import Registry, RegistryError
-from geonox.targets import OCI_ARCH
+from geonox.targets import OCI_ARCH, Target
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,6 +31,7 @@ LOCK_NAME = "geonox-images.lock"
 DEFAULT_IMAGES = {
     "manylinux_2_28": "quay.io/pypa/manylinux_2_28_{arch}:latest",
     "manylinux_2_17": "quay.io/pypa/manylinux2014_{arch}:latest",
+    "musllinux_1_2": "quay.io/pypa/musllinux_1_2_{arch}:latest",
 }
 # geonox/dockerfiles/<name>.Dockerfile: dnf/yum geospatial build deps on the pinned image.
 DEFAULT_DOCKERFILES = {"manylinux_2_28": "manylinux_2_28", "manylinux_2_17": "manylinux2014"}
@@ -97,17 +98,18 @@ class ImageRef:
         )
 
 
-def image_for(images: Mapping[str, str], policy: str, arch: str) -> str:
-    """The image that serves ``arch``: as configured, else the policy's manylinux image."""
-    if images.get(arch):
-        return images[arch]
-    template = DEFAULT_IMAGES.get(policy)
+def image_for(images: Mapping[str, str], target: Target) -> str:
+    """The image that serves ``target``: as configured (keyed by its label, ``x86_64`` or
+    ``x86_64-musl``), else the policy's manylinux or musllinux image from pypa."""
+    if images.get(target.label):
+        return images[target.label]
+    template = DEFAULT_IMAGES.get(target.policy)
     if template is None:
         raise UserError(
-            f"no default manylinux image for policy {policy}; set "
-            f'images = {{ {arch} = "…" }} in [tool.geonox].'
+            f"no default {target.family} image for policy {target.policy}; set "
+            f'images = {{ "{target.label}" = "…" }} in [tool.geonox].'
         )
-    return template.format(arch=arch)
+    return template.format(arch=target.arch)
 
 
 def default_dockerfile(policy: str) -> Path:
@@ -191,7 +193,7 @@ def resolve_digest(reference: str, arch: str) -> str:
 
 @dataclass(frozen=True)
 class LockEntry:
-    arch: str
+    arch: str  # the target's label: x86_64, x86_64-musl
     image: str  # as configured, tag included
     digest: str
 
@@ -251,18 +253,20 @@ class PinnedImage:
     digest: str | None
 
 
-def pinned_image(image: str, arch: str, lock: ImageLock, allow_unpinned: bool) -> PinnedImage:
-    """The reference a build may run for ``arch``, or a UserError saying how to pin it."""
+def pinned_image(image: str, target: Target, lock: ImageLock, allow_unpinned: bool) -> PinnedImage:
+    """The reference a build may run for ``target``, or a UserError saying how to pin it
+    (the lock file keys images by the target's label)."""
+    arch, label = target.arch, target.label
     ref = ImageRef.parse(image)
     if ref.digest:  # pinned as written in the config
         return PinnedImage(arch, image, ref.with_digest(ref.digest), ref.digest)
-    entry = lock.entries.get(arch)
+    entry = lock.entries.get(label)
     if entry and entry.image == image:
         return PinnedImage(arch, image, ref.with_digest(entry.digest), entry.digest)
     if allow_unpinned:
         return PinnedImage(arch, image, str(ref), None)
     why = (
-        f"{lock.path.name} pins {entry.image!r} for {arch}, but the config now says {image!r}"
+        f"{lock.path.name} pins {entry.image!r} for {label}, but the config now says {image!r}"
         if entry
         else f"{image} has no digest in {lock.path}"
     )
@@ -275,22 +279,22 @@ def pinned_image(image: str, arch: str, lock: ImageLock, allow_unpinned: bool) -
 
 def pin_images(
     project: Path,
-    policy: str,
-    archs: Sequence[str],
+    targets: Sequence[Target],
     images: Mapping[str, str],
     log: Callable[[str], None] = print,
 ) -> ImageLock:
-    """Resolve every arch's configured image to its digest and write the lock file."""
+    """Resolve every target's configured image to its digest and write the lock file."""
     lock = ImageLock.load(project)
-    for arch in archs:
-        image = image_for(images, policy, arch)
+    for target in targets:
+        label = target.label
+        image = image_for(images, target)
         ref = ImageRef.parse(image)
         if ref.digest:
-            log(f"{arch}: {image} is pinned in the config itself; nothing to resolve")
+            log(f"{label}: {image} is pinned in the config itself; nothing to resolve")
             continue
-        digest = resolve_digest(image, arch)
-        old = lock.entries.get(arch)
-        lock.entries[arch] = LockEntry(arch, image, digest)
+        digest = resolve_digest(image, target.arch)
+        old = lock.entries.get(label)
+        lock.entries[label] = LockEntry(label, image, digest)
         change = (
             ""
             if old is None
@@ -300,7 +304,7 @@ def pin_images(
                 else f" (was {old.digest})"
             )
         )
-        log(f"{arch}: {image} -> {digest}{change}")
+        log(f"{label}: {image} -> {digest}{change}")
     lock.save()
     log(f"wrote {lock.path}")
     return lock

@@ -54,11 +54,16 @@ def _policy_data(name: str) -> str:
 
 
 def policy_aliases() -> dict[str, str]:
-    """Every accepted manylinux spelling -> canonical PEP 600 name, most compatible first
-    (manylinux2014 -> manylinux_2_17)."""
+    """Every accepted policy spelling -> canonical name, manylinux (PEP 600) then musllinux
+    (PEP 656), most compatible first (manylinux2014 -> manylinux_2_17)."""
     names: dict[str, str] = {}
-    records = [p for p in policy_records("glibc") if p["name"].startswith("manylinux")]
-    for p in sorted(records, key=lambda p: -p["priority"]):
+    records = [
+        p
+        for libc in ("glibc", "musl")
+        for p in sorted(policy_records(libc), key=lambda p: -p["priority"])
+        if p["name"].startswith(("manylinux", "musllinux"))
+    ]
+    for p in records:
         names[p["name"]] = p["name"]
         for alias in p.get("aliases", []):
             names[alias] = p["name"]
@@ -159,7 +164,7 @@ class Policy:
         whitelist = []
         for lib in entry["lib_whitelist"]:
             if libc == "musl" and lib == "libc.so":
-                lib = f"libc.musl-{_MUSL_LIBC_ARCH.get(arch, arch)}.so.1"
+                lib = musl_libc_soname(arch)
             whitelist.append(lib)
         return cls(
             name=entry["name"],
@@ -170,6 +175,11 @@ class Policy:
             symbol_versions={k: frozenset(v) for k, v in entry["symbol_versions"][arch].items()},
             blacklist={k: frozenset(v) for k, v in entry.get("blacklist", {}).items()},
         )
+
+
+def musl_libc_soname(arch: str) -> str:
+    """musl's libc as musllinux wheels NEED it: ``libc.musl-x86_64.so.1``."""
+    return f"libc.musl-{_MUSL_LIBC_ARCH.get(arch, arch)}.so.1"
 
 
 def _numbered(name: str) -> tuple[str, int, int] | None:

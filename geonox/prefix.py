@@ -12,7 +12,7 @@ its build-machine ``sqlite3``'s).  Nothing about the project that asked for it i
 so GEOS built for one project is reused by every project with the same toolchain.  Build
 tools (``sqlite-shell``) are keyed by the build machine and its compiler only.
 
-**Prefixes** (``prefixes/<arch>-<key>``, :class:`DepPrefix`): what the extension builds
+**Prefixes** (``prefixes/<target label>-<key>``, :class:`DepPrefix`): what the extension builds
 against, keyed by the list of its artifacts' keys and assembled from them atomically (a
 temporary sibling renamed into place): files hard-linked, symlinks kept, and text files that
 name an artifact's path (CMake package files of a static PROJ name its SQLite) rewritten to
@@ -48,6 +48,7 @@ from geonox import sources
 from geonox.backends import Backend
 from geonox.cache import DEP_MARKER, Artifact, file_sha256
 from geonox.config import Config, DepSpec
+from geonox.elf import replace_needed
 from geonox.executors import stop_children
 from geonox.project import Run
 from geonox.recipes import BuildContext, Recipe, registry
@@ -299,7 +300,7 @@ class PrefixEngine:
             "key": key,
             "toolchain": backend.toolchain.identity,
             "executor": backend.executor.identity(),
-            "policy": self.config.policy,
+            "policy": backend.target.policy,
             "deps": [
                 {
                     "name": b.name,
@@ -317,7 +318,7 @@ class PrefixEngine:
             key=key,
             manifest=manifest,
             builds=self.builds,
-            artifact=self.cache.prefix(f"{backend.arch}-{key}"),
+            artifact=self.cache.prefix(f"{backend.target.label}-{key}"),
         )
 
     # ---------------------------------------------------------------- making it
@@ -500,6 +501,9 @@ class PrefixEngine:
                 )
             executor.sync_out(b.path)
             hits = Ccache.hits(stats) if ccache else None
+        if not b.recipe.build_tool:
+            for old, new in backend.toolchain.needed_renames.items():
+                replace_needed(sorted(b.path.rglob("*")), old, new)
         consumer = b.recipe.consumer
         if consumer and consumer.finish:  # complete what consumers read (pkg-config, scripts)
             consumer.finish(b.path, b.spec.source.version, b.spec.link)

@@ -140,21 +140,25 @@ class Project:
         self.cache = CacheLayout(config.cache_dir)
         self.engines = Engines(dict(config.env.engines))
 
-    def backend(self, arch: str, log: Log) -> Backend:
-        """A new backend for ``arch`` that logs to ``log`` (use it in a ``with``)."""
-        cls = backend_class(self.config, arch, self.engines)
+    def backend(self, target: Target, log: Log) -> Backend:
+        """A new backend for ``target`` that logs to ``log`` (use it in a ``with``)."""
+        cls = backend_class(self.config, target, self.engines)
         return cls(
-            self.config, arch, self.cache, self.engines, log=log, logs=self.workdir.logs(arch)
+            self.config,
+            target,
+            self.cache,
+            self.engines,
+            log=log,
+            logs=self.workdir.logs(target.label),
         )
 
-    def image_archs(self) -> tuple[str, ...]:
-        """The configured archs whose builds or tests run in a container image."""
-        return tuple(
-            a for a in self.config.archs if self.backend(a, lambda text: None).runs_in_image
-        )
+    def targets(self) -> tuple[Target, ...]:
+        """Every configured target: each arch under each policy."""
+        return tuple(t for arch in self.config.archs for t in self.config.targets(arch))
 
-    def target(self, arch: str) -> Target:
-        return Target(arch=arch, policy=self.config.policy)
+    def image_targets(self) -> tuple[Target, ...]:
+        """The configured targets whose builds or tests run in a container image."""
+        return tuple(t for t in self.targets() if self.backend(t, lambda text: None).runs_in_image)
 
     def run(self, name: str, log: Log = print) -> Run:
         return Run(self, name, log)
@@ -186,12 +190,18 @@ class Project:
             yield
 
     def build_python(self, py: PythonVersion | None) -> PythonVersion:
-        """The interpreter that builds a wheel: its own, or for abi3 the oldest configured."""
-        return py or self.config.pythons[0]
+        """The interpreter that builds a wheel: its own, or for abi3 the oldest configured
+        one with a GIL (abi3 does not cover free-threaded CPython)."""
+        if py is not None:
+            return py
+        return next(p for p in self.config.pythons if not p.free_threaded)
 
     def build_id(self, py: PythonVersion | None) -> str:
-        """Which build a Python version uses: 'abi3' once per arch, else its cpXY tag."""
-        return "abi3" if self.config.abi3 or py is None else py.tag
+        """Which build a Python version uses: 'abi3' once per target, else its tag (cp312,
+        cp313t: a free-threaded version has its own build even in an abi3 project)."""
+        if py is None or (self.config.abi3 and not py.free_threaded):
+            return "abi3"
+        return py.tag
 
     @property
     def jobs(self) -> int:
@@ -208,7 +218,7 @@ class Run:
         self.project = project
         self.name = name
         self.out = out
-        self._backends: dict[str, Backend] = {}
+        self._backends: dict[Target, Backend] = {}
 
     @property
     def config(self) -> Config:
@@ -217,9 +227,9 @@ class Run:
     def log(self, text: str) -> None:
         self.out(f"{self.name}: {text}" if self.name else text)
 
-    def backend(self, arch: str) -> Backend:
-        """This run's backend for ``arch`` (one per arch; use it in a ``with``)."""
-        if arch not in self._backends:
+    def backend(self, target: Target) -> Backend:
+        """This run's backend for ``target`` (one per target; use it in a ``with``)."""
+        if target not in self._backends:
             # its own lines (images-x86_64: …) go out as they are
-            self._backends[arch] = self.project.backend(arch, self.out)
-        return self._backends[arch]
+            self._backends[target] = self.project.backend(target, self.out)
+        return self._backends[target]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +65,10 @@ class GccToolchain:
     ar: tuple[str, ...] = ("ar",)
     ranlib: tuple[str, ...] = ("ranlib",)
     build_cc: tuple[str, ...] = ("cc",)
+
+    @property
+    def needed_renames(self) -> Mapping[str, str]:
+        return {}
 
     @property
     def cflags(self) -> tuple[str, ...]:

@@ -56,7 +56,7 @@ def pinned(names: tuple[str, ...], py: PythonVersion) -> tuple[str, ...]:
     for line in PINS:
         req = Requirement(line)
         if req.name in names and (
-            req.marker is None or req.marker.evaluate({"python_version": py.version})
+            req.marker is None or req.marker.evaluate({"python_version": py.minor})
         ):
             out.append(f"{req.name}{req.specifier}")
     missing = set(names) - {r.split("=")[0] for r in out}
@@ -197,7 +197,7 @@ def build_tools_bin(executor: Executor, cache: CacheLayout, py: PythonVersion, *
     arch = executor.build_arch()
     vid = f"{req.replace('==', '-')}-{arch}-{hashlib.sha256(req.encode()).hexdigest()[:8]}"
     artifact = cache.tool(vid)
-    artifact.ensure(lambda place: _unpack_cmake(req, arch, py.version, place, log))
+    artifact.ensure(lambda place: _unpack_cmake(req, arch, py.minor, place, log))
     executor.sync_in(artifact.path)
     return str(artifact.path / "bin")
 

@@ -29,7 +29,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from typing import Any
 from geonox.cache import CacheLayout
 from geonox.errors import UserError
 from geonox.executors import Executor
-from geonox.policy import glibc_of
+from geonox.policy import glibc_of, musl_libc_soname
 from geonox.targets import PythonVersion
 from geonox.toolchains import flag_args, prefix_args, seed_flags
 from geonox.zigcc import sh_wrapper, translate, wrapper_main
@@ -78,7 +78,13 @@ def zig_flags(arch: str) -> tuple[str, ...]:
 
 @dataclass
 class ZigToolchain:
-    """zig for ``{arch}-linux-gnu.{glibc of the policy}``, with the seed's arch flags."""
+    """zig for ``{arch}-linux-gnu.{glibc of the policy}``, or ``{arch}-linux-musl`` for a
+    musllinux policy, with the seed's arch flags.
+
+    zig links musl dynamically into shared objects (``NEEDED libc.so``, which musl's loader
+    answers itself, as it does Alpine's ``libc.musl-{arch}.so.1``); releases before 0.12
+    linked it statically, which breaks an extension module.  geonox checks the built wheel,
+    not the flags: :meth:`geonox.backends.ZigBackend.judge_repaired`."""
 
     arch: str
     policy: str
@@ -92,12 +98,18 @@ class ZigToolchain:
     static_cxx_runtime = True
 
     @property
+    def musl(self) -> bool:
+        return self.policy.startswith("musllinux")
+
+    @property
     def glibc(self) -> str:
         major, minor = glibc_of(self.policy)
         return f"{major}.{minor}"
 
     @property
     def target(self) -> str:
+        if self.musl:
+            return f"{self.arch}-linux-musl"
         return f"{self.arch}-linux-gnu.{self.glibc}"
 
     @property
@@ -170,6 +182,13 @@ class ZigToolchain:
     # -------------------------------------------------- the Toolchain interface
 
     @property
+    def needed_renames(self) -> Mapping[str, str]:
+        # zig's musl links write NEEDED libc.so; musl's loader answers any libc.* itself, but
+        # auditwheel's musllinux policy (and every musllinux wheel built on Alpine) names
+        # it libc.musl-<arch>.so.1, and auditwheel cannot repair a wheel that needs libc.so.
+        return {"libc.so": musl_libc_soname(self.arch)} if self.musl else {}
+
+    @property
     def cc(self) -> tuple[str, ...]:
         return (str(self.bin_dir / "cc"),)
 
@@ -211,8 +230,10 @@ class ZigToolchain:
             "CXX": self.cxx[0],
             "CFLAGS": " ".join(self.cflags),
             "CXXFLAGS": " ".join(self.cxxflags),
-            # scikit-build-core names the wheel from this (sysconfig.get_platform) ...
-            "_PYTHON_HOST_PLATFORM": f"linux-{self.arch}",
+            # scikit-build-core and setuptools name the wheel from this (sysconfig's
+            # get_platform): linux_aarch64, or musllinux_1_2_x86_64, which tells auditwheel
+            # the wheel's libc (its --plat offers only this machine's libc and arch) ...
+            "_PYTHON_HOST_PLATFORM": f"{self.policy if self.musl else 'linux'}-{self.arch}",
             # ... and pip/uv would pick target-arch wheels from it (geonox.crossbuild installs
             # the build requirements without it); cmake/ninja come from this machine anyway.
             "CMAKE_EXECUTABLE": host_cmake(),
@@ -222,7 +243,8 @@ class ZigToolchain:
             # ... and SKBUILD_SOABI from this (abi3 modules are arch-neutral).  FindPython
             # cannot ask a foreign interpreter, so python_add_library(WITH_SOABI) names a
             # cross-built module plain "_x.so" unless the CMakeLists uses SKBUILD_SOABI.
-            env["SETUPTOOLS_EXT_SUFFIX"] = f".cpython-{py.nodot}-{self.arch}-linux-gnu.so"
+            libc = "musl" if self.musl else "gnu"
+            env["SETUPTOOLS_EXT_SUFFIX"] = f".cpython-{py.tag[2:]}-{self.arch}-linux-{libc}.so"
         return env
 
     @functools.cached_property

@@ -38,7 +38,7 @@ def test_defaults(tmp_path):
     assert cfg.archs == (host_arch(),)
     assert [p.version for p in cfg.pythons] == ["3.10", "3.11", "3.12", "3.13"]  # requires-python
     assert cfg.backend == "auto"
-    assert cfg.policy == "manylinux_2_28"
+    assert cfg.policies == ("manylinux_2_28",)
     assert [d.name for d in cfg.deps] == ["geos", "sqlite", "proj"]  # sqlite before proj
     assert cfg.repair.exclude == ("libcurl.so.4", "libz.so.1")
     assert cfg.repair.lib_sdir == ".libs"
@@ -71,7 +71,7 @@ def test_full_table_and_alias(tmp_path):
     )
     assert cfg.archs == ("x86_64", "aarch64")
     assert [p.version for p in cfg.pythons] == ["3.9", "3.12", "3.13"]
-    assert cfg.policy == "manylinux_2_17"
+    assert cfg.policies == ("manylinux_2_17",)
     # proj pulls in sqlite, which is built first
     assert [d.name for d in cfg.deps] == ["sqlite", "proj"]
     assert cfg.deps[1].source.version == "9.1.1"
@@ -182,7 +182,13 @@ def test_session_names_requires_and_tags(tmp_path):
             f"geo-wheels-{arch}-3.9",
             f"geo-wheels-{arch}-3.12",
         }
-    assert set(specs["geo-test-aarch64-3.12"].tags) == {"geonox", "test", "aarch64", "cp312"}
+    assert set(specs["geo-test-aarch64-3.12"].tags) == {
+        "geonox",
+        "test",
+        "aarch64",
+        "manylinux",
+        "cp312",
+    }
     assert all(s.doc for s in specs.values())
 
 
@@ -316,7 +322,7 @@ def test_artifact_keys_change_with_their_inputs_and_their_dependencies_only(tmp_
 
     def keys(config) -> dict[str, str]:
         run = Project(config).run("plan")
-        with run.backend(host_arch()) as backend:
+        with run.backend(config.targets(host_arch())[0]) as backend:
             prefix = PrefixEngine(run, backend).plan
         return {"prefix": prefix.key, **{b.name: b.key for b in prefix.builds}}
 

@@ -26,7 +26,7 @@ from geonox.targets import host_arch
 def build_deps(config, log=lambda text: None) -> DepPrefix:
     """The deps step's work for this machine's arch, its lines to ``log``."""
     run = Project(config).run(f"deps-{host_arch()}", log)
-    with run.backend(host_arch()) as backend:
+    with run.backend(config.targets(host_arch())[0]) as backend:
         return PrefixEngine(run, backend).ensure()
 
 
@@ -89,7 +89,7 @@ def test_proj_gets_a_build_machine_sqlite3_shell(tmp_path, env):
     run = Project(config).run("plan")
     keys = {}
     for arch in ("x86_64", "aarch64"):
-        with run.backend(arch) as backend:
+        with run.backend(run.config.targets(arch)[0]) as backend:
             builds = {b.name: b for b in PrefixEngine(run, backend).builds}
         keys[arch] = builds
         shell = builds["sqlite-shell"]
@@ -190,7 +190,7 @@ def _broken_sqlite_source(dest: Path) -> str:
 def test_failing_step_names_command_and_log_tail_and_leaves_no_prefix(tmp_path, env):
     project = sqlite_project(tmp_path / "p", _broken_sqlite_source(tmp_path / "src"))
     run = Project(load_config(project)).run(f"deps-{host_arch()}", lambda m: None)
-    with run.backend(host_arch()) as backend:
+    with run.backend(run.config.targets(host_arch())[0]) as backend:
         engine = PrefixEngine(run, backend)
         planned = engine.plan
         with pytest.raises(BuildError) as info:
@@ -298,7 +298,7 @@ def test_a_failed_build_stops_the_builds_beside_it(tmp_path, env, monkeypatch):
     )
     lines: list[str] = []
     run = Project(load_config(project)).run(f"deps-{host_arch()}", lines.append)
-    with run.backend(host_arch()) as backend:
+    with run.backend(run.config.targets(host_arch())[0]) as backend:
         engine = PrefixEngine(run, backend)
         geos = next(b for b in engine.plan.builds if b.name == "geos")
         with pytest.raises(BuildError) as info:

@@ -61,6 +61,12 @@ class Toolchain(Protocol):
     def extension_env(self, py: PythonVersion | None = None) -> dict[str, str]:
         """Environment for building the extension itself (its PEP 517 backend)."""
 
+    @property
+    def needed_renames(self) -> Mapping[str, str]:
+        """DT_NEEDED names its links write that the target knows by another name (zig's
+        ``libc.so`` for musl is ``libc.musl-x86_64.so.1`` on musllinux): geonox renames
+        them in every library it installs and every wheel it builds."""
+
 
 @dataclass(frozen=True)
 class BuildContext:

@@ -15,9 +15,9 @@ from geonox.steps.images import IMAGES, PIN_IMAGES
 from geonox.steps.ldd import LDD
 from geonox.steps.repair import REPAIR
 from geonox.steps.test import TEST
-from geonox.steps.wheels import ALL_WHEELS, WHEELS
+from geonox.steps.wheels import ALL_WHEELS, TARGET_WHEELS, WHEELS
 
 STEPS: tuple[Step[Any], ...] = (PIN_IMAGES, IMAGES, DEPS, BUILD, REPAIR, LDD, TEST, WHEELS,
-                                ALL_WHEELS)  # fmt: skip
+                                TARGET_WHEELS, ALL_WHEELS)  # fmt: skip
 
 __all__ = ["STEPS", "Step", "only_wheel"]

@@ -9,10 +9,15 @@ A session is a step and a key, and each kind of step has its own key type, so a 
 key                 sessions                     steps
 ==================  ===========================  =========================================
 :class:`ProjectKey` ``pin-images``               pin-images
-:class:`ArchKey`    ``deps-x86_64``              images, deps, wheels (every Python)
-:class:`BuildKey`   ``build-x86_64[-3.12]``      build (``python`` None: the abi3 build)
-:class:`PythonKey`  ``repair-x86_64-3.12``       repair, ldd, test, wheels (one Python)
+:class:`ArchKey`    ``wheels-x86_64``            wheels (every target and Python of an arch)
+:class:`TargetKey`  ``deps-x86_64[-musl]``       images, deps, wheels (a musllinux target's)
+:class:`BuildKey`   ``build-x86_64[-musl][-3.12]`` build (``python`` None: the abi3 build)
+:class:`PythonKey`  ``repair-x86_64-3.13t``      repair, ldd, test, wheels (one Python)
 ==================  ===========================  =========================================
+
+A target is an arch under a policy (:class:`geonox.targets.Target`); its label names the
+sessions: the arch alone for the manylinux policy (the names of a single-policy project),
+``x86_64-musl`` for the musllinux one.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from geonox.backends import Backend
 from geonox.config import Config
 from geonox.errors import UserError
 from geonox.project import Run
-from geonox.targets import PythonVersion
+from geonox.targets import PythonVersion, Target
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ class ProjectKey:
 
 @dataclass(frozen=True)
 class ArchKey:
-    """One session per arch."""
+    """One session per arch: everything built for it."""
 
     arch: str
 
@@ -54,39 +59,67 @@ class ArchKey:
 
 
 @dataclass(frozen=True)
-class PythonKey:
-    """One session per arch and Python version."""
+class TargetKey:
+    """One session per target (arch and policy)."""
 
-    arch: str
-    python: PythonVersion
+    target: Target
+
+    @property
+    def arch(self) -> str:
+        return self.target.arch
 
     @property
     def suffix(self) -> str:
-        return f"-{self.arch}-{self.python.version}"
+        return f"-{self.target.label}"
 
     @property
     def tags(self) -> tuple[str, ...]:
-        return (self.arch, self.python.tag)
+        return (self.target.arch, self.target.family)
+
+
+@dataclass(frozen=True)
+class PythonKey:
+    """One session per target and Python version."""
+
+    target: Target
+    python: PythonVersion
+
+    @property
+    def arch(self) -> str:
+        return self.target.arch
+
+    @property
+    def suffix(self) -> str:
+        return f"-{self.target.label}-{self.python.version}"
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return (self.target.arch, self.target.family, self.python.tag)
 
 
 @dataclass(frozen=True)
 class BuildKey:
-    """One wheel build: per arch and Python, or (``python`` None) one abi3 build per arch."""
+    """One wheel build: per target and Python, or (``python`` None) one abi3 build per
+    target."""
 
-    arch: str
+    target: Target
     python: PythonVersion | None
 
     @property
+    def arch(self) -> str:
+        return self.target.arch
+
+    @property
     def suffix(self) -> str:
-        return f"-{self.arch}" + (f"-{self.python.version}" if self.python else "")
+        return f"-{self.target.label}" + (f"-{self.python.version}" if self.python else "")
 
     @property
     def tags(self) -> tuple[str, ...]:
-        return (self.arch,) + ((self.python.tag,) if self.python else ())
+        return (self.target.arch, self.target.family) + ((self.python.tag,) if self.python else ())
 
 
-SessionKey = Union[ProjectKey, ArchKey, BuildKey, PythonKey]  # a runtime alias: no "|" on 3.9
-K = TypeVar("K", ProjectKey, ArchKey, BuildKey, PythonKey)
+SessionKey = Union[ProjectKey, ArchKey, TargetKey, BuildKey, PythonKey]  # no "|" on 3.9
+K = TypeVar("K", ProjectKey, ArchKey, TargetKey, BuildKey, PythonKey)
 
 
 class Step(Generic[K]):
@@ -124,9 +157,16 @@ class ArchStep(Step[ArchKey]):
         return [] if arch is None else [ArchKey(arch)]
 
 
+class TargetStep(Step[TargetKey]):
+    def keys(self, config: Config, arch: str | None) -> list[TargetKey]:
+        return [] if arch is None else [TargetKey(t) for t in config.targets(arch)]
+
+
 class PythonStep(Step[PythonKey]):
     def keys(self, config: Config, arch: str | None) -> list[PythonKey]:
-        return [] if arch is None else [PythonKey(arch, py) for py in config.pythons]
+        if arch is None:
+            return []
+        return [PythonKey(t, py) for t in config.targets(arch) for py in config.pythons]
 
 
 def say_where(run: Run, backend: Backend, role: str) -> None:

@@ -11,9 +11,10 @@ from pathlib import Path
 from geonox.backends import Backend
 from geonox.command import Command
 from geonox.config import Config
+from geonox.elf import replace_needed_in_wheel
 from geonox.prefix import PrefixEngine, consumer_env
 from geonox.project import Project, Run
-from geonox.steps.base import ArchKey, BuildKey, Needed, Step, expand, only_wheel, say_where
+from geonox.steps.base import BuildKey, Needed, Step, TargetKey, expand, only_wheel, say_where
 from geonox.steps.deps import DEPS
 from geonox.toolchains import Ccache
 from geonox.tools import build_frontend, uv_bin
@@ -64,7 +65,7 @@ def build_env(
     contract of every dependency (CMake packages, pkg-config files, GEOS_CONFIG, PROJ_DIR
     ...), the prefix's programs first on PATH, SOURCE_DATE_EPOCH, ccache for CMake-driven
     builds, the project's own build-env, and the build constraints."""
-    env = backend.toolchain.extension_env(None if config.abi3 else key.python)
+    env = backend.toolchain.extension_env(key.python)
     env.update(consumer_env(config, str(prefix)))
     env["PATH"] = f"{prefix}/bin:{backend.executor.default_path()}"
     # reproducible wheels: backends stamp zip entries (and compilers __DATE__) with it
@@ -87,36 +88,39 @@ class BuildStep(Step[BuildKey]):
     def keys(self, config: Config, arch: str | None) -> list[BuildKey]:
         if arch is None:
             return []
-        if config.abi3:
-            return [BuildKey(arch, None)]
-        return [BuildKey(arch, py) for py in config.pythons]
+        pythons = config.pythons_for_abi3() if config.abi3 else config.pythons
+        return [BuildKey(t, py) for t in config.targets(arch) for py in pythons]
 
     def key_for(self, config: Config, key: BuildKey) -> BuildKey:
-        """The build that serves ``key``'s Python (an abi3 build serves every Python)."""
-        return BuildKey(key.arch, None if config.abi3 else key.python)
+        """The build that serves ``key``'s Python (an abi3 build serves every Python but
+        the free-threaded ones)."""
+        abi3 = config.abi3 and not (key.python and key.python.free_threaded)
+        return BuildKey(key.target, None if abi3 else key.python)
 
     def requires(self, config: Config, key: BuildKey) -> list[Needed]:
-        return [(DEPS, ArchKey(key.arch))]
+        return [(DEPS, TargetKey(key.target))]
 
     def doc(self, config: Config, key: BuildKey) -> str:
+        where = key.target.platform_tag
         if key.python is None:
-            return f"Build the {config.abi3}-abi3 wheel of {config.name} for {key.arch}."
-        return f"Build the {key.python.tag} wheel of {config.name} for {key.arch}."
+            return f"Build the {config.abi3}-abi3 wheel of {config.name} for {where}."
+        return f"Build the {key.python.tag} wheel of {config.name} for {where}."
 
     def run(self, run: Run, key: BuildKey) -> None:
         project, config, arch = run.project, run.config, key.arch
         workdir, build = project.workdir, project.build_id(key.python)
-        with run.backend(arch) as backend:
+        label = key.target.label
+        with run.backend(key.target) as backend:
             say_where(run, backend, "build")
             prefix = PrefixEngine(run, backend).ensure()  # cached: a lookup
             executor, toolchain = backend.executor, backend.toolchain
-            dist = workdir.dist(arch, build)
+            dist = workdir.dist(label, build)
             if dist.exists():
                 shutil.rmtree(dist)
             dist.mkdir(parents=True)
-            log = workdir.log(arch, f"build-{build}")
+            log = workdir.log(label, f"build-{build}")
             build_py = project.build_python(key.python)
-            tree = fresh_tree(project, workdir.tree(arch, build))
+            tree = fresh_tree(project, workdir.tree(label, build))
             placeholders = {
                 "project": str(tree),
                 "package": str(tree),
@@ -126,7 +130,7 @@ class BuildStep(Step[BuildKey]):
             }
             constraints = None
             if config.build_constraints:
-                constraints = workdir.constraints(arch, build)
+                constraints = workdir.constraints(label, build)
                 constraints.parent.mkdir(parents=True, exist_ok=True)
                 constraints.write_text("\n".join(config.build_constraints) + "\n")
                 executor.sync_in(constraints)
@@ -148,10 +152,10 @@ class BuildStep(Step[BuildKey]):
             )
             what = (
                 f"abi3 ({config.abi3}, built with {build_py.version})"
-                if config.abi3
+                if key.python is None
                 else f"CPython {build_py.version}"
             )
-            run.log(f"building {config.name} for {arch}, {what} (log: {log})")
+            run.log(f"building {config.name} for {key.target.platform_tag}, {what} (log: {log})")
             with prefix.artifact.reading():
                 executor.sync_in(prefix.path)
                 executor.sync_in(tree)
@@ -172,6 +176,10 @@ class BuildStep(Step[BuildKey]):
             hits = Ccache.hits(stats) if backend.ccache else None
             stats.unlink(missing_ok=True)
             wheel = only_wheel(dist, "the build step's output")
+            for old, new in toolchain.needed_renames.items():
+                renamed = replace_needed_in_wheel(wheel, old, new, config.source_date_epoch)
+                if renamed:
+                    run.log(f"NEEDED {old} -> {new} in {', '.join(renamed)}")
             # which prefix it was built against: repair grafts that prefix's libraries, so a
             # rebuilt dependency must be repaired in again even when this wheel's bytes are
             # the same (its headers did not change: a GDAL with another driver set)

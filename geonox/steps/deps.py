@@ -6,22 +6,21 @@ from __future__ import annotations
 from geonox.config import Config
 from geonox.prefix import PrefixEngine
 from geonox.project import Run
-from geonox.steps.base import ArchKey, ArchStep, say_where
+from geonox.steps.base import TargetKey, TargetStep, say_where
 
 
-class DepsStep(ArchStep):
+class DepsStep(TargetStep):
     name = "deps"
 
-    def doc(self, config: Config, key: ArchKey) -> str:
+    def doc(self, config: Config, key: TargetKey) -> str:
         names = ", ".join(f"{d.name} {d.source.version}" for d in config.deps)
         modes = sorted({d.link for d in config.deps})
         return (
-            f"Build {'/'.join(modes)} {names} for {key.arch} ({config.policy}), "
-            "cached per dependency."
+            f"Build {'/'.join(modes)} {names} for {key.target.platform_tag}, cached per dependency."
         )
 
-    def run(self, run: Run, key: ArchKey) -> None:
-        with run.backend(key.arch) as backend:
+    def run(self, run: Run, key: TargetKey) -> None:
+        with run.backend(key.target) as backend:
             say_where(run, backend, "build")
             PrefixEngine(run, backend).ensure()
 

@@ -7,18 +7,18 @@ from collections.abc import Callable
 from geonox.config import Config
 from geonox.images import pin_images
 from geonox.project import Project, Run
-from geonox.steps.base import ArchKey, ArchStep, ProjectKey, ProjectStep
+from geonox.steps.base import ProjectKey, ProjectStep, TargetKey, TargetStep
 
 
 def pin(project: Project, log: Callable[[str], None]) -> bool:
-    """Resolve every image arch's tag to its digest into geonox-images.lock; False when no
-    configured arch runs in an image."""
+    """Resolve every image target's tag to its digest into geonox-images.lock; False when no
+    configured target runs in an image."""
     config = project.config
-    archs = project.image_archs()
-    if not archs:
+    targets = project.image_targets()
+    if not targets:
         log("no configured arch runs in a container image; nothing to pin")
         return False
-    pin_images(config.home, config.policy, archs, config.images, log=log)
+    pin_images(config.home, targets, config.images, log=log)
     return True
 
 
@@ -33,15 +33,18 @@ class PinImagesStep(ProjectStep):
         pin(run.project, run.out)
 
 
-class ImagesStep(ArchStep):
+class ImagesStep(TargetStep):
     name = "images"
 
-    def doc(self, config: Config, key: ArchKey) -> str:
-        source = f" from {config.dockerfile.name}" if config.dockerfile else ""
-        return f"Build (or find) the {key.arch} container build image{source}, pinned."
+    def doc(self, config: Config, key: TargetKey) -> str:
+        dockerfile = config.dockerfile.get(key.target.policy)
+        source = f" from {dockerfile.name}" if dockerfile else ""
+        return (
+            f"Build (or find) the {key.target.platform_tag} container build image{source}, pinned."
+        )
 
-    def run(self, run: Run, key: ArchKey) -> None:
-        with run.backend(key.arch) as backend:
+    def run(self, run: Run, key: TargetKey) -> None:
+        with run.backend(key.target) as backend:
             image = backend.prepare_image()
             run.log(f"{image.run_ref} ({image.digest or 'unpinned'}) is ready")
 

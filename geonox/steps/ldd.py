@@ -24,8 +24,8 @@ class LddStep(PythonStep):
 
     def doc(self, config: Config, key: PythonKey) -> str:
         return (
-            f"Check every ELF file of the repaired {key.arch} wheel (policy, symbols, exports, "
-            "ldd -r)."
+            f"Check every ELF file of the repaired {key.target.platform_tag} wheel (policy, "
+            "symbols, exports, ldd -r)."
         )
 
     def run(self, run: Run, key: PythonKey) -> None:
@@ -47,9 +47,9 @@ class LddStep(PythonStep):
             report_file.touch()
             run.log(f"{wheel.name} already passed every check (report: {path})")
             return
-        with run.backend(key.arch) as backend:
+        with run.backend(key.target) as backend:
             say_where(run, backend, "repair")
-            log = project.workdir.log(key.arch, f"ldd-{project.build_id(key.python)}")
+            log = project.workdir.log(key.target.label, f"ldd-{project.build_id(key.python)}")
 
             def check(place: Path) -> None:
                 data = verify_report(

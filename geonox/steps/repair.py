@@ -52,13 +52,13 @@ def build_facts(project: Project, prefix: DepPrefix, key: PythonKey) -> sbom.Bui
 def repaired_wheel(project: Project, key: PythonKey) -> Path:
     """The wheelhouse wheel that repair produced for this arch and Python."""
     build = project.build_id(key.python)
-    stamp = project.workdir.repaired_stamp(key.arch, build)
+    stamp = project.workdir.repaired_stamp(key.target.label, build)
     if stamp.is_file():
         wheel = Path(json.loads(stamp.read_text())["wheel"])
         if wheel.is_file():
             return wheel
     raise UserError(
-        f"no repaired wheel for {key.arch} {build} yet: run the repair "
+        f"no repaired wheel for {key.target.label} {build} yet: run the repair "
         f"session first (nox requires chains it)."
     )
 
@@ -67,19 +67,19 @@ class RepairStep(PythonStep):
     name = "repair"
 
     def requires(self, config: Config, key: PythonKey) -> list[Needed]:
-        return [(BUILD, BUILD.key_for(config, BuildKey(key.arch, key.python)))]
+        return [(BUILD, BUILD.key_for(config, BuildKey(key.target, key.python)))]
 
     def doc(self, config: Config, key: PythonKey) -> str:
         return (
-            f"auditwheel-repair the {key.arch} wheel for Python {key.python.version} into "
-            f"{config.wheelhouse.name}/."
+            f"auditwheel-repair the {key.target.platform_tag} wheel for Python "
+            f"{key.python.version} into {config.wheelhouse.name}/."
         )
 
     def run(self, run: Run, key: PythonKey) -> None:
         project = run.project
         build = project.build_id(key.python)
-        raw = only_wheel(project.workdir.dist(key.arch, build), "the build step's output")
-        inputs = self._inputs(run, raw)
+        raw = only_wheel(project.workdir.dist(key.target.label, build), "the build step's output")
+        inputs = self._inputs(run, key, raw)
 
         def current(path: Path) -> bool:
             # this build's, against the same dependency prefix (what is grafted), with the
@@ -93,19 +93,19 @@ class RepairStep(PythonStep):
                 and wheel.is_file()
             )
 
-        stamp_path = project.workdir.repaired_stamp(key.arch, build)
+        stamp_path = project.workdir.repaired_stamp(key.target.label, build)
         stamp = Artifact(stamp_path, stamp_path.with_name(stamp_path.name + ".lock"), check=current)
         if stamp.complete():
             stamp.touch()
             wheel = Path(json.loads(stamp_path.read_text())["wheel"])
             run.log(f"up to date ({wheel.name}, repaired from this build already)")
             return
-        with run.backend(key.arch) as backend:
+        with run.backend(key.target) as backend:
             say_where(run, backend, "repair")
             stamp.ensure(lambda place: self._repair(run, backend, key, raw, inputs, place))
 
     @staticmethod
-    def _inputs(run: Run, raw: Path) -> dict[str, object]:
+    def _inputs(run: Run, key: PythonKey, raw: Path) -> dict[str, object]:
         """What a repaired wheel is made from: the unrepaired wheel, the prefix whose
         libraries it grafts (its path names its key) and the repair settings."""
         record = raw.parent / PREFIX_RECORD
@@ -113,7 +113,7 @@ class RepairStep(PythonStep):
         return {
             "raw_sha256": file_sha256(raw),
             "prefix": record.read_text().strip() if record.is_file() else None,
-            "policy": run.config.policy,
+            "policy": key.target.policy,
             "exclude": sorted(repair.exclude),
             "lib_sdir": repair.lib_sdir,
             "source_date_epoch": run.config.source_date_epoch,
@@ -128,15 +128,15 @@ class RepairStep(PythonStep):
         inputs: dict[str, object],
         stamp: Path,
     ) -> None:
-        project, config, arch = run.project, run.config, key.arch
+        project, config, label = run.project, run.config, key.target.label
         build = project.build_id(key.python)
         engine = PrefixEngine(run, backend)  # its plan: made once for the step
-        out = project.workdir.repair_out(arch, build)
+        out = project.workdir.repair_out(label, build)
         if out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True)
         executor = backend.executor
-        log = project.workdir.log(arch, f"repair-{build}")
+        log = project.workdir.log(label, f"repair-{build}")
         python = repair_python(executor, project.cache, project.build_python(key.python), log=log)
         argv = [python, "-m", "auditwheel", "repair", "--plat", backend.repair_plat(),
                 "--lib-sdir", config.repair.lib_sdir, "-w", str(out)]  # fmt: skip

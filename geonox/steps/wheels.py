@@ -1,10 +1,19 @@
-"""wheels: the complete path, for one Python (ldd + test) or for every configured one."""
+"""wheels: the complete path, for one Python (ldd + test), for every Python of a musllinux
+target (``wheels-x86_64-musl``), or for everything an arch is built for (``wheels-x86_64``)."""
 
 from __future__ import annotations
 
 from geonox.config import Config
 from geonox.project import Run
-from geonox.steps.base import ArchKey, ArchStep, Needed, PythonKey, PythonStep
+from geonox.steps.base import (
+    ArchKey,
+    ArchStep,
+    Needed,
+    PythonKey,
+    PythonStep,
+    TargetKey,
+    TargetStep,
+)
 from geonox.steps.ldd import LDD
 from geonox.steps.test import TEST
 
@@ -17,11 +26,33 @@ class WheelsStep(PythonStep):
 
     def doc(self, config: Config, key: PythonKey) -> str:
         return (
-            f"Complete path for {key.arch}, Python {key.python.version}: deps, build, repair, "
-            "ldd, test."
+            f"Complete path for {key.target.platform_tag}, Python {key.python.version}: deps, "
+            "build, repair, ldd, test."
         )
 
     def run(self, run: Run, key: PythonKey) -> None:
+        run.log(f"done; wheels in {run.config.wheelhouse}")
+
+
+class TargetWheelsStep(TargetStep):
+    """Every Python of one target, where the target's label is not the arch itself (the
+    manylinux target's is ``wheels-{arch}``, below)."""
+
+    name = "wheels"
+
+    def keys(self, config: Config, arch: str | None) -> list[TargetKey]:
+        return [k for k in super().keys(config, arch) if k.target.label != k.target.arch]
+
+    def requires(self, config: Config, key: TargetKey) -> list[Needed]:
+        return [(WHEELS, PythonKey(key.target, py)) for py in config.pythons]
+
+    def doc(self, config: Config, key: TargetKey) -> str:
+        return (
+            f"Complete path for {key.target.platform_tag} and every configured Python "
+            f"({', '.join(p.version for p in config.pythons)})."
+        )
+
+    def run(self, run: Run, key: TargetKey) -> None:
         run.log(f"done; wheels in {run.config.wheelhouse}")
 
 
@@ -29,12 +60,16 @@ class AllWheelsStep(ArchStep):
     name = "wheels"
 
     def requires(self, config: Config, key: ArchKey) -> list[Needed]:
-        return [(WHEELS, PythonKey(key.arch, py)) for py in config.pythons]
+        return [
+            (WHEELS, PythonKey(target, py))
+            for target in config.targets(key.arch)
+            for py in config.pythons
+        ]
 
     def doc(self, config: Config, key: ArchKey) -> str:
         return (
-            f"Complete path for {key.arch} and every configured Python "
-            f"({', '.join(p.version for p in config.pythons)})."
+            f"Complete path for {key.arch} ({', '.join(config.policies)}) and every configured "
+            f"Python ({', '.join(p.version for p in config.pythons)})."
         )
 
     def run(self, run: Run, key: ArchKey) -> None:
@@ -42,4 +77,5 @@ class AllWheelsStep(ArchStep):
 
 
 WHEELS = WheelsStep()
+TARGET_WHEELS = TargetWheelsStep()
 ALL_WHEELS = AllWheelsStep()
