@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The interpreters geonox's musllinux and free-threaded tests run wheels on, built here from
+# release source (nothing prebuilt for musl or free-threading is reachable from this machine):
+#
+#   ft    CPython 3.13.5 --disable-gil against glibc  ->  <root>/ft/bin/python3.13t
+#   musl  CPython 3.13.5 against musl (musl-gcc)      ->  <root>/musl/bin/python3.13
+#
+# Inputs: ../shared/mirror/Python-3.13.5.tar.xz (python.org's bytes) and, for musl's zlib,
+# Debian's zlib_1.2.13.dfsg.orig.tar.bz2 from its pool; both sha256-checked.  Each build is
+# cached under <root> by a key of its inputs (tarballs' sha256 + this script's), built in a
+# scratch directory and moved into place whole, so an interrupted build leaves nothing.
+# Idempotent: a second run with the same inputs costs nothing.  Prints "<flavour> <python>".
+#
+# Environment:
+#   GEONOX_TEST_PYTHONS  cache root (default ~/.cache/geonox-test/pythons)
+#   GEONOX_MIRROR        the source mirror (default ../shared/mirror beside the repo)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=${GEONOX_TEST_PYTHONS:-${HOME:-/root}/.cache/geonox-test/pythons}
+MIRROR=${GEONOX_MIRROR:-$here/../shared/mirror}
+PY_TARBALL=Python-3.13.5.tar.xz
+PY_SHA=93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640
+ZLIB_URL=http://deb.debian.org/debian/pool/main/z/zlib/zlib_1.2.13.dfsg.orig.tar.bz2
+ZLIB_SHA=71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1
+JOBS=$(nproc)
+
+say() { echo "build_pythons: $*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+[ -f "$MIRROR/$PY_TARBALL" ] || die "$MIRROR/$PY_TARBALL not found (set GEONOX_MIRROR)"
+echo "$PY_SHA  $MIRROR/$PY_TARBALL" | sha256sum -c --quiet - || die "$PY_TARBALL: sha256 mismatch"
+
+need=()
+for pkg in musl musl-dev musl-tools build-essential libssl-dev libffi-dev zlib1g-dev; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+mkdir -p "$ROOT"
+
+# build <flavour>: make <root>/<flavour> point at a complete build for the current inputs
+build() {
+  local flavour=$1
+  local key
+  # the key: the flavour's inputs and its build function's own text (an edit elsewhere in
+  # this script rebuilds nothing)
+  key=$( (printf '%s\n' "$flavour" "$PY_SHA" "$ZLIB_SHA"; declare -f unpack_python "build_$flavour") \
+    | sha256sum | cut -c1-16)
+  local dest="$ROOT/$flavour-$key"
+  if [ ! -f "$dest/.complete" ]; then
+    local t0=$SECONDS
+    local scratch
+    scratch=$(mktemp -d "$ROOT/.scratch-$flavour-XXXXXX")
+    trap 'rm -rf "$scratch"' EXIT
+    say "building $flavour (key $key; log $scratch/build.log)"
+    if ! "build_$flavour" "$scratch" "$dest" >"$scratch/build.log" 2>&1; then
+      tail -n 40 "$scratch/build.log" >&2
+      die "$flavour build failed"
+    fi
+    # configure --prefix is the final place; make install wrote into DESTDIR=$scratch/root
+    rm -rf "$dest"
+    mv "$scratch/root$dest" "$dest"
+    touch "$dest/.complete"
+    rm -rf "$scratch"
+    trap - EXIT
+    say "$flavour built in $((SECONDS - t0)) s"
+  fi
+  ln -sfn "$(basename "$dest")" "$ROOT/$flavour.tmp" && mv -T "$ROOT/$flavour.tmp" "$ROOT/$flavour"
+}
+
+unpack_python() {
+  tar -xJf "$MIRROR/$PY_TARBALL" -C "$1"
+  echo "$1/Python-3.13.5"
+}
+
+build_ft() {
+  local scratch=$1 dest=$2 src
+  src=$(unpack_python "$scratch")
+  cd "$src"
+  ./configure --prefix="$dest" --disable-gil --disable-test-modules --with-ensurepip=install
+  make -j"$JOBS"
+  make install DESTDIR="$scratch/root"
+}
+
+build_musl() {
+  local scratch=$1 dest=$2 src
+  # zlib for musl (pip unpacks deflated wheels): glibc's zlib.h must not leak in, so it is
+  # built with musl-gcc into the interpreter's own prefix and pkg-config looks only there.
+  curl -sSf -o "$scratch/zlib.tar.bz2" "$ZLIB_URL"
+  echo "$ZLIB_SHA  $scratch/zlib.tar.bz2" | sha256sum -c --quiet -
+  tar -xjf "$scratch/zlib.tar.bz2" -C "$scratch"
+  (cd "$scratch"/zlib-1.2.13* && CC=musl-gcc CFLAGS="-O2 -fPIC" ./configure --prefix="$dest" --static \
+     && make -j"$JOBS" && make install DESTDIR="$scratch/root" prefix="$dest")
+  # musl-gcc --print-multiarch answers x86_64-linux-gnu (gcc's), and CPython's configure
+  # refuses a triplet that disagrees with the one its preprocessor test finds: answer for musl.
+  mkdir -p "$scratch/bin"
+  cat >"$scratch/bin/musl-cc" <<'EOF'
+#!/bin/sh
+for a in "$@"; do [ "$a" = --print-multiarch ] && { echo x86_64-linux-musl; exit 0; }; done
+exec musl-gcc "$@"
+EOF
+  chmod +x "$scratch/bin/musl-cc"
+  src=$(unpack_python "$scratch")
+  cd "$src"
+  PKG_CONFIG_LIBDIR="$scratch/root$dest/lib/pkgconfig" PKG_CONFIG_PATH= \
+    CC="$scratch/bin/musl-cc" CPPFLAGS="-I$scratch/root$dest/include" \
+    LDFLAGS="-L$scratch/root$dest/lib" \
+    ./configure --prefix="$dest" --disable-test-modules --with-ensurepip=install
+  make -j"$JOBS"
+  make install DESTDIR="$scratch/root"
+}
+
+build ft
+build musl
+echo "ft $ROOT/ft/bin/python3.13t"
+echo "musl $ROOT/musl/bin/python3.13"
