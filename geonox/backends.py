@@ -197,6 +197,16 @@ class Backend:
         executor.start()
         return executor.image
 
+    def check_interpreters(self) -> None:
+        """Find every configured interpreter where it will build (and, on this machine,
+        where it will test) before anything is built: a missing or broken one is a
+        UserError now, not after the dependencies' minutes of compiling."""
+        for py in self.config.pythons:
+            self.executor.python(py)
+        if not self.runs_in_image and self.test_executor is not self.executor:
+            for py in self.config.pythons:
+                self.test_executor.python(py)
+
     def where(self, role: str = "build") -> str:
         """Where a step of ``role`` ("build", "repair", "test") runs, for its first line."""
         return (self.test_executor if role == "test" else self.executor).where()

@@ -22,7 +22,7 @@ from geonox.images import ImageLock, LockEntry, image_for, pinned_image
 from geonox.plan import session_specs
 from geonox.project import Project
 from geonox.steps.test import extension_modules
-from geonox.targets import PythonVersion, Target, host_libc
+from geonox.targets import SUPPORTED_PYTHONS, PythonVersion, Target, host_arch, host_libc
 
 
 def project(tmp_path: Path, table: str, extra: str = "") -> Path:
@@ -233,9 +233,10 @@ def test_a_missing_free_threaded_interpreter_says_how_to_get_one(tmp_path):
     assert "python3.14t" in text and "--disable-gil" in text and str(tmp_path) in text
 
 
-def test_pyenvs_shim_for_a_version_that_is_not_global_is_named_with_the_fix(tmp_path):
-    """pyenv's own shim, as a new user has it: python3.X on PATH for every installed
-    version, exiting 127 unless that version is a global one."""
+def pyenv_not_global(tmp_path: Path) -> tuple[str, dict[str, str]]:
+    """pyenv's own shims, as a new user has them: python3.X on PATH for every installed
+    version, exiting 127 unless that version is a global one.  Returns a minor version and
+    an environment in which only another version is "global" (PYENV_VERSION)."""
     pyenv = shutil.which("pyenv")
     if pyenv is None:
         skip_or_fail("needs pyenv (this machine's kind has it)")
@@ -243,23 +244,56 @@ def test_pyenvs_shim_for_a_version_that_is_not_global_is_named_with_the_fix(tmp_
     versions = subprocess.run(
         [pyenv, "versions", "--bare"], capture_output=True, text=True
     ).stdout.split()
-    minors = sorted({".".join(v.split(".")[:2]) for v in versions if v[:1].isdigit()})
+    minors = sorted(
+        {".".join(v.split(".")[:2]) for v in versions} & set(SUPPORTED_PYTHONS),
+        key=lambda m: PythonVersion(m).sort_key(),
+    )
     if len(minors) < 2:
         skip_or_fail("needs two CPython versions installed by pyenv")
-    shim = Path(root) / "shims" / f"python{minors[0]}"
-    if not shim.exists():
+    shims = Path(root) / "shims"
+    if not (shims / f"python{minors[0]}").exists():
         subprocess.run([pyenv, "rehash"], check=True)
-    # only another minor is "global" for this lookup (the environment pyenv reads)
-    other = next(v for v in versions if not v.startswith(minors[0] + "."))
-    old = os.environ.get("PYENV_VERSION")
-    os.environ["PYENV_VERSION"] = other
+    other = next(v for v in versions if v.startswith(minors[1] + "."))
+    env = dict(os.environ, PYENV_VERSION=other, PATH=f"{shims}{os.pathsep}{os.environ['PATH']}")
+    return minors[0], env
+
+
+def test_pyenvs_shim_for_a_version_that_is_not_global_is_named_with_the_fix(tmp_path):
+    minor, env = pyenv_not_global(tmp_path)
+    old = dict(os.environ)
+    os.environ.update(env)
     try:
         with pytest.raises(UserError) as info:
-            find_interpreter(PythonVersion(minors[0]), [str(Path(root) / "shims")])
+            find_interpreter(PythonVersion(minor))
     finally:
-        if old is None:
-            del os.environ["PYENV_VERSION"]
-        else:
-            os.environ["PYENV_VERSION"] = old
+        os.environ.clear()
+        os.environ.update(old)
     text = str(info.value)
-    assert "exit 127" in text and "pyenv global" in text and f"python{minors[0]}" in text
+    assert "exit 127" in text and "pyenv global" in text and f"python{minor}" in text
+
+
+def test_a_broken_interpreter_stops_the_deps_step_before_anything_is_built(tmp_path):
+    """As a new user meets it: `nox -s wheels-x86_64` with pyenv's shim for a version that
+    is not global.  The deps session (the first) says so in geonox's words and fetches and
+    builds nothing; before, the build step failed minutes later with "step 'venv' failed
+    (exit status 127)"."""
+    minor, env = pyenv_not_global(tmp_path)
+    (tmp_path / "p").mkdir()
+    where = project(
+        tmp_path / "p",
+        f'backend = "host"\ndeps = ["sqlite"]\npython = ["{minor}"]\n',
+    )
+    (where / "noxfile.py").write_text("import geonox\ngeonox.register()\n")
+    cache = tmp_path / "cache"
+    done = subprocess.run(
+        [sys.executable, "-m", "nox", "-s", f"deps-{host_arch()}"],
+        cwd=where,
+        env=dict(env, GEONOX_CACHE_DIR=str(cache), GEONOX_OFFLINE="1"),
+        capture_output=True,
+        text=True,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode != 0, out
+    assert f"'python{minor}' is on PATH" in out and "pyenv global" in out, out[-2000:]
+    assert "Traceback" not in out, out[-2000:]
+    assert not list(cache.glob("sources/*/*")) and not list(cache.glob("deps/*/*")), out

@@ -22,6 +22,7 @@ class DepsStep(TargetStep):
     def run(self, run: Run, key: TargetKey) -> None:
         with run.backend(key.target) as backend:
             say_where(run, backend, "build")
+            backend.check_interpreters()
             PrefixEngine(run, backend).ensure()
 
 
