@@ -274,8 +274,8 @@ class PrefixEngine:
                 **(dict(build_machine()) if recipe.build_tool else target),
             }
             key = content_key(manifest)
-            arch = executor.build_arch() if recipe.build_tool else backend.arch
-            name = f"{spec.name}-{spec.source.version}-{arch}-{key}"
+            where = executor.build_arch() if recipe.build_tool else backend.target.label
+            name = f"{spec.name}-{spec.source.version}-{where}-{key}"
             builds[spec.name] = DepBuild(
                 spec=spec,
                 recipe=recipe,

@@ -190,11 +190,13 @@ class Project:
             yield
 
     def build_python(self, py: PythonVersion | None) -> PythonVersion:
-        """The interpreter that builds a wheel: its own, or for abi3 the oldest configured
-        one with a GIL (abi3 does not cover free-threaded CPython)."""
+        """The interpreter that builds a wheel: its own, or for abi3 (and the build tools)
+        the oldest configured one with a GIL (abi3 does not cover free-threaded CPython),
+        else the oldest configured."""
         if py is not None:
             return py
-        return next(p for p in self.config.pythons if not p.free_threaded)
+        pythons = self.config.pythons
+        return next((p for p in pythons if not p.free_threaded), pythons[0])
 
     def build_id(self, py: PythonVersion | None) -> str:
         """Which build a Python version uses: 'abi3' once per target, else its tag (cp312,

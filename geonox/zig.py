@@ -252,7 +252,10 @@ class ZigToolchain:
         version = subprocess.run(
             [str(zig_exe()), "version"], capture_output=True, text=True
         ).stdout.strip()
-        text = "|".join([self.name, self.target, version, str(WRAPPER_VERSION), *self.cflags])
+        renames = [f"{k}={v}" for k, v in sorted(self.needed_renames.items())]
+        text = "|".join(
+            [self.name, self.target, version, str(WRAPPER_VERSION), *self.cflags, *renames]
+        )
         return (
             f"zig-{hashlib.sha256(text.encode()).hexdigest()[:12]} (zig {version}, {self.target})"
         )
