@@ -3,7 +3,9 @@
 # release source (nothing prebuilt for musl or free-threading is reachable from this machine):
 #
 #   ft    CPython 3.13.5 --disable-gil against glibc  ->  <root>/ft-path/python3.13t
-#   musl  CPython 3.13.5 against musl (musl-gcc)      ->  <root>/musl/bin/python3.13
+#   musl  CPython 3.13.5 against musl (musl-gcc), run  ->  <root>/musl/bin/python3.13
+#         by musl 1.2.5's loader (Debian 12's 1.2.3 cannot load DT_RELR, which PyPI's
+#         musllinux wheels use)
 #
 # Inputs: ../shared/mirror/Python-3.13.5.tar.xz (python.org's bytes) and, for musl's zlib,
 # Debian's zlib_1.2.13.dfsg.orig.tar.bz2 from its pool; both sha256-checked.  Each build is
@@ -23,6 +25,11 @@ PY_TARBALL=Python-3.13.5.tar.xz
 PY_SHA=93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640
 ZLIB_URL=http://deb.debian.org/debian/pool/main/z/zlib/zlib_1.2.13.dfsg.orig.tar.bz2
 ZLIB_SHA=71feb7947e3c00ef125f83b79a4e529bde31171e5babe48b391f06758d1ab0a1
+# musl 1.2.5's loader (Debian trixie's package): Debian 12's musl 1.2.3 cannot load what
+# musllinux wheels on PyPI ship (numpy's libgcc_s, built on Alpine with DT_RELR, which
+# musl loads from 1.2.4 on: a segfault at import), so the musl CPython runs on this one.
+MUSL_DEB_URL=http://deb.debian.org/debian/pool/main/m/musl/musl_1.2.5-3_amd64.deb
+MUSL_DEB_SHA=4288deaf14438e6c237491be45f10e3e7badb2e723cedfb08ff1fe687b646c84
 JOBS=$(nproc)
 
 say() { echo "build_pythons: $*" >&2; }
@@ -32,7 +39,7 @@ die() { say "ERROR: $*"; exit 1; }
 echo "$PY_SHA  $MIRROR/$PY_TARBALL" | sha256sum -c --quiet - || die "$PY_TARBALL: sha256 mismatch"
 
 need=()
-for pkg in musl musl-dev musl-tools build-essential libssl-dev libffi-dev zlib1g-dev; do
+for pkg in musl musl-dev musl-tools build-essential libssl-dev libffi-dev zlib1g-dev patchelf; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -47,9 +54,11 @@ mkdir -p "$ROOT"
 build() {
   local flavour=$1
   local key
-  # the key: the flavour's inputs and its build function's own text (an edit elsewhere in
+  # the key: the flavour's own inputs and its build function's text (an edit elsewhere in
   # this script rebuilds nothing)
-  key=$( (printf '%s\n' "$flavour" "$PY_SHA" "$ZLIB_SHA"; declare -f unpack_python "build_$flavour") \
+  local inputs="$PY_SHA"
+  [ "$flavour" = musl ] && inputs="$PY_SHA $ZLIB_SHA $MUSL_DEB_SHA"
+  key=$( (printf '%s\n' "$flavour" $inputs; declare -f unpack_python "build_$flavour") \
     | sha256sum | cut -c1-16)
   local dest="$ROOT/$flavour-$key"
   if [ ! -f "$dest/.complete" ]; then
@@ -117,6 +126,12 @@ EOF
     ./configure --prefix="$dest" --disable-test-modules --with-ensurepip=install
   make -j"$JOBS"
   make install DESTDIR="$scratch/root"
+  # its own loader: musl 1.2.5 (see MUSL_DEB_URL), named as the interpreter's PT_INTERP
+  curl -sSf -o "$scratch/musl.deb" "$MUSL_DEB_URL"
+  echo "$MUSL_DEB_SHA  $scratch/musl.deb" | sha256sum -c --quiet -
+  dpkg-deb -x "$scratch/musl.deb" "$scratch/musl"
+  cp "$scratch/musl/usr/lib/x86_64-linux-musl/libc.so" "$scratch/root$dest/lib/ld-musl-x86_64.so.1"
+  patchelf --set-interpreter "$dest/lib/ld-musl-x86_64.so.1" "$scratch/root$dest/bin/python3.13"
 }
 
 build ft
