@@ -90,6 +90,7 @@ class ElfInfo:
     version_requirements: dict[str, list[str]] = field(default_factory=dict)
     undefined: list[DynamicSymbol] = field(default_factory=list)
     exported: list[DynamicSymbol] = field(default_factory=list)
+    relr: bool = False  # DT_RELR packed relative relocations (glibc 2.36, musl 1.2.4 load them)
 
     @property
     def arch(self) -> str | None:
@@ -179,6 +180,8 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
                     info.rpath.extend(_split_paths(tag.rpath))
                 elif kind == "DT_RUNPATH":
                     info.runpath.extend(_split_paths(tag.runpath))
+                elif kind == "DT_RELR":
+                    info.relr = True
 
         # vna_other (the index a versym entry holds) -> (version name, library)
         needed_versions: dict[int, tuple[str, str]] = {}

@@ -128,6 +128,20 @@ def test_sqlext_as_musllinux_wheels_for_both_arches(built_pythons, geonox_env, t
     assert errors and "libsqlite3.so.0" in errors[0].detail, report.violations
     assert "musllinux_1_2_x86_64" in errors[0].detail
 
+    # zig's own name for musl's libc, as an unrepaired zig wheel has it: it loads (musl's
+    # loader answers any libc.* itself), so a warning that names the fix
+    plain = tmp_path / "plain" / x86.name
+    plain.parent.mkdir()
+    shutil.copy(x86, plain)
+    with rewriting(plain, None) as root:
+        (module,) = root.glob("sqlext/_sqlext*.so")
+        argv = [patchelf, "--replace-needed", MUSL_LIBC["x86_64"], "libc.so", str(module)]
+        subprocess.run(argv, check=True)
+    report = verify_wheel(plain)
+    assert report.ok, report.violations
+    (warning,) = [v for v in report.warnings if v.rule == "needed-library"]
+    assert "NEEDS libc.so" in warning.detail and "--replace-needed" in warning.detail
+
 
 def test_the_example_as_musllinux_wheels_for_both_arches(built_pythons, geonox_env, tmp_path):
     project = make_project(

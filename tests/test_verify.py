@@ -643,6 +643,7 @@ def test_policy_resolution_and_versions():
         "cxx-runtime-version",
         "unversioned-libc",
         "rpath",
+        "musl-relr",
         "exported-library-api",
         "exported-symbols",
         "duplicate-library",

@@ -13,6 +13,7 @@ RULES = (
     "cxx-runtime-version",
     "unversioned-libc",
     "rpath",
+    "musl-relr",
     "exported-library-api",
     "exported-symbols",
     "duplicate-library",

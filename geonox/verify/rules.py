@@ -16,6 +16,8 @@ advice each version rule appends.  :data:`RULE_TABLE` says which file kinds a ru
                         error where the loader would search it (DT_RPATH; a DT_RUNPATH of a
                         file that needs a library the interpreter has not loaded), else a
                         warning (pyproj 3.8.0's musllinux ``_compat`` needs only libc).
+``musl-relr``           a musllinux file uses DT_RELR relocations, which musl loads from 1.2.4
+                        on (musllinux_1_2 admits 1.2.0 to 1.2.3): a warning.
 ``exported-library-api`` an extension module exports a bundled library's API (``proj_*``,
                         ``GEOS*``, ``sqlite3_*``): another module or library loaded
                         RTLD_GLOBAL could bind to that copy.
@@ -44,7 +46,7 @@ from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
 
 from geonox.elf import ElfInfo
-from geonox.policy import max_version, version_allowed, version_sort_key
+from geonox.policy import max_version, musl_libc_soname, version_allowed, version_sort_key
 from geonox.recipes import known_libraries, registry
 from geonox.verify.facts import (
     GLIBC_LIBS,
@@ -73,6 +75,9 @@ SEVERITY = {
     "undeclared-bundle": "error",  # a warning unless the caller requires an SBOM
     "record": "error",
     "ldd": "error",
+    # PyPI's musllinux wheels (numpy's, shapely's libgcc_s) use DT_RELR: a fact to know, not
+    # a gate every real musllinux wheel would fail
+    "musl-relr": "warning",
 }
 RuleFunction = Callable[[WheelFacts, str, ElfInfo], Iterator[Finding]]
 
@@ -152,6 +157,16 @@ def needed_libraries(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Fin
                 f"NEEDS {lib}; an extension must not link libpython (the "
                 "manylinux interpreters are statically linked), drop "
                 "-lpython from the link.",
+            )
+            continue
+        if policy.libc == "musl" and name == "libc.so":
+            yield (
+                "needed-library",
+                f"NEEDS libc.so, musl's libc as zig and musl-gcc name it: musl's loader "
+                f"answers it itself, so it loads, but musllinux wheels (and auditwheel, which "
+                f"cannot repair it) name it {musl_libc_soname(policy.arch)}: patchelf "
+                f"--replace-needed libc.so {musl_libc_soname(policy.arch)}.",
+                "warning",
             )
             continue
         if policy.whitelist is not None and lib not in policy.whitelist:
@@ -264,6 +279,18 @@ def unversioned_libc(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Fin
             f"{'it' if len(present) == 1 else 'them'}, so it loads, but the "
             "binding is to whatever version the user's glibc makes default.",
             "warning",
+        )
+
+
+def musl_relr(facts: WheelFacts, rel: str, info: ElfInfo) -> Iterator[Finding]:
+    policy = facts.policy
+    assert policy is not None
+    if policy.libc == "musl" and info.relr:
+        yield (
+            "musl-relr",
+            f"uses DT_RELR relocations, which musl loads from 1.2.4 on; {policy.tag} admits "
+            "musl 1.2.0 to 1.2.3 too (Alpine 3.13 to 3.17), whose loader crashes on it at "
+            "import. Link without -z pack-relative-relocs to load everywhere the tag admits.",
         )
 
 
@@ -424,6 +451,7 @@ RULE_TABLE: tuple[tuple[RuleFunction, frozenset[str], bool], ...] = (
     (blacklisted_symbols, ANY_KIND, True),
     (unversioned_libc, ANY_KIND, True),
     (rpath, ANY_KIND, True),
+    (musl_relr, ANY_KIND, True),
     (exported_symbols, frozenset({"extension"}), True),
 )
 #: Rules over the whole wheel, yielding ``(file, rule, detail)``.
