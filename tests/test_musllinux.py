@@ -192,9 +192,10 @@ def test_shapely_as_a_musllinux_wheel_passes_its_suite_on_musl(built_pythons, ge
         interpreters={"x86_64-musl": [str(built_pythons["musl"].parent)]},
         wheelhouse=str(wheelhouse),
         test_requires=["pytest"],
+        # the suite, then which interpreter ran it (the session shows its last lines)
         test_command='python -c "import sys, pytest, sysconfig; '
-        "print('SOABI', sysconfig.get_config_var('SOABI')); "
-        "sys.exit(pytest.main(['--pyargs', 'shapely.tests', '-q', '-p', 'no:cacheprovider']))\"",
+        "rc = pytest.main(['--pyargs', 'shapely.tests', '-q', '-p', 'no:cacheprovider']); "
+        "print('SOABI', sysconfig.get_config_var('SOABI')); sys.exit(rc)\"",
     )
     result = nox("-s", "wheels-x86_64", cwd=where, env=geonox_env)
     out = result.stdout
