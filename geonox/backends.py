@@ -365,7 +365,7 @@ class ZigBackend(Backend):
                 f"test on {self.target.libc} interpreters of this machine"
             )
             raise UserError(
-                f"cannot test the {self.target.platform_tag} wheels on this {host_arch()} "
+                f"cannot test the {label} wheels on this {host_arch()} "
                 f"{host_libc()} machine: they run in a container of the {label} image, and no "
                 f"container engine answers ({why}). Start docker or podman and {how}, or stop "
                 f"before the test: `nox -s ldd-{label}-<python>`."

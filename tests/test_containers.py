@@ -40,8 +40,10 @@ from conftest import (
 )
 
 import geonox.cores
-from geonox.images import ImageLock, resolve_digest
+from geonox.errors import UserError
+from geonox.images import ImageLock, pinned_image, resolve_digest
 from geonox.recipes import geos as geos_recipe
+from geonox.targets import Target
 
 pytestmark = pytest.mark.containers
 EXAMPLE = REPO / "examples" / "geodemo"
@@ -116,6 +118,34 @@ def test_pin_writes_the_digest_the_registry_reports(tmp_path, image_x86, geonox_
     lock = ImageLock.load(project)
     assert lock.entries["x86_64"].image == image_x86
     assert lock.entries["x86_64"].digest == registry_digest(image_x86)
+
+
+def test_a_musllinux_target_is_pinned_under_its_own_label(tmp_path, image_x86, geonox_env):
+    """Two policies with docker: each target's image is pinned in the lock under its label
+    (x86_64, x86_64-musl), read back for that target only.  quay.io's musllinux image cannot
+    be reached here: the musl target names the stand-in (pinning only asks the registry)."""
+    table = (
+        sqlext_table("x86_64", image_x86)
+        .replace('policy = "manylinux_2_31"', 'policy = ["manylinux_2_31", "musllinux_1_2"]')
+        .replace(
+            f'images = {{ x86_64 = "{image_x86}" }}',
+            f'images = {{ x86_64 = "{image_x86}", "x86_64-musl" = "{image_x86}" }}',
+        )
+    )
+    project = make_project(tmp_path, SQLEXT, table)
+    pin(project, geonox_env)
+    lock = ImageLock.load(project)
+    assert sorted(lock.entries) == ["x86_64", "x86_64-musl"]
+    assert lock.entries["x86_64-musl"].digest == registry_digest(image_x86)
+    musl = Target("x86_64", "musllinux_1_2")
+    assert pinned_image(image_x86, musl, lock, allow_unpinned=False).digest == registry_digest(
+        image_x86
+    )
+    # without the musl entry, the musl target refuses to run while the manylinux one may
+    del lock.entries["x86_64-musl"]
+    with pytest.raises(UserError, match="unpinned image"):
+        pinned_image(image_x86, musl, lock, allow_unpinned=False)
+    assert pinned_image(image_x86, Target("x86_64", "manylinux_2_31"), lock, False).digest
 
 
 class _TokenProxy(BaseHTTPRequestHandler):

@@ -113,6 +113,8 @@ def test_sigterm_stops_the_compiler_in_the_container(tmp_path, geonox_env):
             'backend = "host"',
             f'backend = "docker"\npolicy = "manylinux_2_31"\nimages = {{ x86_64 = "{image}" }}',
         )
+        # the stand-in's CPython: the deps session finds every configured one first
+        .replace('python = ["3.12"]', 'python = ["3.9"]')
     )
     (project / "pyproject.toml").write_text(text)
     pinned = run(
