@@ -224,6 +224,15 @@ class Backend:
     def _make_executor(self) -> Executor:
         raise NotImplementedError
 
+    def _here(self, *, cross: bool = False) -> HostExecutor:
+        """This machine, finding the target's interpreters where ``interpreters`` says."""
+        return HostExecutor(
+            self.arch,
+            cross=cross,
+            interpreters=self.config.interpreters.get(self.target.label, ()),
+            libc=self.target.libc,
+        )
+
     # -- container images, for the backends that use them
 
     def _container(self, kind: str) -> ContainerExecutor:
@@ -265,11 +274,7 @@ class HostBackend(Backend):
     name = "host"
 
     def _make_executor(self) -> Executor:
-        return HostExecutor(
-            self.arch,
-            interpreters=self.config.interpreters.get(self.target.label, ()),
-            libc=self.target.libc,
-        )
+        return self._here()
 
     def repair_plat(self) -> str:
         return "auto"  # the best tag this host honestly allows
@@ -377,14 +382,7 @@ class ZigBackend(Backend):
         if self.foreign:
             return self.test_container
         if self.target.label in self.config.interpreters:
-            return self._scoped(
-                HostExecutor(
-                    self.arch,
-                    cross=True,
-                    interpreters=self.config.interpreters[self.target.label],
-                    libc=self.target.libc,
-                )
-            )
+            return self._scoped(self._here(cross=True))
         return self.executor
 
     @property

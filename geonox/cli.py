@@ -296,8 +296,7 @@ def _cache_remote(args: argparse.Namespace) -> int:
     for target in project.targets():
         if args.arch and target.arch != args.arch:
             continue
-        arch = target.label
-        run = project.run(arch, print)
+        run = project.run(target.label, print)
         with run.backend(target) as backend:
             engine = PrefixEngine(run, backend)
             moved = engine.push(remote) if args.action == "push" else engine.pull(remote)
@@ -314,7 +313,7 @@ def _cache_remote(args: argparse.Namespace) -> int:
             else:
                 failed += 1
                 why = t.detail if t.outcome == "failed" else f"{remote} has no {b.path.name}"
-                print(f"{arch}: {b.label}: {why}", file=sys.stderr)
+                print(f"{target.label}: {b.label}: {why}", file=sys.stderr)
     return 1 if failed else 0
 
 

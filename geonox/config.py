@@ -54,6 +54,7 @@ from geonox.targets import (
     PythonVersion,
     Target,
     host_arch,
+    policy_family,
     target_labels,
 )
 
@@ -141,12 +142,14 @@ class Config:
         """What ``arch`` is built for: one target per configured policy."""
         return tuple(Target(arch, policy) for policy in self.policies)
 
-    def pythons_for_abi3(self) -> tuple[PythonVersion | None, ...]:
-        """The builds an abi3 project makes per target: one abi3 wheel (``None``) for the
-        GIL-enabled versions, and one per free-threaded version, which abi3 does not cover."""
-        ft = tuple(py for py in self.pythons if py.free_threaded)
-        gil = any(not py.free_threaded for py in self.pythons)
-        return ((None,) if gil else ()) + ft
+    def build_for(self, py: PythonVersion | None) -> PythonVersion | None:
+        """The build that serves ``py``: the abi3 build (``None``) in an abi3 project, except
+        for a free-threaded version, which abi3 does not cover; else ``py``'s own."""
+        return None if self.abi3 and not (py and py.free_threaded) else py
+
+    def builds(self) -> tuple[PythonVersion | None, ...]:
+        """Every build a target makes, once each, in the configured order."""
+        return tuple(dict.fromkeys(self.build_for(py) for py in self.pythons))
 
 
 # ------------------------------------------------------------------ errors
@@ -301,7 +304,7 @@ def _policies(key: str, value: Any, r: Reading) -> tuple[str, ...]:
         raise _err(key, value, "expected at least one policy")
     families: dict[str, str] = {}
     for policy in policies:
-        family = Target("", policy).family
+        family = policy_family(policy)
         if family in families:
             raise _err(
                 key,

@@ -201,9 +201,8 @@ class Project:
     def build_id(self, py: PythonVersion | None) -> str:
         """Which build a Python version uses: 'abi3' once per target, else its tag (cp312,
         cp313t: a free-threaded version has its own build even in an abi3 project)."""
-        if py is None or (self.config.abi3 and not py.free_threaded):
-            return "abi3"
-        return py.tag
+        build = self.config.build_for(py)
+        return "abi3" if build is None else build.tag
 
     @property
     def jobs(self) -> int:

@@ -101,12 +101,12 @@ class Target:
 
     @property
     def libc(self) -> str:
-        return "musl" if self.policy.startswith("musllinux") else "glibc"
+        return "musl" if self.family == "musllinux" else "glibc"
 
     @property
     def family(self) -> str:
         """``manylinux`` or ``musllinux``: a nox session tag."""
-        return "musllinux" if self.libc == "musl" else "manylinux"
+        return policy_family(self.policy)
 
     @property
     def label(self) -> str:
@@ -118,5 +118,12 @@ class Target:
 def target_labels() -> tuple[str, ...]:
     """Every label a target can have: ``x86_64``, ``x86_64-musl``, ``aarch64``, …"""
     return tuple(
-        Target(arch, family).label for arch in ARCHS for family in ("manylinux", "musllinux")
+        Target(arch, policy).label
+        for arch in ARCHS
+        for policy in ("manylinux_2_28", "musllinux_1_2")
     )
+
+
+def policy_family(policy: str) -> str:
+    """``manylinux`` (glibc) or ``musllinux`` (musl): what a policy's name says."""
+    return "musllinux" if policy.startswith("musllinux") else "manylinux"

@@ -38,7 +38,7 @@ from geonox.cache import CacheLayout
 from geonox.errors import UserError
 from geonox.executors import Executor
 from geonox.policy import glibc_of, musl_libc_soname
-from geonox.targets import PythonVersion
+from geonox.targets import PythonVersion, policy_family
 from geonox.toolchains import flag_args, prefix_args, seed_flags
 from geonox.zigcc import sh_wrapper, translate, wrapper_main
 
@@ -99,7 +99,7 @@ class ZigToolchain:
 
     @property
     def musl(self) -> bool:
-        return self.policy.startswith("musllinux")
+        return policy_family(self.policy) == "musllinux"
 
     @property
     def glibc(self) -> str:

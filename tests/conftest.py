@@ -458,6 +458,28 @@ def keyword_noxfile(where: Path, **keywords) -> Path:
     return where
 
 
+def shapely_noxfile(where: Path, sdist: Path, *, after: str = "", **keywords) -> Path:
+    """The release noxfile of a shapely sdist over a shared GEOS 3.13.1 (``keywords`` add
+    to it), its test command shapely's own suite; ``after``: Python run once the suite
+    ends, in the same process (what it prints comes last, where the session shows it)."""
+    suite = "['--pyargs', 'shapely.tests', '-q', '-p', 'no:cacheprovider']"
+    command = (
+        f'python -c "import sys, pytest; rc = pytest.main({suite}); {after}; sys.exit(rc)"'
+        if after
+        else "python -m pytest --pyargs shapely.tests -q -p no:cacheprovider"
+    )
+    return keyword_noxfile(
+        where,
+        project=str(sdist),
+        deps=["geos"],
+        versions={"geos": "3.13.1"},
+        link="shared",
+        test_requires=["pytest"],
+        test_command=command,
+        **keywords,
+    )
+
+
 def suite_results(out: str) -> list[tuple[int, int]]:
     """(passed, failed) of each pytest summary the test sessions printed."""
     found = []

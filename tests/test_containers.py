@@ -30,13 +30,11 @@ from conftest import (
     nox,
     pypi_sdist,
     run,
+    shapely_noxfile,
     skip_or_fail,
     suite_results,
     twomod_noxfile,
     verify_errors,
-)
-from conftest import (
-    keyword_noxfile as noxfile,
 )
 
 import geonox.cores
@@ -606,20 +604,15 @@ def test_shapely_from_its_sdist_in_the_container_with_a_shared_geos(
     assert len(pythons) == 2, pythons
     sdist = tmp_path / "shapely-2.0.7.tar.gz"
     shutil.copy(pypi_sdist("shapely", "2.0.7"), sdist)
-    where = noxfile(
+    where = shapely_noxfile(
         tmp_path / "release",
-        project=str(sdist),
-        deps=["geos"],
-        versions={"geos": "3.13.1"},
-        link="shared",
+        sdist,
         backend="docker",
         archs=["x86_64"],
         policy="manylinux_2_31",
         python=pythons,
         images={"x86_64": image_x86},
         container_env=["PIP_CERT"],
-        test_requires=["pytest"],
-        test_command="python -m pytest --pyargs shapely.tests -q -p no:cacheprovider",
     )
     pinned = nox("-s", "pin-images", cwd=where, env=geonox_env)
     assert pinned.returncode == 0, pinned.stdout[-3000:]

@@ -29,10 +29,10 @@ import pytest
 from conftest import (
     REPO,
     grafted_once,
-    keyword_noxfile,
     make_project,
     nox,
     pypi_sdist,
+    shapely_noxfile,
     skip_or_fail,
     suite_results,
     verify_errors,
@@ -180,22 +180,15 @@ def test_the_example_as_musllinux_wheels_for_both_arches(built_pythons, geonox_e
 def test_shapely_as_a_musllinux_wheel_passes_its_suite_on_musl(built_pythons, geonox_env, tmp_path):
     sdist = pypi_sdist("shapely", "2.1.2")
     wheelhouse = tmp_path / "wheelhouse"
-    where = keyword_noxfile(
+    where = shapely_noxfile(
         tmp_path / "shapely",
-        project=str(sdist),
-        deps=["geos"],
-        versions={"geos": "3.13.1"},
-        link="shared",
+        sdist,
+        after=PRINT_ABI,  # which interpreter ran the suite
         backend="zig",
         policy="musllinux_1_2",
         python=["3.13"],
         interpreters={"x86_64-musl": [str(built_pythons["musl"].parent)]},
         wheelhouse=str(wheelhouse),
-        test_requires=["pytest"],
-        # the suite, then which interpreter ran it (the session shows its last lines)
-        test_command='python -c "import sys, pytest, sysconfig; '
-        "rc = pytest.main(['--pyargs', 'shapely.tests', '-q', '-p', 'no:cacheprovider']); "
-        "print('SOABI', sysconfig.get_config_var('SOABI')); sys.exit(rc)\"",
     )
     result = nox("-s", "wheels-x86_64", cwd=where, env=geonox_env)
     out = result.stdout
@@ -212,21 +205,15 @@ def test_shapely_as_a_musllinux_wheel_passes_its_suite_on_musl(built_pythons, ge
 def test_shapely_cp313t_passes_its_suite_with_the_gil_disabled(built_pythons, geonox_env, tmp_path):
     sdist = pypi_sdist("shapely", "2.1.2")
     wheelhouse = tmp_path / "wheelhouse"
-    where = keyword_noxfile(
+    where = shapely_noxfile(
         tmp_path / "shapely",
-        project=str(sdist),
-        deps=["geos"],
-        versions={"geos": "3.13.1"},
-        link="shared",
+        sdist,
+        # whether the GIL is still off: importing a module that does not declare
+        # free-threading support turns it back on for the rest of the process
+        after="print('GIL enabled after the suite:', sys._is_gil_enabled())",
         backend="host",
         python=["3.13t"],
         wheelhouse=str(wheelhouse),
-        test_requires=["pytest"],
-        # the suite, then whether the GIL is still off: importing a module that does not
-        # declare free-threading support turns it back on for the rest of the process
-        test_command='python -c "import sys, pytest; '
-        "rc = pytest.main(['--pyargs', 'shapely.tests', '-q', '-p', 'no:cacheprovider']); "
-        "print('GIL enabled after the suite:', sys._is_gil_enabled()); sys.exit(rc)\"",
     )
     env = dict(geonox_env, PATH=f"{built_pythons['ft'].parent}{os.pathsep}{geonox_env['PATH']}")
     result = nox("-s", "wheels-x86_64", cwd=where, env=env)

@@ -20,6 +20,7 @@ from conftest import (
     grafted_once,
     nox,
     pypi_sdist,
+    shapely_noxfile,
     skip_or_fail,
     suite_results,
     verify_errors,
@@ -45,17 +46,12 @@ def needs_x86_64():
 def test_shapely_from_its_sdist_with_a_shared_geos_passes_its_own_suite(geonox_env, tmp_path):
     sdist = pypi_sdist("shapely", "2.1.2")
     wheelhouse = tmp_path / "wheelhouse"
-    where = noxfile(
+    where = shapely_noxfile(
         tmp_path / "shapely",
-        project=str(sdist),
-        deps=["geos"],
-        versions={"geos": "3.13.1"},
-        link="shared",
+        sdist,
         backend="host",
         python=["3.11", "3.12"],
         wheelhouse=str(wheelhouse),
-        test_requires=["pytest"],
-        test_command="python -m pytest --pyargs shapely.tests -q -p no:cacheprovider",
     )
     result = nox("-s", "wheels-x86_64", cwd=where, env=geonox_env)
     out = result.stdout

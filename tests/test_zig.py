@@ -17,11 +17,11 @@ import pytest
 from conftest import (
     REPO,
     grafted_once,
-    keyword_noxfile,
     make_project,
     nox,
     pypi_sdist,
     run,
+    shapely_noxfile,
     skip_or_fail,
     standin_or_skip,
     suite_results,
@@ -521,20 +521,15 @@ def test_shapely_from_its_sdist_with_zig_for_aarch64_tested_under_qemu(tmp_path,
     image = standin_or_skip("aarch64")
     sdist = tmp_path / "shapely-2.0.7.tar.gz"
     shutil.copy(pypi_sdist("shapely", "2.0.7"), sdist)
-    where = keyword_noxfile(
+    where = shapely_noxfile(
         tmp_path / "release",
-        project=str(sdist),
-        deps=["geos"],
-        versions={"geos": "3.13.1"},
-        link="shared",
+        sdist,
         backend="zig",
         archs=["aarch64"],
         policy="manylinux2014",
         python=["3.9"],
         images={"aarch64": image},
         container_env=["PIP_CERT"],
-        test_requires=["pytest"],
-        test_command="python -m pytest --pyargs shapely.tests -q -p no:cacheprovider",
     )
     pinned = nox("-s", "pin-images", cwd=where, env=geonox_env)
     assert pinned.returncode == 0, pinned.stdout[-3000:]

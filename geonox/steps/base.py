@@ -59,8 +59,8 @@ class ArchKey:
 
 
 @dataclass(frozen=True)
-class TargetKey:
-    """One session per target (arch and policy)."""
+class _OnTarget:
+    """A key of one target: its arch, and the name and tags every such session starts with."""
 
     target: Target
 
@@ -78,44 +78,39 @@ class TargetKey:
 
 
 @dataclass(frozen=True)
-class PythonKey:
-    """One session per target and Python version."""
-
-    target: Target
-    python: PythonVersion
-
-    @property
-    def arch(self) -> str:
-        return self.target.arch
-
-    @property
-    def suffix(self) -> str:
-        return f"-{self.target.label}-{self.python.version}"
-
-    @property
-    def tags(self) -> tuple[str, ...]:
-        return (self.target.arch, self.target.family, self.python.tag)
+class TargetKey(_OnTarget):
+    """One session per target (arch and policy)."""
 
 
 @dataclass(frozen=True)
-class BuildKey:
-    """One wheel build: per target and Python, or (``python`` None) one abi3 build per
-    target."""
+class PythonKey(_OnTarget):
+    """One session per target and Python version."""
 
-    target: Target
-    python: PythonVersion | None
-
-    @property
-    def arch(self) -> str:
-        return self.target.arch
+    python: PythonVersion
 
     @property
     def suffix(self) -> str:
-        return f"-{self.target.label}" + (f"-{self.python.version}" if self.python else "")
+        return f"{super().suffix}-{self.python.version}"
 
     @property
     def tags(self) -> tuple[str, ...]:
-        return (self.target.arch, self.target.family) + ((self.python.tag,) if self.python else ())
+        return (*super().tags, self.python.tag)
+
+
+@dataclass(frozen=True)
+class BuildKey(_OnTarget):
+    """One wheel build: per target and Python, or (``python`` None) one abi3 build per
+    target."""
+
+    python: PythonVersion | None
+
+    @property
+    def suffix(self) -> str:
+        return super().suffix + (f"-{self.python.version}" if self.python else "")
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return super().tags + ((self.python.tag,) if self.python else ())
 
 
 SessionKey = Union[ProjectKey, ArchKey, TargetKey, BuildKey, PythonKey]  # no "|" on 3.9

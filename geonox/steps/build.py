@@ -88,14 +88,12 @@ class BuildStep(Step[BuildKey]):
     def keys(self, config: Config, arch: str | None) -> list[BuildKey]:
         if arch is None:
             return []
-        pythons = config.pythons_for_abi3() if config.abi3 else config.pythons
-        return [BuildKey(t, py) for t in config.targets(arch) for py in pythons]
+        return [BuildKey(t, py) for t in config.targets(arch) for py in config.builds()]
 
     def key_for(self, config: Config, key: BuildKey) -> BuildKey:
         """The build that serves ``key``'s Python (an abi3 build serves every Python but
         the free-threaded ones)."""
-        abi3 = config.abi3 and not (key.python and key.python.free_threaded)
-        return BuildKey(key.target, None if abi3 else key.python)
+        return BuildKey(key.target, config.build_for(key.python))
 
     def requires(self, config: Config, key: BuildKey) -> list[Needed]:
         return [(DEPS, TargetKey(key.target))]

@@ -31,7 +31,7 @@ class WheelsStep(PythonStep):
         )
 
     def run(self, run: Run, key: PythonKey) -> None:
-        run.log(f"done; wheels in {run.config.wheelhouse}")
+        _done(run)
 
 
 class TargetWheelsStep(TargetStep):
@@ -47,13 +47,10 @@ class TargetWheelsStep(TargetStep):
         return [(WHEELS, PythonKey(key.target, py)) for py in config.pythons]
 
     def doc(self, config: Config, key: TargetKey) -> str:
-        return (
-            f"Complete path for {key.target.platform_tag} and every configured Python "
-            f"({', '.join(p.version for p in config.pythons)})."
-        )
+        return f"Complete path for {key.target.platform_tag} and {_every_python(config)}."
 
     def run(self, run: Run, key: TargetKey) -> None:
-        run.log(f"done; wheels in {run.config.wheelhouse}")
+        _done(run)
 
 
 class AllWheelsStep(ArchStep):
@@ -67,13 +64,19 @@ class AllWheelsStep(ArchStep):
         ]
 
     def doc(self, config: Config, key: ArchKey) -> str:
-        return (
-            f"Complete path for {key.arch} ({', '.join(config.policies)}) and every configured "
-            f"Python ({', '.join(p.version for p in config.pythons)})."
-        )
+        policies = ", ".join(config.policies)
+        return f"Complete path for {key.arch} ({policies}) and {_every_python(config)}."
 
     def run(self, run: Run, key: ArchKey) -> None:
-        run.log(f"done; wheels in {run.config.wheelhouse}")
+        _done(run)
+
+
+def _every_python(config: Config) -> str:
+    return f"every configured Python ({', '.join(p.version for p in config.pythons)})"
+
+
+def _done(run: Run) -> None:
+    run.log(f"done; wheels in {run.config.wheelhouse}")
 
 
 WHEELS = WheelsStep()

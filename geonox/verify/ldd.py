@@ -9,14 +9,13 @@ the fix (``-lm``), when the policy's glibc has the symbol."""
 from __future__ import annotations
 
 import os
-import platform
 import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from geonox.elf import ElfInfo
-from geonox.targets import host_arch
+from geonox.targets import host_arch, host_libc
 from geonox.verify.facts import WheelFacts, short_list
 from geonox.verify.glibc import INTERPRETER_LIBS, glibc_has
 from geonox.verify.rules import PYTHON_SYMBOL_RE
@@ -28,7 +27,7 @@ def should_run(facts: WheelFacts, info: ElfInfo, run_ldd: bool | None, ldd: str 
     if info.arch != host_arch():
         return False  # cannot load a foreign-arch file here
     if run_ldd is None and facts.policy is not None and facts.policy.libc == "musl":
-        return platform.libc_ver()[0] != "glibc"
+        return host_libc() == "musl"
     return True
 
 
