@@ -265,6 +265,7 @@ class Backend:
             mounts=mounts,
             env_allow=config.container_env,
             mode=config.container_mode,
+            libc=target.libc,
         )
 
 

@@ -168,10 +168,12 @@ class ContainerExecutor(Executor):
         mounts: Sequence[Path] = (),
         env_allow: Sequence[str] = (),
         mode: ContainerMode = "auto",
+        libc: str = "glibc",
     ) -> None:
         self.engine = engine
         self.image = image
         self.arch = arch
+        self.libc = libc  # the image's: a musllinux image runs musl
         self.mode = ("copy" if engine.remote else "bind") if mode == "auto" else mode
         self.shares_host_paths = self.mode == "bind"
         self._mounts = [Path(m).resolve() for m in mounts]
@@ -331,6 +333,9 @@ class ContainerExecutor(Executor):
 
     def identity(self) -> str:
         return f"{self.engine.kind}:{self.image.digest or self.image.run_ref}:{self.arch}"
+
+    def build_libc(self) -> str:
+        return self.libc
 
     def where(self) -> str:
         return f"{self.engine.kind} {self.image.run_ref} ({self.arch})"

@@ -33,7 +33,7 @@ from typing import IO, Any
 
 from geonox.command import Command
 from geonox.errors import BuildError, UserError
-from geonox.targets import PythonVersion, host_arch
+from geonox.targets import PythonVersion, host_arch, host_libc
 
 LOG_TAIL_LINES = 40
 STOP_GRACE = 5.0  # seconds a stopped process group gets before SIGKILL
@@ -199,6 +199,11 @@ class Executor(ABC):
     def build_arch(self) -> str:
         """The arch of the machine its commands run on (a build tool's artifact is named by it)."""
         return self.arch
+
+    def build_libc(self) -> str:
+        """``glibc`` or ``musl``: the C library of the machine its commands run on (a build
+        tool's wheel is chosen by it: a manylinux CMake does not run in a musllinux image)."""
+        return host_libc()
 
     @abstractmethod
     def default_path(self) -> str:

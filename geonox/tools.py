@@ -190,19 +190,29 @@ def repair_python(executor: Executor, cache: CacheLayout, py: PythonVersion, *, 
 
 def build_tools_bin(executor: Executor, cache: CacheLayout, py: PythonVersion, *, log: Path) -> str:
     """The bin directory of the pinned CMake where ``executor`` runs commands: the PyPI
-    wheel for that machine's arch, fetched and unpacked here into the cache (it needs no
-    Python where it runs: an image without the project's CPython, or any CPython, can use
-    it), then made visible to the executor (bind mode: the same path; copy mode: copied in)."""
+    wheel for that machine's arch and libc (manylinux, or musllinux in a musllinux image),
+    fetched and unpacked here into the cache (it needs no Python where it runs: an image
+    without the project's CPython, or any CPython, can use it), then made visible to the
+    executor (bind mode: the same path; copy mode: copied in)."""
     (req,) = pinned(BUILD_TOOLS, py)
-    arch = executor.build_arch()
-    vid = f"{req.replace('==', '-')}-{arch}-{hashlib.sha256(req.encode()).hexdigest()[:8]}"
-    artifact = cache.tool(vid)
-    artifact.ensure(lambda place: _unpack_cmake(req, arch, py.minor, place, log))
+    arch, libc = executor.build_arch(), executor.build_libc()
+    platform = f"musllinux_1_2_{arch}" if libc == "musl" else f"manylinux2014_{arch}"
+    label = arch if libc == "glibc" else f"{arch}-{libc}"
+    digest = hashlib.sha256(f"{req}|{platform}|{_CMAKE_LAYOUT}".encode()).hexdigest()[:8]
+    artifact = cache.tool(f"{req.replace('==', '-')}-{label}-{digest}")
+    artifact.ensure(lambda place: _unpack_cmake(req, platform, py.minor, place, log))
     executor.sync_in(artifact.path)
-    return str(artifact.path / "bin")
+    return str(artifact.path / _CMAKE_BIN)
 
 
-def _unpack_cmake(req: str, arch: str, python: str, place: Path, log: Path) -> dict[str, str]:
+#: The wheel's own layout, kept: the musllinux wheel's cmake finds the libstdc++ auditwheel
+#: grafted into it through RPATH ``$ORIGIN/../../../cmake.libs``, and CMake finds its
+#: modules at ``../share`` beside its binary.
+_CMAKE_BIN = "cmake/data/bin"
+_CMAKE_LAYOUT = 2
+
+
+def _unpack_cmake(req: str, platform: str, python: str, place: Path, log: Path) -> dict[str, str]:
     download = place / "download"
     download.mkdir(parents=True)
     argv = [
@@ -213,7 +223,7 @@ def _unpack_cmake(req: str, arch: str, python: str, place: Path, log: Path) -> d
         "--no-deps",
         "--only-binary=:all:",
         "--platform",
-        f"manylinux2014_{arch}",
+        platform,
         "--implementation",
         "py",
         "--python-version",
@@ -232,7 +242,7 @@ def _unpack_cmake(req: str, arch: str, python: str, place: Path, log: Path) -> d
     wheels = sorted(download.glob("*.whl"))
     if done.returncode != 0 or len(wheels) != 1:
         raise BuildError(
-            f"geonox could not download the pinned {req} for {arch} from the "
+            f"geonox could not download the pinned {req} for {platform} from the "
             f"package index (pip's output is in {log}). geonox builds every "
             "dependency with this CMake; let pip reach PyPI or your index "
             "(PIP_INDEX_URL, PIP_CERT), then run the session again."
@@ -242,8 +252,10 @@ def _unpack_cmake(req: str, arch: str, python: str, place: Path, log: Path) -> d
             name = info.filename
             if name.endswith("/"):
                 continue
-            if name == "cmake/data/bin/cmake" or name.startswith("cmake/data/share/"):
-                rel = name[len("cmake/data/") :]
+            if name == f"{_CMAKE_BIN}/cmake" or name.startswith(
+                ("cmake/data/share/", "cmake.libs/")
+            ):
+                rel = name
             elif ".dist-info/licenses/" in name:
                 rel = "licenses/" + name.split(".dist-info/licenses/", 1)[1]
             else:
@@ -251,10 +263,10 @@ def _unpack_cmake(req: str, arch: str, python: str, place: Path, log: Path) -> d
             dest = place / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(zf.read(info))
-            if info.external_attr >> 16 & 0o111 or rel == "bin/cmake":
+            if info.external_attr >> 16 & 0o111 or name == f"{_CMAKE_BIN}/cmake":
                 dest.chmod(0o755)
     shutil.rmtree(download)
-    return {"requirement": req, "arch": arch, "wheel": wheels[0].name}
+    return {"requirement": req, "platform": platform, "wheel": wheels[0].name}
 
 
 def verify_report(

@@ -432,6 +432,7 @@ def test_copy_mode_and_env_allowlist(tmp_path, image_x86, geonox_env):
     # tools/ holds the pinned CMake alone, unpacked here and copied in
     tools = [p.name for p in (cache / "tools").iterdir() if p.is_dir()]
     assert len(tools) == 1 and tools[0].startswith("cmake-4.4.5-x86_64-"), tools
+    assert not tools[0].startswith("cmake-4.4.5-x86_64-musl"), tools
 
 
 def test_two_container_builds_at_two_paths_give_the_same_wheel(

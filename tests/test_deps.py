@@ -211,10 +211,15 @@ def test_failing_step_names_command_and_log_tail_and_leaves_no_prefix(tmp_path, 
 
 
 @pytest.mark.network  # CMake's wheels from PyPI
-def test_pinned_cmake_for_the_arch_a_build_runs_on_and_a_refused_download(tmp_path, monkeypatch):
-    """The pinned CMake is PyPI's wheel for the arch the build runs on, unpacked into the
-    cache (an aarch64 binary for an aarch64 container); an index that cannot serve it is one
-    paragraph naming the pin and the fix, with nothing left half-written in the cache."""
+def test_pinned_cmake_for_the_machine_a_build_runs_on_and_a_refused_download(
+    tmp_path, monkeypatch, built_pythons
+):
+    """The pinned CMake is PyPI's wheel for the arch and libc the build runs on, unpacked
+    into the cache (an aarch64 binary for an aarch64 container, a musl one for a musllinux
+    image); an index that cannot serve it is one paragraph naming the pin and the fix, with
+    nothing left half-written in the cache."""
+    import subprocess
+
     from geonox.cache import CacheLayout
     from geonox.elf import read_elf
     from geonox.executors import HostExecutor
@@ -223,17 +228,32 @@ def test_pinned_cmake_for_the_arch_a_build_runs_on_and_a_refused_download(tmp_pa
 
     py = PythonVersion("3.11")
     layout = CacheLayout(tmp_path / "cache")
+
+    def unpacked(bin_dir: Path) -> Path:
+        """The tool artifact's directory, checked to hold CMake's modules and licenses."""
+        root = next(p for p in bin_dir.parents if p.parent == layout.tools)
+        assert (bin_dir.parent / "share").is_dir() and (root / "licenses").is_dir()
+        return root
+
     arm = HostExecutor("aarch64", cross=True)  # a local stand-in for an aarch64 machine
     monkeypatch.setattr(arm, "build_arch", lambda: "aarch64")
     bin_dir = Path(build_tools_bin(arm, layout, py, log=tmp_path / "ok.log"))
-    assert bin_dir.parent.name.startswith("cmake-4.4.5-aarch64-"), bin_dir
+    assert unpacked(bin_dir).name.startswith("cmake-4.4.5-aarch64-"), bin_dir
     assert read_elf(bin_dir / "cmake").arch == "aarch64"
-    assert (bin_dir.parent / "share").is_dir() and (bin_dir.parent / "licenses").is_dir()
     here = Path(build_tools_bin(HostExecutor(), layout, py, log=tmp_path / "ok.log"))
-    ran = __import__("subprocess").run(
-        [here / "cmake", "--version"], capture_output=True, text=True
-    )
+    ran = subprocess.run([here / "cmake", "--version"], capture_output=True, text=True)
     assert ran.stdout.startswith("cmake version 4.4.5"), ran.stdout
+
+    # a musllinux image's machine: the musllinux wheel, whose cmake needs the libstdc++
+    # auditwheel grafted into the wheel (cmake.libs, by RPATH): run by musl 1.2.5's loader
+    musl = HostExecutor()  # a local stand-in for a musllinux container
+    monkeypatch.setattr(musl, "build_libc", lambda: "musl")
+    musl_bin = Path(build_tools_bin(musl, layout, py, log=tmp_path / "ok.log"))
+    assert unpacked(musl_bin).name.startswith("cmake-4.4.5-x86_64-musl-"), musl_bin
+    assert "libc.musl-x86_64.so.1" in read_elf(musl_bin / "cmake").needed
+    loader = built_pythons["musl"].parents[1] / "lib" / "ld-musl-x86_64.so.1"
+    ran = subprocess.run([loader, musl_bin / "cmake", "--version"], capture_output=True, text=True)
+    assert ran.stdout.startswith("cmake version 4.4.5"), ran.stdout + ran.stderr[-2000:]
 
     # no index to download from (this machine's pip configuration names three: all dead)
     other = CacheLayout(tmp_path / "other")
