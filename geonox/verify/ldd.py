@@ -1,6 +1,11 @@
 """The ``ldd`` rule: ``ldd -r`` on a file of the unpacked wheel, where this machine can
 load it, with the wheel's own directory as the working directory.
 
+On a musl machine ``ldd`` is musl's loader in list mode (Alpine's ``ldd`` is
+``ld-musl-<arch>.so.1 --list``): it has no ``-r`` ("cannot load -r"), and needs none, since
+musl binds every symbol at load time and reports each one it cannot resolve as
+``Error relocating <file>: <symbol>: symbol not found``.
+
 A symbol ``ldd -r`` calls undefined is an error, but for one the interpreter has loaded
 anyway: CPython links libc and libm, so a module that calls ``nextafter`` without libm in
 its DT_NEEDED (pandas' wheels do) works in every Python process; that is a warning, with
@@ -61,9 +66,10 @@ def ldd_findings(facts: WheelFacts, rel: str, ldd: str) -> Iterator[tuple[str, .
         if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD", "LD_AUDIT")
     }
     env["LC_ALL"] = "C"
+    argv = [ldd, str(target)] if host_libc() == "musl" else [ldd, "-r", str(target)]
     try:
         proc = subprocess.run(
-            [ldd, "-r", str(target)],
+            argv,
             cwd=str(facts.root),
             env=env,
             capture_output=True,
@@ -80,10 +86,22 @@ def ldd_findings(facts: WheelFacts, rel: str, ldd: str) -> Iterator[tuple[str, .
     missing: list[str] = []
     undefined: dict[str, list[str]] = {}
     versions: dict[str, list[str]] = {}
+    interpreter_symbols = False  # musl exits 1 on a module's Py* symbols: no failure
     for line in output.splitlines():
-        m = re.match(r"^\s*(\S+) => not found", line)
+        m = re.match(r"^\s*(\S+) => not found", line) or re.match(
+            r"^Error loading shared library (\S+): ",
+            line,  # musl's
+        )
         if m:
             missing.append(m.group(1))
+            continue
+        m = re.match(r"^Error relocating (.+): (\S+): symbol not found", line)  # musl's
+        if m:
+            symbol, owner = m.group(2), _owner(facts.root, m.group(1), rel)
+            if PYTHON_SYMBOL_RE.match(symbol):
+                interpreter_symbols = True
+            else:
+                undefined.setdefault(owner, []).append(symbol)
             continue
         m = re.search(r"undefined symbol: ([^\s,]+)(?:, version (\S+))?\s*\((.*)\)", line)
         if m:
@@ -131,6 +149,6 @@ def ldd_findings(facts: WheelFacts, rel: str, ldd: str) -> Iterator[tuple[str, .
                 ),
                 "warning",
             )
-    if proc.returncode != 0 and not (missing or versions or undefined):
+    if proc.returncode != 0 and not (missing or versions or undefined or interpreter_symbols):
         tail = " ".join(output.strip().splitlines()[-3:])[:300]
-        yield rel, f"ldd -r failed (exit {proc.returncode}): {tail}"
+        yield rel, f"{' '.join(argv[:-1])} failed (exit {proc.returncode}): {tail}"
