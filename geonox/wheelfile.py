@@ -6,6 +6,7 @@ rewrites of a repaired wheel (the RPATH clean-up, the SBOM) go through :func:`re
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,9 @@ def rewriting(wheel: Path, epoch: int | None) -> Iterator[Path]:
     # auditwheel's modules import nothing geonox's verify needs: loaded when a wheel changes
     from auditwheel.wheeltools import InWheel
 
+    # its timings are debug lines, which nox's logging (level DEBUG under -v, and whatever a
+    # maintainer's noxfile sets) would print in the repair session's output
+    logging.getLogger("auditwheel").setLevel(logging.WARNING)
     tmp = wheel.with_name(wheel.name + ".rewrite")
     before = os.environ.get("SOURCE_DATE_EPOCH")
     if epoch is not None:

