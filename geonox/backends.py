@@ -351,11 +351,11 @@ class ZigBackend(Backend):
 
     @property
     def foreign(self) -> bool:
-        """Whether the wheels cannot be tested on this machine directly: another arch, or
-        another libc with no interpreters of the target's configured here."""
-        if self.arch != host_arch():
-            return True
-        return self.target.libc != host_libc() and self.target.label not in self.config.interpreters
+        """Whether the wheels cannot be tested on this machine directly: another arch or
+        another libc, with no interpreters of the target's configured here."""
+        if self.target.label in self.config.interpreters:
+            return False  # interpreters of the target that run here (QEMU for another arch)
+        return self.arch != host_arch() or self.target.libc != host_libc()
 
     @functools.cached_property
     def test_container(self) -> ContainerExecutor:

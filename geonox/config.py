@@ -624,7 +624,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("test-sources", [], "paths copied beside the test, outside the source tree",
            _test_sources),
     Option("interpreters", {}, "per target, directories holding its `python3.X` on this "
-           "machine: `{ \"x86_64-musl\" = \"/opt/musl/bin\" }` (default: PATH)",
+           "machine: `{ \"x86_64-musl\" = \"/opt/musl/bin\" }` (default: PATH); a foreign "
+           "target's wheels are then tested here (QEMU), not in a container",
            _interpreters),
 )  # fmt: skip
 BY_KEY: Mapping[str, Option] = {o.key: o for o in OPTIONS}

@@ -33,7 +33,7 @@ from typing import IO, Any
 
 from geonox.command import Command
 from geonox.errors import BuildError, UserError
-from geonox.targets import PythonVersion, host_arch, host_libc
+from geonox.targets import PythonVersion, arch_name, host_arch, host_libc
 
 LOG_TAIL_LINES = 40
 STOP_GRACE = 5.0  # seconds a stopped process group gets before SIGKILL
@@ -254,22 +254,27 @@ OUTER_ENVIRONMENT = frozenset(
 
 
 # What an interpreter says about itself: version, free-threaded build, libc (sysconfig's
-# platform says "linux" on both; the multiarch triplet tells musl apart).
+# platform says "linux" on both; the multiarch triplet tells musl apart), machine.
 _PROBE = (
-    "import sys, sysconfig; v = sys.version_info; "
+    "import platform, sys, sysconfig; v = sys.version_info; "
     "print(f'{v[0]}.{v[1]}', bool(sysconfig.get_config_var('Py_GIL_DISABLED')), "
     "'musl' if 'musl' in str(sysconfig.get_config_var('SOABI')) "
-    "+ str(sysconfig.get_config_var('MULTIARCH')) else 'glibc')"
+    "+ str(sysconfig.get_config_var('MULTIARCH')) else 'glibc', platform.machine())"
 )
 
 
 def find_interpreter(
-    py: PythonVersion, directories: Sequence[str] = (), libc: str = "glibc"
+    py: PythonVersion,
+    directories: Sequence[str] = (),
+    libc: str = "glibc",
+    arch: str | None = None,
 ) -> str:
-    """The interpreter for ``py`` on this machine, checked by running it: a name on PATH
-    that does not run (pyenv's shim for a version that is not global exits 127 with
-    "command not found") or that is another build is a UserError with the fix, found before
-    anything is built."""
+    """The interpreter for ``py`` (of ``arch``, this machine's by default) on this machine,
+    checked by running it: a name on PATH that does not run (pyenv's shim for a version that
+    is not global exits 127 with "command not found") or that is another build is a
+    UserError with the fix, found before anything is built.  Another arch's interpreter
+    runs here through QEMU's binfmt_misc registration."""
+    arch = arch or host_arch()
     where = os.pathsep.join(directories) if directories else None
     exe = shutil.which(py.host_exe, path=where)
     looked = f"in {where}" if where else "on PATH"
@@ -292,7 +297,13 @@ def find_interpreter(
             [exe, "-c", _PROBE], capture_output=True, text=True, timeout=60, env=env
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UserError(f"'{exe}' ({kind} {py.version}) does not start: {exc}") from None
+        how = (
+            f" ({arch} programs run on this {host_arch()} machine only through QEMU: "
+            "`apt-get install qemu-user-static binfmt-support`)"
+            if arch != host_arch()
+            else ""
+        )
+        raise UserError(f"'{exe}' ({kind} {py.version}) does not start: {exc}{how}") from None
     said = (proc.stdout + proc.stderr).strip()
     if proc.returncode != 0:
         fix = f'install CPython {py.minor} or remove "{py.version}" from [tool.geonox] python'
@@ -307,13 +318,19 @@ def find_interpreter(
             + (f", {said.splitlines()[0]!r}" if said else "")
             + f". To build for Python {py.version}, {fix}."
         )
-    version, free_threaded, its_libc = [*said.splitlines()[-1].split(), "", "", ""][:3]
-    if version != py.minor or (free_threaded == "True") != py.free_threaded or its_libc != libc:
-        what = f"{its_libc} CPython {version}" + (
+    version, free_threaded, its_libc, machine = [*said.splitlines()[-1].split(), "", "", "", ""][:4]
+    its_arch = arch_name(machine)
+    if (
+        version != py.minor
+        or (free_threaded == "True") != py.free_threaded
+        or its_libc != libc
+        or its_arch != arch
+    ):
+        what = f"{its_arch} {its_libc} CPython {version}" + (
             " (free-threaded)" if free_threaded == "True" else ""
         )
         raise UserError(
-            f"'{exe}' is {what}, not the {libc} {kind} {py.minor} its name and the "
+            f"'{exe}' is an {what}, not the {arch} {libc} {kind} {py.minor} its name and the "
             f"configuration ask for; put the right interpreter first {looked}."
         )
     return exe
@@ -387,7 +404,10 @@ class HostExecutor(Executor):
         """``python3.X`` (``python3.Xt``) from the interpreters' directories or PATH, asked
         once whether it runs and is what its name says."""
         if py not in self._pythons:
-            self._pythons[py] = find_interpreter(py, self.interpreters, self.libc)
+            # configured interpreters are the target's (another arch's run through QEMU);
+            # PATH's are this machine's, which a cross build runs its build frontend on
+            arch = self.arch if self.interpreters else host_arch()
+            self._pythons[py] = find_interpreter(py, self.interpreters, self.libc, arch)
         return self._pythons[py]
 
     def identity(self) -> str:

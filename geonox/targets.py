@@ -32,9 +32,14 @@ def host_libc() -> str:
     return "musl" if any(Path("/lib").glob("ld-musl-*.so.1")) else "glibc"
 
 
-def host_arch() -> str:
-    machine = platform.machine().lower()
+def arch_name(machine: str) -> str:
+    """geonox's name for what ``platform.machine()`` says (``arm64`` -> ``aarch64``)."""
+    machine = machine.lower()
     return _ARCH_ALIASES.get(machine, machine)
+
+
+def host_arch() -> str:
+    return arch_name(platform.machine())
 
 
 @dataclass(frozen=True)

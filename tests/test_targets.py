@@ -217,13 +217,19 @@ def test_an_interpreter_of_another_build_is_refused_before_anything_is_built(tmp
     (fake / f"python{minor}t").symlink_to(sys.executable)
     with pytest.raises(UserError) as info:
         find_interpreter(PythonVersion(f"{minor}t"), [str(fake)])
-    assert f"not the glibc free-threaded CPython {minor}" in str(info.value)
+    arch = host_arch()
+    assert f"not the {arch} glibc free-threaded CPython {minor}" in str(info.value)
     # found where it is, as what it is
     (fake / f"python{minor}").symlink_to(sys.executable)
     assert find_interpreter(PythonVersion(minor), [str(fake)]) == str(fake / f"python{minor}")
     # and a glibc interpreter is not a musl one
-    with pytest.raises(UserError, match="not the musl CPython"):
+    with pytest.raises(UserError, match=f"not the {arch} musl CPython"):
         find_interpreter(PythonVersion(minor), [str(fake)], libc="musl")
+    # nor one of this arch an interpreter of another (configured for a foreign target)
+    other = "aarch64" if arch == "x86_64" else "x86_64"
+    with pytest.raises(UserError) as info:
+        find_interpreter(PythonVersion(minor), [str(fake)], arch=other)
+    assert f"is an {arch} glibc CPython {minor}, not the {other} glibc CPython" in str(info.value)
 
 
 def test_a_missing_free_threaded_interpreter_says_how_to_get_one(tmp_path):
