@@ -508,20 +508,20 @@ def standin_image(arch: str, suite: str = SUITE) -> str:
 # ----------------------------------------------------------------------------- musllinux
 
 MUSL_RECIPE_DIR = RECIPE_DIR / "musl"
-#: musl 1.2.5 as Debian trixie packages it (the loader of the musl CPython, which
-#: scripts/build_pythons.sh builds, is the same release): name -> (pool path, sha256)
+#: musl 1.2.5 as Debian trixie packages it today (the loader of the musl CPython, which
+#: scripts/build_pythons.sh builds, is the same package): name -> (pool path, sha256)
 MUSL_DEBS = {
     "musl": (
-        "pool/main/m/musl/musl_1.2.5-3_amd64.deb",
-        "4288deaf14438e6c237491be45f10e3e7badb2e723cedfb08ff1fe687b646c84",
+        "pool/main/m/musl/musl_1.2.5-3.1~deb13u1_amd64.deb",
+        "fd4231e1c189c0ebe01182747f83817593fefa7f6b690c484410646288b60058",
     ),
     "musl-dev": (
-        "pool/main/m/musl/musl-dev_1.2.5-3_amd64.deb",
-        "fb173bdd7a292097cb6c8b5418b11ea220d35d7a793e90df232a23f8b0d31f6c",
+        "pool/main/m/musl/musl-dev_1.2.5-3.1~deb13u1_amd64.deb",
+        "a3f7d47e452129bb65aae201d6c115abf4d5d3efb136b38b7c6b4fa03ec065e9",
     ),
     "musl-tools": (
-        "pool/main/m/musl/musl-tools_1.2.5-3_amd64.deb",
-        "8358c8e1841d0aec810f98cafe6b8a67c2c1a4af04b644b707bbf7800cde0b5f",
+        "pool/main/m/musl/musl-tools_1.2.5-3.1~deb13u1_amd64.deb",
+        "2ffc3e5f7ecffdc2b64eeac23ffc199b21b4c93dca8e7310dd2c9ab9cd42ddd4",
     ),
 }
 
