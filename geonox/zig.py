@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import shutil
 import stat
 import subprocess
@@ -245,6 +246,16 @@ class ZigToolchain:
             # cross-built module plain "_x.so" unless the CMakeLists uses SKBUILD_SOABI.
             libc = "musl" if self.musl else "gnu"
             env["SETUPTOOLS_EXT_SUFFIX"] = f".cpython-{py.tag[2:]}-{self.arch}-linux-{libc}.so"
+            if py.free_threaded:
+                # scikit-build-core sets Python_FIND_ABI to the free-threaded 4-tuple
+                # ("ANY;ANY;ANY;ON"), and CMake 4.4's FindPython, cross-compiling (it does
+                # not run the interpreter), then finds neither the interpreter nor
+                # Development.Module, whatever the tuple says; unset, it finds both.  The
+                # headers are the free-threaded build's (Py_GIL_DISABLED in pyconfig.h) and
+                # the suffix comes from above.  -U comes after scikit-build-core's initial
+                # cache (-C); the user's CMAKE_ARGS stay.
+                unset = "-UPython_FIND_ABI -UPython3_FIND_ABI"
+                env["CMAKE_ARGS"] = f"{os.environ.get('CMAKE_ARGS', '')} {unset}".strip()
         return env
 
     @functools.cached_property

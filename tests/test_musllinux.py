@@ -203,6 +203,41 @@ def test_verify_runs_musls_ldd_on_a_musl_machine(built_pythons, tmp_path, monkey
     assert not [v for v in report.errors if "cannot load -r" in v.detail], report.violations
 
 
+def test_a_free_threaded_wheel_built_by_zig(built_pythons, geonox_env, tmp_path):
+    """zig builds for cp313t with this machine's python3.13t (on PATH) as the build
+    frontend's interpreter: the wheel is tagged cp313t, manylinux_2_28 (the policy's glibc,
+    not this machine's), and the test session says sqlext (no Py_mod_gil) turns the GIL on."""
+    command = "import sqlext, sys; sqlext.selftest(); print('GIL', sys._is_gil_enabled())"
+    project = make_project(
+        tmp_path,
+        SQLEXT,
+        f"""\
+        [tool.geonox]
+        backend = "zig"
+        archs = ["x86_64"]
+        policy = "manylinux_2_28"
+        python = ["3.13t"]
+        deps = ["sqlite"]
+        test-command = {json.dumps("python -c " + repr(command))}
+        [tool.geonox.versions]
+        sqlite = "3.52.0"
+        """,
+    )
+    path = f"{built_pythons['ft'].parent}{os.pathsep}{geonox_env['PATH']}"
+    result = nox("-s", "geo-wheels-x86_64", cwd=project, env=dict(geonox_env, PATH=path))
+    out = result.stdout
+    assert result.returncode == 0, out[-5000:]
+    assert "geo-build-x86_64-3.13t: runs on zig x86_64-linux-gnu.2.28" in out, out[-3000:]
+    assert "sqlext OK: SQLite 3.52.0 on x86_64" in out
+    # the test command imported sqlext first: the GIL is on while it runs, and the session
+    # names the module and the fix
+    assert "GIL True" in out, out[-3000:]
+    assert re.search(r"warning: importing sqlext\S* enabled the GIL", out), out[-3000:]
+    (wheel,) = (project / "wheelhouse").glob("*.whl")
+    assert wheel.name.endswith("-cp313-cp313t-manylinux_2_28_x86_64.whl"), wheel.name
+    assert verify_errors(wheel, geonox_env, tmp_path) == []
+
+
 def test_the_example_as_musllinux_wheels_for_both_arches(built_pythons, geonox_env, tmp_path):
     project = make_project(
         tmp_path,
