@@ -1,7 +1,8 @@
 """The docker backend against a real engine, a real local registry and stand-in manylinux
 images (Debian bullseye from debootstrap, laid out like manylinux: no public registry is
-reachable here; see tests/standin.py).  Images are pinned through the same code users
-run (`python -m geonox pin`)."""
+reachable here; see tests/standin.py), and a musllinux stand-in on top of the x86_64 one
+(musl 1.2.5 laid out as Alpine has it, the musl CPython 3.13.5 alone in /opt/python).
+Images are pinned through the same code users run (`python -m geonox pin`)."""
 
 from __future__ import annotations
 
