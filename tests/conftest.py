@@ -66,6 +66,16 @@ def mirror() -> Path:
     return path.resolve()
 
 
+#: ``pip download`` arguments for PyPI's musllinux_1_2 x86_64 wheels for CPython 3.13
+MUSL_X86 = (
+    "--only-binary",
+    ":all:",
+    "--platform",
+    "musllinux_1_2_x86_64",
+    "--python-version",
+    "3.13",
+)
+
 PYPI_CACHE = Path(
     os.environ.get("GEONOX_TEST_PYPI", Path.home() / ".cache" / "geonox-test" / "pypi")
 )

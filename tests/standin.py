@@ -413,18 +413,31 @@ def rootfs_tarball(arch: str, suite: str = SUITE) -> Path:
     return tar
 
 
-def python_source(arch: str) -> Path:
-    """The extra CPython's source tarball, downloaded once and checked by sha256."""
-    _tag, path, sha256 = EXTRA_PYTHON[arch]
-    dest = cache_dir() / "standin" / Path(path).name
-    if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == sha256:
-        return dest
+def debian_file(path: str, sha256: str) -> bytes:
+    """A file of the Debian mirror (``pool/...``), checked by sha256."""
     url = f"{debian_mirror()}/{path}"
     with urllib.request.urlopen(url, timeout=300) as response:  # the proxies apt uses
         data = response.read()
     got = hashlib.sha256(data).hexdigest()
     if got != sha256:
         raise RuntimeError(f"{url}: sha256 {got}, expected {sha256}")
+    return bytes(data)
+
+
+def _push(ref: str, timing: str) -> None:
+    """``docker push`` ``ref``, its time recorded in :data:`TIMINGS` under ``push-<timing>``."""
+    t0 = time.monotonic()
+    _check([DOCKER, "push", ref], f"docker push {ref}")
+    TIMINGS[f"push-{timing}"] = round(time.monotonic() - t0, 1)
+
+
+def python_source(arch: str) -> Path:
+    """The extra CPython's source tarball, downloaded once and checked by sha256."""
+    _tag, path, sha256 = EXTRA_PYTHON[arch]
+    dest = cache_dir() / "standin" / Path(path).name
+    if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == sha256:
+        return dest
+    data = debian_file(path, sha256)
     part = dest.with_suffix(".part")
     part.write_bytes(data)
     os.replace(part, dest)
@@ -461,9 +474,7 @@ def _import_and_push(arch: str, ref: str, tar: Path, suite: str = SUITE) -> None
     ).strip()
     if got != platform(arch):
         raise RuntimeError(f"{ref} was built as {got}, expected {platform(arch)}")
-    t0 = time.monotonic()
-    _check([DOCKER, "push", ref], f"docker push {ref}")
-    TIMINGS[f"push-{arch}"] = round(time.monotonic() - t0, 1)
+    _push(ref, arch)
 
 
 def standin_image(arch: str, suite: str = SUITE) -> str:
@@ -488,9 +499,7 @@ def standin_image(arch: str, suite: str = SUITE) -> str:
         if not engine_available() or not registry_available():
             raise RuntimeError(f"cannot build {ref}: {'; '.join(missing_infra())}")
         if _quiet([DOCKER, "image", "inspect", ref]):
-            t0 = time.monotonic()
-            _check([DOCKER, "push", ref], f"docker push {ref}")
-            TIMINGS[f"push-{arch}"] = round(time.monotonic() - t0, 1)
+            _push(ref, arch)
         else:
             _import_and_push(arch, ref, rootfs_tarball(arch, suite), suite)
         if not registry_has(ref):
@@ -544,13 +553,7 @@ def musl_image_ref(python_dir: Path) -> str:
 def _deb(name: str, dest: Path) -> Path:
     path, sha256 = MUSL_DEBS[name]
     out = dest / Path(path).name
-    url = f"{debian_mirror()}/{path}"
-    with urllib.request.urlopen(url, timeout=300) as response:  # the proxies apt uses
-        data = response.read()
-    got = hashlib.sha256(data).hexdigest()
-    if got != sha256:
-        raise RuntimeError(f"{url}: sha256 {got}, expected {sha256}")
-    out.write_bytes(data)
+    out.write_bytes(debian_file(path, sha256))
     return out
 
 
@@ -622,9 +625,7 @@ def musl_standin_image(python_dir: Path) -> str:
                 env={**os.environ, "DOCKER_BUILDKIT": "1"},
             )
         TIMINGS["import-x86_64-musl"] = round(time.monotonic() - t0, 1)
-        t0 = time.monotonic()
-        _check([DOCKER, "push", ref], f"docker push {ref}")
-        TIMINGS["push-x86_64-musl"] = round(time.monotonic() - t0, 1)
+        _push(ref, "x86_64-musl")
         if not registry_has(ref):
             raise RuntimeError(f"pushed {ref} but the registry does not list it")
     return ref

