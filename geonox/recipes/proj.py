@@ -10,6 +10,7 @@ the extension).  The C++ API (``osgeo::proj``) is then not usable by consumers.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def _cmake(ctx: BuildContext, *extra: str) -> list[Command]:
         f"-DCMAKE_C_FLAGS={' '.join((*ctx.toolchain.cflags, unset))}",
         f"-DCMAKE_CXX_FLAGS={' '.join((*ctx.toolchain.cxxflags, unset))}",
     )
-    return cmake_commands(
+    commands = cmake_commands(
         ctx,
         *sqlite,
         *flags,
@@ -111,6 +112,10 @@ def _cmake(ctx: BuildContext, *extra: str) -> list[Command]:
         *unity(ctx.version),
         *extra,
     )
+    # ... and ccache's depend mode (which hashes the command line, not the preprocessed
+    # text) is told to ignore that -D, so a rebuild at another cache root still hits
+    ignore = {"CCACHE_IGNOREOPTIONS": "-DPROJ_DATA=*"}
+    return [dataclasses.replace(c, env={**c.env, **ignore}) for c in commands]
 
 
 def _env(prefix: str, version: str) -> dict[str, str]:
