@@ -37,6 +37,7 @@ import os
 import secrets
 import shutil
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -60,6 +61,48 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(CHUNK), b""):
             h.update(block)
     return h.hexdigest()
+
+
+#: the marker field of an artifact that records its files (``rel path -> sha256``, a
+#: symlink as ``-> target``) when it was built or pulled
+FILES = "contents"
+
+
+def tree_digests(root: Path, skip: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Every file below ``root`` (``skip``: names at its top) as ``{relative path: sha256}``;
+    a symlink as ``-> <target>`` (not followed); directories are not recorded."""
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        top = dirpath == str(root)
+        rel = Path(dirpath).relative_to(root)
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath) / name
+            if top and name in skip:
+                continue
+            if path.is_symlink():
+                out[(rel / name).as_posix()] = "-> " + os.readlink(path)
+            elif name in filenames:
+                out[(rel / name).as_posix()] = file_sha256(path)
+    return dict(sorted(out.items()))
+
+
+def tree_changes(
+    root: Path, recorded: dict[str, str], skip: frozenset[str] = frozenset()
+) -> list[str]:
+    """What differs below ``root`` from ``recorded`` (:func:`tree_digests`), one phrase per
+    file: ``lib/libgeos.a changed``, ``… missing``, ``… added``; empty when nothing does."""
+    try:
+        now = tree_digests(root, skip)
+    except OSError as exc:  # unreadable: as good as changed
+        return [f"{exc.filename or root} unreadable ({exc.strerror})"]
+    out = [f"{f} missing" for f in recorded if f not in now]
+    out += [f"{f} changed" for f, digest in now.items() if f in recorded and recorded[f] != digest]
+    out += [f"{f} added" for f in now if f not in recorded]
+    return sorted(out)
+
+
+_verified: set[Path] = set()  # artifacts whose files matched their record in this process
+_verified_lock = threading.Lock()
 
 
 def fsync_dir(path: Path) -> None:
@@ -182,12 +225,16 @@ class Artifact:
 
     ``marker`` names the completion file of a directory artifact; ``None`` makes it a file
     artifact.  ``check`` is an extra test of a complete artifact's content (sources re-hash
-    themselves; stamps compare the input they record)."""
+    themselves; stamps compare the input they record).  ``integrity``: the marker records
+    the sha256 of every file when the artifact is completed (:data:`FILES`), and an artifact
+    whose files no longer match (bit rot, a hand edit, a half-restored CI cache) is not
+    complete: it is never used, it is made again.  Its files are hashed once per process."""
 
     path: Path
     lock_path: Path
     marker: str | None = None
     check: Callable[[Path], bool] | None = None
+    integrity: bool = False
 
     @property
     def marker_path(self) -> Path:
@@ -197,9 +244,29 @@ class Artifact:
         try:
             if not self.marker_path.is_file():
                 return False
-            return self.check(self.path) if self.check else True
+            if self.check and not self.check(self.path):
+                return False
         except OSError:
             return False
+        return not self.changes()
+
+    def changes(self) -> list[str]:
+        """How a complete artifact's files differ from what its marker recorded (empty: they
+        do not, or it records none: made before artifacts recorded their files)."""
+        if not self.integrity or self.path in _verified:
+            return []
+        try:
+            recorded = self.read_marker().get(FILES)
+        except (OSError, ValueError):
+            return [f"{self.marker} unreadable"]
+        if not isinstance(recorded, dict):
+            return []
+        assert self.marker
+        changed = tree_changes(self.path, recorded, frozenset({self.marker}))
+        if not changed:
+            with _verified_lock:
+                _verified.add(self.path)
+        return changed
 
     def touch(self) -> None:
         """Record a use now (``cache prune`` removes what was not used for a while)."""
@@ -254,10 +321,15 @@ class Artifact:
             self._remove_stale()
             place = self.path if in_place else self.path.with_name(temp_name(self.path.name))
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            with _verified_lock:
+                _verified.discard(self.path)
             try:
                 meta = build(place)
                 if self.marker:
                     place.mkdir(parents=True, exist_ok=True)
+                    if self.integrity:
+                        files = tree_digests(place, frozenset({self.marker}))
+                        meta = dict(meta or {}, **{FILES: files})
                     write_atomic(
                         place / self.marker,
                         json.dumps(meta if meta is not None else {}, indent=2) + "\n",
@@ -311,6 +383,16 @@ class CacheEntry:
     description: str
     last_used: float  # epoch seconds
     lock_path: Path | None  # held while the entry is in use
+
+
+@dataclass(frozen=True)
+class Verified:
+    """One entry as ``cache verify`` found it: what changed (empty: nothing), and whether
+    it recorded its files at all (artifacts made before they did cannot be checked)."""
+
+    entry: CacheEntry
+    changes: list[str]
+    recorded: bool
 
 
 @dataclass(frozen=True)
@@ -403,10 +485,12 @@ class CacheLayout:
         return source_artifact(self.sources, sha256, filename, check)
 
     def prefix(self, name: str) -> Artifact:
-        return Artifact(self.prefixes / name, self.prefixes / f"{name}.lock", PREFIX_MARKER)
+        return Artifact(
+            self.prefixes / name, self.prefixes / f"{name}.lock", PREFIX_MARKER, integrity=True
+        )
 
     def dep(self, name: str) -> Artifact:
-        return Artifact(self.deps / name, self.deps / f"{name}.lock", DEP_MARKER)
+        return Artifact(self.deps / name, self.deps / f"{name}.lock", DEP_MARKER, integrity=True)
 
     def dep_logs(self, name: str) -> Path:
         return self.logs / name
@@ -464,6 +548,31 @@ class CacheLayout:
                 for p in _children(top):
                     if not _is_lock(p):
                         out.append(self._entry_in(kind, p))
+        return out
+
+    def verify(self) -> list[Verified]:
+        """Every source, dependency artifact and prefix re-hashed against what it recorded
+        (a source: the sha256 it is filed under), as ``cache verify`` prints it.  Each is
+        read under its shared lock, so never while it is being built."""
+        out = []
+        for e in self.entries():
+            if e.kind == "source":
+                check: Artifact | None = None
+            elif e.kind == "artifact":
+                check = self.dep(e.path.name)
+            elif e.kind == "prefix":
+                check = self.prefix(e.path.name)
+            else:
+                continue
+            assert e.lock_path is not None
+            with shared_lock(e.lock_path):
+                if check is None:
+                    sha = e.path.parent.name
+                    ok = file_sha256(e.path) == sha if e.path.is_file() else False
+                    out.append(Verified(e, [] if ok else [f"{e.path.name} changed"], True))
+                    continue
+                recorded = FILES in check.read_marker()
+                out.append(Verified(e, check.changes() if recorded else [], recorded))
         return out
 
     def _entry_in(self, kind: _Kind, p: Path) -> CacheEntry:

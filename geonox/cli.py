@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from geonox.errors import Interrupted, UserError
 
 if TYPE_CHECKING:
+    from geonox.cache import CacheLayout
     from geonox.project import Project
 
 
@@ -248,6 +249,8 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     if args.action in ("push", "pull"):
         return _cache_remote(args)
     cache = CacheLayout.from_env()
+    if args.action == "verify":
+        return _cache_verify(cache)
     if args.action == "list":
         items = cache.entries()
         now = time.time()
@@ -277,6 +280,30 @@ def _cmd_cache(args: argparse.Namespace) -> int:
         + (f"; {len(result.in_use)} in use kept" if result.in_use else "")
     )
     return 0
+
+
+def _cache_verify(cache: CacheLayout) -> int:
+    """Re-hash the cache; name every file that changed.  Exit 1 if any did: such an entry
+    is never used again (the next build makes it anew)."""
+    from geonox.cache import human_size
+
+    t0 = time.monotonic()
+    found = cache.verify()
+    bad = [v for v in found if v.changes]
+    for v in bad:
+        print(f"{v.entry.kind} {v.entry.path}:")
+        for change in v.changes[:10]:
+            print(f"  {change}")
+        if len(v.changes) > 10:
+            print(f"  and {len(v.changes) - 10} more")
+    unrecorded = sum(1 for v in found if not v.recorded)
+    size = human_size(sum(v.entry.size for v in found))
+    print(
+        f"verify: {len(found)} entries ({size}) hashed in {time.monotonic() - t0:.1f} s, "
+        + (f"{len(bad)} changed: the next build makes them again" if bad else "none changed")
+        + (f"; {unrecorded} made before artifacts recorded their files" if unrecorded else "")
+    )
+    return 1 if bad else 0
 
 
 def _cache_remote(args: argparse.Namespace) -> int:
@@ -433,10 +460,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "cache",
-        help="list, prune or clear the geonox cache (GEONOX_CACHE_DIR); "
+        help="list, verify (re-hash), prune or clear the geonox cache (GEONOX_CACHE_DIR); "
         "push or pull a project's artifacts to/from cache-remote",
     )
-    p.add_argument("action", choices=("list", "prune", "clear", "push", "pull"))
+    p.add_argument("action", choices=("list", "verify", "prune", "clear", "push", "pull"))
     project_arg(p)
     p.add_argument("--arch", help="push/pull: only this arch's artifacts")
     p.add_argument(

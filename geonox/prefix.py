@@ -332,10 +332,13 @@ class PrefixEngine:
         for b in prefix.libraries:
             if b.spec.link == "static" and b.recipe.static_note:
                 run.log(f"warning: {b.recipe.static_note}")
+        self._warn_changed(prefix.artifact, f"prefix (key {prefix.key})")
         if prefix.artifact.complete():
             prefix.artifact.touch()
             run.log(f"cached (key {prefix.key}) at {prefix.path}")
             return prefix
+        for b in prefix.builds:
+            self._warn_changed(b.artifact, f"{b.label} [{b.key}]")
         remote = remote_for(self.config)
         pulled = self._pull_missing(remote) if remote else []
         needed = self._needed()
@@ -369,6 +372,19 @@ class PrefixEngine:
             f"from {len(prefix.libraries)} artifacts: {'; '.join(parts)} -> {prefix.path}"
         )
         return prefix
+
+    def _warn_changed(self, artifact: Artifact, label: str) -> None:
+        """One line when a complete artifact's files are not what it recorded: it is not
+        used (not complete), and made again."""
+        if not artifact.marker_path.is_file():
+            return
+        changed = artifact.changes()
+        if changed:
+            more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+            self.run.log(
+                f"warning: {label} changed in the cache since it was made "
+                f"({', '.join(changed[:3])}{more}): not used, made again"
+            )
 
     def _ensure_all(
         self, needed: list[DepBuild], by_name: dict[str, DepBuild], archives: dict[str, Path]

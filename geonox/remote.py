@@ -34,7 +34,7 @@ from typing import IO, Any
 
 import requests
 
-from geonox.cache import DEP_MARKER, Artifact, file_sha256
+from geonox.cache import DEP_MARKER, FILES, Artifact, file_sha256
 from geonox.errors import ConfigError
 from geonox.registry import Registry, RegistryError, scheme_for
 
@@ -205,7 +205,8 @@ class RemoteCache:
             with tarfile.open(fileobj=tmp, mode="r:gz") as tar:
                 tar.extractall(place, filter="data")
         relocate(place, config["cache_root"], str(cache_root))
-        return dict(config["artifact"], pulled=f"{self}:{tag}")
+        made = {k: v for k, v in config["artifact"].items() if k != FILES}
+        return dict(made, pulled=f"{self}:{tag}")
 
     def pull_into_cache(
         self,
@@ -230,7 +231,9 @@ class RemoteCache:
 
     def push(self, stored: StoredArtifact, cache_root: Path) -> str:
         """Upload the complete artifact ``stored`` (tag, config, layer); returns its reference."""
+        # what it was made from; its files' digests are this cache's (paths relocated on pull)
         marker = json.loads((stored.path / DEP_MARKER).read_text())
+        marker.pop(FILES, None)
         config = json.dumps(
             {
                 "format": FORMAT,
@@ -280,7 +283,7 @@ class RemoteCache:
 
 def _comparable(manifest: Mapping[str, Any]) -> dict[str, Any]:
     """An artifact manifest without what one build of it differs in from another."""
-    return {k: v for k, v in manifest.items() if k not in ("key", "seconds", "pulled")}
+    return {k: v for k, v in manifest.items() if k not in ("key", "seconds", "pulled", FILES)}
 
 
 def _pack(root: Path, dest: Path, skip: set[str]) -> None:

@@ -18,6 +18,7 @@ import pytest
 from conftest import REPO, nox, run, skip_or_fail
 from conftest_http import wait_for
 
+import geonox.cache
 from geonox.cache import CacheLayout
 from geonox.errors import Interrupted
 from geonox.targets import host_arch
@@ -69,6 +70,95 @@ def test_interrupted_build_leaves_nothing_and_is_rebuilt(tmp_path):
 
     assert art.ensure(good, in_place=True) is True
     assert (art.path / "lib" / "full.a").is_file() and not (art.path / "lib" / "half.a").exists()
+
+
+def _fill(place: Path) -> dict:
+    (place / "lib").mkdir(parents=True)
+    (place / "lib" / "libdemo.a").write_bytes(b"!<arch>\n" + bytes(range(256)) * 40)
+    (place / "include").mkdir()
+    (place / "include" / "demo.h").write_text("int demo(void);\n")
+    (place / "lib" / "libdemo.so").symlink_to("libdemo.so.1")
+    (place / "lib" / "libdemo.so.1").write_bytes(b"\x7fELF" + b"\0" * 100)
+    return {"made": "here"}
+
+
+def test_a_dependency_artifact_records_its_files_and_is_not_used_once_one_changed(tmp_path):
+    """Bit rot, a hand edit, a half-restored CI cache: a complete artifact whose files are
+    not what it recorded when it was made is not complete (never used), ``cache verify``
+    names each file, and the next ``ensure`` makes it again.  The edit keeps the file's
+    size and mtime, so only the recorded sha256 can tell."""
+    layout = CacheLayout(tmp_path / "c")
+    name = "demo-1.0-x86_64-0123456789abcdef"
+    art = layout.dep(name)
+    assert art.ensure(_fill, in_place=True)
+    marker = art.read_marker()
+    assert marker["made"] == "here"
+    assert set(marker["contents"]) == {
+        "lib/libdemo.a",
+        "include/demo.h",
+        "lib/libdemo.so",
+        "lib/libdemo.so.1",
+    }
+    assert marker["contents"]["lib/libdemo.so"] == "-> libdemo.so.1"
+    assert not layout.dep(name).changes() and layout.dep(name).complete()
+
+    def cli() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "geonox", "cache", "verify"],
+            env=dict(os.environ, GEONOX_CACHE_DIR=str(layout.root), PYTHONPATH=str(REPO)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    clean = cli()
+    assert clean.returncode == 0 and "none changed" in clean.stdout, clean.stdout + clean.stderr
+
+    header = art.path / "include" / "demo.h"
+    st = header.stat()
+    header.write_text("int demx(void);\n")  # one byte, same size
+    os.utime(header, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with open(art.path / "lib" / "libdemo.a", "r+b") as fh:  # truncated
+        fh.truncate(100)
+    (art.path / "lib" / "libdemo.so.1").unlink()  # deleted
+    (art.path / "lib" / "libdemo.so").unlink()
+    (art.path / "lib" / "libdemo.so").symlink_to("/usr/lib/libevil.so")  # retargeted
+    (art.path / "lib" / "libextra.so").write_bytes(b"slipped in")  # added
+
+    geonox.cache._verified.clear()  # as in the next process: its files not hashed yet
+    fresh = layout.dep(name)
+    assert fresh.changes() == [
+        "include/demo.h changed",
+        "lib/libdemo.a changed",
+        "lib/libdemo.so changed",
+        "lib/libdemo.so.1 missing",
+        "lib/libextra.so added",
+    ]
+    assert not fresh.complete()
+    found = cli()
+    assert found.returncode == 1, found.stdout + found.stderr
+    for line in ("include/demo.h changed", "lib/libdemo.a changed", "lib/libdemo.so.1 missing"):
+        assert f"  {line}\n" in found.stdout, found.stdout
+    assert f"artifact {art.path}:" in found.stdout and "1 changed" in found.stdout
+
+    # the next build replaces it
+    assert fresh.ensure(_fill, in_place=True)
+    assert not (art.path / "lib" / "libextra.so").exists()
+    assert header.read_text() == "int demo(void);\n"
+    assert cli().returncode == 0
+
+
+def test_an_artifact_made_before_files_were_recorded_is_used_and_counted(tmp_path):
+    layout = CacheLayout(tmp_path / "c")
+    art = layout.dep("old-1.0-x86_64-0123456789abcdef")
+    art.ensure(_fill, in_place=True)
+    marker = art.read_marker()
+    del marker["contents"]
+    art.marker_path.write_text(json.dumps(marker))
+    (art.path / "include" / "demo.h").write_text("changed, unknowable\n")
+    assert layout.dep(art.path.name).complete()
+    (found,) = layout.verify()
+    assert found.recorded is False and found.changes == []
 
 
 def test_entries_prune_by_age_and_size_never_what_is_locked(tmp_path):

@@ -7,12 +7,14 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tarfile
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import ccache_counters, nox, repacked_sqlite, skip_or_fail, sqlite_project
+from conftest import ccache_counters, nox, repacked_sqlite, run, skip_or_fail, sqlite_project
 
 from geonox import load_config
 from geonox.cache import PREFIX_MARKER as STAMP
@@ -330,3 +332,75 @@ def test_a_failed_build_stops_the_builds_beside_it(tmp_path, env, monkeypatch):
     # stop it would compile to the end and be complete
     assert not (logs / "geos-build.log").exists(), "GEOS went on compiling after the failure"
     assert not geos.artifact.complete() and not geos.path.exists()
+
+
+def _flip_one_byte(path: Path) -> None:
+    """An edit that keeps the size and the mtime (only a hash can tell)."""
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_an_edited_and_a_truncated_cache_restore_are_found_and_made_again(geonox_env, tmp_path):
+    """A CI cache (actions/cache: a tar of the cache directory, restored at the same path)
+    restored with one byte changed, then restored from a tar cut short in the middle of
+    libsqlite3.a: ``cache verify`` names the changed files, the deps step says in one line
+    that it does not use them and makes them again, and the cache verifies clean after.
+    (The tar is made with --sort=name, so the artifact's marker precedes its files and the
+    cut leaves a marked artifact with a short file, not an unmarked one.)"""
+    project = sqlite_project(tmp_path / "p")
+    cache = tmp_path / "ci" / "cache"
+    env = dict(geonox_env, GEONOX_CACHE_DIR=str(cache))
+
+    def deps() -> str:
+        done = nox("-s", f"deps-{host_arch()}", cwd=project, env=env)
+        assert done.returncode == 0, done.stdout[-3000:]
+        return " ".join(done.stdout.split())
+
+    def verify() -> subprocess.CompletedProcess:
+        return run([sys.executable, "-m", "geonox", "cache", "verify"], cwd=tmp_path, env=env)
+
+    deps()
+    assert verify().returncode == 0
+    (artifact,) = [d for d in (cache / "deps").glob("sqlite-3.52.0-*") if d.is_dir()]
+    library = artifact / "lib" / "libsqlite3.a"
+    good = hashlib.sha256(library.read_bytes()).hexdigest()
+    archive = tmp_path / "cache.tar"
+    tarred = run(
+        ["tar", "--sort=name", "-cf", archive, "-C", cache.parent, cache.name],
+        cwd=tmp_path,
+        env=env,
+    )
+    assert tarred.returncode == 0, tarred.stdout
+
+    def restore(size: int | None = None) -> None:
+        shutil.rmtree(cache)
+        data = archive.read_bytes()[:size]
+        (tmp_path / "restore.tar").write_bytes(data)
+        run(["tar", "-xf", tmp_path / "restore.tar", "-C", cache.parent], cwd=tmp_path, env=env)
+
+    # 1. restored with one byte of the header changed (the prefix holds the same file)
+    restore()
+    _flip_one_byte(artifact / "include" / "sqlite3.h")
+    found = verify()
+    assert found.returncode == 1, found.stdout
+    assert found.stdout.count("  include/sqlite3.h changed\n") == 2, found.stdout  # + prefix
+    out = deps()
+    assert "warning: prefix (key " in out and "include/sqlite3.h changed): not used" in out, out
+    assert "building sqlite 3.52.0 (static)" in out, out[-2000:]
+    assert verify().returncode == 0
+
+    # 2. restored from a tar cut in the middle of libsqlite3.a
+    with tarfile.open(archive) as tar:
+        member = next(m for m in tar.getmembers() if m.name.endswith("lib/libsqlite3.a"))
+    restore(member.offset_data + member.size // 2)
+    assert (artifact / "geonox-dep.json").is_file() and library.stat().st_size < member.size
+    found = verify()
+    assert found.returncode == 1 and "  lib/libsqlite3.a changed\n" in found.stdout, found.stdout
+    out = deps()
+    assert "warning: sqlite 3.52.0 (static) [" in out and "lib/libsqlite3.a changed" in out, out
+    assert "building sqlite 3.52.0 (static)" in out, out[-2000:]
+    assert verify().returncode == 0
+    assert hashlib.sha256(library.read_bytes()).hexdigest() == good

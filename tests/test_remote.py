@@ -6,6 +6,7 @@ and built locally; a registry that refuses pushes does not fail the build."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -78,6 +79,17 @@ def test_sqlite_pushed_from_one_cache_is_pulled_relocated_into_another(
     assert (art_b / "lib" / "libsqlite3.a").read_bytes() == (
         art_a / "lib" / "libsqlite3.a"
     ).read_bytes()
+    # the pulled artifact records its own files' sha256 (as a built one does), so a later
+    # change in B's cache is caught; what was pushed carries none of A's
+    assert set(marker["contents"]) == set(
+        json.loads((art_a / "geonox-dep.json").read_text())["contents"]
+    )
+    assert (
+        marker["contents"]["lib/libsqlite3.a"]
+        == hashlib.sha256((art_b / "lib" / "libsqlite3.a").read_bytes()).hexdigest()
+    )
+    config = json.loads(registry.blob(manifest["config"]["digest"]).read_bytes())
+    assert config["key"] == key and "contents" not in config["artifact"]
     # (SQLite's files name no path; PROJ's CMake files name SQLite's: the example's test
     # below checks that those are rewritten to the puller's cache)
 
