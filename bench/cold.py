@@ -201,7 +201,7 @@ def plain_build(
     shutil.rmtree(new_prefix, ignore_errors=True)
     new_scratch.mkdir(parents=True)
     extract(archive, new_scratch / f"src-{name}")
-    tools = next((cache / "tools").glob("build-*/bin"), None)
+    tools = next((cache / "tools").glob("cmake-*/cmake/data/bin"), None)
     run_env = {k: v for k, v in env.items() if not k.startswith("CCACHE")}
     if tools:
         run_env["PATH"] = f"{tools}:{run_env['PATH']}"

@@ -6,6 +6,7 @@ Adding a release is one line in the recipe's ``RELEASES``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -296,6 +297,18 @@ def cmake_commands(ctx: BuildContext, *options: str) -> list[Command]:
         Command("build", ("cmake", "--build", ctx.build, "--parallel", str(ctx.jobs))),
         Command("install", ("cmake", "--install", ctx.build)),
     ]
+
+
+def ccache_ignoring(commands: list[Command], *options: str) -> list[Command]:
+    """``commands`` with ``options`` left out of ccache's key (``CCACHE_IGNOREOPTIONS``,
+    ``-DNAME=*`` style; still passed to the compiler).  ccache runs the dependency builds
+    in depend mode, which keys a compile by its command line: an option naming a path
+    makes every rebuild at another cache root miss, and CMake's ``-D<target>_EXPORTS`` on
+    a shared library's compiles makes a shared build miss the same library's static
+    objects.  Only for options that cannot change the object: cancelled by a later ``-U``,
+    or read by no source (checked per recipe)."""
+    ignore = {"CCACHE_IGNOREOPTIONS": " ".join(options)}
+    return [dataclasses.replace(c, env={**c.env, **ignore}) for c in commands]
 
 
 def release_numbers(version: str, parts: int) -> tuple[int, ...]:

@@ -24,6 +24,7 @@ from geonox.recipes import (
     Provenance,
     Recipe,
     _release,
+    ccache_ignoring,
     cmake_commands,
     relocatable_pc,
     unity_args,
@@ -125,7 +126,10 @@ def options(ctx: BuildContext) -> tuple[str, ...]:
 def commands(ctx: BuildContext) -> list[Command]:
     if ctx.shared_with_static_runtime:
         return one_c_library(ctx)
-    return cmake_commands(ctx, *options(ctx))
+    # a shared GEOS compiles what a static one does (PIC too) plus CMake's -D<target>_EXPORTS,
+    # which no GEOS source reads (its exports are GEOS_DLL, keyed on MSVC's GEOS_DLL_EXPORT):
+    # left out of ccache's key, so one link mode reuses the other's objects
+    return ccache_ignoring(cmake_commands(ctx, *options(ctx)), "-Dgeos_EXPORTS", "-Dgeos_c_EXPORTS")
 
 
 def one_c_library(ctx: BuildContext) -> list[Command]:

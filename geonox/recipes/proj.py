@@ -10,7 +10,6 @@ the extension).  The C++ API (``osgeo::proj``) is then not usable by consumers.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from geonox.recipes import (
     Provenance,
     Recipe,
     _release,
+    ccache_ignoring,
     cmake_commands,
     release_numbers,
     relocatable_pc,
@@ -112,10 +112,11 @@ def _cmake(ctx: BuildContext, *extra: str) -> list[Command]:
         *unity(ctx.version),
         *extra,
     )
-    # ... and ccache's depend mode (which hashes the command line, not the preprocessed
-    # text) is told to ignore that -D, so a rebuild at another cache root still hits
-    ignore = {"CCACHE_IGNOREOPTIONS": "-DPROJ_DATA=*"}
-    return [dataclasses.replace(c, env={**c.env, **ignore}) for c in commands]
+    # ... and ccache is told to ignore that -D, so a rebuild at another cache root still
+    # hits, and CMake's -Dproj_EXPORTS of a shared build (read by no PROJ source: its
+    # exports are PROJ_DLL, MSVC's dllexport keyed on PROJ_MSVC_DLL_EXPORT), so a shared
+    # PROJ reuses the static one's objects (PIC too)
+    return ccache_ignoring(commands, "-DPROJ_DATA=*", "-Dproj_EXPORTS")
 
 
 def _env(prefix: str, version: str) -> dict[str, str]:
