@@ -28,6 +28,28 @@ def _project(args: argparse.Namespace) -> Project:
     return Project(load_config(args.project))
 
 
+def _cmd_summary(args: argparse.Namespace) -> int:
+    """What the latest run of each session did (the records the steps leave in the work
+    dir), as the wheels sessions print it, as Markdown, or as JSON."""
+    from geonox import summary
+
+    project = _project(args)
+    found = summary.collect(summary.records(project.workdir.root, this_run=False), args.arch)
+    if not found["wheels"] and not found["dependencies"]:
+        raise UserError(
+            f"nothing to summarise for {project.config.name}: no session of it has run with "
+            "this cache (GEONOX_CACHE_DIR); run one first, e.g. nox -s wheels-x86_64."
+        )
+    title = f"{project.config.name}" + (f" ({args.arch})" if args.arch else "")
+    if args.json:
+        print(json.dumps(found, indent=2))
+    elif args.markdown:
+        print(summary.render_markdown(found, title), end="")
+    else:
+        print(summary.render_text(found, title))
+    return 0
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from geonox.plan import session_specs
     from geonox.prefix import PrefixEngine
@@ -382,6 +404,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--arch", help="only this arch's target (its backend alone is asked)")
     p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser(
+        "summary", help="what the latest run built, reused and shipped (as wheels-ARCH ends)"
+    )
+    project_arg(p)
+    p.add_argument("--arch", help="only this arch")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="machine-readable output")
+    form.add_argument("--markdown", action="store_true", help="GitHub-flavoured Markdown")
+    p.set_defaults(func=_cmd_summary)
 
     p = sub.add_parser(
         "ci",

@@ -178,6 +178,7 @@ class Transfer:
     outcome: Literal["pulled", "pushed", "here", "absent", "failed"]
     detail: str = ""  # the reference pushed, how long a pull took, or why it failed
     push: bool = False  # the direction: to the store, or from it
+    seconds: float | None = None  # how long a pull took
 
 
 class PrefixEngine:
@@ -188,6 +189,9 @@ class PrefixEngine:
         self.backend = backend
         self.config = run.config
         self.cache = run.project.cache
+        #: what ensure() did with each library artifact, for the summary
+        self.outcomes: list[dict[str, Any]] = []
+        self._pull_seconds: dict[str, float | None] = {}
 
     # ---------------------------------------------------------------- the plan
 
@@ -336,6 +340,7 @@ class PrefixEngine:
         if prefix.artifact.complete():
             prefix.artifact.touch()
             run.log(f"cached (key {prefix.key}) at {prefix.path}")
+            self.outcomes = [_outcome(b, "reused") for b in prefix.libraries]
             return prefix
         for b in prefix.builds:
             self._warn_changed(b.artifact, f"{b.label} [{b.key}]")
@@ -349,6 +354,7 @@ class PrefixEngine:
         by_name = {b.name: b for b in prefix.builds}
         made = self._ensure_all(needed, by_name, archives)
         built = [b for b in needed if made[b.name]]
+        took = {b.name: b.artifact.read_marker().get("seconds") for b in built}
         reused = [b for b in needed if not made[b.name]]
         if remote is not None and remote.push_enabled:
             for t in self.push(remote, [b for b in built if not b.recipe.build_tool]):
@@ -358,6 +364,14 @@ class PrefixEngine:
             for b in prefix.libraries:
                 stack.enter_context(b.artifact.reading())
             prefix.artifact.ensure(functools.partial(_assemble, prefix))
+        self.outcomes = [
+            _outcome(b, "pulled", self._pull_seconds.get(b.name))
+            if b in pulled
+            else _outcome(b, "built", took.get(b.name))
+            if b in built
+            else _outcome(b, "reused")
+            for b in prefix.libraries
+        ]
         parts = []
         if pulled:
             parts.append(
@@ -539,6 +553,7 @@ class PrefixEngine:
         for t in self.pull(remote):
             if t.outcome == "pulled":
                 pulled.append(t.build)
+                self._pull_seconds[t.build.name] = t.seconds
             if t.outcome != "here":
                 self._say(t, remote)
         return pulled
@@ -561,9 +576,8 @@ class PrefixEngine:
             if got is None:
                 done.append(Transfer(b, "absent"))
             else:
-                done.append(
-                    Transfer(b, "pulled" if got else "here", f"{time.monotonic() - t0:.1f} s")
-                )
+                took = round(time.monotonic() - t0, 1)
+                done.append(Transfer(b, "pulled" if got else "here", f"{took} s", seconds=took))
         return done
 
     def push(self, remote: RemoteCache, builds: list[DepBuild] | None = None) -> list[Transfer]:
@@ -595,6 +609,17 @@ class PrefixEngine:
             log(f"warning: not using {remote} for {b.label}: {t.detail}; building it here")
         elif t.outcome == "absent" and not t.push:
             log(f"{remote} has no {b.label} [{b.key}]; building it here")
+
+
+def _outcome(b: DepBuild, outcome: str, seconds: float | None = None) -> dict[str, Any]:
+    return {
+        "name": b.name,
+        "version": b.spec.source.version,
+        "link": b.spec.link,
+        "key": b.key,
+        "outcome": outcome,
+        "seconds": seconds,
+    }
 
 
 # ------------------------------------------------------------------ assembly

@@ -220,6 +220,9 @@ class Run:
         self.name = name
         self.out = out
         self._backends: dict[Target, Backend] = {}
+        #: what the step did, for the summary (geonox.summary): set by the step, recorded
+        #: by the session runner when the step succeeds
+        self.facts: dict[str, Any] = {}
 
     @property
     def config(self) -> Config:

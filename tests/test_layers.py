@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "geonox"
 LAYERS = (
     {"errors", "command", "targets", "environment", "signals", "zigcc", "crossbuild", "cores"},
     {"policy", "elf", "cache", "wheeldiff", "registry", "wheelfile"},
-    {"sources", "verify", "recipes", "images", "sbom", "remote"},
+    {"sources", "verify", "recipes", "images", "sbom", "remote", "summary"},
     {"config"},
     {"executors", "containers"},
     {"toolchains", "zig"},

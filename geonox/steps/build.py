@@ -182,6 +182,7 @@ class BuildStep(Step[BuildKey]):
             # rebuilt dependency must be repaired in again even when this wheel's bytes are
             # the same (its headers did not change: a GDAL with another driver set)
             (dist / PREFIX_RECORD).write_text(str(prefix.path) + "\n")
+            run.facts.update(build=build, where=backend.where("build"), ccache=hits)
             run.log(
                 f"built {wheel.name}"
                 + (f" (ccache: {hits[0]} of {hits[1]} compiles were hits)" if hits else "")

@@ -23,7 +23,9 @@ class DepsStep(TargetStep):
         with run.backend(key.target) as backend:
             say_where(run, backend, "build")
             backend.check_interpreters()
-            PrefixEngine(run, backend).ensure()
+            engine = PrefixEngine(run, backend)
+            engine.ensure()
+            run.facts.update(where=backend.where("build"), artifacts=engine.outcomes)
 
 
 DEPS = DepsStep()

@@ -46,6 +46,10 @@ class LddStep(PythonStep):
             # abi3: every Python shares one wheel; checking it again would say the same.
             report_file.touch()
             run.log(f"{wheel.name} already passed every check (report: {path})")
+            report = WheelReport.from_dict(json.loads(path.read_text()))
+            run.facts.update(
+                wheel=wheel.name, errors=len(report.errors), warnings=len(report.warnings)
+            )
             return
         with run.backend(key.target) as backend:
             say_where(run, backend, "repair")
@@ -63,6 +67,7 @@ class LddStep(PythonStep):
 
             report_file.ensure(check)
         report = WheelReport.from_dict(json.loads(path.read_text()))
+        run.facts.update(wheel=wheel.name, errors=len(report.errors), warnings=len(report.warnings))
         run.out(format_table([report]))
         if not report.passes(strict):
             failing = report.violations if strict else report.errors

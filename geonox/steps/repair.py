@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 import geonox
-from geonox import sbom, sources
+from geonox import sbom, sources, summary
 from geonox.backends import Backend
 from geonox.cache import Artifact, file_sha256
 from geonox.command import Command
@@ -99,10 +99,12 @@ class RepairStep(PythonStep):
             stamp.touch()
             wheel = Path(json.loads(stamp_path.read_text())["wheel"])
             run.log(f"up to date ({wheel.name}, repaired from this build already)")
-            return
-        with run.backend(key.target) as backend:
-            say_where(run, backend, "repair")
-            stamp.ensure(lambda place: self._repair(run, backend, key, raw, inputs, place))
+        else:
+            with run.backend(key.target) as backend:
+                say_where(run, backend, "repair")
+                stamp.ensure(lambda place: self._repair(run, backend, key, raw, inputs, place))
+            wheel = Path(json.loads(stamp_path.read_text())["wheel"])
+        run.facts.update(build=build, **summary.wheel_facts(wheel))
 
     @staticmethod
     def _inputs(run: Run, key: PythonKey, raw: Path) -> dict[str, object]:

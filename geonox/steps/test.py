@@ -75,6 +75,7 @@ class TestStep(PythonStep):
                 run.log(f"{shlex.join(argv)} (in {cwd})")
                 executor.run(Command("test-command", tuple(argv), cwd=cwd, env=env), log=run_log)
             gil = _gil_check(executor, vpython, wheel, env) if py.free_threaded else None
+        run.facts.update(wheel=wheel.name, tested=True)
         output = "\n".join(log_tail(run_log, 15).splitlines()[1:])  # minus the "$ command" line
         run.log(f"passed on CPython {py.version}" + (f":\n{output}" if output else ""))
         if gil:

@@ -3,6 +3,7 @@ target (``wheels-x86_64-musl``), or for everything an arch is built for (``wheel
 
 from __future__ import annotations
 
+from geonox import summary
 from geonox.config import Config
 from geonox.project import Run
 from geonox.steps.base import (
@@ -50,7 +51,7 @@ class TargetWheelsStep(TargetStep):
         return f"Complete path for {key.target.platform_tag} and {_every_python(config)}."
 
     def run(self, run: Run, key: TargetKey) -> None:
-        _done(run)
+        _done(run, key.arch, key.target.label)
 
 
 class AllWheelsStep(ArchStep):
@@ -68,14 +69,18 @@ class AllWheelsStep(ArchStep):
         return f"Complete path for {key.arch} ({policies}) and {_every_python(config)}."
 
     def run(self, run: Run, key: ArchKey) -> None:
-        _done(run)
+        _done(run, key.arch)
 
 
 def _every_python(config: Config) -> str:
     return f"every configured Python ({', '.join(p.version for p in config.pythons)})"
 
 
-def _done(run: Run) -> None:
+def _done(run: Run, arch: str | None = None, target: str | None = None) -> None:
+    """The end of a wheels session; the arch's (or a target's) sessions end with the
+    summary of what this run built, reused and shipped (one wheel's Python does not)."""
+    if arch:
+        summary.publish(run.project.workdir.root, arch, run.name or "wheels", run.out, target)
     run.log(f"done; wheels in {run.config.wheelhouse}")
 
 
