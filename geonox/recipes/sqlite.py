@@ -52,10 +52,21 @@ def commands(ctx: BuildContext) -> list[Command]:
             "mkdirs", ("cmake", "-E", "make_directory", build, f"{prefix}/include", f"{prefix}/lib")
         ),
         # in the build directory: ccache then hashes paths relative to it (CCACHE_BASEDIR),
-        # the same in every scratch directory
+        # the same in every scratch directory; -MD (a dependency file beside the object)
+        # lets ccache's depend mode key it without preprocessing the 9 MB amalgamation
         Command(
             "compile",
-            (*ctx.launcher, *tc.cc, *tc.cflags, *DEFINES, "-c", f"{src}/sqlite3.c", "-o", obj),
+            (
+                *ctx.launcher,
+                *tc.cc,
+                *tc.cflags,
+                *DEFINES,
+                "-MD",
+                "-c",
+                f"{src}/sqlite3.c",
+                "-o",
+                obj,
+            ),
             cwd=build,
         ),
     ]
