@@ -361,7 +361,13 @@ def _cache_remote(args: argparse.Namespace) -> int:
                 run.log(f"{b.label} [{b.key}] is not built here: nothing to push")
             else:
                 failed += 1
-                why = t.detail if t.outcome == "failed" else f"{remote} has no {b.path.name}"
+                why = (
+                    t.detail
+                    if t.outcome == "failed"
+                    else f"not tried: {t.detail}"
+                    if t.outcome == "skipped"
+                    else f"{remote} has no {b.path.name}"
+                )
                 print(f"{target.label}: {b.label}: {why}", file=sys.stderr)
     return 1 if failed else 0
 

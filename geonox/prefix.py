@@ -52,7 +52,7 @@ from geonox.elf import replace_needed
 from geonox.executors import stop_children
 from geonox.project import Run
 from geonox.recipes import BuildContext, Recipe, registry
-from geonox.remote import RemoteCache, RemoteError, StoredArtifact
+from geonox.remote import CACHE_TIMEOUT, RemoteCache, RemoteError, StoredArtifact
 from geonox.toolchains import Ccache
 from geonox.tools import BUILD_TOOLS, build_tools_bin, pinned
 
@@ -134,7 +134,7 @@ def remote_for(config: Config, *, push: bool | None = None) -> RemoteCache | Non
     return RemoteCache(
         config.cache_remote,
         push=config.cache_push if push is None else push,
-        timeout=config.env.timeout or 60.0,
+        timeout=(CACHE_TIMEOUT[0], config.env.timeout) if config.env.timeout else CACHE_TIMEOUT,
     )
 
 
@@ -175,7 +175,8 @@ class Transfer:
     """What happened to one artifact on its way to or from the remote store."""
 
     build: DepBuild
-    outcome: Literal["pulled", "pushed", "here", "absent", "failed"]
+    # skipped: not tried, the registry having not answered (or refused a push) before
+    outcome: Literal["pulled", "pushed", "here", "absent", "failed", "skipped"]
     detail: str = ""  # the reference pushed, how long a pull took, or why it failed
     push: bool = False  # the direction: to the store, or from it
     seconds: float | None = None  # how long a pull took
@@ -565,6 +566,9 @@ class PrefixEngine:
             if b.artifact.complete():
                 done.append(Transfer(b, "here"))
                 continue
+            if remote.unreachable:
+                done.append(Transfer(b, "skipped", remote.unreachable))
+                continue
             t0 = time.monotonic()
             try:
                 got = remote.pull_into_cache(
@@ -587,6 +591,10 @@ class PrefixEngine:
             if not b.artifact.complete():
                 done.append(Transfer(b, "absent", push=True))
                 continue
+            stopped = remote.unreachable or remote.push_refused
+            if stopped:
+                done.append(Transfer(b, "skipped", stopped, push=True))
+                continue
             try:
                 with b.artifact.reading():
                     ref = remote.push(b.stored, self.cache.root)
@@ -603,6 +611,13 @@ class PrefixEngine:
             log(f"pulled {b.label} [{b.key}] from {remote} in {t.detail}")
         elif t.outcome == "pushed":
             log(f"pushed {b.label} [{b.key}] to {t.detail}")
+        elif t.outcome == "failed" and t.push and remote.push_refused:
+            log(f"warning: not pushing to {remote}: {remote.push_refused}; the artifacts stay here")
+        elif t.outcome == "failed" and remote.unreachable:  # said once: the rest are skipped
+            log(
+                f"warning: not using {remote} in this run: {t.detail}; "
+                "what it would have given is built here"
+            )
         elif t.outcome == "failed" and t.push:
             log(f"warning: could not push {b.label} to {remote}: {t.detail}")
         elif t.outcome == "failed":

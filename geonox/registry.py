@@ -16,6 +16,8 @@ both speak to registries through :class:`Registry`.
   it asks for; a GET or HEAD answered 429, 502, 503 or 504 is tried again twice (0.5 s,
   then 1 s, or the ``Retry-After`` it sends, up to :data:`RETRY_AFTER_CAP`).  A refused
   connection is not retried: a registry that is down costs nothing but the message.
+  :class:`RegistryError` says whether the registry could not be reached at all
+  (``unreachable``: refused, unresolvable, timed out), so a caller can stop asking it.
 
 Failures raise :class:`RegistryError` (one sentence naming the registry); each caller says
 what it means for it (pinning stops, the cache builds here instead).
@@ -35,6 +37,8 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
 #: The longest ``Retry-After`` (seconds) a retried request waits for.
@@ -43,7 +47,14 @@ TIMEOUT = 60.0
 
 
 class RegistryError(Exception):
-    """A registry could not be used for a request; ``str()`` says why, naming it."""
+    """A registry could not be used for a request; ``str()`` says why, naming it.
+    ``status``: the HTTP status it answered (None when it did not answer at all:
+    ``unreachable``, a refused or cut connection, a name that does not resolve, a timeout)."""
+
+    def __init__(self, message: str, *, status: int | None = None, unreachable: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.unreachable = unreachable
 
 
 class _Retry(Retry):
@@ -62,6 +73,30 @@ def _retry() -> Retry:
         allowed_methods=frozenset({"GET", "HEAD"}),
         raise_on_status=False,
         respect_retry_after_header=True,
+    )
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """The innermost reason of a requests exception (requests wraps urllib3's
+    MaxRetryError, which holds it: a refused connection, a read timeout, a cut)."""
+    seen = exc
+    for _ in range(6):
+        inner = getattr(seen, "reason", None)
+        if not isinstance(inner, BaseException):
+            first = seen.args[0] if seen.args else None
+            inner = first if isinstance(first, BaseException) else None
+        if inner is None:
+            break
+        seen = inner
+    return seen
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the registry cannot be reached at all (a refused connection, a
+    name that does not resolve, a connect or read timeout), not that one exchange broke
+    off."""
+    return isinstance(exc, requests.Timeout) or isinstance(
+        _cause(exc), (NewConnectionError, Urllib3Timeout)
     )
 
 
@@ -140,7 +175,13 @@ class Registry:
     """A session with one registry: requests to ``/v2/<repository>/…``, authenticated as
     the registry asks, retried by the one policy (see the module docstring)."""
 
-    def __init__(self, registry: str, *, scheme: str | None = None, timeout: float = TIMEOUT):
+    def __init__(
+        self,
+        registry: str,
+        *,
+        scheme: str | None = None,
+        timeout: float | tuple[float, float] = TIMEOUT,
+    ):
         self.registry = registry
         self.scheme = scheme or scheme_for(registry)
         self.timeout = timeout
@@ -189,7 +230,8 @@ class Registry:
                 )
             except requests.RequestException as exc:
                 raise RegistryError(
-                    f"{self.registry} did not answer ({type(exc).__name__})"
+                    f"{self.registry} did not answer ({type(_cause(exc)).__name__})",
+                    unreachable=_unreachable(exc),
                 ) from None
 
         resp = send()
@@ -202,12 +244,14 @@ class Registry:
             if resp.status_code == 401:
                 raise RegistryError(
                     f"{self.registry} refused the credentials for {actions} "
-                    "(docker login to it, or check the token's rights)"
+                    "(docker login to it, or check the token's rights)",
+                    status=401,
                 )
         if resp.status_code not in ok:
             shown = target.split("/v2/", 1)[-1].split("?")[0]
             raise RegistryError(
-                f"{self.registry} answered HTTP {resp.status_code} to {method} {shown}"
+                f"{self.registry} answered HTTP {resp.status_code} to {method} {shown}",
+                status=resp.status_code,
             )
         return resp
 
@@ -229,7 +273,9 @@ class Registry:
         try:
             resp = self._session.get(realm, params=params, auth=creds, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise RegistryError(f"{realm} did not answer ({type(exc).__name__})") from None
+            raise RegistryError(
+                f"{realm} did not answer ({type(exc).__name__})", unreachable=True
+            ) from None
         token: str | None = None
         if resp.ok:
             try:

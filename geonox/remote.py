@@ -46,8 +46,22 @@ LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
 FORMAT = 1
 
 
+#: connect and read timeouts (seconds) of the cache's requests: a dead or silent registry
+#: must cost a build seconds, not minutes (GEONOX_TIMEOUT sets the read timeout).  The read
+#: timeout is the longest silence between two bytes, so a big blob is not cut by it.
+CACHE_TIMEOUT = (5.0, 15.0)
+#: answers to a push that mean no push will work in this run: a token that may pull but
+#: not push (401/403), a registry that is full or refuses the size (413, 507)
+PUSH_REFUSALS = {401: "its token may pull but not push", 403: "its token may pull but not push",
+                 413: "it refuses an artifact this size", 507: "it is full"}  # fmt: skip
+
+
 class RemoteError(Exception):
     """A remote store that could not be used for one artifact: a warning, then a local build."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -93,10 +107,21 @@ class _NotInRemote(Exception):
 
 
 class RemoteCache:
-    def __init__(self, spec: RemoteSpec, *, push: bool, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        spec: RemoteSpec,
+        *,
+        push: bool,
+        timeout: float | tuple[float, float] = CACHE_TIMEOUT,
+    ) -> None:
         self.spec = spec
         self.push_enabled = push
         self._registry = Registry(spec.registry, scheme=spec.scheme, timeout=timeout)
+        #: why the registry is not asked again in this run (it did not answer once: every
+        #: later artifact would wait for the same timeout)
+        self.unreachable: str | None = None
+        #: why no push is tried again in this run (PUSH_REFUSALS)
+        self.push_refused: str | None = None
 
     def __str__(self) -> str:
         return f"{self.spec.registry}/{self.spec.repository}"
@@ -112,6 +137,8 @@ class RemoteCache:
         ok: tuple[int, ...] = (200,),
         **kwargs: Any,
     ) -> requests.Response:
+        if self.unreachable:
+            raise RemoteError(f"{self.unreachable} earlier in this run")
         try:
             return self._registry.request(
                 method,
@@ -122,19 +149,39 @@ class RemoteCache:
                 **kwargs,
             )
         except RegistryError as exc:
-            raise RemoteError(str(exc)) from None
+            if exc.unreachable:
+                self.unreachable = str(exc)
+            if push and exc.status in PUSH_REFUSALS:
+                self.push_refused = (
+                    f"it refused a push (HTTP {exc.status}: {PUSH_REFUSALS[exc.status]})"
+                )
+            raise RemoteError(str(exc), status=exc.status) from None
 
     def _blob(self, digest: str, dest: IO[bytes] | None = None) -> bytes:
-        """A blob, its sha256 checked (streamed into ``dest`` when given: then b"")."""
-        resp = self._request("GET", f"blobs/{digest}", stream=True)
-        sha = hashlib.sha256()
-        chunks = []
-        for chunk in resp.iter_content(1 << 20):
-            sha.update(chunk)
-            if dest is None:
-                chunks.append(chunk)
-            else:
-                dest.write(chunk)
+        """A blob, its sha256 checked (streamed into ``dest`` when given: then b"").  A
+        connection cut in the middle is tried once more from the start."""
+        for attempt in (1, 2):
+            resp = self._request("GET", f"blobs/{digest}", stream=True)
+            sha = hashlib.sha256()
+            chunks = []
+            if dest is not None:
+                dest.seek(0)
+                dest.truncate()
+            try:
+                for chunk in resp.iter_content(1 << 20):
+                    sha.update(chunk)
+                    if dest is None:
+                        chunks.append(chunk)
+                    else:
+                        dest.write(chunk)
+                break
+            except requests.RequestException as exc:
+                if attempt == 2:
+                    raise RemoteError(
+                        f"{self} cut blob {digest[:19]}… short twice ({type(exc).__name__})"
+                    ) from None
+            finally:
+                resp.close()
         got = "sha256:" + sha.hexdigest()
         if got != digest:
             raise RemoteError(
@@ -143,25 +190,36 @@ class RemoteCache:
         return b"".join(chunks)
 
     def _upload(self, data: bytes | Path, digest: str, size: int) -> None:
+        """A blob, unless the registry has it; an upload whose connection broke off is
+        started once more."""
         exists = self._request("HEAD", f"blobs/{digest}", push=True, ok=(200, 404))
         if exists.status_code == 200:
             return
-        start = self._request("POST", "blobs/uploads/", push=True, ok=(202,))
-        location = start.headers.get("Location", "")
-        if location.startswith("/"):
-            location = f"{self.spec.scheme}://{self.spec.registry}{location}"
-        sep = "&" if "?" in location else "?"
-        body = data.open("rb") if isinstance(data, Path) else io.BytesIO(data)
-        with body:
-            self._request(
-                "PUT",
-                "",
-                push=True,
-                ok=(201,),
-                url=f"{location}{sep}digest={digest}",
-                data=body,
-                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
-            )
+        for attempt in (1, 2):
+            start = self._request("POST", "blobs/uploads/", push=True, ok=(202,))
+            location = start.headers.get("Location", "")
+            if location.startswith("/"):
+                location = f"{self.spec.scheme}://{self.spec.registry}{location}"
+            sep = "&" if "?" in location else "?"
+            body = data.open("rb") if isinstance(data, Path) else io.BytesIO(data)
+            try:
+                with body:
+                    self._request(
+                        "PUT",
+                        "",
+                        push=True,
+                        ok=(201,),
+                        url=f"{location}{sep}digest={digest}",
+                        data=body,
+                        headers={
+                            "Content-Type": "application/octet-stream",
+                            "Content-Length": str(size),
+                        },
+                    )
+                return
+            except RemoteError as exc:
+                if attempt == 2 or exc.status is not None or self.unreachable:
+                    raise
 
     # ---------------------------------------------------------------- artifacts
 
@@ -230,7 +288,10 @@ class RemoteCache:
             return None
 
     def push(self, stored: StoredArtifact, cache_root: Path) -> str:
-        """Upload the complete artifact ``stored`` (tag, config, layer); returns its reference."""
+        """Upload the complete artifact ``stored`` (tag, config, layer); returns its reference.
+        After a refusal (:data:`PUSH_REFUSALS`) it is not tried again in this run."""
+        if self.push_refused:
+            raise RemoteError(self.push_refused)
         # what it was made from; its files' digests are this cache's (paths relocated on pull)
         marker = json.loads((stored.path / DEP_MARKER).read_text())
         marker.pop(FILES, None)
