@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -526,3 +527,59 @@ def test_a_rebuilt_shared_dependency_is_grafted_again_though_the_module_is_the_s
             grafted.append(zf.read(lib))
     assert raws[0] == raws[1]  # the module did not change: only the library did
     assert b"geonox-marker-one" in grafted[0] and b"geonox-marker-two" in grafted[1]
+
+
+def test_six_deps_runs_on_one_cache_compile_once_with_prune_beside(tmp_path, mirror):
+    """Six ``deps`` runs of one project started together on a fresh cache (ccache off, so
+    the compile is real) while ``cache prune`` runs over and over beside
+    them: SQLite is compiled once, the other five wait for it and reuse it, every run
+    ends with the prefix, and prune (its default: what was not used for 30 days, here an
+    aged source) never takes a scratch directory, a partial artifact or a lock a run
+    holds."""
+    from conftest import sqlite_project
+
+    cache = tmp_path / "cache"
+    env = dict(
+        os.environ, GEONOX_CACHE_DIR=str(cache), GEONOX_MIRROR=str(mirror), GEONOX_CCACHE="0"
+    )
+    env.pop("GEONOX_OFFLINE", None)
+    env.pop("GEONOX_CACHE_REMOTE", None)
+    project = sqlite_project(tmp_path / "p")
+    stale = CacheLayout(cache).sources / ("cd" * 32) / "old-1.0.tar.gz"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    age(stale, 40)
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "nox", "-s", f"deps-{host_arch()}"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    pruned = 0
+    while any(r.poll() is None for r in runs):
+        done = subprocess.run(
+            [sys.executable, "-m", "geonox", "cache", "prune"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        pruned += 1
+    outs = [r.communicate()[0] for r in runs]
+    assert [r.returncode for r in runs] == [0] * 6, [o[-2000:] for o in outs]
+    built = [o for o in outs if "building sqlite 3.52.0 (static)" in o]
+    assert len(built) == 1, [o[-1500:] for o in outs]
+    assert pruned >= 2 and not stale.exists()
+    for out in outs:
+        if out is not built[0]:
+            assert re.search(r"reused sqlite 3\.52\.0|cached \(key", out), out[-2000:]
+    verified = subprocess.run(
+        [sys.executable, "-m", "geonox", "cache", "verify"], env=env, capture_output=True, text=True
+    )
+    assert verified.returncode == 0, verified.stdout
