@@ -127,7 +127,8 @@ VARIABLES: tuple[Variable, ...] = (
              "the cache root (default: the platform's user cache directory, "
              "`~/.cache/geonox` on Linux)"),
     Variable("GEONOX_TIMEOUT", "timeout", _timeout,
-             "download and registry read timeout in seconds (default: connect 10 s, read 60 s)"),
+             "download and registry read timeout in seconds (default: connect 10 s, read 60 s; "
+             "the remote cache: 5 s and 15 s)"),
     Variable("GEONOX_UV", "uv", _uv, "`0/false/no/off`: pip instead of uv"),
     Variable("GEONOX_DOCKER", "docker", _text,
              "the docker client to run (default: `docker` on `PATH`)"),
