@@ -515,7 +515,7 @@ class PrefixEngine:
                 launcher=(ccache.exe,) if ccache else (),
             )
             stats = work / "ccache-stats.log"  # what each compile did (read back where visible)
-            env = ccache.env(backend.toolchain, stats_log=stats, depend=True) if ccache else {}
+            env = ccache.env(backend.toolchain, stats_log=stats) if ccache else {}
             tools = build_tools_bin(
                 executor,
                 self.cache,

@@ -116,24 +116,16 @@ class Ccache:
     directory: str
     basedir: str
 
-    def env(
-        self, toolchain: Toolchain, stats_log: Path | None = None, depend: bool = False
-    ) -> dict[str, str]:
+    def env(self, toolchain: Toolchain, stats_log: Path | None = None) -> dict[str, str]:
         """Its settings; with ``stats_log``, each compile also records there what it did
-        (ccache >= 4.5; read back with :meth:`hits`).
-
-        ``depend``: ccache's depend mode (ccache >= 4.0), for the dependency builds: a miss
-        no longer runs the preprocessor once more before the compile (PROJ's 203 compiles
-        spent about a tenth of their time there); the key is the command line plus the
-        headers the compiler's own ``-MD`` file lists.  So a ``-D`` holding an absolute
-        path would make every rebuild at another cache root miss: a recipe that cancels one
-        with ``-U`` names it in ``CCACHE_IGNOREOPTIONS`` (PROJ's ``-DPROJ_DATA``).  A
-        compile without ``-MD`` (SQLite's) falls back to the preprocessor mode."""
+        (ccache >= 4.5; read back with :meth:`hits`).  ccache's default mode: its depend
+        mode keys a compile by its command line, so a dependency rebuilt under a new key (a
+        new path on every consumer's ``-I``) would make all their compiles miss (a PROJ
+        over a repacked SQLite hit 0 of 203)."""
         return {
             "CCACHE_DIR": self.directory,
             "CCACHE_BASEDIR": self.basedir,
             "CCACHE_COMPILERCHECK": f"string:{toolchain.identity}",
-            **({"CCACHE_DEPEND": "1"} if depend else {}),
             **({"CCACHE_STATSLOG": str(stats_log)} if stats_log else {}),
         }
 

