@@ -46,10 +46,7 @@ class LddStep(PythonStep):
             # abi3: every Python shares one wheel; checking it again would say the same.
             report_file.touch()
             run.log(f"{wheel.name} already passed every check (report: {path})")
-            report = WheelReport.from_dict(json.loads(path.read_text()))
-            run.facts.update(
-                wheel=wheel.name, errors=len(report.errors), warnings=len(report.warnings)
-            )
+            self._facts(run, wheel, path)
             return
         with run.backend(key.target) as backend:
             say_where(run, backend, "repair")
@@ -66,8 +63,7 @@ class LddStep(PythonStep):
                 place.write_text(json.dumps(dict(data, wheel_sha256=digest), indent=2) + "\n")
 
             report_file.ensure(check)
-        report = WheelReport.from_dict(json.loads(path.read_text()))
-        run.facts.update(wheel=wheel.name, errors=len(report.errors), warnings=len(report.warnings))
+        report = self._facts(run, wheel, path)
         run.out(format_table([report]))
         if not report.passes(strict):
             failing = report.violations if strict else report.errors
@@ -79,6 +75,13 @@ class LddStep(PythonStep):
             )
         warned = f", {len(report.warnings)} warning(s) shown above" if report.warnings else ""
         run.log(f"{wheel.name} passes every check{warned} (report: {path})")
+
+    @staticmethod
+    def _facts(run: Run, wheel: Path, path: Path) -> WheelReport:
+        """The report on ``wheel`` (at ``path``), its verdict put in the summary's facts."""
+        report = WheelReport.from_dict(json.loads(path.read_text()))
+        run.facts.update(wheel=wheel.name, errors=len(report.errors), warnings=len(report.warnings))
+        return report
 
 
 LDD = LddStep()
