@@ -503,19 +503,21 @@ class PrefixEngine:
             work = stack.enter_context(self.cache.scratch(f"build-{b.path.name}"))
             src = sources.extract(archive, work / f"src-{b.name}")
             executor.sync_in(src)
+            views = _views({n: by_name[n].path for n in b.inputs}, work / "deps")
             for n in b.inputs:
                 executor.sync_in(by_name[n].path)
+            executor.sync_in(work / "deps")
             ctx = self._context(
                 b.spec,
                 src=str(src),
                 build=str(work / f"build-{b.name}"),
                 prefix=str(b.path),
                 jobs=run.project.jobs,
-                deps={n: str(by_name[n].path) for n in b.inputs},
+                deps={n: str(view) for n, view in views.items()},
                 launcher=(ccache.exe,) if ccache else (),
             )
             stats = work / "ccache-stats.log"  # what each compile did (read back where visible)
-            env = ccache.env(backend.toolchain, stats_log=stats) if ccache else {}
+            env = ccache.env(backend.toolchain, stats_log=stats, depend=True) if ccache else {}
             tools = build_tools_bin(
                 executor,
                 self.cache,
@@ -531,6 +533,7 @@ class PrefixEngine:
                     log=logs / f"{b.name}-{cmd.name}.log",
                 )
             executor.sync_out(b.path)
+            _unview(b.path, {str(views[n]): str(by_name[n].path) for n in b.inputs})
             hits = Ccache.hits(stats) if ccache else None
         if not b.recipe.build_tool:
             for old, new in backend.toolchain.needed_renames.items():
@@ -635,6 +638,64 @@ def _outcome(b: DepBuild, outcome: str, seconds: float | None = None) -> dict[st
         "outcome": outcome,
         "seconds": seconds,
     }
+
+
+# ------------------------------------------------------------------ views
+
+
+def _views(artifacts: Mapping[str, Path], under: Path) -> dict[str, Path]:
+    """Each artifact's files hard-linked (copied where links are refused) at
+    ``under/<name>``: the path a build sees its dependencies at.  It names no key, so
+    ccache's depend mode, which keys a compile by its command line, still hits when a
+    dependency was rebuilt under a new key with the same headers (its ``-I`` is the same
+    relative to the build directory), and a rebuilt dependency whose headers changed still
+    misses (the headers' contents are in the key).  Its markers are left out."""
+    views = {}
+    for name, artifact in artifacts.items():
+        view = views[name] = under / name
+        for dirpath, dirnames, filenames in os.walk(artifact):
+            rel = Path(dirpath).relative_to(artifact)
+            (view / rel).mkdir(parents=True, exist_ok=True)
+            for entry in [*dirnames, *filenames]:
+                src, dest = Path(dirpath) / entry, view / rel / entry
+                if src.is_symlink():
+                    _place_link(src, dest)
+                    if entry in dirnames:
+                        dirnames.remove(entry)
+                elif entry in filenames and not (rel == Path(".") and entry == DEP_MARKER):
+                    try:
+                        os.link(src, dest)
+                    except OSError:  # another file system, or links refused
+                        shutil.copy2(src, dest)
+    return views
+
+
+def _unview(prefix: Path, paths: Mapping[str, str]) -> list[str]:
+    """What a build installed naming a dependency's view (a CMake config naming a library
+    it links, a ``.pc`` file) names that dependency's artifact instead, as it did before
+    views: the view goes with the build's scratch.  Text files only (binaries hold at
+    most an assertion's ``__FILE__``)."""
+    if not paths:
+        return []
+    pattern = re.compile(
+        b"|".join(re.escape(v.encode()) for v in sorted(paths, key=len, reverse=True))
+        + rb"(?![\w.+-])"
+    )
+    target = {v.encode(): a.encode() for v, a in paths.items()}
+    done = []
+    for path in sorted(prefix.rglob("*")):
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > 4 << 20:
+            continue
+        data = path.read_bytes()
+        if data[:4] == b"\x7fELF" or data[:8] == b"!<arch>\n" or b"\0" in data[:8192]:
+            continue
+        new = pattern.sub(lambda m: target[m.group(0)], data)
+        if new != data:
+            mode = path.stat().st_mode
+            path.write_bytes(new)
+            os.chmod(path, mode)
+            done.append(str(path.relative_to(prefix)))
+    return done
 
 
 # ------------------------------------------------------------------ assembly

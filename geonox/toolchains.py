@@ -116,16 +116,25 @@ class Ccache:
     directory: str
     basedir: str
 
-    def env(self, toolchain: Toolchain, stats_log: Path | None = None) -> dict[str, str]:
+    def env(
+        self, toolchain: Toolchain, stats_log: Path | None = None, depend: bool = False
+    ) -> dict[str, str]:
         """Its settings; with ``stats_log``, each compile also records there what it did
-        (ccache >= 4.5; read back with :meth:`hits`).  ccache's default mode: its depend
-        mode keys a compile by its command line, so a dependency rebuilt under a new key (a
-        new path on every consumer's ``-I``) would make all their compiles miss (a PROJ
-        over a repacked SQLite hit 0 of 203)."""
+        (ccache >= 4.5; read back with :meth:`hits`).
+
+        ``depend``: ccache's depend mode (ccache >= 4.0), for the dependency builds: a miss
+        no longer runs the preprocessor once more before the compile (PROJ's 203 compiles
+        spent about a tenth of their time there).  Its key is the command line plus the
+        headers the compiler's own ``-MD`` file lists, so nothing on a command line may name
+        a key: a dependency is seen through a view whose path does not (``PrefixEngine``),
+        and an option holding the build's own prefix is left out of the key
+        (:func:`geonox.recipes.ccache_ignoring`).  A compile without ``-MD`` falls back to
+        the preprocessor mode."""
         return {
             "CCACHE_DIR": self.directory,
             "CCACHE_BASEDIR": self.basedir,
             "CCACHE_COMPILERCHECK": f"string:{toolchain.identity}",
+            **({"CCACHE_DEPEND": "1"} if depend else {}),
             **({"CCACHE_STATSLOG": str(stats_log)} if stats_log else {}),
         }
 

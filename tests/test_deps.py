@@ -404,3 +404,54 @@ def test_an_edited_and_a_truncated_cache_restore_are_found_and_made_again(geonox
     assert "building sqlite 3.52.0 (static)" in out, out[-2000:]
     assert verify().returncode == 0
     assert hashlib.sha256(library.read_bytes()).hexdigest() == good
+
+
+def test_a_build_sees_its_dependencies_through_views_that_name_no_key(tmp_path):
+    """A dependency build sees each input at ``<scratch>/deps/<name>`` (hard links of the
+    artifact's files, its marker left out, its relative symlinks kept), so ccache's depend
+    mode, which keys a compile by its command line, hits when an input was rebuilt under
+    a new key.  What the build installs naming a view names the artifact afterwards: text
+    files only, never a longer name that begins the same (``sqlite`` in ``sqlite-shell``)."""
+    from geonox.cache import DEP_MARKER
+    from geonox.prefix import _unview, _views
+
+    sqlite = tmp_path / "artifacts" / "sqlite-0123abcd"
+    shell = tmp_path / "artifacts" / "sqlite-shell-4567ef01"
+    (sqlite / "include").mkdir(parents=True)
+    (sqlite / "lib").mkdir()
+    (sqlite / "include" / "sqlite3.h").write_text("#define SQLITE_VERSION x\n")
+    (sqlite / "lib" / "libsqlite3.a").write_bytes(b"!<arch>\n...")
+    (sqlite / "lib" / "libsqlite3.so").symlink_to("libsqlite3.a")
+    (sqlite / DEP_MARKER).write_text("{}")
+    (shell / "bin").mkdir(parents=True)
+    (shell / "bin" / "sqlite3").write_bytes(b"\x7fELF")
+    (shell / "bin" / "sqlite3").chmod(0o755)
+
+    views = _views({"sqlite": sqlite, "sqlite-shell": shell}, tmp_path / "tmp" / "b" / "deps")
+    assert {n: v.name for n, v in views.items()} == {
+        "sqlite": "sqlite",
+        "sqlite-shell": "sqlite-shell",
+    }
+    header = views["sqlite"] / "include" / "sqlite3.h"
+    assert os.path.samefile(header, sqlite / "include" / "sqlite3.h")
+    assert os.readlink(views["sqlite"] / "lib" / "libsqlite3.so") == "libsqlite3.a"
+    assert not (views["sqlite"] / DEP_MARKER).exists()
+    assert os.access(views["sqlite-shell"] / "bin" / "sqlite3", os.X_OK)
+
+    proj = tmp_path / "artifacts" / "proj-89ab"
+    (proj / "lib" / "cmake").mkdir(parents=True)
+    v, s = views["sqlite"], views["sqlite-shell"]
+    config = proj / "lib" / "cmake" / "proj-targets.cmake"
+    config.write_text(f'INTERFACE_LINK_LIBRARIES "{v}/lib/libsqlite3.a;{s}/bin/sqlite3;{v}"\n')
+    binary = proj / "lib" / "libproj.a"
+    binary.write_bytes(b"!<arch>\n" + f"{v}/include/sqlite3.h".encode())
+    untouched = proj / "lib" / "other.txt"
+    untouched.write_text(f"{v}x/lib\n")
+
+    done = _unview(proj, {str(v): str(sqlite), str(s): str(shell)})
+    assert done == ["lib/cmake/proj-targets.cmake"]
+    assert config.read_text() == (
+        f'INTERFACE_LINK_LIBRARIES "{sqlite}/lib/libsqlite3.a;{shell}/bin/sqlite3;{sqlite}"\n'
+    )
+    assert binary.read_bytes().endswith(f"{v}/include/sqlite3.h".encode())
+    assert untouched.read_text() == f"{v}x/lib\n"
