@@ -9,7 +9,8 @@
    built in N s": extraction, configure, build, install, finish).
 2. The same commands again **without geonox**: read back from the deps step's logs (each
    command's argv is the first line of its log), the ccache launcher taken out, into a
-   fresh source tree, build directory and prefix, run one after another (``cmake -S … -B
+   fresh source tree unpacked by ``tar -xf`` (as a shell script would; geonox's time has
+   its own unpacking), build directory and prefix, run one after another (``cmake -S … -B
    …``, ``cmake --build … --parallel N``, ``cmake --install``).  Printed: its time, the
    ratio geonox / plain (geonox's overhead), the compiler invocations (``Building C/CXX
    object`` lines, or the commands that compile), and the CPU time of every process it
@@ -49,8 +50,6 @@ except ImportError:  # a tree from before geonox.cores (run there for its "befor
     def usable_cores() -> int:
         return os.cpu_count() or 1
 
-
-from geonox.sources.archives import extract  # noqa: E402
 
 VERSIONS = {"sqlite": "3.52.0", "geos": "3.13.1", "proj": "9.1.1"}
 ARCHIVES = {
@@ -200,7 +199,16 @@ def plain_build(
     shutil.rmtree(new_scratch, ignore_errors=True)
     shutil.rmtree(new_prefix, ignore_errors=True)
     new_scratch.mkdir(parents=True)
-    extract(archive, new_scratch / f"src-{name}")
+    # what it is built against, where geonox's build saw it (a view: <scratch>/deps/<name>)
+    for dep in sorted(
+        set(re.findall(re.escape(scratch.group(1)) + r"/deps/([\w.-]+?)(?=[/;'\s]|$)", text))
+    ):
+        (built,) = [
+            p
+            for p in (cache / "deps").iterdir()
+            if p.is_dir() and re.fullmatch(rf"{re.escape(dep)}-[\d.]+-\w+-[0-9a-f]+", p.name)
+        ]
+        shutil.copytree(built, new_scratch / "deps" / dep, symlinks=True)
     tools = next((cache / "tools").glob("cmake-*/cmake/data/bin"), None)
     run_env = {k: v for k, v in env.items() if not k.startswith("CCACHE")}
     if tools:
@@ -209,6 +217,9 @@ def plain_build(
     build_dir.mkdir(exist_ok=True)
     compiles = 0
     cpu0, t0 = children_cpu(), time.monotonic()
+    # unpacked as a shell script would (geonox's time includes its own unpacking)
+    (new_scratch / f"src-{name}").mkdir()
+    subprocess.run(["tar", "-xf", str(archive), "-C", str(new_scratch / f"src-{name}")], check=True)
     for argv in commands:
         argv = plain(argv, scratch.group(1), str(new_scratch), str(artifact), str(new_prefix))
         proc = subprocess.run(
