@@ -106,6 +106,27 @@ class Registry:
         self.log.close()
 
 
+def upload_blob(
+    session: requests.Session, address: str, repository: str, data: bytes
+) -> dict[str, object]:
+    """``data`` uploaded as one blob of ``repository`` (monolithic); its descriptor part."""
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    start = session.post(f"http://{address}/v2/{repository}/blobs/uploads/", timeout=30)
+    assert start.status_code == 202, start.text
+    location = start.headers["Location"]
+    if location.startswith("/"):
+        location = f"http://{address}{location}"
+    sep = "&" if "?" in location else "?"
+    done = session.put(
+        f"{location}{sep}digest={digest}",
+        data=data,
+        timeout=30,
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    assert done.status_code == 201, done.text
+    return {"digest": digest, "size": len(data)}
+
+
 def push_image(
     address: str, repository: str, tag: str, architecture: str, auth: tuple[str, str] | None = None
 ) -> str:
@@ -116,21 +137,7 @@ def push_image(
     session.auth = auth
 
     def blob(data: bytes) -> dict:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        start = session.post(f"{base}/blobs/uploads/", timeout=30)
-        assert start.status_code == 202, start.text
-        location = start.headers["Location"]
-        if location.startswith("/"):
-            location = f"http://{address}{location}"
-        sep = "&" if "?" in location else "?"
-        done = session.put(
-            f"{location}{sep}digest={digest}",
-            data=data,
-            timeout=30,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert done.status_code == 201, done.text
-        return {"digest": digest, "size": len(data)}
+        return upload_blob(session, address, repository, data)
 
     config = json.dumps(
         {"architecture": architecture, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}

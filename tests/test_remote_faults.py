@@ -8,6 +8,7 @@ session's ccache: the builds here are quick)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import socket
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import make_project, nox, repacked_sqlite, run, sqlite_project
 from fault_proxy import FaultProxy, Rule
-from registry_server import Registry
+from registry_server import Registry, upload_blob
 
 from geonox.targets import host_arch
 
@@ -269,3 +270,45 @@ def test_two_caches_pushing_the_same_artifact_at_once(registry, geonox_env, mirr
     registry_intact(registry, repo)
     out, _ = deps(project, _env(geonox_env, tmp_path / "c", GEONOX_CACHE_REMOTE=registry.url(repo)))
     assert "pulled sqlite 3.52.0 (static)" in out and warnings(out) == [], out[-2000:]
+
+
+@pytest.mark.parametrize("lie", ["another key", "another arch"])
+def test_a_manifest_whose_config_names_another_key_or_arch_is_refused(
+    seeded, registry, geonox_env, tmp_path, lie
+):
+    """The seeded SQLite artifact copied to another repository under its own tag, its
+    layer intact but its config naming another key (or, key kept, another arch: what a
+    mix-up of two runners' pushes would give): refused before its layer is used, one
+    warning, built here, nothing of it kept."""
+    import requests
+
+    repo, project = seeded
+    other = f"lies-{uuid.uuid4().hex[:8]}"
+    base = f"http://{registry.address}/v2"
+    (tag,) = requests.get(f"{base}/{repo}/tags/list", timeout=10).json()["tags"]
+    manifest = registry.manifest(repo, tag)
+    config = json.loads(registry.blob(manifest["config"]["digest"]).read_bytes())
+    if lie == "another key":
+        config["key"] = "0123456789abcdef"
+    else:
+        assert config["artifact"]["arch"] == host_arch()
+        config["artifact"]["arch"] = "aarch64" if host_arch() != "aarch64" else "x86_64"
+    session = requests.Session()
+    layer = registry.blob(manifest["layers"][0]["digest"]).read_bytes()
+    upload_blob(session, registry.address, other, layer)
+    manifest["config"].update(
+        upload_blob(session, registry.address, other, json.dumps(config).encode())
+    )
+    put = session.put(
+        f"{base}/{other}/manifests/{tag}",
+        data=json.dumps(manifest).encode(),
+        timeout=30,
+        headers={"Content-Type": manifest["mediaType"]},
+    )
+    assert put.status_code == 201, put.text
+    env = _env(geonox_env, tmp_path / "cache", GEONOX_CACHE_REMOTE=registry.url(other))
+    out, _ = deps(project, env)
+    (warning,) = warnings(out)
+    assert "was made from other inputs than this build's key says" in warning, warning
+    assert "building sqlite 3.52.0 (static)" in out and "pulled sqlite" not in out, out[-2000:]
+    clean(env, tmp_path)
