@@ -6,7 +6,10 @@ build; its aarch64 tests run under QEMU).  Each job restores the dependency cach
 the prefix key ``python -m geonox plan --json`` gives on that runner (or, with a remote
 cache configured, lets geonox pull from it and push on the default branch only), runs
 ``nox -s wheels-{arch}`` as its one build command and uploads the wheelhouse.  A publish
-job on tags uploads every wheel and the sdist with PyPI trusted publishing.
+job on tags uploads every wheel and the sdist with PyPI trusted publishing.  With a remote
+cache, a weekly scheduled job per arch rebuilds what the cache holds here and compares it
+(``python -m geonox cache check``): it only pulls, so a pusher's artifact that is not what
+its inputs build is found even when nobody pushed since.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ PUSH_ON_DEFAULT_BRANCH = (
     "${{ github.event_name == 'push' && github.ref == format('refs/heads/{0}', "
     "github.event.repository.default_branch) && '1' || '0' }}"
 )
+#: When the scheduled job rebuilds what the remote cache holds and compares (``cache
+#: check``): weekly, Monday 04:17 UTC (off the hour, as GitHub asks of schedules).
+CHECK_CRON = "17 4 * * 1"
 #: geonox's own interpreter on the runner.
 RUNNER_PYTHON = "3.12"
 #: geonox's cache on a Linux runner (platformdirs' user cache directory): what
@@ -195,6 +201,7 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
             }
         )
         build["env"] = {"GEONOX_CACHE_PUSH": PUSH_ON_DEFAULT_BRANCH}
+    login = steps[-1] if remote is not None else None
     steps += [
         build,
         {
@@ -249,16 +256,43 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
             ],
         },
     }
+    on: dict[str, Any] = {
+        "push": {"branches": [_default_branch(root)], "tags": ["v*"]},
+        "pull_request": {},
+        "workflow_dispatch": {},
+    }
+    if login is not None:
+        # what the shared cache holds, rebuilt here and compared (never pushed from)
+        on["schedule"] = [{"cron": CHECK_CRON}]
+        for job in ("wheels", "sdist"):
+            jobs[job]["if"] = "github.event_name != 'schedule'"
+        jobs["cache-check"] = {
+            "name": "cache-check-${{ matrix.arch }}",
+            "if": "github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'",
+            "runs-on": "${{ matrix.runner }}",
+            "strategy": {"fail-fast": False, "matrix": {"include": include}},
+            **(
+                {"permissions": {"contents": "read", "packages": "read"}}
+                if remote is not None and remote.registry == "ghcr.io"
+                else {}
+            ),
+            "steps": [
+                *steps[:3],
+                login,
+                {
+                    "name": "Rebuild what the dependency cache holds and compare",
+                    "run": f'python{RUNNER_PYTHON} -m geonox cache check --arch "$ARCH"{plan_args}',
+                    "env": {"ARCH": "${{ matrix.arch }}"},
+                },
+            ],
+        }
     return {
         "name": "wheels",
-        "on": {
-            "push": {"branches": [_default_branch(root)], "tags": ["v*"]},
-            "pull_request": {},
-            "workflow_dispatch": {},
-        },
+        "on": on,
         "permissions": {"contents": "read"},
         "concurrency": {
-            "group": "${{ github.workflow }}-${{ github.ref }}",
+            # a scheduled check never cancels a build of the same branch, nor one it
+            "group": "${{ github.workflow }}-${{ github.event_name }}-${{ github.ref }}",
             "cancel-in-progress": True,
         },
         "jobs": jobs,

@@ -268,8 +268,15 @@ def _parse_days(text: str) -> float:
 def _cmd_cache(args: argparse.Namespace) -> int:
     from geonox.cache import CacheLayout, human_size
 
+    if args.names and args.action != "check":
+        raise UserError(
+            f"cache {args.action} takes no artifact names ({' '.join(args.names)}): only "
+            "cache check does (e.g. python -m geonox cache check geos)."
+        )
     if args.action in ("push", "pull"):
         return _cache_remote(args)
+    if args.action == "check":
+        return _cache_check(args)
     cache = CacheLayout.from_env()
     if args.action == "verify":
         return _cache_verify(cache)
@@ -370,6 +377,65 @@ def _cache_remote(args: argparse.Namespace) -> int:
                 )
                 print(f"{target.label}: {b.label}: {why}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _cache_check(args: argparse.Namespace) -> int:
+    """Every library artifact of the project's prefixes that cache-remote holds, rebuilt
+    here from verified sources and compared with the store's copy file by file.  Exit 1
+    when one differs (or could not be read): the error names the artifact and the first
+    differing file."""
+    from geonox.prefix import PrefixEngine, remote_for
+
+    project = _project(args)
+    config = project.config
+    remote = remote_for(config, push=False)
+    if remote is None:
+        raise UserError(
+            "no remote cache is configured, so there is nothing to check: set cache-remote = "
+            '"oci://<registry>/<repository>" in [tool.geonox], or GEONOX_CACHE_REMOTE.'
+        )
+    known = {d.name for d in config.deps}
+    unknown = sorted(set(args.names) - known)
+    if unknown:
+        raise UserError(
+            f"cache check: {', '.join(unknown)} is not a dependency of {config.name} "
+            f"(its dependencies: {', '.join(sorted(known))})."
+        )
+    counts = {"same": 0, "differs": 0, "absent": 0, "failed": 0}
+    for target in project.targets():
+        if args.arch and target.arch != args.arch:
+            continue
+        run = project.run(target.label, print)
+        with run.backend(target) as backend:
+            found = PrefixEngine(run, backend).check(remote, frozenset(args.names))
+        for c in found:
+            b = c.build
+            counts[c.outcome] += 1
+            if c.outcome == "same":
+                run.log(f"{b.label} [{b.key}] in {remote} is what a build here makes")
+            elif c.outcome == "absent":
+                run.log(f"{b.label} [{b.key}] is not in {remote}: nothing to check")
+            elif c.outcome == "failed":
+                print(f"error: {target.label}: {b.label} [{b.key}]: {c.detail}", file=sys.stderr)
+            else:
+                more = f" (and {len(c.changes) - 1} more)" if len(c.changes) > 1 else ""
+                print(
+                    f"error: {target.label}: {b.label} [{b.key}] in {remote} is not what a "
+                    f"build here makes from the same inputs: {c.changes[0]}{more}. Whoever "
+                    f"pushed it built other files: do not pull from {remote} until that "
+                    f"tag ({b.path.name}) is deleted there"
+                    + (
+                        "; this cache pulled it, so clear it too (python -m geonox cache clear)."
+                        if c.pulled_here
+                        else "."
+                    ),
+                    file=sys.stderr,
+                )
+    print(
+        f"check: {counts['same']} the same, {counts['differs']} different, "
+        f"{counts['failed']} unreadable, {counts['absent']} not in {remote}"
+    )
+    return 1 if counts["differs"] or counts["failed"] else 0
 
 
 def _cmd_fetch(args: argparse.Namespace) -> int:
@@ -499,11 +565,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "cache",
         help="list, verify (re-hash), prune or clear the geonox cache (GEONOX_CACHE_DIR); "
-        "push or pull a project's artifacts to/from cache-remote",
+        "push or pull a project's artifacts to/from cache-remote, or check what it holds "
+        "against builds here",
     )
-    p.add_argument("action", choices=("list", "verify", "prune", "clear", "push", "pull"))
+    p.add_argument("action", choices=("list", "verify", "prune", "clear", "push", "pull", "check"))
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="check: only these dependencies (default: every library of the prefixes)",
+    )
     project_arg(p)
-    p.add_argument("--arch", help="push/pull: only this arch's artifacts")
+    p.add_argument("--arch", help="push/pull/check: only this arch's artifacts")
     p.add_argument(
         "--older-than",
         type=_parse_days,
@@ -525,7 +598,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from geonox.signals import stop_on_signals
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # names after options (cache check --arch x86_64 geos): argparse gives the positional
+    # list its (empty) value before the options, and the names after them back as extra
+    if extra and args.func is _cmd_cache and not any(e.startswith("-") for e in extra):
+        args.names = [*args.names, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         with stop_on_signals():
             code: int = args.func(args)

@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 from geonox import sources
 from geonox.backends import Backend
-from geonox.cache import DEP_MARKER, Artifact, file_sha256
+from geonox.cache import DEP_MARKER, Artifact, CacheLayout, file_sha256, tree_changes, tree_digests
 from geonox.config import Config, DepSpec
 from geonox.elf import replace_needed
 from geonox.executors import stop_children
@@ -168,6 +168,19 @@ def _package_files(commands: list[list[str]]) -> dict[str, str]:
 
 class _Stopped(Exception):
     """A build not finished because another one failed (that one's error is raised)."""
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One library artifact of the remote store against a build of it here
+    (:meth:`PrefixEngine.check`): ``same``, ``differs`` (``changes``: how the store's copy
+    differs, first file first), ``absent`` from the store, or ``failed`` to read (``detail``)."""
+
+    build: DepBuild
+    outcome: Literal["same", "differs", "absent", "failed"]
+    changes: tuple[str, ...] = ()
+    detail: str = ""
+    pulled_here: bool = False  # the local cache holds what it pulled from the store
 
 
 @dataclass(frozen=True)
@@ -606,6 +619,68 @@ class PrefixEngine:
             else:
                 done.append(Transfer(b, "pushed", ref, push=True))
         return done
+
+    def check(self, remote: RemoteCache, names: frozenset[str] = frozenset()) -> list[Checked]:
+        """Each library artifact of the plan (``names``: only those) that the remote store
+        holds, against the same artifact built here from verified sources, as ``nix build
+        --check`` does: so whoever can push cannot slip other code into everyone's wheels
+        unseen.  The builds go to a scratch cache root inside this cache (its ccache
+        included), each against the others rebuilt there (what they are built against is
+        never the store's, nor a pulled copy), with the build tools of this cache (never
+        pulled); the store's copy is relocated to that root, and every file must be the
+        same bytes.  Nothing in this cache is replaced or pushed."""
+        plan = self.plan
+        by_name = {b.name: b for b in plan.builds}
+        checked: dict[str, Checked] = {}
+        label = self.backend.target.label
+        with self.cache.scratch(f"check-{label}-{plan.key}") as root:
+            scratch = CacheLayout(root)
+            theirs: dict[str, Path] = {}
+            for b in plan.libraries:
+                if names and b.name not in names:
+                    continue
+                if remote.unreachable:
+                    checked[b.name] = Checked(b, "failed", detail=remote.unreachable)
+                    continue
+                place = root / "store" / b.path.name
+                try:
+                    got = remote.pull(b.stored, place, root)
+                except RemoteError as exc:
+                    checked[b.name] = Checked(b, "failed", detail=str(exc))
+                    continue
+                if got is None:
+                    checked[b.name] = Checked(b, "absent")
+                else:
+                    theirs[b.name] = place
+            need: set[str] = set()
+
+            def visit(name: str) -> None:
+                need.add(name)
+                for n in by_name[name].inputs:
+                    visit(n)
+
+            for name in theirs:
+                visit(name)
+            mine = {
+                b.name: b
+                if b.recipe.build_tool
+                else dataclasses.replace(b, artifact=scratch.dep(b.path.name))
+                for b in plan.builds
+                if b.name in need
+            }
+            order = list(mine.values())  # plan.builds' order: what is built on, first
+            archives = {b.name: self._fetch(b) for b in order if not b.artifact.complete()}
+            if order:
+                self._ensure_all(order, mine, archives)
+            for name, place in theirs.items():
+                b = by_name[name]
+                recorded = tree_digests(mine[name].path, skip=frozenset({DEP_MARKER}))
+                changes = tuple(tree_changes(place, recorded))
+                pulled = b.artifact.complete() and "pulled" in b.artifact.read_marker()
+                checked[name] = Checked(
+                    b, "differs" if changes else "same", changes, pulled_here=pulled
+                )
+        return [checked[b.name] for b in plan.libraries if b.name in checked]
 
     def _say(self, t: Transfer, remote: RemoteCache) -> None:
         """A transfer of the deps step, as its log says it: failures are warnings."""

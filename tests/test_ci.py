@@ -299,6 +299,18 @@ def test_with_a_remote_cache_jobs_pull_and_push_on_the_default_branch_only(tmp_p
     assert workflow["jobs"]["wheels"]["permissions"]["packages"] == "write"
     push = step(workflow, "Build, repair, check and test the wheels")["env"]["GEONOX_CACHE_PUSH"]
     assert "github.event_name == 'push'" in push and "default_branch" in push
+    # the weekly check: pulls only (no GEONOX_CACHE_PUSH, read permission), one job per arch
+    assert workflow["on"]["schedule"] == [{"cron": "17 4 * * 1"}]
+    check = workflow["jobs"]["cache-check"]
+    assert "schedule" in check["if"] and check["permissions"]["packages"] == "read"
+    assert check["strategy"] == workflow["jobs"]["wheels"]["strategy"]
+    (command,) = [s["run"] for s in check["steps"] if "cache check" in s.get("run", "")]
+    assert command.endswith('-m geonox cache check --arch "$ARCH"'), command
+    assert "GEONOX_CACHE_PUSH" not in str(check)
+    assert any("login-action" in s.get("uses", "") for s in check["steps"])
+    for job in ("wheels", "sdist"):  # a scheduled run builds nothing else
+        assert workflow["jobs"][job]["if"] == "github.event_name != 'schedule'"
+    assert "event_name" in workflow["concurrency"]["group"]
     checked = schema_check(out)
     assert checked.returncode == 0, checked.stdout
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -374,3 +375,88 @@ def test_keys_hold_no_cache_path(tmp_path, geonox_env, backend):
     assert planned.returncode == 0, planned.stdout
     (target,) = json.loads(planned.stdout)["targets"]
     assert [target["prefix_key"], *(a["key"] for a in target["artifacts"])] == keys[0]
+
+
+def test_cache_check_finds_the_main_jobs_artifacts_reproducible_and_a_poisoned_one_not(
+    tmp_path, no_engine_env, registry, main_job
+):
+    """``cache check`` against a real registry.  The main job's artifacts (cache A, built
+    through ccache) pushed; checked from a fresh cache at another path with ccache off, so
+    each of SQLite, GEOS and PROJ is compiled anew there (zig): every file is the same
+    bytes as the store's (issue 24: reproducible across cache roots, with or without
+    ccache).  Then a poisoned GEOS pushed by another cache under the same tag (one byte of
+    ``libgeos.a`` changed, its record and digests consistent, as a pusher with a token
+    could): check names it and the file, and exits 1."""
+    from geonox.cache import DEP_MARKER, FILES, tree_digests
+
+    result, _ = main_job
+    assert result.returncode == 0, result.stdout[-3000:]
+    repo = f"geonox-check-{uuid.uuid4().hex[:8]}"
+    remote = registry.url(repo)
+    pushed = run(
+        [sys.executable, "-m", "geonox", "cache", "push", "--project", EXAMPLE],
+        cwd=REPO,
+        env=dict(no_engine_env, GEONOX_CACHE_REMOTE=remote),
+    )
+    assert pushed.returncode == 0, pushed.stdout
+    cache_c = tmp_path / "elsewhere" / "deeper" / "cache"
+    check = [
+        sys.executable,
+        "-m",
+        "geonox",
+        "cache",
+        "check",
+        "--project",
+        EXAMPLE,
+        "--arch",
+        "x86_64",
+    ]
+    clean = run(
+        check,
+        cwd=REPO,
+        env=env_for(no_engine_env, cache_c, GEONOX_CACHE_REMOTE=remote, GEONOX_CCACHE="0"),
+    )
+    out = clean.stdout
+    assert clean.returncode == 0, out[-5000:]
+    for name in ("sqlite", "geos", "proj"):
+        assert re.search(rf"x86_64: building {name} \S+ \(static\)", out), out[-3000:]
+        assert re.search(rf"{name} \S+ \(static\) \[\w+\] in \S+ is what a build here makes", out)
+    assert "ccache:" not in out  # compiled, not recalled
+    assert "check: 3 the same, 0 different, 0 unreadable, 0 not in" in out, out[-2000:]
+    # nothing of the check is left in C but what it needed (sources, tools, logs)
+    assert not list((cache_c / "deps").glob("geos-*"))
+    assert not [p for p in cache_c.glob("tmp/check-*") if p.is_dir()]  # its lock file stays
+
+    # another cache pushes a GEOS with one byte changed under the same tag
+    cache_a = Path(no_engine_env["GEONOX_CACHE_DIR"])
+    (geos_a,) = [
+        p for p in (cache_a / "deps").glob("geos-3.13.1-x86_64-*") if p.name in pushed.stdout
+    ]
+    cache_d = tmp_path / "attacker" / "cache"
+    geos_d = cache_d / "deps" / geos_a.name
+    shutil.copytree(geos_a, geos_d, symlinks=True)
+    lib = geos_d / "lib" / "libgeos.a"
+    data = bytearray(lib.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    lib.write_bytes(bytes(data))
+    marker = json.loads((geos_d / DEP_MARKER).read_text())
+    marker[FILES] = tree_digests(geos_d, skip=frozenset({DEP_MARKER}))
+    (geos_d / DEP_MARKER).write_text(json.dumps(marker))
+    poisoned = run(
+        [sys.executable, "-m", "geonox", "cache", "push", "--project", EXAMPLE],
+        cwd=REPO,
+        env=env_for(no_engine_env, cache_d, GEONOX_CACHE_REMOTE=remote),
+    )
+    assert poisoned.returncode == 0 and "pushed geos 3.13.1" in poisoned.stdout, poisoned.stdout
+    # checked with the session's ccache: GEOS is rebuilt from its hits, in seconds
+    caught = run(
+        [*check, "geos"], cwd=REPO, env=env_for(no_engine_env, cache_c, GEONOX_CACHE_REMOTE=remote)
+    )
+    assert caught.returncode == 1, caught.stdout[-3000:]
+    assert "building sqlite" not in caught.stdout and "building proj" not in caught.stdout
+    (error,) = [line for line in caught.stdout.splitlines() if line.startswith("error:")]
+    assert f"geos 3.13.1 (static) [{geos_a.name.rsplit('-', 1)[1]}]" in error, error
+    assert "is not what a build here makes from the same inputs: lib/libgeos.a changed" in error
+    assert geos_a.name in error  # the tag to delete
+    assert "Traceback" not in caught.stdout
+    assert "check: 0 the same, 1 different" in caught.stdout
