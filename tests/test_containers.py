@@ -522,7 +522,7 @@ def test_two_container_builds_at_two_paths_give_the_same_wheel(
     """Reproducible in the container too: sqlext built in the stand-in image from the test
     session's cache, then from a clean cache at another path with ccache off (SQLite
     compiled again in the container), gives the same bytes."""
-    from test_reproducible import clean_env, same_wheel
+    from test_reproducible import clean_env, same_artifacts, same_wheel
 
     wheels = []
     fresh = tmp_path / "elsewhere" / "clean-cache"
@@ -539,6 +539,7 @@ def test_two_container_builds_at_two_paths_give_the_same_wheel(
     assert "manylinux_2_31_x86_64" in wheels[0].name
     assert list(fresh.glob("deps/sqlite-3.52.0-x86_64-*/lib/libsqlite3.a"))  # compiled there
     same_wheel(*wheels, tmp_path, fresh, Path(geonox_env["GEONOX_CACHE_DIR"]), tmp_path)
+    assert same_artifacts(fresh, Path(geonox_env["GEONOX_CACHE_DIR"]), "sqlite")
 
 
 def test_x86_64_example_in_the_container_then_cached(tmp_path, image_x86, geonox_env):

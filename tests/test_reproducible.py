@@ -3,8 +3,8 @@ same backend, gives byte-identical repaired wheels -- with the host's compilers 
 zig (the container backend: test_containers.py).  Each build is real: the SQLite tarball
 fetched from the mirror and compiled (the second in a clean cache with ccache off, so no
 object is carried over from the first), the extension, auditwheel's repair and geonox's
-SBOM.  ``python -m geonox diff`` says so,
-and names what differs when the time stamped in (SOURCE_DATE_EPOCH) is changed."""
+SBOM.  ``python -m geonox diff`` says so, the dependency artifacts are the same bytes too,
+and it names what differs when the time stamped in (SOURCE_DATE_EPOCH) is changed."""
 
 from __future__ import annotations
 
@@ -84,6 +84,40 @@ def same_wheel(first: Path, second: Path, tmp_path: Path, *paths: Path) -> None:
                 assert str(path).encode() not in data, (name, path)
 
 
+def same_artifacts(fresh: Path, session: Path, name: str) -> list[str]:
+    """Every ``name`` artifact the clean cache ``fresh`` built has the same key in the
+    ``session`` cache, and the same files, byte for byte once each cache's root is
+    relocated (a .pc or CMake file naming its cache, as a pull relocates it).  Returns the
+    files compared."""
+    compared = []
+    built = sorted(fresh.glob(f"deps/{name}-[0-9]*"))
+    built = [p for p in built if p.is_dir()]
+    assert built, f"no {name} artifact in {fresh}"
+    for ours in built:
+        theirs = session / "deps" / ours.name
+        assert theirs.is_dir(), f"{ours.name}: not the same key in the session cache"
+        files = sorted(
+            p.relative_to(ours).as_posix()
+            for p in ours.rglob("*")
+            if (p.is_file() or p.is_symlink()) and p.name != "geonox-dep.json"
+        )
+        assert files == sorted(
+            p.relative_to(theirs).as_posix()
+            for p in theirs.rglob("*")
+            if (p.is_file() or p.is_symlink()) and p.name != "geonox-dep.json"
+        ), ours.name
+        for rel in files:
+            a, b = ours / rel, theirs / rel
+            if a.is_symlink() or b.is_symlink():
+                assert os.readlink(a) == os.readlink(b), rel
+                continue
+            one = a.read_bytes().replace(str(fresh).encode(), b"@ROOT@")
+            two = b.read_bytes().replace(str(session).encode(), b"@ROOT@")
+            assert one == two, f"{ours.name}/{rel} differs between the caches"
+            compared.append(f"{ours.name}/{rel}")
+    return compared
+
+
 def diff(a: Path, b: Path, cwd: Path) -> tuple[int, dict]:
     out = run(
         [sys.executable, "-m", "geonox", "diff", "--json", a, b], cwd=cwd, env=dict(os.environ)
@@ -105,6 +139,9 @@ def test_two_host_builds_at_two_paths_give_the_same_wheel(mirror, geonox_env, tm
         project_at(tmp_path / "elsewhere" / "deeper" / "sqlext", backend), clean_env(fresh, mirror)
     )
     same_wheel(first, second, tmp_path, fresh, Path(geonox_env["GEONOX_CACHE_DIR"]), tmp_path)
+    # and so is what it was built from: SQLite's artifact, compiled again without ccache
+    compared = same_artifacts(fresh, Path(geonox_env["GEONOX_CACHE_DIR"]), "sqlite")
+    assert any(f.endswith("lib/libsqlite3.a") for f in compared), compared
     with zipfile.ZipFile(first) as zf:
         sbom = json.loads(
             zf.read(next(n for n in zf.namelist() if n.endswith("sboms/geonox.cdx.json")))

@@ -600,7 +600,7 @@ def test_zig_x86_64_module_per_python_imports_on_every_python(tmp_path, geonox_e
 
     # Reproducible under zig: the same project (CPython 3.12 only) at another path, in a
     # clean cache with ccache off (SQLite compiled again by zig), gives the same cp312 wheel.
-    from test_reproducible import clean_env, project_at, same_wheel
+    from test_reproducible import clean_env, project_at, same_artifacts, same_wheel
 
     fresh = tmp_path / "elsewhere" / "clean-cache"
     again = project_at(
@@ -616,6 +616,7 @@ def test_zig_x86_64_module_per_python_imports_on_every_python(tmp_path, geonox_e
     (second,) = (again / "wheelhouse").glob("*.whl")
     (first,) = [w for w in wheels if w.name == second.name]
     same_wheel(first, second, tmp_path, fresh, Path(geonox_env["GEONOX_CACHE_DIR"]), tmp_path)
+    assert same_artifacts(fresh, Path(geonox_env["GEONOX_CACHE_DIR"]), "sqlite")
 
 
 def test_zig_refuses_a_shared_cxx_recipe_that_cannot_keep_its_runtime_inside(monkeypatch):
