@@ -519,7 +519,8 @@ class PrefixEngine:
             views = _views({n: by_name[n].path for n in b.inputs}, work / "deps")
             for n in b.inputs:
                 executor.sync_in(by_name[n].path)
-            executor.sync_in(work / "deps")
+            if views:  # a build with no inputs has none (docker cp needs the path)
+                executor.sync_in(work / "deps")
             ctx = self._context(
                 b.spec,
                 src=str(src),
