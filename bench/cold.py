@@ -185,6 +185,15 @@ def plain(
     return out
 
 
+def built_artifact(cache: Path, name: str) -> Path:
+    """The artifact of recipe ``name`` in the bench's fresh ``cache`` (it holds one)."""
+    return next(
+        p
+        for p in (cache / "deps").iterdir()
+        if p.is_dir() and re.fullmatch(rf"{re.escape(name)}-[\d.]+-\w+-[0-9a-f]+", p.name)
+    )
+
+
 def plain_build(
     name: str, artifact: Path, cache: Path, archive: Path, work: Path, env: dict[str, str]
 ) -> tuple[float, int, float]:
@@ -203,12 +212,7 @@ def plain_build(
     for dep in sorted(
         set(re.findall(re.escape(scratch.group(1)) + r"/deps/([\w.-]+?)(?=[/;'\s]|$)", text))
     ):
-        (built,) = [
-            p
-            for p in (cache / "deps").iterdir()
-            if p.is_dir() and re.fullmatch(rf"{re.escape(dep)}-[\d.]+-\w+-[0-9a-f]+", p.name)
-        ]
-        shutil.copytree(built, new_scratch / "deps" / dep, symlinks=True)
+        shutil.copytree(built_artifact(cache, dep), new_scratch / "deps" / dep, symlinks=True)
     tools = next((cache / "tools").glob("cmake-*/cmake/data/bin"), None)
     run_env = {k: v for k, v in env.items() if not k.startswith("CCACHE")}
     if tools:
@@ -264,11 +268,7 @@ def recipes(args: argparse.Namespace, root: Path, mirror: Path) -> None:
             # version and target, not a recipe's cost; paid here, and printed
             print(f"{'(zig runtime)':<16}{zig_runtime(cache, env):>8.1f}s  once per zig and target")
         for name, took in built.items():
-            artifact = next(
-                p
-                for p in (cache / "deps").iterdir()
-                if p.is_dir() and re.fullmatch(rf"{re.escape(name)}-[\d.]+-\w+-[0-9a-f]+", p.name)
-            )
+            artifact = built_artifact(cache, name)
             key = "sqlite" if name == "sqlite-shell" else name
             archive = Path(args.expat) if name == "expat" else mirror / ARCHIVES[key]
             wall, compiles, cpu = plain_build(name, artifact, cache, archive, root / "plain", env)

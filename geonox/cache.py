@@ -133,6 +133,25 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def text_bytes(path: Path) -> bytes | None:
+    """The bytes of ``path`` when it is a text file that may name a path to rewrite (a
+    ``.pc`` or CMake file, a script): a regular file of at most 4 MiB that is not ELF nor
+    an ``ar`` archive and has no NUL in its first 8 KiB.  None for anything else."""
+    if path.is_symlink() or not path.is_file() or path.stat().st_size > 4 << 20:
+        return None
+    data = path.read_bytes()
+    if data[:4] == b"\x7fELF" or data[:8] == b"!<arch>\n" or b"\0" in data[:8192]:
+        return None
+    return data
+
+
+def rewrite_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` over ``path``, keeping its mode."""
+    mode = path.stat().st_mode
+    path.write_bytes(data)
+    os.chmod(path, mode)
+
+
 def remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)

@@ -121,7 +121,8 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
     # the project's own noxfile, else the repository's (which registers the project)
     own = config.project / "noxfile.py"
     nox_args = f" -f {os.path.relpath(own, root)}" if project != "." and own.is_file() else ""
-    steps: list[dict[str, Any]] = [
+    # checkout, the interpreters, nox and geonox: what every job on a runner starts with
+    setup: list[dict[str, Any]] = [
         {"uses": ACTIONS["checkout"]},
         {
             "uses": ACTIONS["setup-python"],
@@ -141,6 +142,7 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
             "run": f"python{RUNNER_PYTHON} -m pip install nox '{geonox_requirement}'",
         },
     ]
+    steps = list(setup)
     if config.backend == "zig" and any(a != "x86_64" for a in config.archs):
         steps.append(
             {
@@ -154,6 +156,8 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
         "run": f"nox{nox_args} -s {prefix}wheels-${{{{ matrix.arch }}}}",
     }
     remote = config.cache_remote
+    ghcr = remote is not None and remote.registry == "ghcr.io"
+    login: dict[str, Any] | None = None  # the remote cache's registry, when there is one
     if remote is None:
         steps.append(
             {
@@ -183,25 +187,20 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
     else:
         # geonox pulls every artifact it lacks from the registry; a failed login only
         # means building here (and no push)
-        ghcr = remote.registry == "ghcr.io"
-        steps.append(
-            {
-                "name": f"Log in to {remote.registry} (the dependency cache)",
-                "uses": ACTIONS["login"],
-                "continue-on-error": True,
-                "with": {
-                    "registry": remote.registry,
-                    "username": "${{ github.actor }}"
-                    if ghcr
-                    else "${{ secrets.GEONOX_CACHE_USER }}",
-                    "password": "${{ secrets.GITHUB_TOKEN }}"
-                    if ghcr
-                    else "${{ secrets.GEONOX_CACHE_TOKEN }}",
-                },
-            }
-        )
+        login = {
+            "name": f"Log in to {remote.registry} (the dependency cache)",
+            "uses": ACTIONS["login"],
+            "continue-on-error": True,
+            "with": {
+                "registry": remote.registry,
+                "username": "${{ github.actor }}" if ghcr else "${{ secrets.GEONOX_CACHE_USER }}",
+                "password": "${{ secrets.GITHUB_TOKEN }}"
+                if ghcr
+                else "${{ secrets.GEONOX_CACHE_TOKEN }}",
+            },
+        }
+        steps.append(login)
         build["env"] = {"GEONOX_CACHE_PUSH": PUSH_ON_DEFAULT_BRANCH}
-    login = steps[-1] if remote is not None else None
     steps += [
         build,
         {
@@ -218,11 +217,7 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
             "name": "wheels-${{ matrix.arch }}",
             "runs-on": "${{ matrix.runner }}",
             "strategy": {"fail-fast": False, "matrix": {"include": include}},
-            **(
-                {"permissions": {"contents": "read", "packages": "write"}}
-                if config.cache_remote is not None and config.cache_remote.registry == "ghcr.io"
-                else {}
-            ),
+            **({"permissions": {"contents": "read", "packages": "write"}} if ghcr else {}),
             "steps": steps,
         },
         "sdist": {
@@ -271,13 +266,9 @@ def workflow(config: Config, *, geonox_requirement: str, prefix: str = "") -> di
             "if": "github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'",
             "runs-on": "${{ matrix.runner }}",
             "strategy": {"fail-fast": False, "matrix": {"include": include}},
-            **(
-                {"permissions": {"contents": "read", "packages": "read"}}
-                if remote is not None and remote.registry == "ghcr.io"
-                else {}
-            ),
+            **({"permissions": {"contents": "read", "packages": "read"}} if ghcr else {}),
             "steps": [
-                *steps[:3],
+                *setup,
                 login,
                 {
                     "name": "Rebuild what the dependency cache holds and compare",

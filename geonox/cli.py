@@ -18,8 +18,12 @@ from typing import TYPE_CHECKING, Any
 from geonox.errors import Interrupted, UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from geonox.cache import CacheLayout
-    from geonox.project import Project
+    from geonox.prefix import PrefixEngine
+    from geonox.project import Project, Run
+    from geonox.remote import RemoteCache
 
 
 def _project(args: argparse.Namespace) -> Project:
@@ -335,27 +339,41 @@ def _cache_verify(cache: CacheLayout) -> int:
     return 1 if bad else 0
 
 
-def _cache_remote(args: argparse.Namespace) -> int:
-    """push: every library artifact of the project's prefixes this cache holds; pull: every
-    one it lacks, from the remote store (cache-remote / GEONOX_CACHE_REMOTE)."""
-    from geonox.prefix import PrefixEngine, remote_for
+def _configured_remote(project: Project, *, push: bool, why: str = "") -> RemoteCache:
+    """The project's remote store, or one paragraph saying how to configure one."""
+    from geonox.prefix import remote_for
 
-    project = _project(args)
-    config = project.config
-    remote = remote_for(config, push=True)
+    remote = remote_for(project.config, push=push)
     if remote is None:
         raise UserError(
-            'no remote cache is configured: set cache-remote = "oci://<registry>/'
-            '<repository>" in [tool.geonox], or GEONOX_CACHE_REMOTE.'
+            f"no remote cache is configured{why}: set cache-remote = "
+            '"oci://<registry>/<repository>" in [tool.geonox], or GEONOX_CACHE_REMOTE.'
         )
-    failed = 0
+    return remote
+
+
+def _engines(project: Project, arch: str | None) -> Iterator[tuple[Run, PrefixEngine]]:
+    """The dependency prefix engine of each of the project's targets (``arch``: only that
+    arch's), with the run it logs to, inside its backend."""
+    from geonox.prefix import PrefixEngine
+
     for target in project.targets():
-        if args.arch and target.arch != args.arch:
+        if arch and target.arch != arch:
             continue
         run = project.run(target.label, print)
         with run.backend(target) as backend:
-            engine = PrefixEngine(run, backend)
-            moved = engine.push(remote) if args.action == "push" else engine.pull(remote)
+            yield run, PrefixEngine(run, backend)
+
+
+def _cache_remote(args: argparse.Namespace) -> int:
+    """push: every library artifact of the project's prefixes this cache holds; pull: every
+    one it lacks, from the remote store (cache-remote / GEONOX_CACHE_REMOTE)."""
+    project = _project(args)
+    remote = _configured_remote(project, push=True)
+    failed = 0
+    for run, engine in _engines(project, args.arch):
+        target = engine.backend.target
+        moved = engine.push(remote) if args.action == "push" else engine.pull(remote)
         for t in moved:
             b = t.build
             if t.outcome == "pushed":
@@ -384,16 +402,9 @@ def _cache_check(args: argparse.Namespace) -> int:
     here from verified sources and compared with the store's copy file by file.  Exit 1
     when one differs (or could not be read): the error names the artifact and the first
     differing file."""
-    from geonox.prefix import PrefixEngine, remote_for
-
     project = _project(args)
     config = project.config
-    remote = remote_for(config, push=False)
-    if remote is None:
-        raise UserError(
-            "no remote cache is configured, so there is nothing to check: set cache-remote = "
-            '"oci://<registry>/<repository>" in [tool.geonox], or GEONOX_CACHE_REMOTE.'
-        )
+    remote = _configured_remote(project, push=False, why=", so there is nothing to check")
     known = {d.name for d in config.deps}
     unknown = sorted(set(args.names) - known)
     if unknown:
@@ -402,13 +413,9 @@ def _cache_check(args: argparse.Namespace) -> int:
             f"(its dependencies: {', '.join(sorted(known))})."
         )
     counts = {"same": 0, "differs": 0, "absent": 0, "failed": 0}
-    for target in project.targets():
-        if args.arch and target.arch != args.arch:
-            continue
-        run = project.run(target.label, print)
-        with run.backend(target) as backend:
-            found = PrefixEngine(run, backend).check(remote, frozenset(args.names))
-        for c in found:
+    for run, engine in _engines(project, args.arch):
+        target = engine.backend.target
+        for c in engine.check(remote, frozenset(args.names)):
             b = c.build
             counts[c.outcome] += 1
             if c.outcome == "same":

@@ -46,7 +46,16 @@ from typing import Any, Literal
 
 from geonox import sources
 from geonox.backends import Backend
-from geonox.cache import DEP_MARKER, Artifact, CacheLayout, file_sha256, tree_changes, tree_digests
+from geonox.cache import (
+    DEP_MARKER,
+    Artifact,
+    CacheLayout,
+    file_sha256,
+    rewrite_bytes,
+    text_bytes,
+    tree_changes,
+    tree_digests,
+)
 from geonox.config import Config, DepSpec
 from geonox.elf import replace_needed
 from geonox.executors import stop_children
@@ -633,8 +642,7 @@ class PrefixEngine:
         plan = self.plan
         by_name = {b.name: b for b in plan.builds}
         checked: dict[str, Checked] = {}
-        label = self.backend.target.label
-        with self.cache.scratch(f"check-{label}-{plan.key}") as root:
+        with self.cache.scratch(f"check-{self.backend.target.label}-{plan.key}") as root:
             scratch = CacheLayout(root)
             theirs: dict[str, Path] = {}
             for b in plan.libraries:
@@ -671,8 +679,7 @@ class PrefixEngine:
             }
             order = list(mine.values())  # plan.builds' order: what is built on, first
             archives = {b.name: self._fetch(b) for b in order if not b.artifact.complete()}
-            if order:
-                self._ensure_all(order, mine, archives)
+            self._ensure_all(order, mine, archives)
             for name, place in theirs.items():
                 b = by_name[name]
                 recorded = tree_digests(mine[name].path, skip=frozenset({DEP_MARKER}))
@@ -739,10 +746,7 @@ def _views(artifacts: Mapping[str, Path], under: Path) -> dict[str, Path]:
                     if entry in dirnames:
                         dirnames.remove(entry)
                 elif entry in filenames and not (rel == Path(".") and entry == DEP_MARKER):
-                    try:
-                        os.link(src, dest)
-                    except OSError:  # another file system, or links refused
-                        shutil.copy2(src, dest)
+                    _link_or_copy(src, dest)
     return views
 
 
@@ -760,16 +764,12 @@ def _unview(prefix: Path, paths: Mapping[str, str]) -> list[str]:
     target = {v.encode(): a.encode() for v, a in paths.items()}
     done = []
     for path in sorted(prefix.rglob("*")):
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > 4 << 20:
-            continue
-        data = path.read_bytes()
-        if data[:4] == b"\x7fELF" or data[:8] == b"!<arch>\n" or b"\0" in data[:8192]:
+        data = text_bytes(path)
+        if data is None:
             continue
         new = pattern.sub(lambda m: target[m.group(0)], data)
         if new != data:
-            mode = path.stat().st_mode
-            path.write_bytes(new)
-            os.chmod(path, mode)
+            rewrite_bytes(path, new)
             done.append(str(path.relative_to(prefix)))
     return done
 
@@ -803,11 +803,15 @@ def _assemble(prefix: DepPrefix, place: Path) -> dict[str, Any]:
                 elif _rewrite(src, dest, old, new):
                     rewritten.append(str(rel / f))
                 else:
-                    try:
-                        os.link(src, dest)
-                    except OSError:  # another file system, or links refused
-                        shutil.copy2(src, dest)
+                    _link_or_copy(src, dest)
     return dict(prefix.manifest, rewritten=sorted(rewritten))
+
+
+def _link_or_copy(src: Path, dest: Path) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:  # another file system, or links refused
+        shutil.copy2(src, dest)
 
 
 def _place_link(src: Path, dest: Path) -> None:
@@ -822,12 +826,8 @@ def _place_link(src: Path, dest: Path) -> None:
 def _rewrite(src: Path, dest: Path, old: list[bytes], new: bytes) -> bool:
     """Copy a text file that names an artifact with the prefix's path instead; False (and
     nothing written) for anything else."""
-    if src.stat().st_size > 4 << 20:
-        return False
-    data = src.read_bytes()
-    if data[:4] == b"\x7fELF" or data[:8] == b"!<arch>\n" or b"\0" in data[:8192]:
-        return False
-    if not any(o in data for o in old):
+    data = text_bytes(src)
+    if data is None or not any(o in data for o in old):
         return False
     for o in old:
         data = data.replace(o, new)

@@ -23,7 +23,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import re
 import tarfile
 import tempfile
@@ -34,7 +33,7 @@ from typing import IO, Any
 
 import requests
 
-from geonox.cache import DEP_MARKER, FILES, Artifact, file_sha256
+from geonox.cache import DEP_MARKER, FILES, Artifact, file_sha256, rewrite_bytes, text_bytes
 from geonox.errors import ConfigError
 from geonox.registry import Registry, RegistryError, scheme_for
 
@@ -375,18 +374,9 @@ def relocate(root: Path, old: str, new: str) -> list[str]:
     was, now = (old.rstrip("/") + "/").encode(), (new.rstrip("/") + "/").encode()
     done = []
     for path in sorted(root.rglob("*")):
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > 4 << 20:
+        data = text_bytes(path)
+        if data is None or was not in data:
             continue
-        data = path.read_bytes()
-        if (
-            data[:4] == b"\x7fELF"
-            or data[:8] == b"!<arch>\n"
-            or b"\0" in data[:8192]
-            or was not in data
-        ):
-            continue
-        mode = path.stat().st_mode
-        path.write_bytes(data.replace(was, now))
-        os.chmod(path, mode)
+        rewrite_bytes(path, data.replace(was, now))
         done.append(str(path.relative_to(root)))
     return done

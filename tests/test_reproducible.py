@@ -19,6 +19,7 @@ from pathlib import Path
 
 from conftest import REPO, make_project, nox, rewrite_members, run, skip_or_fail
 
+from geonox.cache import DEP_MARKER
 from geonox.targets import host_arch
 
 SQLEXT = REPO / "tests" / "data" / "sqlext"
@@ -93,20 +94,19 @@ def same_artifacts(fresh: Path, session: Path, name: str) -> list[str]:
     built = sorted(fresh.glob(f"deps/{name}-[0-9]*"))
     built = [p for p in built if p.is_dir()]
     assert built, f"no {name} artifact in {fresh}"
+
+    def files(artifact: Path) -> list[str]:
+        return sorted(
+            p.relative_to(artifact).as_posix()
+            for p in artifact.rglob("*")
+            if (p.is_file() or p.is_symlink()) and p.name != DEP_MARKER
+        )
+
     for ours in built:
         theirs = session / "deps" / ours.name
         assert theirs.is_dir(), f"{ours.name}: not the same key in the session cache"
-        files = sorted(
-            p.relative_to(ours).as_posix()
-            for p in ours.rglob("*")
-            if (p.is_file() or p.is_symlink()) and p.name != "geonox-dep.json"
-        )
-        assert files == sorted(
-            p.relative_to(theirs).as_posix()
-            for p in theirs.rglob("*")
-            if (p.is_file() or p.is_symlink()) and p.name != "geonox-dep.json"
-        ), ours.name
-        for rel in files:
+        assert files(ours) == files(theirs), ours.name
+        for rel in files(ours):
             a, b = ours / rel, theirs / rel
             if a.is_symlink() or b.is_symlink():
                 assert os.readlink(a) == os.readlink(b), rel

@@ -301,11 +301,12 @@ def cmake_commands(ctx: BuildContext, *options: str) -> list[Command]:
 
 def ccache_ignoring(commands: list[Command], *options: str) -> list[Command]:
     """``commands`` with ``options`` left out of ccache's key (``CCACHE_IGNOREOPTIONS``,
-    ``-DNAME=*`` style; still passed to the compiler).  ccache's direct mode keys a compile
-    by its command line first: an option naming a path (a rebuild at another cache root)
-    or CMake's ``-D<target>_EXPORTS`` (a shared build of what was built static) makes it
-    miss there and preprocess to find the hit.  Only for options that cannot change the
-    object: cancelled by a later ``-U``, or read by no source (checked per recipe)."""
+    ``-DNAME=*`` style; still passed to the compiler).  ccache runs the dependency builds
+    in depend mode, which keys a compile by its command line: an option naming a path
+    makes every rebuild at another cache root miss, and CMake's ``-D<target>_EXPORTS`` on
+    a shared library's compiles makes a shared build miss the same library's static
+    objects.  Only for options that cannot change the object: cancelled by a later ``-U``,
+    or read by no source (checked per recipe)."""
     ignore = {"CCACHE_IGNOREOPTIONS": " ".join(options)}
     return [dataclasses.replace(c, env={**c.env, **ignore}) for c in commands]
 

@@ -53,7 +53,7 @@ def commands(ctx: BuildContext) -> list[Command]:
         ),
         # in the build directory: ccache then hashes paths relative to it (CCACHE_BASEDIR),
         # the same in every scratch directory; -MD (a dependency file beside the object)
-        # is ready for ccache's depend mode (not used: see toolchains.Ccache.env)
+        # lets ccache's depend mode key it without preprocessing the 9 MB amalgamation
         Command(
             "compile",
             (
