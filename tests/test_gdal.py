@@ -228,6 +228,49 @@ def test_rasterio_from_its_sdist_reuses_the_gdal_and_passes_a_smoke_suite(
         _check_wheel(wheel, "rasterio", leaky_env, tmp_path)
 
 
+def test_the_gdal_built_again_at_another_path_is_the_same_bytes(leaky_env, mirror, tmp_path):
+    """Issue 24's reproducibility for GDAL (host gcc): the deps of pyogrio's noxfile built
+    again in a fresh cache at another path, with the session's ccache (a ccache-off GDAL
+    would add its whole compile to the suite; GEOS, PROJ and SQLite are compiled anew in
+    test_real_projects and test_remote): GDAL, expat, PROJ, GEOS and SQLite, every file
+    the same bytes, the text files once each cache's root is relocated, and no binary
+    naming either root -- so a compiler that wrote its path in would fail this even where
+    the object is the ccache's."""
+    from test_reproducible import same_artifacts
+
+    session = Path(leaky_env["GEONOX_CACHE_DIR"])
+    fresh = tmp_path / "elsewhere" / "deeper" / "cache"
+    keywords = {
+        "project": str(pypi_sdist("pyogrio", "0.13.0")),
+        "deps": ["gdal"],
+        "versions": VERSIONS,
+        "sources": gdal_sources(mirror),
+        "backend": "host",
+        "python": PYTHONS,
+    }
+    for where, env in (
+        ("one", leaky_env),
+        ("elsewhere/two", {**leaky_env, "GEONOX_CACHE_DIR": str(fresh)}),
+    ):
+        done = nox("-s", "deps-x86_64", cwd=noxfile(tmp_path / where, **keywords), env=env)
+        assert done.returncode == 0, done.stdout[-4000:]
+    assert "gdal 3.10.3 (shared) built in" in done.stdout, done.stdout[-3000:]
+    files = [
+        f.split("/", 1)[1]
+        for name in ("gdal", "expat", "proj", "geos", "sqlite")
+        for f in same_artifacts(fresh, session, name)
+    ]
+    for wanted in (
+        r"lib/libgdal\.so\.36\.3\.10\.3",
+        r"lib/libproj\.so\.25\.[\d.]+",
+        r"share/gdal/header\.dxf",
+        r"share/proj/proj\.db",
+        r"lib/cmake/gdal/GDAL-targets\.cmake",
+        r"bin/gdal-config",
+    ):
+        assert any(re.fullmatch(wanted, f) for f in files), (wanted, files)
+
+
 def _pyogrio_suite_in(
     image: str, arch: str, env: dict, mirror: Path, tmp_path: Path, **keywords
 ) -> str:

@@ -143,3 +143,45 @@ def test_pyproj_from_its_sdist_finds_its_own_proj_db_and_passes_its_suite(geonox
     with zipfile.ZipFile(wheel) as zf:
         assert "pyproj/proj_dir/share/proj/proj.db" in zf.namelist()
     assert verify_errors(wheel, geonox_env, tmp_path) == []
+
+
+def test_the_shared_geos_and_proj_built_again_elsewhere_without_ccache_are_the_same_bytes(
+    geonox_env, mirror, tmp_path
+):
+    """Issue 24's reproducibility with the host's gcc: GEOS, PROJ and the SQLite under it,
+    shared as shapely and pyproj above link them (the session cache's artifacts, from those
+    tests), built again in a clean cache at another path with ccache off, so every object
+    is compiled anew: each file is the same bytes, once each cache's own root is relocated
+    (zig: test_remote's ``cache check``; SQLite alone on host, zig and the container:
+    test_reproducible)."""
+    from test_reproducible import clean_env, same_artifacts
+
+    sdist = pypi_sdist("shapely", "2.1.2")  # any project: only the deps session runs
+    keywords = {
+        "project": str(sdist),
+        "deps": ["geos", "proj"],
+        "versions": {"geos": "3.13.1", "proj": "9.1.1", "sqlite": "3.52.0"},
+        "link": "shared",
+        "backend": "host",
+        "python": ["3.11"],
+    }
+    session = Path(geonox_env["GEONOX_CACHE_DIR"])
+    fresh = tmp_path / "elsewhere" / "deeper" / "cache"
+    for where, env in (("one", geonox_env), ("elsewhere/two", clean_env(fresh, mirror))):
+        done = nox("-s", "deps-x86_64", cwd=noxfile(tmp_path / where, **keywords), env=env)
+        assert done.returncode == 0, done.stdout[-4000:]
+    for name in ("geos 3.13.1", "proj 9.1.1", "sqlite 3.52.0"):
+        assert f"{name} (shared) built in" in done.stdout, done.stdout[-3000:]
+    compared = {name: same_artifacts(fresh, session, name) for name in ("geos", "proj", "sqlite")}
+    files = [f.split("/", 1)[1] for found in compared.values() for f in found]
+    for wanted in (
+        r"lib/libgeos\.so\.3\.13\.1",
+        r"lib/libgeos_c\.so\.1\.\d+\.\d+",
+        r"lib/libproj\.so\.25\.[\d.]+",
+        r"lib/libsqlite3\.so\.[\d.]+",
+        r"share/proj/proj\.db",
+        r"lib/pkgconfig/proj\.pc",
+        r"lib/cmake/GEOS/geos-targets\.cmake",
+        r"bin/geos-config",
+    ):
+        assert any(re.fullmatch(wanted, f) for f in files), (wanted, files)

@@ -262,12 +262,18 @@ def relocatable_pc(text: str) -> str:
 
 def link_args(ctx: BuildContext) -> list[str]:
     """CMake arguments of the link mode: static archives, or versioned shared libraries
-    with a SONAME that find each other through ``$ORIGIN`` (auditwheel rewrites it)."""
+    with a SONAME that find each other through ``$ORIGIN`` (auditwheel rewrites it).
+
+    Linked with that RUNPATH from the start (no recipe runs what it builds): CMake's
+    default links a build-tree RPATH and overwrites it at install, leaving ``.dynstr`` as
+    long as the build directory's path, so the same library built in another cache was
+    not the same bytes."""
     if ctx.link == "shared":
         return [
             "-DBUILD_SHARED_LIBS=ON",
             "-DCMAKE_INSTALL_RPATH=$ORIGIN",
             "-DCMAKE_SKIP_INSTALL_RPATH=OFF",
+            "-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON",
         ]
     return ["-DBUILD_SHARED_LIBS=OFF"]
 
