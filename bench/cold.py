@@ -1,7 +1,7 @@
 """Where a cold build goes (issue 23), measured in this one run:
 
     GEONOX_MIRROR=../shared/mirror python bench/cold.py [--backend zig|host]
-        [--gdal] [--main-job-against REV] [--no-recipes]
+        [--gdal] [--main-job-against REV [--pairs N]] [--no-recipes]
 
 1. Every dependency of the example (sqlite, geos, proj; ``--gdal`` adds expat and gdal)
    built cold by geonox: ``python -m geonox deps`` in a fresh cache (empty ccache, fresh
@@ -19,7 +19,9 @@
 3. ``--main-job-against REV``: the README's main job (``nox -s wheels-x86_64``: deps,
    build, repair, checks and tests on 5 Pythons) cold, for the commit REV (a git
    worktree) and for this tree, one after the other, each with empty caches (geonox, zig,
-   uv, pip), no container engine (so ``auto`` is zig, as on a laptop).
+   uv, pip), no container engine (so ``auto`` is zig, as on a laptop).  ``--pairs N``:
+   N of each, alternating, and the ratio of the medians (a whole job's time moves by
+   about 10 % from run to run here).
 
 Nothing is asserted; the ratios are printed.
 """
@@ -33,6 +35,7 @@ import re
 import resource
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -281,7 +284,10 @@ def recipes(args: argparse.Namespace, root: Path, mirror: Path) -> None:
     print(f"(limit = CPU s / {cores} cores; ratio = geonox / plain, goal <= 1.05)")
 
 
-def main_job(rev: str, root: Path) -> None:
+def main_job(rev: str, root: Path, pairs: int = 1) -> None:
+    """The README's main job cold at ``rev`` and for this tree, ``pairs`` times, the two
+    alternating (before, after, before, ...) so a slower or faster spell of the machine
+    falls on both sides; each run in empty caches of its own."""
     tree = root / f"tree-{rev[:10]}"
     subprocess.run(
         ["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), rev],
@@ -296,23 +302,29 @@ def main_job(rev: str, root: Path) -> None:
         ignore=shutil.ignore_patterns(".nox", "wheelhouse", ".git", "__pycache__", "*.egg-info"),
     )
     try:
-        elapsed = {}
-        for side, label, where in (
-            ("before", f"before ({rev[:10]})", tree),
-            ("after", "after (this tree)", after),
-        ):
-            env = cold_env(root / f"main-{side}")
-            del env["PYTHONPATH"]  # each tree's noxfile imports its own geonox
-            env["GEONOX_MIRROR"] = str(Path(env["GEONOX_MIRROR"]).resolve())
-            elapsed[side], deps = timed_run(
-                ["nox", "-s", "wheels-x86_64"], root / f"main-{side}.log", env, cwd=where
-            )
-            print(
-                f"main job {label}: {elapsed[side]:.1f} s; deps: "
-                + ", ".join(f"{k} {v:.0f} s" for k, v in deps.items())
-            )
+        elapsed: dict[str, list[float]] = {"before": [], "after": []}
+        for n in range(pairs):
+            for side, label, where in (
+                ("before", f"before ({rev[:10]})", tree),
+                ("after", "after (this tree)", after),
+            ):
+                env = cold_env(root / f"main-{side}-{n}")
+                del env["PYTHONPATH"]  # each tree's noxfile imports its own geonox
+                env["GEONOX_MIRROR"] = str(Path(env["GEONOX_MIRROR"]).resolve())
+                seconds, deps = timed_run(
+                    ["nox", "-s", "wheels-x86_64"], root / f"main-{side}-{n}.log", env, cwd=where
+                )
+                elapsed[side].append(seconds)
+                print(
+                    f"main job {label}: {seconds:.1f} s; deps: "
+                    + ", ".join(f"{k} {v:.0f} s" for k, v in deps.items())
+                )
+            ratio = elapsed["after"][-1] / elapsed["before"][-1]
+            print(f"cold main job after / before, pair {n + 1}: {ratio:.2f}")
+        before, after_ = statistics.median(elapsed["before"]), statistics.median(elapsed["after"])
         print(
-            f"cold main job after / before: {elapsed['after'] / elapsed['before']:.2f} (goal <= 0.60)"
+            f"cold main job, medians of {pairs}: before {before:.1f} s, after {after_:.1f} s, "
+            f"after / before {after_ / before:.2f} (goal <= 0.60)"
         )
     finally:
         subprocess.run(
@@ -331,6 +343,9 @@ def main() -> None:
     parser.add_argument(
         "--main-job-against", metavar="REV", help="the cold main job at REV vs this tree"
     )
+    parser.add_argument(
+        "--pairs", type=int, default=1, help="main jobs before and after, alternating"
+    )
     parser.add_argument("--no-recipes", action="store_true", help="only the main job")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args()
@@ -340,7 +355,7 @@ def main() -> None:
         if not args.no_recipes:
             recipes(args, root, mirror)
         if args.main_job_against:
-            main_job(args.main_job_against, root)
+            main_job(args.main_job_against, root, args.pairs)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
