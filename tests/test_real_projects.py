@@ -154,7 +154,7 @@ def test_the_shared_geos_and_proj_built_again_elsewhere_without_ccache_are_the_s
     is compiled anew: each file is the same bytes, once each cache's own root is relocated
     (zig: test_remote's ``cache check``; SQLite alone on host, zig and the container:
     test_reproducible)."""
-    from test_reproducible import clean_env, same_artifacts
+    from test_reproducible import clean_env, deps_built_twice, has_all
 
     sdist = pypi_sdist("shapely", "2.1.2")  # any project: only the deps session runs
     keywords = {
@@ -165,16 +165,14 @@ def test_the_shared_geos_and_proj_built_again_elsewhere_without_ccache_are_the_s
         "backend": "host",
         "python": ["3.11"],
     }
-    session = Path(geonox_env["GEONOX_CACHE_DIR"])
     fresh = tmp_path / "elsewhere" / "deeper" / "cache"
-    for where, env in (("one", geonox_env), ("elsewhere/two", clean_env(fresh, mirror))):
-        done = nox("-s", "deps-x86_64", cwd=noxfile(tmp_path / where, **keywords), env=env)
-        assert done.returncode == 0, done.stdout[-4000:]
+    out, files = deps_built_twice(
+        tmp_path, keywords, geonox_env, clean_env(fresh, mirror), ("geos", "proj", "sqlite")
+    )
     for name in ("geos 3.13.1", "proj 9.1.1", "sqlite 3.52.0"):
-        assert f"{name} (shared) built in" in done.stdout, done.stdout[-3000:]
-    compared = {name: same_artifacts(fresh, session, name) for name in ("geos", "proj", "sqlite")}
-    files = [f.split("/", 1)[1] for found in compared.values() for f in found]
-    for wanted in (
+        assert f"{name} (shared) built in" in out, out[-3000:]
+    has_all(
+        files,
         r"lib/libgeos\.so\.3\.13\.1",
         r"lib/libgeos_c\.so\.1\.\d+\.\d+",
         r"lib/libproj\.so\.25\.[\d.]+",
@@ -183,5 +181,4 @@ def test_the_shared_geos_and_proj_built_again_elsewhere_without_ccache_are_the_s
         r"lib/pkgconfig/proj\.pc",
         r"lib/cmake/GEOS/geos-targets\.cmake",
         r"bin/geos-config",
-    ):
-        assert any(re.fullmatch(wanted, f) for f in files), (wanted, files)
+    )

@@ -12,12 +12,21 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import zipfile
 from pathlib import Path
 
-from conftest import REPO, make_project, nox, rewrite_members, run, skip_or_fail
+from conftest import (
+    REPO,
+    keyword_noxfile,
+    make_project,
+    nox,
+    rewrite_members,
+    run,
+    skip_or_fail,
+)
 
 from geonox.cache import DEP_MARKER, text_bytes
 from geonox.targets import host_arch
@@ -124,6 +133,30 @@ def same_artifacts(fresh: Path, session: Path, name: str) -> list[str]:
             assert one == two, f"{ours.name}/{rel} differs between the caches"
             compared.append(f"{ours.name}/{rel}")
     return compared
+
+
+def deps_built_twice(
+    where: Path, keywords: dict, first: dict, second: dict, names: tuple[str, ...]
+) -> tuple[str, list[str]]:
+    """The deps step of a noxfile registering ``keywords`` run with ``first`` (the
+    session's cache) and then ``second`` (a fresh cache at ``second``'s
+    GEONOX_CACHE_DIR), each from its own directory under ``where``; every ``names``
+    artifact of the second the same as the first's (``same_artifacts``).  Returns the
+    second run's output and the files compared, relative to their artifacts."""
+    for sub, env in (("one", first), ("elsewhere/two", second)):
+        done = nox(
+            "-s", f"deps-{host_arch()}", cwd=keyword_noxfile(where / sub, **keywords), env=env
+        )
+        assert done.returncode == 0, done.stdout[-4000:]
+    fresh, session = Path(second["GEONOX_CACHE_DIR"]), Path(first["GEONOX_CACHE_DIR"])
+    files = [f.split("/", 1)[1] for name in names for f in same_artifacts(fresh, session, name)]
+    return done.stdout, files
+
+
+def has_all(files: list[str], *patterns: str) -> None:
+    """Each pattern matches one of ``files`` whole."""
+    for wanted in patterns:
+        assert any(re.fullmatch(wanted, f) for f in files), (wanted, files)
 
 
 def diff(a: Path, b: Path, cwd: Path) -> tuple[int, dict]:
