@@ -229,13 +229,16 @@ def test_rasterio_from_its_sdist_reuses_the_gdal_and_passes_a_smoke_suite(
 
 
 def test_the_gdal_built_again_at_another_path_is_the_same_bytes(leaky_env, mirror, tmp_path):
-    """Issue 24's reproducibility for GDAL (host gcc): the deps of pyogrio's noxfile built
-    again in a fresh cache at another path, with the session's ccache (a ccache-off GDAL
-    would add its whole compile to the suite; GEOS, PROJ and SQLite are compiled anew in
-    test_real_projects and test_remote): GDAL, expat, PROJ, GEOS and SQLite, every file
-    the same bytes, the text files once each cache's root is relocated, and no binary
-    naming either root -- so a compiler that wrote its path in would fail this even where
-    the object is the ccache's."""
+    """Issue 24's reproducibility with the host's gcc: the shared deps of pyogrio's
+    noxfile (GDAL, expat, PROJ, GEOS and SQLite, the same artifacts shapely and pyproj
+    link in test_real_projects) built again in a fresh cache at another path, with the
+    session's ccache: every file the same bytes, the text files once each cache's root is
+    relocated, and no binary naming either root -- so a compiler that wrote its path in
+    would fail this even where the object is the ccache's.  The link and install steps run
+    anew (where the build-tree RPATH once made libgeos_c and libgdal differ).  Compiling
+    every object anew with ccache off is test_remote's ``cache check`` (zig's SQLite,
+    GEOS and PROJ) and test_reproducible (host, zig and the container's SQLite): a
+    ccache-off GEOS, PROJ and GDAL on gcc would add their whole compile to the suite."""
     from test_reproducible import deps_built_twice, has_all
 
     fresh = tmp_path / "elsewhere" / "deeper" / "cache"
@@ -254,11 +257,18 @@ def test_the_gdal_built_again_at_another_path_is_the_same_bytes(leaky_env, mirro
         {**leaky_env, "GEONOX_CACHE_DIR": str(fresh)},
         ("gdal", "expat", "proj", "geos", "sqlite"),
     )
-    assert "gdal 3.10.3 (shared) built in" in out, out[-3000:]
+    for name in ("gdal", "expat", "proj", "geos", "sqlite"):  # built there, not reused
+        assert re.search(rf"{name} \S+ \((shared|static)\) built in", out), (name, out[-3000:])
     has_all(
         files,
         r"lib/libgdal\.so\.36\.3\.10\.3",
+        r"lib/libgeos\.so\.3\.13\.1",
+        r"lib/libgeos_c\.so\.1\.\d+\.\d+",
         r"lib/libproj\.so\.25\.[\d.]+",
+        r"lib/libsqlite3\.so\.[\d.]+",
+        r"lib/pkgconfig/proj\.pc",
+        r"lib/cmake/GEOS/geos-targets\.cmake",
+        r"bin/geos-config",
         r"share/gdal/header\.dxf",
         r"share/proj/proj\.db",
         r"lib/cmake/gdal/GDAL-targets\.cmake",
