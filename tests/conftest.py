@@ -550,6 +550,7 @@ HEAVY_FIRST = (
     "test_musllinux.py",
     "test_zig.py",
     "test_containers.py",
+    "test_gdal_cross.py",
     "test_gdal.py",
     "test_real_projects.py",
     "test_e2e.py",

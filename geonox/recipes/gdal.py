@@ -105,7 +105,7 @@ DEFAULT_DRIVERS = (
 INTERNAL = ("ZLIB", "TIFF", "GEOTIFF", "JPEG", "PNG", "JSONC", "LERC", "SHAPELIB")
 #: The third-party code in GDAL's source tree (its internal libraries, and header-only or
 #: vendored code its drivers compile in): each is a component of the SBOM when the build
-#: read any of its files.  tests/test_gdal.py checks that every directory of GDAL's tree
+#: read any of its files.  tests/test_sbom.py checks that every directory of GDAL's tree
 #: with a license file of its own is named here.
 EMBEDDED = (
     Embedded(
