@@ -545,7 +545,8 @@ def verify_errors(wheel: Path, env: dict, cwd: Path) -> list:
 
 #: The test files that build whole prefixes, longest first: under pytest-xdist (``--dist
 #: loadfile --no-loadscope-reorder``) files go to the workers in collection order, so the
-#: longest start first and the short ones fill in around them.
+#: longest start first and the short ones fill in around them (pytest_xdist_make_scheduler:
+#: as a worker comes to the last test of its file).
 HEAVY_FIRST = (
     "test_musllinux.py",
     "test_zig.py",
@@ -565,6 +566,30 @@ SLOW_FIXTURES = frozenset({
     "infra", "image", "image_x86", "image_arm", "registry", "zig_aarch64", "built_pythons",
 })  # fmt: skip
 SLOW_MARKERS = ("e2e", "containers", "network")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile``, with the next file given to a worker only when it is down to
+    the last test of its current one (xdist's own waits for two left).  A file whose last
+    two tests are long builds (test_gdal_cross: two GDALs, about 25 minutes) otherwise has
+    the next heavy file queued behind it on the same worker, while the other worker drains
+    everything else and idles at the end.  One test must stay ahead: a worker runs a test
+    once it knows the next (its teardown depends on it)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class LastTestAhead(LoadFileScheduling):
+        def _reschedule(self, node) -> None:
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            if self._pending_of(self.assigned_work[node]) <= 1:
+                self._assign_work_unit(node)
+
+    return LastTestAhead(config, log)
 
 
 def pytest_collection_modifyitems(session, config, items):
