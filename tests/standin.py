@@ -2,10 +2,9 @@
 
 No public registry is reachable from CI, so the tests cannot pull quay.io/pypa/manylinux*.
 This module builds a stand-in per arch instead: a ``debootstrap --variant=minbase`` Debian
-bullseye rootfs (glibc 2.31, CPython 3.9; on x86_64 gcc/g++/make, cmake, ccache: the arm64
-one only tests wheels) laid out like manylinux (``/opt/python/cp39-cp39/bin/python``),
-imported with BuildKit (``FROM scratch`` + ``ADD rootfs.tar``, so the image's arch metadata
-is right) and pushed to a local
+bullseye rootfs (glibc 2.31, CPython 3.9, gcc/g++/make, cmake, ccache) laid out like manylinux
+(``/opt/python/cp39-cp39/bin/python``), imported with BuildKit (``FROM scratch`` +
+``ADD rootfs.tar``, so the image's arch metadata is right) and pushed to a local
 distribution registry on 127.0.0.1:5000.  The returned reference carries a tag, never a
 digest: pinning code resolves the digest through the registry API like it would for
 quay.io.
@@ -106,13 +105,8 @@ CPYTHON_BUILD_PACKAGES = (
 )
 
 
-#: The arches whose stand-in compiles (the others only test wheels zig cross-built: nothing
-#: is compiled under QEMU, and debootstrap's second stage there is slow per package).
-BUILD_ARCHS = frozenset({"x86_64"})
-
-
 def packages(arch: str, suite: str = SUITE) -> tuple[str, ...]:
-    if suite != SUITE or canonical_arch(arch) not in BUILD_ARCHS:
+    if suite != SUITE:
         return TEST_PACKAGES
     return PACKAGES + (CPYTHON_BUILD_PACKAGES if canonical_arch(arch) in EXTRA_PYTHON else ())
 
