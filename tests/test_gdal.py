@@ -235,9 +235,9 @@ def test_the_gdal_built_again_at_another_path_is_the_same_bytes(leaky_env, mirro
     relocated, and no binary naming either root -- so a compiler that wrote its path in
     would fail this even where the object is the ccache's.  The link and install steps run
     anew (where the build-tree RPATH once made libgeos_c and libgdal differ).  Compiling
-    every object anew with ccache off is test_remote's ``cache check`` (zig's SQLite,
-    GEOS and PROJ) and test_reproducible (host, zig and the container's SQLite): a
-    ccache-off GEOS, PROJ and GDAL on gcc would add their whole compile to the suite."""
+    every object anew with ccache off is test_reproducible's (SQLite on the host, zig and
+    the container): a ccache-off GEOS, PROJ and GDAL on gcc would add their whole compile
+    to the suite (docs/cache.md: what is measured once, what every run tests)."""
     from test_reproducible import deps_built_twice, has_all
 
     fresh = tmp_path / "elsewhere" / "deeper" / "cache"

@@ -128,11 +128,18 @@ def same_artifacts(fresh: Path, session: Path, name: str) -> list[str]:
                 two = two.replace(str(session).encode(), b"@ROOT@")
             else:  # a binary: as it is, and naming neither root
                 one, two = a.read_bytes(), b.read_bytes()
-                for data, root in ((one, fresh), (two, session)):
-                    assert str(root).encode() not in data, f"{ours.name}/{rel} names {root}"
+                names_no_root(one, f"{ours.name}/{rel}", fresh)
+                names_no_root(two, f"{ours.name}/{rel}", session)
             assert one == two, f"{ours.name}/{rel} differs between the caches"
             compared.append(f"{ours.name}/{rel}")
     return compared
+
+
+def names_no_root(data: bytes, what: object, root: Path) -> None:
+    """A binary (what a pull does not relocate) must not name a cache root: a compiler that
+    wrote its path into an object would make the artifact depend on where it was built,
+    and ccache would carry that object to another cache unchanged."""
+    assert str(root).encode() not in data, f"{what} names {root}"
 
 
 def deps_built_twice(
